@@ -1,0 +1,161 @@
+"""Latency (exact) and FPGA resource (first analytical model) estimates.
+
+Latency follows the generated RTL's schedule (see ``hw_templates/verilog``):
+
+* the top accepts ``n_in`` input beats, one per cycle without stalls;
+* layer ``l`` issues ``D_l = rows_l * ceil(k_l / P_l)`` ROM words, then needs 3 pipeline
+  cycles and one write-back cycle, and the next layer samples its ``start`` one cycle
+  later: ``D_l + 4`` cycles from one layer's start to the next's;
+* the output FSM takes one cycle to enter its state, then emits ``n_out`` beats.
+
+Counting edges from the one that accepts the first input beat to the one that
+accepts the last output beat gives ``n_in + sum_l (D_l + 4) + n_out``; the next
+inference's first beat is accepted one edge after the last output beat, so the
+initiation interval is that plus one (the layers run one inference at a time).
+The tests check both numbers against cocotb simulation for equality.
+
+Resources (7-series-style, first version; the synthesis-validated model comes later):
+
+* DSP: one DSP48 per MAC lane when both operands fit 25x18 and the product is at
+  least 9 bits wide, else the multiplier is LUTs.
+* ROMs: BRAM18 when a ROM holds more than 4 Kib and is deeper than 64 words
+  (width split by the BRAM18 aspect ratios), else distributed LUT ROM (64x1 per LUT6).
+* LUT and FF: activation muxes, adders, requantization, buffers and pipeline registers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from ..ir import Model
+from .packing import index_bits
+from .render import LayerPlan
+
+__all__ = ["LayerLatency", "Latency", "latency", "LayerResources", "Resources", "resources", "rom_cost"]
+
+PIPELINE_CYCLES = 4  # ROM read, multiply, accumulate, write-back (incl. start hand-off)
+_BRAM18_ASPECTS = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+@dataclass(frozen=True)
+class LayerLatency:
+    name: str
+    issue_cycles: int  # rows * S
+    cycles: int  # issue + pipeline
+
+
+@dataclass(frozen=True)
+class Latency:
+    layers: tuple[LayerLatency, ...]
+    input_cycles: int
+    output_cycles: int
+    total_cycles: int
+    ii_cycles: int
+
+    def throughput(self, clock_mhz: float) -> float:
+        """Inferences per second at ``clock_mhz`` when streamed back to back."""
+        return clock_mhz * 1e6 / self.ii_cycles
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def latency(model: Model, plans: Sequence[LayerPlan]) -> Latency:
+    """Cycles per layer, in total (first input beat to last output beat) and between inferences."""
+    layers = tuple(
+        LayerLatency(p.layer.name, p.depth, p.depth + PIPELINE_CYCLES) for p in plans
+    )
+    total = model.n_inputs + sum(l.cycles for l in layers) + model.n_outputs
+    return Latency(
+        layers=layers,
+        input_cycles=model.n_inputs,
+        output_cycles=model.n_outputs,
+        total_cycles=total,
+        ii_cycles=total + 1,
+    )
+
+
+@dataclass(frozen=True)
+class LayerResources:
+    name: str
+    dsp: int
+    bram18: int
+    lut: int
+    ff: int
+    rom_bits: int
+
+
+@dataclass(frozen=True)
+class Resources:
+    layers: tuple[LayerResources, ...]
+    dsp: int
+    bram18: int
+    lut: int
+    ff: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rom_cost(depth: int, width: int) -> tuple[int, int]:
+    """``(bram18, lut)`` of a ``depth x width`` ROM."""
+    if depth * width > 4096 and depth > 64:
+        for max_depth, w in _BRAM18_ASPECTS:
+            if depth <= max_depth:
+                return math.ceil(width / w), 0
+        return math.ceil(depth / 16384) * width, 0
+    return 0, width * math.ceil(depth / 64)
+
+
+def _uses_dsp(a_bits: int, w_bits: int) -> bool:
+    lo, hi = sorted((a_bits, w_bits))
+    return lo <= 18 and hi <= 25 and a_bits + w_bits >= 9
+
+
+def resources(model: Model, plans: Sequence[LayerPlan]) -> Resources:
+    """Per-layer and total DSP, BRAM18, LUT and FF estimates."""
+    out = []
+    for p in plans:
+        L = p.layer
+        acc_w = L.accumulator.width
+        a_bits = L.input_fmt.width + (0 if L.input_fmt.signed else 1)
+        dsp_lane = _uses_dsp(a_bits, L.weight_fmt.width)
+        idx_w = index_bits(L.n)
+        roms = [
+            (p.depth, p.lanes * idx_w),
+            (p.depth, p.lanes * L.weight_fmt.width),
+            (L.rows, L.bias_fmt.width),
+        ]
+        bram = lut_rom = 0
+        for depth, width in roms:
+            b, lr = rom_cost(depth, width)
+            bram += b
+            lut_rom += lr
+        mux = p.lanes * L.input_fmt.width * math.ceil(L.n / 4)
+        mult = 0 if dsp_lane else p.lanes * a_bits * L.weight_fmt.width // 2
+        adders = p.lanes * acc_w + 2 * (acc_w + 1)
+        counters = 3 * (index_bits(p.depth) + 2)
+        wb = L.rows  # output-buffer write enables
+        lut = mux + mult + adders + counters + wb + lut_rom
+        ff = (
+            p.lanes * (idx_w + L.weight_fmt.width)
+            + p.lanes * (a_bits + L.weight_fmt.width)
+            + L.bias_fmt.width
+            + acc_w
+            + L.rows * L.output_fmt.width
+            + 3 * index_bits(p.depth)
+            + 8
+        )
+        rom_bits = sum(d * w for d, w in roms)
+        out.append(LayerResources(L.name, p.lanes if dsp_lane else 0, bram, lut, ff, rom_bits))
+    top_ff = model.n_inputs * model.input_fmt.width + 2 * index_bits(model.n_inputs) + 4
+    top_lut = model.n_inputs + model.output_fmt.width * math.ceil(model.n_outputs / 4) + 8
+    return Resources(
+        layers=tuple(out),
+        dsp=sum(l.dsp for l in out),
+        bram18=sum(l.bram18 for l in out),
+        lut=sum(l.lut for l in out) + top_lut,
+        ff=sum(l.ff for l in out) + top_ff,
+    )

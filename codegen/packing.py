@@ -1,0 +1,148 @@
+"""Fixed-stride sparse ROM images for k-out-of-n layers.
+
+Every output neuron (row) keeps exactly ``k`` entries, so a row's entries start at a
+fixed address and no row pointers are needed.  For ``P`` parallel MAC lanes, a row
+occupies ``S = ceil(k / P)`` consecutive ROM words; word ``r * S + s`` holds the
+entries ``e = s * P + p`` for lanes ``p = 0 .. P-1``, lane ``p`` in bits
+``[p * B, (p + 1) * B)`` (lane 0 in the least significant bits).  Entries
+``e >= k`` of the last step are padding (zero bits): that is the only padding,
+``S * P - k`` entries per row, and it contributes nothing because a zero weight
+is stored there.
+
+Index ROM entries are ``index_bits(n) = max(1, ceil(log2 n))`` wide; weight ROM
+entries are the two's-complement pattern of the weight format's width.
+
+These functions are pure and return :class:`RomImage` values; the writers at the
+end (:func:`mem_lines`) turn an image into ``$readmemh`` text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fixed import from_twos_complement, to_twos_complement
+from ..ir import DenseLayer
+
+__all__ = [
+    "RomImage",
+    "LayerRoms",
+    "index_bits",
+    "steps_per_row",
+    "pack_entries",
+    "unpack_entries",
+    "pack_layer",
+    "unpack_layer",
+    "mem_lines",
+]
+
+
+@dataclass(frozen=True)
+class RomImage:
+    """A ROM of ``len(words)`` words of ``lanes * entry_bits`` bits each."""
+
+    words: tuple[int, ...]
+    entry_bits: int
+    lanes: int
+
+    @property
+    def depth(self) -> int:
+        return len(self.words)
+
+    @property
+    def word_bits(self) -> int:
+        return self.entry_bits * self.lanes
+
+    @property
+    def bits(self) -> int:
+        """Total storage, depth times word width."""
+        return self.depth * self.word_bits
+
+
+@dataclass(frozen=True)
+class LayerRoms:
+    index: RomImage
+    weight: RomImage
+    bias: RomImage
+    steps: int  # S, words per row
+
+
+def index_bits(n: int) -> int:
+    """Bits of one index into ``n`` inputs: ``max(1, ceil(log2 n))``."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return max(1, math.ceil(math.log2(n)))
+
+
+def steps_per_row(k: int, lanes: int) -> int:
+    """``S = ceil(k / lanes)``: ROM words (and MAC cycles) per output neuron."""
+    if lanes < 1:
+        raise ValueError(f"lanes must be >= 1, got {lanes}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return -(-k // lanes)
+
+
+def pack_entries(values: np.ndarray, entry_bits: int, lanes: int) -> RomImage:
+    """Pack unsigned ``values[rows, k]`` (each < 2**entry_bits) into a fixed-stride image."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.ndim != 2:
+        raise ValueError(f"values must be [rows, k], got shape {values.shape}")
+    if values.size and (values.min() < 0 or values.max() >= (1 << entry_bits)):
+        raise ValueError(f"a value does not fit in {entry_bits} unsigned bits")
+    rows, k = values.shape
+    s_per_row = steps_per_row(k, lanes)
+    padded = np.zeros((rows, s_per_row * lanes), dtype=np.int64)
+    padded[:, :k] = values
+    words = []
+    for r in range(rows):
+        for s in range(s_per_row):
+            word = 0
+            for p in range(lanes):
+                word |= int(padded[r, s * lanes + p]) << (p * entry_bits)
+            words.append(word)
+    return RomImage(words=tuple(words), entry_bits=entry_bits, lanes=lanes)
+
+
+def unpack_entries(rom: RomImage, k: int) -> np.ndarray:
+    """Inverse of :func:`pack_entries`: ``values[rows, k]``."""
+    s_per_row = steps_per_row(k, rom.lanes)
+    if rom.depth % s_per_row:
+        raise ValueError(f"depth {rom.depth} is not a multiple of {s_per_row} words per row")
+    rows = rom.depth // s_per_row
+    mask = (1 << rom.entry_bits) - 1
+    out = np.zeros((rows, s_per_row * rom.lanes), dtype=np.int64)
+    for a, word in enumerate(rom.words):
+        r, s = divmod(a, s_per_row)
+        for p in range(rom.lanes):
+            out[r, s * rom.lanes + p] = (word >> (p * rom.entry_bits)) & mask
+    return out[:, :k]
+
+
+def pack_layer(layer: DenseLayer, lanes: int) -> LayerRoms:
+    """Index, weight and bias ROM images of ``layer`` for ``lanes`` MAC lanes."""
+    if not 1 <= lanes <= layer.k:
+        raise ValueError(f"layer {layer.name!r}: lanes={lanes} must be in 1..k={layer.k}")
+    wfmt, bfmt = layer.weight_fmt, layer.bias_fmt
+    return LayerRoms(
+        index=pack_entries(layer.indices, index_bits(layer.n), lanes),
+        weight=pack_entries(to_twos_complement(layer.weights, wfmt.width), wfmt.width, lanes),
+        bias=pack_entries(to_twos_complement(layer.bias, bfmt.width)[:, None], bfmt.width, 1),
+        steps=steps_per_row(layer.k, lanes),
+    )
+
+
+def unpack_layer(roms: LayerRoms, k: int, weight_width: int, bias_width: int):
+    """Inverse of :func:`pack_layer`: ``(indices, weights, bias)`` as int64 arrays."""
+    idx = unpack_entries(roms.index, k)
+    w = from_twos_complement(unpack_entries(roms.weight, k), weight_width)
+    b = from_twos_complement(unpack_entries(roms.bias, 1)[:, 0], bias_width)
+    return idx, w, b
+
+
+def mem_lines(rom: RomImage) -> str:
+    """``$readmemh`` text: one word per line, zero-padded hexadecimal, no address markers."""
+    digits = max(1, -(-rom.word_bits // 4))
+    return "".join(f"{w:0{digits}x}\n" for w in rom.words)

@@ -1,0 +1,230 @@
+"""Fixed-point arithmetic of kofn, defined once.
+
+Every other part of kofn uses these rules: the quantization-aware training
+(``kofn.pruning.quant``), the integer reference (``kofn.reference``), the
+template context builders (``kofn.codegen``) and the tests.  The hardware
+implements exactly the integer functions below.
+
+Formats
+-------
+A :class:`FixedFormat` ``<width, int_bits>`` holds an integer ``q`` of ``width``
+bits (two's complement when ``signed``) standing for the real value
+``q * 2**-frac`` with ``frac = width - int_bits``.  ``int_bits`` counts the sign
+bit for signed formats (the ``ap_fixed<W, I>`` convention), so
+``FixedFormat(8, 1)`` spans ``[-1, 1 - 2**-7]`` and ``FixedFormat(8, 0, signed=False)``
+spans ``[0, 1 - 2**-8]``.  ``int_bits`` may be negative or exceed ``width``.
+
+Layer arithmetic
+----------------
+For one output neuron with kept inputs ``a_i`` (format A), weights ``w_i``
+(format W) and bias ``b`` (format B)::
+
+    acc = (b << (A.frac + W.frac - B.frac)) + sum_i a_i * w_i      # exact
+    y   = relu(saturate(round_half_up(acc, A.frac + W.frac - O.frac), O))
+
+* Products are exact; the accumulator format (:func:`accumulator_format`) has
+  ``A.frac + W.frac`` fraction bits and enough integer bits that no sum of
+  ``k`` products plus a bias can overflow it.
+* Rounding is *round half up* (ties toward +inf):
+  ``round_half_up(x, s) = floor((x + 2**(s-1)) / 2**s)``, i.e. add half an LSB
+  and shift right arithmetically.  This is ``AP_RND`` in ``ap_fixed``.
+* Saturation clamps to the output format's range (``AP_SAT``).
+* ReLU, when enabled, comes last.  With an unsigned output format saturation
+  already clamps negatives to 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "FixedFormat",
+    "AccumulatorFormat",
+    "accumulator_format",
+    "quantize",
+    "round_half_up_shift",
+    "saturate",
+    "requantize",
+    "dense_layer",
+    "to_twos_complement",
+    "from_twos_complement",
+    "bits_for_range",
+    "MAX_INT_WIDTH",
+]
+
+#: Widest integer the reference evaluates in int64 without risk of overflow.
+MAX_INT_WIDTH = 62
+
+
+@dataclass(frozen=True)
+class FixedFormat:
+    """A fixed-point format ``<width, int_bits>``, signed or unsigned."""
+
+    width: int
+    int_bits: int
+    signed: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.width, int) or isinstance(self.width, bool):
+            raise TypeError(f"width must be an int, got {self.width!r}")
+        if not isinstance(self.int_bits, int) or isinstance(self.int_bits, bool):
+            raise TypeError(f"int_bits must be an int, got {self.int_bits!r}")
+        if not 1 <= self.width <= 32:
+            raise ValueError(f"width must be in 1..32, got {self.width}")
+        if self.int_bits > self.width:
+            raise ValueError(
+                f"width ({self.width}) is smaller than int_bits ({self.int_bits})"
+            )
+        if self.signed and self.width < 2:
+            raise ValueError("a signed format needs at least 2 bits")
+
+    @property
+    def frac(self) -> int:
+        """Number of fraction bits, ``width - int_bits``."""
+        return self.width - self.int_bits
+
+    @property
+    def min_int(self) -> int:
+        """Smallest representable integer code."""
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def max_int(self) -> int:
+        """Largest representable integer code."""
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+    @property
+    def scale(self) -> float:
+        """Value of one LSB, ``2**-frac``."""
+        return 2.0 ** (-self.frac)
+
+    def to_real(self, q: np.ndarray | int) -> np.ndarray:
+        """Real values of integer codes ``q`` (float64, exact)."""
+        return np.asarray(q, dtype=np.float64) * self.scale
+
+    def describe(self) -> str:
+        """``ap_fixed``-style name, e.g. ``fixed<8,3>`` or ``ufixed<8,0>``."""
+        return f"{'' if self.signed else 'u'}fixed<{self.width},{self.int_bits}>"
+
+    def to_dict(self) -> dict:
+        return {"width": self.width, "int_bits": self.int_bits, "signed": self.signed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FixedFormat":
+        return cls(int(d["width"]), int(d["int_bits"]), bool(d.get("signed", True)))
+
+
+@dataclass(frozen=True)
+class AccumulatorFormat:
+    """Signed accumulator of a layer: ``width`` bits, ``frac`` fraction bits."""
+
+    width: int
+    frac: int
+    bias_shift: int  # left shift aligning the bias to the accumulator's LSB
+    min_value: int  # smallest sum reachable (for documentation and tests)
+    max_value: int  # largest sum reachable
+
+
+def bits_for_range(lo: int, hi: int) -> int:
+    """Width of the smallest two's-complement integer that holds every value in [lo, hi]."""
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    w = 1
+    while not (-(1 << (w - 1)) <= lo and hi <= (1 << (w - 1)) - 1):
+        w += 1
+    return w
+
+
+def accumulator_format(
+    act: FixedFormat, weight: FixedFormat, bias: FixedFormat, k: int
+) -> AccumulatorFormat:
+    """The accumulator for ``k`` products ``act * weight`` plus one ``bias``.
+
+    The width is derived from the exact extreme values, so it can never overflow.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    frac = act.frac + weight.frac
+    shift = frac - bias.frac
+    if shift < 0:
+        raise ValueError(
+            f"bias has more fraction bits ({bias.frac}) than the accumulator "
+            f"({act.frac} + {weight.frac}); widen the weight or input format or "
+            "narrow the bias"
+        )
+    corners = [a * w for a in (act.min_int, act.max_int) for w in (weight.min_int, weight.max_int)]
+    lo = k * min(corners) + (bias.min_int << shift)
+    hi = k * max(corners) + (bias.max_int << shift)
+    width = bits_for_range(lo, hi)
+    if width + 1 > MAX_INT_WIDTH:
+        raise ValueError(f"accumulator would need {width} bits; at most {MAX_INT_WIDTH - 1} supported")
+    return AccumulatorFormat(width=width, frac=frac, bias_shift=shift, min_value=lo, max_value=hi)
+
+
+def quantize(x: np.ndarray, fmt: FixedFormat) -> np.ndarray:
+    """Real values to integer codes of ``fmt``: round half up, then saturate (int64)."""
+    q = np.floor(np.asarray(x, dtype=np.float64) * (2.0 ** fmt.frac) + 0.5)
+    return np.clip(q, fmt.min_int, fmt.max_int).astype(np.int64)
+
+
+def round_half_up_shift(x: np.ndarray, shift: int) -> np.ndarray:
+    """``floor((x + 2**(shift-1)) / 2**shift)`` on integers; a left shift when ``shift < 0``."""
+    x = np.asarray(x, dtype=np.int64)
+    if shift > 0:
+        return (x + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
+    return x << np.int64(-shift)
+
+
+def saturate(x: np.ndarray, fmt: FixedFormat) -> np.ndarray:
+    """Clamp integer codes to ``fmt``'s range."""
+    return np.clip(np.asarray(x, dtype=np.int64), fmt.min_int, fmt.max_int)
+
+
+def requantize(acc: np.ndarray, acc_frac: int, out: FixedFormat, relu: bool) -> np.ndarray:
+    """Accumulator integers (``acc_frac`` fraction bits) to codes of ``out``.
+
+    Round half up, saturate, then ReLU if asked: the one rule used everywhere.
+    """
+    y = saturate(round_half_up_shift(acc, acc_frac - out.frac), out)
+    return np.maximum(y, 0) if relu else y
+
+
+def dense_layer(
+    x: np.ndarray,
+    indices: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    act: FixedFormat,
+    weight: FixedFormat,
+    bias_fmt: FixedFormat,
+    out: FixedFormat,
+    relu: bool,
+) -> np.ndarray:
+    """One k-out-of-n dense layer on integer codes.
+
+    ``x`` is ``[batch, n]``, ``indices`` and ``weights`` are ``[rows, k]``, ``bias``
+    is ``[rows]``.  Returns ``[batch, rows]`` int64 codes of ``out``.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    k = indices.shape[1]
+    accf = accumulator_format(act, weight, bias_fmt, k)
+    gathered = x[:, indices]  # [batch, rows, k]
+    acc = (gathered * weights[None].astype(np.int64)).sum(axis=2)
+    acc = acc + (bias.astype(np.int64) << accf.bias_shift)[None]
+    return requantize(acc, accf.frac, out, relu)
+
+
+def to_twos_complement(q: np.ndarray | int, width: int) -> np.ndarray:
+    """Signed integers to their ``width``-bit two's-complement bit patterns (unsigned)."""
+    q = np.asarray(q, dtype=np.int64)
+    if np.any(q < -(1 << (width - 1))) or np.any(q >= (1 << width)):
+        raise ValueError(f"value does not fit in {width} bits")
+    return q & np.int64((1 << width) - 1)
+
+
+def from_twos_complement(u: np.ndarray | int, width: int) -> np.ndarray:
+    """``width``-bit patterns back to signed integers."""
+    u = np.asarray(u, dtype=np.int64)
+    return np.where(u >= (1 << (width - 1)), u - (1 << width), u)

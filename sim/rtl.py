@@ -1,0 +1,135 @@
+"""Build the generated RTL with Verilator and run the cocotb testbench on it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .tools import verilator_bin, verilator_env
+
+__all__ = ["RtlResult", "lint", "build_rtl", "simulate_rtl"]
+
+TB_MODULE = "kofn.sim.axis_tb"
+
+
+@dataclass(frozen=True)
+class RtlResult:
+    outputs: np.ndarray  # [vectors, n_out] int64 codes received on m_axis (stress phase)
+    vectors: int
+    mismatches: int  # differing output codes, both phases
+    tlast_errors: int
+    latency_cycles: int  # first input beat accepted -> last output beat accepted, no stalls
+    ii_cycles: int | None  # first beat to first beat of back-to-back inferences, no stalls
+    sim_cycles: int
+    passed: bool
+
+
+def _use_verilator() -> None:
+    """Point this process's PATH and VERILATOR_ROOT at the Verilator kofn found."""
+    env = verilator_env()
+    os.environ["PATH"] = env["PATH"]
+    if "VERILATOR_ROOT" in env:
+        os.environ["VERILATOR_ROOT"] = env["VERILATOR_ROOT"]
+
+
+def lint(sources: list[Path], top: str) -> str:
+    """``verilator --lint-only -Wall``; returns its warnings ("" when clean)."""
+    res = subprocess.run(
+        [verilator_bin(), "--lint-only", "-Wall", "--top-module", top, *map(str, sources)],
+        capture_output=True,
+        text=True,
+        env=verilator_env(),
+    )
+    warnings = "\n".join(l for l in res.stderr.splitlines() if l.startswith("%"))
+    if res.returncode != 0 and not warnings:
+        warnings = res.stderr.strip() or f"verilator exited with {res.returncode}"
+    return warnings
+
+
+def build_rtl(sources: list[Path], top: str, build_dir: Path, log_file: Path | None = None) -> Path:
+    """Verilate and compile ``sources`` for cocotb; returns the build folder."""
+    from cocotb_tools.runner import get_runner
+
+    _use_verilator()
+    runner = get_runner("verilator")
+    runner.build(
+        sources=[str(s) for s in sources],
+        hdl_toplevel=top,
+        build_dir=str(build_dir),
+        always=True,
+        log_file=str(log_file) if log_file else None,
+    )
+    return build_dir
+
+
+def simulate_rtl(
+    design_dir: Path,
+    top: str,
+    x: np.ndarray,
+    expected: np.ndarray,
+    *,
+    in_tdata_w: int,
+    out_signed: bool,
+    build_dir: Path,
+    stall_prob: float = 0.25,
+    timing_vectors: int = 4,
+    seed: int = 0,
+) -> RtlResult:
+    """Stream ``x`` through the built design and compare with ``expected``.
+
+    ``design_dir`` is the simulation's working directory (the ``$readmemh`` paths
+    are relative to it); stimulus and results go to ``design_dir/sim``.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    _use_verilator()
+    tb_dir = Path(design_dir) / "sim"
+    tb_dir.mkdir(parents=True, exist_ok=True)
+    np.save(tb_dir / "tb_inputs.npy", np.asarray(x, dtype=np.int64))
+    np.save(tb_dir / "tb_expected.npy", np.asarray(expected, dtype=np.int64))
+    (tb_dir / "tb_config.json").write_text(
+        json.dumps(
+            {
+                "seed": seed,
+                "stall_prob": stall_prob,
+                "timing_vectors": max(2, timing_vectors),
+                "in_tdata_w": in_tdata_w,
+                "out_signed": out_signed,
+            }
+        )
+    )
+    result_file = tb_dir / "tb_result.json"
+    result_file.unlink(missing_ok=True)
+    runner = get_runner("verilator")
+    xml = runner.test(
+        hdl_toplevel=top,
+        hdl_toplevel_lang="verilog",
+        test_module=TB_MODULE,
+        build_dir=str(build_dir),
+        test_dir=str(design_dir),
+        extra_env={"KOFN_TB_DIR": str(tb_dir), "PYGPI_PYTHON_BIN": sys.executable},
+        results_xml=str(tb_dir / "results.xml"),
+        log_file=str(tb_dir / "sim.log"),
+        seed=seed,
+    )
+    _, failed = get_results(Path(xml))
+    if not result_file.exists():
+        raise RuntimeError(f"the RTL simulation ended without results; see {tb_dir / 'sim.log'}")
+    r = json.loads(result_file.read_text())
+    return RtlResult(
+        outputs=np.array(r["outputs"], dtype=np.int64),
+        vectors=r["vectors"],
+        mismatches=r["mismatches"],
+        tlast_errors=r["tlast_errors"],
+        latency_cycles=r["latencies"][0],
+        ii_cycles=r["iis"][0] if r["iis"] else None,
+        sim_cycles=r["cycles_total"],
+        passed=failed == 0,
+    )
