@@ -1,0 +1,77 @@
+"""The ``kofn`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+__all__ = ["main"]
+
+
+def _flow(args: argparse.Namespace) -> int:
+    from .config import ConfigError, default_config_text, load_config
+    from .flow import Progress, run_flow
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"kofn: config error: {e}", file=sys.stderr)
+        return 2
+    text = Path(args.config).read_text() if args.config else default_config_text()
+    progress = Progress(quiet=args.quiet)
+    progress(f"kofn {__version__}: flow {cfg.name} from {cfg.source} into {args.out}")
+    report = run_flow(cfg, Path(args.out), progress, config_text=text)
+    return _verdict(report)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from .flow import Progress, resimulate
+
+    report = resimulate(Path(args.build_dir), Progress(quiet=args.quiet))
+    return _verdict(report)
+
+
+def _verdict(report: dict) -> int:
+    bad = [k for k, v in report["bitexact"].items() if v["mismatches"]]
+    lat = report["latency"]
+    summary = {
+        "accuracy": report.get("accuracy"),
+        "bitexact": report["bitexact"],
+        "latency": {k: lat[k] for k in ("estimated_cycles", "measured_cycles", "ii_cycles", "measured_ii_cycles")},
+        "resources": {k: report["resources"][k] for k in ("dsp", "bram18", "lut", "ff")},
+    }
+    print(json.dumps(summary, indent=2))
+    if bad:
+        print(f"kofn: MISMATCH in {', '.join(bad)} simulation", file=sys.stderr)
+        return 1
+    if lat["measured_cycles"] is not None and (
+        lat["measured_cycles"] != lat["estimated_cycles"] or lat["measured_ii_cycles"] != lat["ii_cycles"]
+    ):
+        print("kofn: measured cycles differ from the estimate", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kofn", description="k-out-of-n pruned networks to bit-exact FPGA IP")
+    parser.add_argument("--version", action="version", version=f"kofn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("flow", help="train, export, generate RTL/HLS, simulate bit-exactly, estimate")
+    p.add_argument("config", nargs="?", help="TOML config (default: the embedded digits MLP)")
+    p.add_argument("--out", default="kofn-out", help="build folder (default: kofn-out)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_flow)
+    s = sub.add_parser("sim", help="regenerate and re-simulate a build folder from its saved IR (no training)")
+    s.add_argument("build_dir")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=_sim)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

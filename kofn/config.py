@@ -1,0 +1,275 @@
+"""Flow configuration: a TOML file mapped onto frozen dataclasses, validated before any work.
+
+Every key is checked: an unknown key, a missing required key, a wrong type or an
+impossible value (k > n, k < 1, a width smaller than its integer bits, lanes outside
+1..k ...) raises :class:`ConfigError` naming the key, e.g. ``layers[0].k``.  Nothing
+falls back silently.  ``kofn/default.toml`` is the embedded default and documents
+every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from .fixed import FixedFormat
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "TrainConfig",
+    "LayerConfig",
+    "SimConfig",
+    "HwConfig",
+    "FlowConfig",
+    "load_config",
+    "parse_config",
+    "default_config_text",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, missing or impossible; the message names the key."""
+
+
+def _fail(key: str, msg: str) -> typing.NoReturn:
+    raise ConfigError(f"{key}: {msg}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "digits"  # "digits" (bundled, no download) or "mnist" (IDX folder in `path`)
+    path: str = ""  # folder of MNIST IDX files; relative paths are relative to the config file
+    test_fraction: float = 0.2  # digits only: share of the 1797 images held out for test
+
+    @property
+    def n_features(self) -> int:
+        """Inputs per image: 64 for the 8x8 digits, 784 for 28x28 MNIST."""
+        return {"digits": 64, "mnist": 784}[self.dataset]
+
+    def validate(self, key: str) -> None:
+        if self.dataset not in ("digits", "mnist"):
+            _fail(f"{key}.dataset", f"must be 'digits' or 'mnist', got {self.dataset!r}")
+        if self.dataset == "mnist" and not self.path:
+            _fail(f"{key}.path", "is required for dataset 'mnist' (a folder of IDX files)")
+        if not 0.0 < self.test_fraction < 1.0:
+            _fail(f"{key}.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 3e-3  # Adam learning rate of weights and biases
+    mask_lr: float = 3e-2  # Adam learning rate of the DPP logits
+    weight_decay: float = 0.0
+    tau_start: float = 5.0  # DPP temperature, annealed linearly ...
+    tau_end: float = 0.5  # ... to this value at the last step
+    dpp_init_scale: float = 1.0  # logits start at scale * |w| / mean|w|
+
+    def validate(self, key: str) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                _fail(f"{key}.{name}", f"must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "mask_lr", "tau_start", "tau_end"):
+            if not getattr(self, name) > 0:
+                _fail(f"{key}.{name}", f"must be > 0, got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            _fail(f"{key}.weight_decay", f"must be >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    out_features: int
+    k: int  # inputs kept per output neuron
+    weight: FixedFormat = FixedFormat(8, 2)
+    bias: FixedFormat = FixedFormat(16, 6)
+    output: FixedFormat = FixedFormat(8, 3, signed=False)
+    relu: bool = True
+    lanes: int | None = None  # parallel MAC lanes P; default: largest divisor of k up to 8
+
+    def validate(self, key: str, n: int) -> None:
+        if self.out_features < 1:
+            _fail(f"{key}.out_features", f"must be >= 1, got {self.out_features}")
+        if not 1 <= self.k <= n:
+            _fail(f"{key}.k", f"must be in 1..{n} (the layer's inputs n), got {self.k}")
+        if self.lanes is not None and not 1 <= self.lanes <= self.k:
+            _fail(f"{key}.lanes", f"must be in 1..k={self.k}, got {self.lanes}")
+        if not self.weight.signed:
+            _fail(f"{key}.weight.signed", "weights must be signed")
+        if not self.bias.signed:
+            _fail(f"{key}.bias.signed", "biases must be signed")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    rtl: bool = True  # run the cocotb + Verilator simulation
+    hls: bool = True  # run the HLS C simulation (g++)
+    random_vectors: int = 1000  # random input vectors, uniform over the input format
+    test_vectors: int = -1  # test-split vectors to simulate; -1 = all
+    stall_prob: float = 0.25  # per-cycle probability of a tvalid gap / tready stall
+    timing_vectors: int = 4  # stall-free vectors streamed first to measure latency and II
+    seed: int = 0
+
+    def validate(self, key: str) -> None:
+        if self.random_vectors < 0:
+            _fail(f"{key}.random_vectors", f"must be >= 0, got {self.random_vectors}")
+        if self.test_vectors < -1:
+            _fail(f"{key}.test_vectors", f"must be -1 (all) or >= 0, got {self.test_vectors}")
+        if not 0.0 <= self.stall_prob < 1.0:
+            _fail(f"{key}.stall_prob", f"must be in [0, 1), got {self.stall_prob}")
+        if self.timing_vectors < 2:
+            _fail(f"{key}.timing_vectors", f"must be >= 2 (II needs two inferences), got {self.timing_vectors}")
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    top: str = "kofn_top"  # RTL top module and HLS top function name
+    part: str = "xc7z020clg400-1"  # FPGA part written into the Vitis HLS Tcl
+    clock_mhz: float = 100.0
+
+    def validate(self, key: str) -> None:
+        import re
+
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.top):
+            _fail(f"{key}.top", f"{self.top!r} is not a valid Verilog/C++ identifier")
+        if not self.clock_mhz > 0:
+            _fail(f"{key}.clock_mhz", f"must be > 0, got {self.clock_mhz}")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    layers: tuple[LayerConfig, ...]
+    name: str = "kofn_mlp"
+    seed: int = 0
+    input: FixedFormat = FixedFormat(8, 1, signed=False)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+    hw: HwConfig = field(default_factory=HwConfig)
+    source: str = "<default>"  # where the config came from (not a TOML key)
+
+    def validate(self) -> None:
+        """Check every value, layer 0's k against the dataset's feature count included."""
+        self.data.validate("data")
+        self.train.validate("train")
+        self.sim.validate("sim")
+        self.hw.validate("hw")
+        if not self.layers:
+            _fail("layers", "at least one [[layers]] table is required")
+        n = self.data.n_features
+        for i, layer in enumerate(self.layers):
+            layer.validate(f"layers[{i}]", n)
+            n = layer.out_features
+
+
+_FORMAT_KEYS = {"width", "int_bits", "signed"}
+
+
+def _build_format(value: Any, key: str) -> FixedFormat:
+    if not isinstance(value, dict):
+        _fail(key, f"must be a table {{width, int_bits, signed}}, got {value!r}")
+    unknown = set(value) - _FORMAT_KEYS
+    if unknown:
+        _fail(f"{key}.{sorted(unknown)[0]}", "unknown key (a format has width, int_bits, signed)")
+    for req in ("width", "int_bits"):
+        if req not in value:
+            _fail(f"{key}.{req}", "missing")
+        if not isinstance(value[req], int) or isinstance(value[req], bool):
+            _fail(f"{key}.{req}", f"must be an integer, got {value[req]!r}")
+    signed = value.get("signed", True)
+    if not isinstance(signed, bool):
+        _fail(f"{key}.signed", f"must be true or false, got {signed!r}")
+    try:
+        return FixedFormat(value["width"], value["int_bits"], signed)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{key}: {e}") from None
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is FixedFormat:
+        return _build_format(value, key)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin is tuple:  # tuple[X, ...]
+        (item_tp, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            _fail(key, f"must be an array, got {value!r}")
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _coerce(value, args[0], key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            _fail(key, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            _fail(key, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            _fail(key, f"must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            _fail(key, f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {key}")  # pragma: no cover
+
+
+def _build(cls: type, table: Any, prefix: str) -> Any:
+    if not isinstance(table, dict):
+        _fail(prefix or "config", f"must be a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    for key in table:
+        if key not in fields:
+            where = f"{prefix}.{key}" if prefix else key
+            _fail(where, f"unknown key (allowed: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, f in fields.items():
+        where = f"{prefix}.{name}" if prefix else name
+        if name in table:
+            kwargs[name] = _coerce(table[name], hints[name], where)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            _fail(where, "missing required key")
+    return cls(**kwargs)
+
+
+def parse_config(text: str, source: str = "<string>") -> FlowConfig:
+    """Parse and validate TOML text."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: invalid TOML: {e}") from None
+    cfg = _build(FlowConfig, doc, "")
+    cfg = dataclasses.replace(cfg, source=source)
+    cfg.validate()
+    return cfg
+
+
+def default_config_text() -> str:
+    """The embedded default configuration (digits, 64-32-10, k/n = 1/4)."""
+    return files("kofn").joinpath("default.toml").read_text()
+
+
+def load_config(path: str | Path | None) -> FlowConfig:
+    """Load ``path`` (or the embedded default when ``None``); relative data paths are
+    resolved against the config file's folder."""
+    if path is None:
+        return parse_config(default_config_text(), "<default>")
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    cfg = parse_config(p.read_text(), str(p))
+    if cfg.data.path and not Path(cfg.data.path).is_absolute():
+        data = dataclasses.replace(cfg.data, path=str((p.parent / cfg.data.path).resolve()))
+        cfg = dataclasses.replace(cfg, data=data)
+    return cfg

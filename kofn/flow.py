@@ -1,0 +1,290 @@
+"""``kofn flow``: train -> export -> codegen -> RTL and C simulation -> estimates -> report.
+
+The build folder holds::
+
+    config.toml            the configuration used
+    model/                 model.json + model.npz (the IR), model.pt (torch weights), history.json
+    rom/*.mem  rtl/*.sv  hls/*      generated IP
+    vectors/inputs.npy, expected.npy, inputs.txt    test vectors and reference outputs
+    sim/                   cocotb stimulus, results and log;  csim/  C-simulation binary and I/O
+    report.json  report.md
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from . import __version__
+from . import ir as ir_mod
+from .config import FlowConfig, load_config
+from .fixed import quantize
+from .reference import run as reference_run
+
+__all__ = ["run_flow", "build_and_verify", "resimulate", "Progress"]
+
+
+class Progress:
+    """Stage-by-stage progress lines on stderr, with elapsed seconds."""
+
+    def __init__(self, stream=None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+        self.times: dict[str, float] = {}
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"[kofn {time.perf_counter() - self.t0:6.1f}s] {msg}", file=self.stream, flush=True)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self(f"{name} ...")
+        t = time.perf_counter()
+        yield
+        self.times[name] = round(time.perf_counter() - t, 3)
+        self(f"{name} done in {self.times[name]:.1f}s")
+
+
+def _load_data(cfg: FlowConfig):
+    from .data import load_digits, load_mnist
+
+    if cfg.data.dataset == "digits":
+        return load_digits(cfg.data.test_fraction, seed=cfg.seed)
+    return load_mnist(cfg.data.path)
+
+
+def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    return float((outputs.argmax(axis=1) == labels).mean())
+
+
+def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, config_text: str | None = None) -> dict:
+    """Run the whole flow for ``cfg`` into ``out_dir``; returns the report (also written)."""
+    import torch
+
+    from .pruning import KofnMLP, LayerSpec, TrainSettings, accuracy, train
+
+    progress = progress or Progress()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config_text is not None:
+        (out / "config.toml").write_text(config_text)
+
+    with progress.stage("data"):
+        ds = _load_data(cfg)
+        progress(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test images, {ds.n_features} features")
+
+    with progress.stage("train"):
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+        specs = [
+            LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu) for l in cfg.layers
+        ]
+        model = KofnMLP(ds.n_features, cfg.input, specs, dpp_init_scale=cfg.train.dpp_init_scale)
+        t = cfg.train
+        hist = train(
+            model,
+            ds.x_train,
+            ds.y_train,
+            TrainSettings(t.epochs, t.batch_size, t.lr, t.mask_lr, t.weight_decay, t.tau_start, t.tau_end, cfg.seed),
+            progress=progress,
+        )
+        model.set_quantize(False)
+        acc_float = accuracy(model, ds.x_test, ds.y_test)
+        model.set_quantize(True)
+
+    with progress.stage("export"):
+        model_ir = model.export(cfg.name)
+        ir_mod.save(model_ir, out / "model")
+        torch.save(model.state_dict(), out / "model" / "model.pt")
+        (out / "model" / "history.json").write_text(
+            json.dumps({"loss": hist.loss, "train_acc": hist.train_acc, "tau": hist.tau}) + "\n"
+        )
+        x_test = quantize(ds.x_test, model_ir.input_fmt)
+        acc_int = _accuracy(reference_run(model_ir, x_test), ds.y_test)
+        progress(f"accuracy on {ds.name} test split: float {acc_float:.4f}, integer {acc_int:.4f}")
+
+    extra = {
+        "dataset": ds.name,
+        "accuracy": {"float": acc_float, "integer": acc_int, "test_images": int(len(ds.y_test))},
+        "training": {"seconds": round(hist.seconds, 3), "step_ms": round(hist.step_seconds * 1e3, 3),
+                     "epochs": cfg.train.epochs, "final_loss": hist.loss[-1]},
+    }
+    return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra)
+
+
+def _vectors(model_ir, cfg: FlowConfig, x_test: np.ndarray) -> tuple[np.ndarray, int, int]:
+    from .testing import random_inputs
+
+    n_test = len(x_test) if cfg.sim.test_vectors < 0 else min(cfg.sim.test_vectors, len(x_test))
+    rnd = random_inputs(model_ir, cfg.sim.random_vectors, seed=cfg.sim.seed)
+    return np.concatenate([rnd, x_test[:n_test]]).astype(np.int64), cfg.sim.random_vectors, n_test
+
+
+def build_and_verify(
+    model_ir,
+    cfg: FlowConfig,
+    out_dir: Path,
+    x_test: np.ndarray,
+    y_test: np.ndarray | None,
+    progress: Progress | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Codegen, simulate and estimate ``model_ir``; writes and returns the report."""
+    from .codegen import latency, plan_layers, render, resources, write_design
+    from .sim.hls_csim import build_csim, run_csim, write_vectors_txt
+    from .sim.rtl import build_rtl, lint, simulate_rtl
+
+    progress = progress or Progress()
+    out = Path(out_dir)
+    top = cfg.hw.top
+    with progress.stage("codegen"):
+        plans = plan_layers(model_ir, [l.lanes for l in cfg.layers])
+        design = render(model_ir, plans, top=top, part=cfg.hw.part, clock_ns=1e3 / cfg.hw.clock_mhz)
+        write_design(design, out)
+        lat = latency(model_ir, plans)
+        res = resources(model_ir, plans)
+        x, n_rand, n_test = _vectors(model_ir, cfg, x_test)
+        expected = reference_run(model_ir, x)
+        (out / "vectors").mkdir(exist_ok=True)
+        np.save(out / "vectors" / "inputs.npy", x)
+        np.save(out / "vectors" / "expected.npy", expected)
+        write_vectors_txt(x, out / "vectors" / "inputs.txt")
+        progress(
+            f"{len(design.files)} files; P = {[p.lanes for p in plans]}; "
+            f"{len(x)} vectors ({n_rand} random + {n_test} test)"
+        )
+    rtl_sources = [out / "rtl" / "kofn_dense.sv", out / "rtl" / f"{top}.sv"]
+    (out / "rtl" / "filelist.f").write_text("".join(f"{s.name}\n" for s in rtl_sources))
+
+    report: dict = {
+        "kofn_version": __version__,
+        "name": model_ir.name,
+        "top": top,
+        **(extra or {}),
+        "layers": [
+            {"name": p.layer.name, "n": p.layer.n, "k": p.layer.k, "rows": p.layer.rows, "lanes": p.lanes,
+             "steps": p.steps, "acc_width": p.layer.accumulator.width}
+            for p in plans
+        ],
+        "bitexact": {},
+        "latency": {
+            "estimated_cycles": lat.total_cycles,
+            "measured_cycles": None,
+            "ii_cycles": lat.ii_cycles,
+            "measured_ii_cycles": None,
+            "per_layer": [{"name": l.name, "cycles": l.cycles} for l in lat.layers],
+            "throughput_per_s": round(lat.throughput(cfg.hw.clock_mhz), 1),
+            "clock_mhz": cfg.hw.clock_mhz,
+        },
+        "memory": {
+            "rom_bits": sum(l.rom_bits for l in res.layers),
+            "dense_bits": sum(p.layer.rows * p.layer.n * p.layer.weight_fmt.width
+                              + p.layer.rows * p.layer.bias_fmt.width for p in plans),
+        },
+        "resources": {"dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff,
+                      "per_layer": [vars(l) | {} for l in res.layers], "model": "analytical v1"},
+    }
+
+    with progress.stage("build (Verilator + g++, in parallel)"):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            f_lint = pool.submit(lint, rtl_sources, top) if cfg.sim.rtl else None
+            f_rtl = (
+                pool.submit(build_rtl, rtl_sources, top, out / "sim_build", out / "sim_build.log")
+                if cfg.sim.rtl
+                else None
+            )
+            f_hls = pool.submit(build_csim, out / "hls", top, out / "csim") if cfg.sim.hls else None
+            lint_msg = f_lint.result() if f_lint else None
+            if f_rtl:
+                f_rtl.result()
+            csim_bin = f_hls.result() if f_hls else None
+        if lint_msg is not None:
+            report["lint"] = {"verilator_wall": "clean" if not lint_msg else lint_msg}
+            if lint_msg:
+                progress(f"WARNING: verilator -Wall is not clean:\n{lint_msg}")
+
+    if cfg.sim.hls:
+        with progress.stage(f"HLS C simulation ({len(x)} vectors)"):
+            cs = run_csim(csim_bin, x, out / "csim")
+            mism = int((cs.outputs != expected).sum())
+            report["bitexact"]["hls"] = {"vectors": int(len(x)), "mismatches": mism}
+            progress(f"HLS C simulation: {mism} mismatching output codes")
+    if cfg.sim.rtl:
+        with progress.stage(f"RTL simulation ({len(x)} vectors, stall probability {cfg.sim.stall_prob})"):
+            r = simulate_rtl(
+                out, top, x, expected,
+                in_tdata_w=-(-model_ir.input_fmt.width // 8) * 8,
+                out_signed=model_ir.output_fmt.signed,
+                build_dir=out / "sim_build",
+                stall_prob=cfg.sim.stall_prob,
+                timing_vectors=cfg.sim.timing_vectors,
+                seed=cfg.sim.seed,
+            )
+            report["bitexact"]["rtl"] = {"vectors": r.vectors, "mismatches": r.mismatches,
+                                         "tlast_errors": r.tlast_errors, "sim_cycles": r.sim_cycles}
+            report["latency"]["measured_cycles"] = r.latency_cycles
+            report["latency"]["measured_ii_cycles"] = r.ii_cycles
+            progress(
+                f"RTL simulation: {r.mismatches} mismatching output codes; latency {r.latency_cycles} "
+                f"cycles (estimated {lat.total_cycles}), II {r.ii_cycles} (estimated {lat.ii_cycles})"
+            )
+    if y_test is not None and cfg.sim.rtl:
+        # hardware accuracy: the RTL's own outputs on the simulated test images
+        n_rand = cfg.sim.random_vectors
+        n_t = len(x) - n_rand
+        report["accuracy"]["rtl_on_test"] = _accuracy(r.outputs[n_rand:], y_test[:n_t]) if n_t else None
+    report["seconds"] = progress.times
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(render_markdown(report))
+    progress(f"wrote {out / 'report.json'} and {out / 'report.md'}")
+    return report
+
+
+def resimulate(build_dir: Path, progress: Progress | None = None) -> dict:
+    """Regenerate and re-simulate a build folder from its saved IR and config (no training)."""
+    build_dir = Path(build_dir)
+    cfg_path = build_dir / "config.toml"
+    cfg = load_config(cfg_path) if cfg_path.exists() else load_config(None)
+    model_ir = ir_mod.load(build_dir / "model")
+    old = json.loads((build_dir / "report.json").read_text()) if (build_dir / "report.json").exists() else {}
+    x_saved = np.load(build_dir / "vectors" / "inputs.npy")
+    x_test = x_saved[cfg.sim.random_vectors:]
+    extra = {k: old[k] for k in ("dataset", "accuracy", "training") if k in old}
+    if "accuracy" in extra:
+        extra["accuracy"] = {k: v for k, v in extra["accuracy"].items() if k != "rtl_on_test"}
+    return build_and_verify(model_ir, cfg, build_dir, x_test, None, progress, extra)
+
+
+def render_markdown(r: dict) -> str:
+    """A human-readable summary of a report."""
+    lines = [f"# kofn report: {r['name']}", "", f"Top module `{r['top']}`, kofn {r['kofn_version']}.", ""]
+    acc = r.get("accuracy")
+    if acc:
+        lines += ["## Accuracy", "", "| float | integer |", "|---|---|",
+                  f"| {acc['float']:.4f} | {acc['integer']:.4f} |", ""]
+    lines += ["## Bit-exactness", "", "| simulation | vectors | mismatches |", "|---|---|---|"]
+    for k, v in r["bitexact"].items():
+        lines.append(f"| {k} | {v['vectors']} | {v['mismatches']} |")
+    lat = r["latency"]
+    lines += ["", "## Latency", "", "| | estimated | measured |", "|---|---|---|",
+              f"| cycles (first input beat to last output beat) | {lat['estimated_cycles']} | {lat['measured_cycles']} |",
+              f"| initiation interval | {lat['ii_cycles']} | {lat['measured_ii_cycles']} |", "",
+              f"Throughput at {lat['clock_mhz']} MHz: {lat['throughput_per_s']:.0f} inferences/s.", "",
+              "| layer | n | k | rows | lanes P | steps S | cycles |", "|---|---|---|---|---|---|---|"]
+    for l, c in zip(r["layers"], lat["per_layer"]):
+        lines.append(f"| {l['name']} | {l['n']} | {l['k']} | {l['rows']} | {l['lanes']} | {l['steps']} | {c['cycles']} |")
+    res, mem = r["resources"], r["memory"]
+    lines += ["", "## Resources (estimate, analytical v1)", "", "| DSP | BRAM18 | LUT | FF |", "|---|---|---|---|",
+              f"| {res['dsp']} | {res['bram18']} | {res['lut']} | {res['ff']} |", "",
+              f"ROM bits: {mem['rom_bits']} (dense 8-bit equivalent: {mem['dense_bits']}, "
+              f"{mem['dense_bits'] / max(1, mem['rom_bits']):.2f}x).", ""]
+    return "\n".join(lines)
