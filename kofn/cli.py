@@ -35,6 +35,13 @@ def _sim(args: argparse.Namespace) -> int:
     return _verdict(report)
 
 
+def _default_config(args: argparse.Namespace) -> int:
+    from .config import default_config_text
+
+    print(default_config_text(), end="")
+    return 0
+
+
 def _verdict(report: dict) -> int:
     bad = [k for k, v in report["bitexact"].items() if v["mismatches"]]
     lat = report["latency"]
@@ -69,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("build_dir")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_sim)
+    d = sub.add_parser("default-config", help="print the embedded default config (a documented starting point)")
+    d.set_defaults(func=_default_config)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -12,8 +12,8 @@ The build folder holds::
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -191,7 +191,7 @@ def build_and_verify(
                               + p.layer.rows * p.layer.bias_fmt.width for p in plans),
         },
         "resources": {"dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff,
-                      "per_layer": [vars(l) | {} for l in res.layers], "model": "analytical v1"},
+                      "per_layer": [dataclasses.asdict(l) for l in res.layers], "model": "analytical v1"},
     }
 
     with progress.stage("build (Verilator + g++, in parallel)"):

@@ -41,7 +41,7 @@ class DPPMask(nn.Module):
         s = self.logits + gumbel_like(self.logits)
         hard = kofn_topk(s.detach(), self.k)
         soft = relaxed_khot(s, self.k, self.tau)
-        return hard + soft - soft.detach()
+        return hard + (soft - soft.detach())  # exactly `hard` forward; the bracket is exactly 0
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return w * self.mask().to(w.dtype)

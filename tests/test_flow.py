@@ -1,0 +1,89 @@
+"""`kofn flow` end to end, as a user runs it: the CLI, the build folder, report.json."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kofn import ir
+from kofn.cli import main
+from kofn.config import default_config_text
+from kofn.reference import run
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def default_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("flow") / "out"
+    rc = main(["flow", "--out", str(out), "--quiet"])
+    return rc, out
+
+
+def test_default_flow_report(default_build):
+    rc, out = default_build
+    assert rc == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["top"] == "kofn_top"
+    for sim in ("rtl", "hls"):
+        assert r["bitexact"][sim]["vectors"] >= 1000 + 300
+        assert r["bitexact"][sim]["mismatches"] == 0
+    assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
+    assert r["latency"]["measured_ii_cycles"] == r["latency"]["ii_cycles"]
+    assert r["accuracy"]["integer"] >= 0.93
+    assert r["accuracy"]["rtl_on_test"] == r["accuracy"]["integer"]
+    assert r["lint"]["verilator_wall"] == "clean"
+    assert {"dsp", "bram18", "lut", "ff"} <= set(r["resources"])
+    assert 0 < r["memory"]["rom_bits"] < r["memory"]["dense_bits"]
+
+
+def test_default_flow_folder(default_build):
+    _, out = default_build
+    for rel in ("model/model.json", "model/model.npz", "model/model.pt", "rtl/kofn_top.sv", "rtl/kofn_dense.sv",
+                "hls/kofn_top.cpp", "hls/run_hls.tcl", "vectors/inputs.npy", "vectors/expected.npy", "report.md",
+                "config.toml"):
+        assert (out / rel).is_file(), rel
+    assert list((out / "rom").glob("*.mem"))
+    # expected.npy is the reference's output on inputs.npy, from the saved IR alone
+    m = ir.load(out / "model")
+    np.testing.assert_array_equal(np.load(out / "vectors" / "expected.npy"), run(m, np.load(out / "vectors" / "inputs.npy")))
+    # k/n <= 1/4 in every layer
+    assert all(layer.k * 4 <= layer.n for layer in m.layers)
+
+
+def test_resimulate_from_saved_ir(default_build):
+    _, out = default_build
+    assert main(["sim", str(out), "--quiet"]) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["bitexact"]["rtl"]["mismatches"] == 0 and r["bitexact"]["hls"]["mismatches"] == 0
+
+
+def test_config_error_exit_code(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(re.sub(r"^k = 16", "k = 99", default_config_text(), count=1, flags=re.M))
+    assert main(["flow", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "layers[0].k" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing ran
+
+
+def test_mnist_example_reduced(tmp_path, mnist_dir):
+    """The examples/mnist_mlp.toml design, trained briefly, simulates bit-exactly."""
+    text = (REPO / "examples" / "mnist_mlp.toml").read_text()
+    text = text.replace('path = "../../shared/data/mnist"', f'path = "{mnist_dir}"')
+    text = re.sub(r"^epochs = \d+", "epochs = 1", text, flags=re.M)
+    text = re.sub(r"^random_vectors = \d+", "random_vectors = 30", text, flags=re.M)
+    text = re.sub(r"^test_vectors = -?\d+", "test_vectors = 30", text, flags=re.M)
+    cfg = tmp_path / "mnist.toml"
+    cfg.write_text(text)
+    assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    r = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert r["bitexact"]["rtl"] == {**r["bitexact"]["rtl"], "vectors": 60, "mismatches": 0}
+    assert r["bitexact"]["hls"]["mismatches"] == 0
+    assert r["layers"][0]["k"] * 16 <= r["layers"][0]["n"]
+    assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
