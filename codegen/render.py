@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import jinja2
 
 from .. import __version__
-from ..fixed import FixedFormat, bits_for_range
+from ..fixed import FixedFormat, bits_for_range, from_twos_complement
 from ..ir import DenseLayer, Model
 from .packing import LayerRoms, index_bits, mem_lines, pack_layer, unpack_entries
 
@@ -165,7 +165,7 @@ def _hls_layer_ctx(plan: LayerPlan, in_type_name: str) -> dict:
     idx = unpack_entries(plan.roms.index, stride)  # includes padding entries
     w = unpack_entries(plan.roms.weight, stride)
     wf = L.weight_fmt
-    w_signed = [int(v) - (1 << wf.width) if v >= (1 << (wf.width - 1)) else int(v) for v in w.ravel()]
+    w_signed = [int(v) for v in from_twos_complement(w, wf.width).ravel()]
     return {
         "name": L.name,
         "n": L.n,

@@ -44,6 +44,7 @@ __all__ = [
     "AccumulatorFormat",
     "accumulator_format",
     "quantize",
+    "round_half_up",
     "round_half_up_shift",
     "saturate",
     "requantize",
@@ -163,9 +164,20 @@ def accumulator_format(
     return AccumulatorFormat(width=width, frac=frac, bias_shift=shift, min_value=lo, max_value=hi)
 
 
+def round_half_up(x):
+    """``floor(x + 1/2)`` elementwise, for numpy arrays and torch tensors alike.
+
+    Written as ``y - y % 1`` (with ``y = x + 1/2``): ``%`` is a floor-modulo in both
+    libraries, so the QAT fake quantizer (``kofn.pruning.quant``) calls this very
+    function and cannot drift from the reference.
+    """
+    y = x + 0.5
+    return y - y % 1
+
+
 def quantize(x: np.ndarray, fmt: FixedFormat) -> np.ndarray:
     """Real values to integer codes of ``fmt``: round half up, then saturate (int64)."""
-    q = np.floor(np.asarray(x, dtype=np.float64) * (2.0 ** fmt.frac) + 0.5)
+    q = round_half_up(np.asarray(x, dtype=np.float64) * (2.0 ** fmt.frac))
     return np.clip(q, fmt.min_int, fmt.max_int).astype(np.int64)
 
 

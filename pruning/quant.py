@@ -1,8 +1,9 @@
 """Fixed-point quantization-aware training pieces (straight-through rounding).
 
-The forward pass applies exactly :func:`kofn.fixed.quantize`'s rule, round half up
-(``floor(x * 2**frac + 0.5)``) then saturation, so a trained model in eval mode
-computes the same integers as the reference; ``tests/pruning`` checks that.
+The forward pass applies :func:`kofn.fixed.quantize`'s rule, calling the same
+:func:`kofn.fixed.round_half_up` and clamping to the format's codes, so a trained
+model in eval mode computes the same integers as the reference; ``tests/pruning``
+checks that.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..fixed import FixedFormat
+from ..fixed import FixedFormat, round_half_up
 
 __all__ = ["round_half_up_ste", "fake_quant", "FakeQuant"]
 
@@ -18,7 +19,7 @@ __all__ = ["round_half_up_ste", "fake_quant", "FakeQuant"]
 class _RoundHalfUpSTE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return torch.floor(x + 0.5)
+        return round_half_up(x)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # noqa: D102
@@ -26,7 +27,7 @@ class _RoundHalfUpSTE(torch.autograd.Function):
 
 
 def round_half_up_ste(x: torch.Tensor) -> torch.Tensor:
-    """``floor(x + 0.5)`` forward, identity gradient backward."""
+    """:func:`kofn.fixed.round_half_up` forward, identity gradient backward."""
     return _RoundHalfUpSTE.apply(x)
 
 
