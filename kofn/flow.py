@@ -228,6 +228,7 @@ def build_and_verify(
                 stall_prob=cfg.sim.stall_prob,
                 timing_vectors=cfg.sim.timing_vectors,
                 seed=cfg.sim.seed,
+                progress=progress,
             )
             report["bitexact"]["rtl"] = {"vectors": r.vectors, "mismatches": r.mismatches,
                                          "tlast_errors": r.tlast_errors, "sim_cycles": r.sim_cycles}

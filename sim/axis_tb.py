@@ -32,7 +32,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 __all__ = ["stream_vectors"]
 
 
-async def _phase(dut, x: np.ndarray, n_out: int, in_mask: int, out_signed: bool, stall: float, rng, clock):
+async def _phase(dut, x, n_out, in_mask, out_signed, stall, rng, clock, progress_file=None):
     n_vec, n_in = x.shape
     beats = [int(v) & in_mask for v in x.reshape(-1)]
     total_in, total_out = len(beats), n_vec * n_out
@@ -42,6 +42,7 @@ async def _phase(dut, x: np.ndarray, n_out: int, in_mask: int, out_signed: bool,
     tlast_errors = 0
     ptr = 0
     valid = False
+    step = max(1, n_vec // 10)
     while len(outs) < total_out:
         await RisingEdge(dut.aclk)
         clock[0] += 1
@@ -64,6 +65,8 @@ async def _phase(dut, x: np.ndarray, n_out: int, in_mask: int, out_signed: bool,
             out_edges.append(edge)
             want_last = len(outs) % n_out == 0
             tlast_errors += int((dut.m_axis_tlast.value == 1) != want_last)
+            if progress_file is not None and want_last and (len(outs) // n_out) % step == 0:
+                progress_file.write_text(f"{len(outs) // n_out} {n_vec}\n")
     await RisingEdge(dut.aclk)
     clock[0] += 1
     dut.s_axis_tvalid.value = 0
@@ -100,7 +103,7 @@ async def stream_vectors(dut):
     latencies = [t_out[(i + 1) * n_out - 1] - t_in[i * n_in] for i in range(t)]
     iis = [t_in[(i + 1) * n_in] - t_in[i * n_in] for i in range(t - 1)]
     s_outs, _, _, s_err = await _phase(
-        dut, x, n_out, in_mask, cfg["out_signed"], cfg["stall_prob"], rng, clock
+        dut, x, n_out, in_mask, cfg["out_signed"], cfg["stall_prob"], rng, clock, d / "tb_progress.txt"
     )
 
     got = np.array(s_outs, dtype=np.int64).reshape(n_vec, n_out)

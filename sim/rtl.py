@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -81,6 +85,7 @@ def simulate_rtl(
     stall_prob: float = 0.25,
     timing_vectors: int = 4,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> RtlResult:
     """Stream ``x`` through the built design and compare with ``expected``.
 
@@ -107,9 +112,12 @@ def simulate_rtl(
         )
     )
     result_file = tb_dir / "tb_result.json"
-    result_file.unlink(missing_ok=True)
+    progress_file = tb_dir / "tb_progress.txt"
+    for f in (result_file, progress_file):
+        f.unlink(missing_ok=True)
     runner = get_runner("verilator")
-    xml = runner.test(
+    run = functools.partial(
+        runner.test,
         hdl_toplevel=top,
         hdl_toplevel_lang="verilog",
         test_module=TB_MODULE,
@@ -120,6 +128,19 @@ def simulate_rtl(
         log_file=str(tb_dir / "sim.log"),
         seed=seed,
     )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(run)
+        last = ""
+        while True:
+            try:
+                xml = fut.result(timeout=2.0)
+                break
+            except FuturesTimeout:
+                now = progress_file.read_text().strip() if progress_file.exists() else ""
+                if progress and now and now != last:
+                    done, total = now.split()
+                    progress(f"RTL simulation: {done}/{total} vectors streamed with stalls")
+                    last = now
     _, failed = get_results(Path(xml))
     if not result_file.exists():
         raise RuntimeError(f"the RTL simulation ended without results; see {tb_dir / 'sim.log'}")
