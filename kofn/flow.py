@@ -73,7 +73,7 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
     from .pruning import KofnMLP, LayerSpec, TrainSettings, accuracy, train
 
     progress = progress or Progress()
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
     out.mkdir(parents=True, exist_ok=True)
     if config_text is not None:
         (out / "config.toml").write_text(config_text)
@@ -144,7 +144,7 @@ def build_and_verify(
     from .sim.rtl import build_rtl, lint, simulate_rtl
 
     progress = progress or Progress()
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
     top = cfg.hw.top
     with progress.stage("codegen"):
         plans = plan_layers(model_ir, [l.lanes for l in cfg.layers])
@@ -252,7 +252,7 @@ def build_and_verify(
 
 def resimulate(build_dir: Path, progress: Progress | None = None) -> dict:
     """Regenerate and re-simulate a build folder from its saved IR and config (no training)."""
-    build_dir = Path(build_dir)
+    build_dir = Path(build_dir).resolve()
     cfg_path = build_dir / "config.toml"
     cfg = load_config(cfg_path) if cfg_path.exists() else load_config(None)
     model_ir = ir_mod.load(build_dir / "model")

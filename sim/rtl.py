@@ -96,7 +96,9 @@ def simulate_rtl(
     from cocotb_tools.runner import get_runner
 
     _use_verilator()
-    tb_dir = Path(design_dir) / "sim"
+    design_dir = Path(design_dir).resolve()  # the simulator's working directory
+    build_dir = Path(build_dir).resolve()
+    tb_dir = design_dir / "sim"
     tb_dir.mkdir(parents=True, exist_ok=True)
     np.save(tb_dir / "tb_inputs.npy", np.asarray(x, dtype=np.int64))
     np.save(tb_dir / "tb_expected.npy", np.asarray(expected, dtype=np.int64))

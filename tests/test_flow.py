@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -21,9 +22,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def default_build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("flow") / "out"
-    rc = main(["flow", "--out", str(out), "--quiet"])
-    return rc, out
+    """`kofn flow` with no config, run as a user would: from a folder, with a relative --out."""
+    here = tmp_path_factory.mktemp("flow")
+    cwd = os.getcwd()
+    os.chdir(here)
+    try:
+        rc = main(["flow", "--out", "out", "--quiet"])
+    finally:
+        os.chdir(cwd)
+    return rc, here / "out"
 
 
 def test_default_flow_report(default_build):
