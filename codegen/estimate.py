@@ -26,7 +26,7 @@ Resources (7-series-style, first version; the synthesis-validated model comes la
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..ir import Model
@@ -57,9 +57,6 @@ class Latency:
     def throughput(self, clock_mhz: float) -> float:
         """Inferences per second at ``clock_mhz`` when streamed back to back."""
         return clock_mhz * 1e6 / self.ii_cycles
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def latency(model: Model, plans: Sequence[LayerPlan]) -> Latency:
@@ -94,9 +91,6 @@ class Resources:
     bram18: int
     lut: int
     ff: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def rom_cost(depth: int, width: int) -> tuple[int, int]:

@@ -52,6 +52,7 @@ __all__ = [
     "to_twos_complement",
     "from_twos_complement",
     "bits_for_range",
+    "product_range",
     "MAX_INT_WIDTH",
 ]
 
@@ -138,6 +139,12 @@ def bits_for_range(lo: int, hi: int) -> int:
     return w
 
 
+def product_range(act: FixedFormat, weight: FixedFormat) -> tuple[int, int]:
+    """Smallest and largest exact product of an ``act`` code and a ``weight`` code."""
+    corners = [a * w for a in (act.min_int, act.max_int) for w in (weight.min_int, weight.max_int)]
+    return min(corners), max(corners)
+
+
 def accumulator_format(
     act: FixedFormat, weight: FixedFormat, bias: FixedFormat, k: int
 ) -> AccumulatorFormat:
@@ -155,9 +162,9 @@ def accumulator_format(
             f"({act.frac} + {weight.frac}); widen the weight or input format or "
             "narrow the bias"
         )
-    corners = [a * w for a in (act.min_int, act.max_int) for w in (weight.min_int, weight.max_int)]
-    lo = k * min(corners) + (bias.min_int << shift)
-    hi = k * max(corners) + (bias.max_int << shift)
+    p_lo, p_hi = product_range(act, weight)
+    lo = k * p_lo + (bias.min_int << shift)
+    hi = k * p_hi + (bias.max_int << shift)
     width = bits_for_range(lo, hi)
     if width + 1 > MAX_INT_WIDTH:
         raise ValueError(f"accumulator would need {width} bits; at most {MAX_INT_WIDTH - 1} supported")

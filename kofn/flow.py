@@ -140,6 +140,7 @@ def build_and_verify(
 ) -> dict:
     """Codegen, simulate and estimate ``model_ir``; writes and returns the report."""
     from .codegen import latency, plan_layers, render, resources, write_design
+    from .codegen.render import tdata_width
     from .sim.hls_csim import build_csim, run_csim, write_vectors_txt
     from .sim.rtl import build_rtl, lint, simulate_rtl
 
@@ -222,7 +223,7 @@ def build_and_verify(
         with progress.stage(f"RTL simulation ({len(x)} vectors, stall probability {cfg.sim.stall_prob})"):
             r = simulate_rtl(
                 out, top, x, expected,
-                in_tdata_w=-(-model_ir.input_fmt.width // 8) * 8,
+                in_tdata_w=tdata_width(model_ir.input_fmt),
                 out_signed=model_ir.output_fmt.signed,
                 build_dir=out / "sim_build",
                 stall_prob=cfg.sim.stall_prob,

@@ -14,7 +14,7 @@ from ..fixed import FixedFormat, quantize
 from ..ir import DenseLayer, Model
 from .dpp import DPPMask
 from .masks import check_kofn
-from .quant import FakeQuant, fake_quant
+from .quant import FakeQuant
 
 __all__ = ["LayerSpec", "KofnMLP"]
 
@@ -35,8 +35,8 @@ class KofnMLP(nn.Module):
     """Input quantizer, then per layer: Linear with ``weight = DPPMask(FakeQuant(w))``,
     fake-quantized bias, and output requantization (round half up, saturate, ReLU).
 
-    ``quantize=False`` runs the same masked network in floating point (the "float"
-    accuracy of the report).
+    ``set_quantize(False)`` runs the same masked network in floating point (the
+    "float" accuracy of the report).
     """
 
     def __init__(
@@ -49,8 +49,10 @@ class KofnMLP(nn.Module):
         super().__init__()
         self.input_fmt = input_fmt
         self.specs = tuple(layers)
-        self.quantize = True
+        self.input_q = FakeQuant(input_fmt)
         self.linears = nn.ModuleList()
+        self.bias_q = nn.ModuleList(FakeQuant(spec.bias) for spec in self.specs)
+        self.output_q = nn.ModuleList(FakeQuant(spec.output) for spec in self.specs)
         n = n_inputs
         for spec in self.specs:
             if not 1 <= spec.k <= n:
@@ -72,19 +74,16 @@ class KofnMLP(nn.Module):
             m.tau = tau
 
     def set_quantize(self, enabled: bool) -> None:
-        self.quantize = enabled
-        for lin in self.linears:
-            lin.parametrizations.weight[0].enabled = enabled
-
-    def _q(self, x: torch.Tensor, fmt: FixedFormat) -> torch.Tensor:
-        return fake_quant(x, fmt) if self.quantize else x
+        """Switch every fake quantizer (input, weights, biases, outputs) on or off."""
+        for m in self.modules():
+            if isinstance(m, FakeQuant):
+                m.enabled = enabled
 
     # -- forward ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._q(x, self.input_fmt)
-        for lin, spec in zip(self.linears, self.specs):
-            x = nn.functional.linear(x, lin.weight, self._q(lin.bias, spec.bias))
-            x = self._q(x, spec.output)
+        x = self.input_q(x)
+        for lin, spec, bias_q, output_q in zip(self.linears, self.specs, self.bias_q, self.output_q):
+            x = output_q(nn.functional.linear(x, lin.weight, bias_q(lin.bias)))
             if spec.relu:
                 x = torch.relu(x)
         return x

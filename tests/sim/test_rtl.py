@@ -8,6 +8,7 @@ import pytest
 
 from designs import DESIGNS, design
 from kofn.codegen import latency, plan_layers, render, write_design
+from kofn.codegen.render import tdata_width
 from kofn.reference import run
 from kofn.sim.rtl import build_rtl, simulate_rtl
 from kofn.testing import random_inputs
@@ -26,7 +27,7 @@ def test_rtl_bit_exact_and_cycles(name, tmp_path):
     expected = run(m, x)
     r = simulate_rtl(
         tmp_path, "kofn_top", x, expected,
-        in_tdata_w=-(-m.input_fmt.width // 8) * 8, out_signed=m.output_fmt.signed,
+        in_tdata_w=tdata_width(m.input_fmt), out_signed=m.output_fmt.signed,
         build_dir=tmp_path / "sim_build", stall_prob=0.3, timing_vectors=3, seed=1,
     )
     assert r.passed
