@@ -9,6 +9,8 @@ from pathlib import Path
 
 from . import __version__
 
+METHODS_DEFAULT = ("dense", "magnitude", "gradual", "srste", "random", "dpp", "psp", "dtp")
+
 __all__ = ["main"]
 
 
@@ -39,6 +41,30 @@ def _default_config(args: argparse.Namespace) -> int:
     from .config import default_config_text
 
     print(default_config_text(), end="")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import run_compare
+    from .flow import Progress
+
+    progress = Progress(quiet=args.quiet)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        run_compare(
+            args.dataset,
+            [r for r in args.ratios.split(",") if r.strip()],
+            [m.strip() for m in args.methods.split(",") if m.strip()],
+            Path(args.out),
+            epochs=args.epochs,
+            seeds=seeds,
+            mnist_path=args.data,
+            progress=progress,
+        )
+    except ValueError as e:
+        print(f"kofn compare: {e}", file=sys.stderr)
+        return 2
+    print((Path(args.out) / "compare.md").read_text(), end="")
     return 0
 
 
@@ -76,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("build_dir")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_sim)
+    c = sub.add_parser("compare", help="train every pruning method side by side; compare.json, .md and .png")
+    c.add_argument("--dataset", default="digits", help="digits (64-32-10, every layer) or mnist (784-300-100-10, first layer)")
+    c.add_argument("--ratios", default="1/4,1/8", help="k/n ratios, comma separated (default: 1/4,1/8)")
+    c.add_argument("--methods", default=",".join(METHODS_DEFAULT), help=f"comma separated (default: {','.join(METHODS_DEFAULT)})")
+    c.add_argument("--out", default="kofn-compare", help="output folder (default: kofn-compare)")
+    c.add_argument("--epochs", type=int, default=None, help="epochs for every method (default: digits 60, mnist 30)")
+    c.add_argument("--seeds", default="0", help="comma separated seeds; accuracy is their mean (default: 0)")
+    c.add_argument("--data", default=None, help="mnist: folder of IDX files (e.g. ../shared/data/mnist)")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(func=_compare)
     d = sub.add_parser("default-config", help="print the embedded default config (a documented starting point)")
     d.set_defaults(func=_default_config)
     args = parser.parse_args(argv)

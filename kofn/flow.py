@@ -70,7 +70,7 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
     """Run the whole flow for ``cfg`` into ``out_dir``; returns the report (also written)."""
     import torch
 
-    from .pruning import KofnMLP, LayerSpec, TrainSettings, accuracy, train
+    from .pruning import KofnMLP, LayerSpec, accuracy, train
 
     progress = progress or Progress()
     out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
@@ -86,17 +86,15 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
         specs = [
-            LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu) for l in cfg.layers
+            LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
+            for l in cfg.layers
         ]
-        model = KofnMLP(ds.n_features, cfg.input, specs, dpp_init_scale=cfg.train.dpp_init_scale)
         t = cfg.train
-        hist = train(
-            model,
-            ds.x_train,
-            ds.y_train,
-            TrainSettings(t.epochs, t.batch_size, t.lr, t.mask_lr, t.weight_decay, t.tau_start, t.tau_end, cfg.seed),
-            progress=progress,
-        )
+        progress(f"method {t.method}: " + ", ".join(
+            f"l{i} {l.k}-of-{'n' if l.granularity == 'weight' else l.granularity}" for i, l in enumerate(cfg.layers)
+        ))
+        model = KofnMLP(ds.n_features, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed)
+        hist = train(model, ds.x_train, ds.y_train, t, seed=cfg.seed, progress=progress)
         model.set_quantize(False)
         acc_float = accuracy(model, ds.x_test, ds.y_test)
         model.set_quantize(True)
@@ -105,9 +103,7 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
         model_ir = model.export(cfg.name)
         ir_mod.save(model_ir, out / "model")
         torch.save(model.state_dict(), out / "model" / "model.pt")
-        (out / "model" / "history.json").write_text(
-            json.dumps({"loss": hist.loss, "train_acc": hist.train_acc, "tau": hist.tau}) + "\n"
-        )
+        (out / "model" / "history.json").write_text(json.dumps(hist.as_dict()) + "\n")
         x_test = quantize(ds.x_test, model_ir.input_fmt)
         acc_int = _accuracy(reference_run(model_ir, x_test), ds.y_test)
         progress(f"accuracy on {ds.name} test split: float {acc_float:.4f}, integer {acc_int:.4f}")
@@ -115,8 +111,10 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
     extra = {
         "dataset": ds.name,
         "accuracy": {"float": acc_float, "integer": acc_int, "test_images": int(len(ds.y_test))},
-        "training": {"seconds": round(hist.seconds, 3), "step_ms": round(hist.step_seconds * 1e3, 3),
-                     "epochs": cfg.train.epochs, "final_loss": hist.loss[-1]},
+        "training": {"method": cfg.train.method, "seconds": round(hist.seconds, 3),
+                     "step_ms_median": round(hist.step_seconds * 1e3, 3),
+                     "epochs": cfg.train.epochs, "final_loss": hist.loss[-1],
+                     "mask_metrics": hist.metrics[-1] if hist.metrics else []},
     }
     return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra)
 

@@ -10,10 +10,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..config import METHODS, TrainConfig
 from ..fixed import FixedFormat, quantize
 from ..ir import DenseLayer, Model
-from .dpp import DPPMask
-from .masks import check_kofn
+from .groups import Grouping, check_kofn
+from .methods import FixedPruner, KofnPruner, make_pruner
 from .quant import FakeQuant
 
 __all__ = ["LayerSpec", "KofnMLP"]
@@ -21,7 +22,11 @@ __all__ = ["LayerSpec", "KofnMLP"]
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One Linear layer: ``out_features`` rows each keeping ``k`` inputs, and its formats."""
+    """One Linear layer: ``out_features`` outputs, k-of-n at ``granularity``, and its formats.
+
+    ``granularity`` is ``weight`` (k of the n inputs per neuron), ``block`` (k of every
+    ``block`` consecutive inputs, N:M) or ``feature_map`` (k of the ``out_features``
+    neurons; the others are removed at export)."""
 
     out_features: int
     k: int
@@ -29,14 +34,31 @@ class LayerSpec:
     bias: FixedFormat
     output: FixedFormat
     relu: bool = True
+    granularity: str = "weight"
+    block: int | None = None
+
+
+class _PreQuant(nn.Module):
+    """Parametrization calling ``pruner.pre_quant`` (PSP's scales) before the quantizer;
+    it refers to the pruner without owning it, so the scales are registered once."""
+
+    def __init__(self, pruner: KofnPruner) -> None:
+        super().__init__()
+        object.__setattr__(self, "_pruner", pruner)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self._pruner.pre_quant(w)
 
 
 class KofnMLP(nn.Module):
-    """Input quantizer, then per layer: Linear with ``weight = DPPMask(FakeQuant(w))``,
-    fake-quantized bias, and output requantization (round half up, saturate, ReLU).
+    """Input quantizer, then per layer a Linear whose weight is the parametrization chain
+    ``pruner(FakeQuant(w))`` (PSP: ``pruner(FakeQuant(alpha * w))``), a fake-quantized
+    bias, and output requantization (round half up, saturate, ReLU).
 
-    ``set_quantize(False)`` runs the same masked network in floating point (the
-    "float" accuracy of the report).
+    ``method`` is one of :data:`kofn.config.METHODS`; ``dense`` keeps every input
+    (k = n, no pruner), as does any layer whose k equals its group size n.  ``masks`` (one ``[G, n]`` or weight-shaped tensor or ``None``
+    per layer) fixes given masks instead, e.g. from ``torch.ao.pruning``.
+    ``set_quantize(False)`` runs the same masked network in floating point.
     """
 
     def __init__(
@@ -44,34 +66,69 @@ class KofnMLP(nn.Module):
         n_inputs: int,
         input_fmt: FixedFormat,
         layers: Sequence[LayerSpec],
-        dpp_init_scale: float = 1.0,
+        method: str = "dpp",
+        train_cfg: TrainConfig | None = None,
+        seed: int = 0,
+        masks: Sequence[torch.Tensor | None] | None = None,
     ) -> None:
         super().__init__()
+        if method != "dense" and method not in METHODS and masks is None:
+            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        self.method = "fixed" if masks is not None else method
         self.input_fmt = input_fmt
+        self.n_inputs = n_inputs
         self.specs = tuple(layers)
         self.input_q = FakeQuant(input_fmt)
         self.linears = nn.ModuleList()
         self.bias_q = nn.ModuleList(FakeQuant(spec.bias) for spec in self.specs)
         self.output_q = nn.ModuleList(FakeQuant(spec.output) for spec in self.specs)
         n = n_inputs
-        for spec in self.specs:
-            if not 1 <= spec.k <= n:
-                raise ValueError(f"k={spec.k} must be in 1..{n} (the layer's inputs)")
+        for i, spec in enumerate(self.specs):
+            if spec.granularity == "feature_map" and i == len(self.specs) - 1:
+                raise ValueError("the last layer's outputs are the model's outputs; feature_map pruning is not allowed there")
             lin = nn.Linear(n, spec.out_features)
-            parametrize.register_parametrization(lin, "weight", FakeQuant(spec.weight))
-            parametrize.register_parametrization(
-                lin, "weight", DPPMask(lin.weight, spec.k, init_scale=dpp_init_scale)
-            )
+            grouping = Grouping(tuple(lin.weight.shape), spec.granularity, spec.block)
+            if self.method == "dense" or (masks is None and spec.k == grouping.n):  # nothing to prune
+                parametrize.register_parametrization(lin, "weight", FakeQuant(spec.weight))
+            else:
+                if masks is not None:
+                    if masks[i] is None:
+                        raise ValueError(f"layer l{i}: no mask given")
+                    pruner: KofnPruner = FixedPruner(lin.weight, spec.k, grouping, masks[i], where=f"layer l{i}")
+                else:
+                    pruner = make_pruner(self.method, lin.weight, spec.k, grouping, train_cfg, seed=seed + i)
+                if pruner.has_pre_quant:
+                    parametrize.register_parametrization(lin, "weight", _PreQuant(pruner))
+                parametrize.register_parametrization(lin, "weight", FakeQuant(spec.weight))
+                parametrize.register_parametrization(lin, "weight", pruner)
             self.linears.append(lin)
             n = spec.out_features
 
     # -- helpers ---------------------------------------------------------------------
-    def dpp_masks(self) -> list[DPPMask]:
-        return [lin.parametrizations.weight[1] for lin in self.linears]
+    def pruners(self) -> list[KofnPruner | None]:
+        """Each layer's pruner (``None`` for a dense layer)."""
+        out = []
+        for lin in self.linears:
+            last = lin.parametrizations.weight[-1]
+            out.append(last if isinstance(last, KofnPruner) else None)
+        return out
 
-    def set_tau(self, tau: float) -> None:
-        for m in self.dpp_masks():
-            m.tau = tau
+    def set_progress(self, fraction: float) -> None:
+        for p in self.pruners():
+            if p is not None:
+                p.set_progress(fraction)
+
+    def set_total_steps(self, total: int) -> None:
+        for p in self.pruners():
+            if p is not None and hasattr(p, "set_total_steps"):
+                p.set_total_steps(total)
+
+    def regularizer(self) -> torch.Tensor | None:
+        terms = [r for p in self.pruners() if p is not None for r in [p.regularizer()] if r is not None]
+        return sum(terms) if terms else None
+
+    def mask_parameters(self) -> list[nn.Parameter]:
+        return [q for p in self.pruners() if p is not None for q in p.mask_parameters()]
 
     def set_quantize(self, enabled: bool) -> None:
         """Switch every fake quantizer (input, weights, biases, outputs) on or off."""
@@ -79,39 +136,91 @@ class KofnMLP(nn.Module):
             if isinstance(m, FakeQuant):
                 m.enabled = enabled
 
+    def quantized_weight(self, i: int) -> torch.Tensor:
+        """Layer ``i``'s weight before its mask: ``FakeQuant(pre_quant(w))``."""
+        lin = self.linears[i]
+        chain = lin.parametrizations.weight
+        w = chain.original
+        for m in chain:
+            if isinstance(m, KofnPruner):
+                break
+            w = m(w)
+        return w
+
     # -- forward ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_q(x)
-        for lin, spec, bias_q, output_q in zip(self.linears, self.specs, self.bias_q, self.output_q):
-            x = output_q(nn.functional.linear(x, lin.weight, bias_q(lin.bias)))
+        for lin, spec, bias_q, output_q, pruner in zip(
+            self.linears, self.specs, self.bias_q, self.output_q, self.pruners()
+        ):
+            w = lin.weight  # evaluates the chain; the pruner records its mask
+            b = bias_q(lin.bias)
+            if pruner is not None:
+                bm = pruner.grouping.bias_mask(pruner.last_mask)
+                if bm is not None:
+                    b = b * bm.to(b.dtype)
+            x = output_q(nn.functional.linear(x, w, b))
             if spec.relu:
                 x = torch.relu(x)
         return x
 
     # -- export ----------------------------------------------------------------------
     @torch.no_grad()
+    def hard_masks(self) -> list[torch.Tensor]:
+        """Every layer's export mask at structure level ``[G, n]``, checked exactly k-of-n
+        (a dense layer: all ones)."""
+        out = []
+        for i, (lin, spec, pruner) in enumerate(zip(self.linears, self.specs, self.pruners())):
+            if pruner is None:
+                out.append(torch.ones(lin.out_features, lin.in_features))
+                continue
+            m = pruner.hard_mask(self.quantized_weight(i)).detach().float()
+            check_kofn(m, spec.k, where=f"layer l{i} ({pruner.grouping.describe()})")
+            out.append(m)
+        return out
+
+    @torch.no_grad()
     def export(self, name: str = "kofn_mlp") -> Model:
-        """The IR of this model: eval-mode top-k masks and integer codes (round half up)."""
+        """The IR of this model: eval-mode k-of-n masks and integer codes (round half up).
+
+        Feature-map pruned neurons are removed, with the next layer's inputs; every row
+        of a layer stores the same number of entries (the fixed stride): rows that lost
+        entries to a removed input are padded with zero weights at unused inputs, which
+        changes no output."""
         layers = []
         fmt_in = self.input_fmt
-        for i, (lin, spec) in enumerate(zip(self.linears, self.specs)):
-            dpp = lin.parametrizations.weight[1]
-            dpp_was = dpp.training
-            dpp.eval()
-            mask = dpp.mask()
-            dpp.train(dpp_was)
-            check_kofn(mask, spec.k, where=f"layer l{i}")
-            idx = torch.sort(mask.nonzero()[:, 1].view(mask.shape[0], spec.k), dim=1).values
-            w_real = lin.parametrizations.weight.original.detach().double().cpu().numpy()
-            w_codes = quantize(w_real, spec.weight)
-            idx_np = idx.cpu().numpy()
+        kept_in = np.arange(self.n_inputs)
+        for i, (lin, spec, pruner, m) in enumerate(zip(self.linears, self.specs, self.pruners(), self.hard_masks())):
+            w_codes = quantize(self.quantized_weight(i).double().cpu().numpy(), spec.weight)
+            b_codes = quantize(lin.bias.detach().double().cpu().numpy(), spec.bias)
+            if pruner is None:
+                wmask = np.ones(w_codes.shape, dtype=bool)
+                stride = lin.in_features
+            else:
+                wmask = pruner.grouping.expand(m).cpu().numpy().astype(bool)
+                stride = {"weight": spec.k, "feature_map": len(kept_in)}.get(
+                    spec.granularity, spec.k * (lin.in_features // (spec.block or 1))
+                )
+            rows = np.arange(lin.out_features)
+            if pruner is not None and spec.granularity == "feature_map":
+                rows = np.flatnonzero(m.reshape(-1).cpu().numpy())
+            sub = wmask[np.ix_(rows, kept_in)]
+            stride = int(min(len(kept_in), max(stride, int(sub.sum(1).max()), 1)))
+            idx = np.empty((len(rows), stride), dtype=np.int64)
+            for r in range(len(rows)):
+                keep = np.flatnonzero(sub[r])
+                if len(keep) < stride:  # pad with zero-weight entries at unused inputs
+                    spare = np.setdiff1d(np.arange(len(kept_in)), keep)[: stride - len(keep)]
+                    keep = np.sort(np.concatenate([keep, spare]))
+                idx[r] = keep
+            w_sub = w_codes[np.ix_(rows, kept_in)] * sub  # padding entries carry weight 0
             layers.append(
                 DenseLayer(
                     name=f"l{i}",
-                    n=lin.in_features,
-                    indices=idx_np,
-                    weights=np.take_along_axis(w_codes, idx_np, axis=1),
-                    bias=quantize(lin.bias.detach().double().cpu().numpy(), spec.bias),
+                    n=len(kept_in),
+                    indices=idx,
+                    weights=np.take_along_axis(w_sub, idx, axis=1),
+                    bias=b_codes[rows],
                     input_fmt=fmt_in,
                     weight_fmt=spec.weight,
                     bias_fmt=spec.bias,
@@ -120,4 +229,5 @@ class KofnMLP(nn.Module):
                 )
             )
             fmt_in = spec.output
-        return Model(name=name, layers=tuple(layers))
+            kept_in = rows
+        return Model(name=name, layers=tuple(layers), meta={"method": self.method})

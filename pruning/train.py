@@ -1,8 +1,17 @@
-"""Training loop for :class:`KofnMLP`: Adam, cross-entropy, DPP temperature annealed
-linearly from ``tau_start`` to ``tau_end`` over all steps."""
+"""Training loop for :class:`KofnMLP`: Adam, cross-entropy, every method's schedule.
+
+One loop serves every method.  Each step: ``model.set_progress(step / total)`` drives
+the method's schedule (DPP temperature, PSP projection start, DTP annealing, the
+magnitude/gradual pruning points), the loss adds the method's regulariser, and Adam
+updates three groups: weights and biases (``lr``, ``weight_decay``), mask parameters
+(``mask_lr``: DPP logits, DTP scores) and PSP's scales (``psp.lr``, default ``lr``,
+with ``psp.decay``).  Mask metrics (:mod:`.metrics`) are logged once per epoch, outside the
+step timing.
+"""
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -11,30 +20,33 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import TrainConfig
+from .metrics import model_metrics
 from .model import KofnMLP
 
-__all__ = ["TrainSettings", "TrainHistory", "train", "accuracy"]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 3e-3
-    mask_lr: float = 3e-2
-    weight_decay: float = 0.0
-    tau_start: float = 5.0
-    tau_end: float = 0.5
-    seed: int = 0
+__all__ = ["TrainHistory", "train", "accuracy"]
 
 
 @dataclass
 class TrainHistory:
     loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
-    tau: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    step_seconds: float = 0.0
+    tau: list[float | None] = field(default_factory=list)  # DPP temperature at each epoch's end
+    metrics: list[list[dict | None]] = field(default_factory=list)  # per epoch, per layer
+    seconds: float = 0.0  # wall time of the training steps (metrics excluded)
+    step_seconds: float = 0.0  # median wall time of one step (forward, backward, update)
+    steps: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "loss": self.loss,
+            "train_acc": self.train_acc,
+            "tau": self.tau,
+            "metrics": self.metrics,
+            "seconds": round(self.seconds, 3),
+            "step_ms_median": round(self.step_seconds * 1e3, 4),
+            "steps": self.steps,
+        }
 
 
 @torch.no_grad()
@@ -47,58 +59,79 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 
 
+def _optimizer(model: KofnMLP, cfg: TrainConfig) -> torch.optim.Optimizer:
+    psp = [p for pr in model.pruners() if pr is not None and pr.method == "psp" for p in pr.mask_parameters()]
+    masks = [p for p in model.mask_parameters() if all(p is not q for q in psp)]
+    special = {id(p) for p in psp + masks}
+    weights = [p for p in model.parameters() if id(p) not in special]
+    groups = [{"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if masks:
+        groups.append({"params": masks, "lr": cfg.mask_lr, "weight_decay": 0.0})
+    if psp:
+        groups.append({"params": psp, "lr": cfg.psp.lr or cfg.lr, "weight_decay": cfg.psp.decay})
+    return torch.optim.Adam(groups)
+
+
 def train(
     model: KofnMLP,
     x: np.ndarray,
     y: np.ndarray,
-    s: TrainSettings,
+    cfg: TrainConfig = TrainConfig(),
+    seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    log_metrics: bool = True,
 ) -> TrainHistory:
-    """Train in place; returns per-epoch loss, training accuracy and temperature."""
-    torch.manual_seed(s.seed)
-    gen = torch.Generator().manual_seed(s.seed)
-    mask_params = [m.logits for m in model.dpp_masks()]
-    ids = {id(p) for p in mask_params}
-    other = [p for p in model.parameters() if id(p) not in ids]
-    opt = torch.optim.Adam(
-        [
-            {"params": other, "lr": s.lr, "weight_decay": s.weight_decay},
-            {"params": mask_params, "lr": s.mask_lr},
-        ]
-    )
+    """Train in place; returns per-epoch loss, training accuracy, DPP temperature and
+    mask metrics, and the median step time."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = _optimizer(model, cfg)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     n = len(yt)
-    steps_per_epoch = -(-n // s.batch_size)
-    total = max(1, s.epochs * steps_per_epoch - 1)
+    steps_per_epoch = -(-n // cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    model.set_total_steps(total)
     hist = TrainHistory()
+    step_times: list[float] = []
     model.train()
-    t0 = time.perf_counter()
     step = 0
-    for epoch in range(s.epochs):
+    for epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=gen)
         tot_loss = 0.0
         correct = 0
         for b in range(steps_per_epoch):
-            tau = s.tau_start + (s.tau_end - s.tau_start) * step / total
-            model.set_tau(tau)
-            sel = perm[b * s.batch_size : (b + 1) * s.batch_size]
+            t0 = time.perf_counter()
+            model.set_progress(step / max(1, total - 1))
+            sel = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             out = model(xt[sel])
             loss = nn.functional.cross_entropy(out, yt[sel])
+            reg = model.regularizer()
+            total_loss = loss if reg is None else loss + reg
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            total_loss.backward()
             opt.step()
+            step_times.append(time.perf_counter() - t0)
             tot_loss += loss.item() * len(sel)
             correct += int((out.detach().argmax(1) == yt[sel]).sum())
             step += 1
         hist.loss.append(tot_loss / n)
         hist.train_acc.append(correct / n)
-        hist.tau.append(tau)
-        if progress and (epoch + 1 == s.epochs or (epoch + 1) % max(1, s.epochs // 10) == 0):
+        taus = [p.tau for p in model.pruners() if p is not None and hasattr(p, "tau")]
+        hist.tau.append(taus[0] if taus else None)
+        if log_metrics:
+            hist.metrics.append(model_metrics(model))
+        if progress and (epoch + 1 == cfg.epochs or (epoch + 1) % max(1, cfg.epochs // 10) == 0):
+            extra = f"  tau {taus[0]:.2f}" if taus else ""
+            if log_metrics and hist.metrics[-1]:
+                confs = [m["confidence"] for m in hist.metrics[-1] if m]
+                if confs:
+                    extra += f"  mask confidence {' '.join(f'{c:.2f}' for c in confs)}"
             progress(
-                f"epoch {epoch + 1}/{s.epochs}  loss {hist.loss[-1]:.4f}  "
-                f"train acc {hist.train_acc[-1]:.3f}  tau {tau:.2f}"
+                f"epoch {epoch + 1}/{cfg.epochs}  loss {hist.loss[-1]:.4f}  "
+                f"train acc {hist.train_acc[-1]:.3f}{extra}"
             )
-    hist.seconds = time.perf_counter() - t0
-    hist.step_seconds = hist.seconds / max(1, step)
+    hist.seconds = float(sum(step_times))
+    hist.step_seconds = statistics.median(step_times) if step_times else 0.0
+    hist.steps = step
     model.eval()
     return hist

@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 from kofn.data import load_digits
 from kofn.fixed import FixedFormat, quantize
-from kofn.pruning import KofnMLP, LayerSpec, TrainSettings, fake_quant, train
+import dataclasses
+
+import pytest
+
+from kofn.config import METHODS, TrainConfig
+from kofn.pruning import KofnMLP, LayerSpec, fake_quant, train
 from kofn.reference import run
 
 
@@ -41,17 +46,26 @@ def test_straight_through_rounding_gradient():
     assert x.grad.tolist() == [1.0, 0.0]  # identity inside the range, 0 where saturation clips
 
 
-def test_trained_model_in_eval_equals_reference():
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("gran", ["weight", "block", "feature_map"])
+def test_trained_model_in_eval_equals_reference(method, gran):
+    """Every method and granularity: the trained torch model (eval) computes exactly the
+    exported IR's integers, feature-map pruned neurons removed and all."""
     ds = load_digits()
+    block = 8 if gran == "block" else None
+    k1 = {"weight": 12, "block": 3, "feature_map": 11}[gran]
     specs = [
-        LayerSpec(16, 12, FixedFormat(8, 2), FixedFormat(16, 6), FixedFormat(8, 3, False), True),
+        LayerSpec(16, k1, FixedFormat(8, 2), FixedFormat(16, 6), FixedFormat(8, 3, False), True, gran, block),
         LayerSpec(10, 4, FixedFormat(6, 2), FixedFormat(12, 5), FixedFormat(10, 5), False),
     ]
     torch.manual_seed(0)
-    model = KofnMLP(64, FixedFormat(8, 1, False), specs)
-    train(model, ds.x_train[:400], ds.y_train[:400], TrainSettings(epochs=2, batch_size=50))
+    model = KofnMLP(64, FixedFormat(8, 1, False), specs, method=method)
+    train(model, ds.x_train[:400], ds.y_train[:400], dataclasses.replace(TrainConfig(), epochs=2, batch_size=50))
     m = model.export("t")
-    assert [l.k for l in m.layers] == [12, 4]
+    expect_k = {"weight": 12, "block": 3 * 64 // 8, "feature_map": 64}[gran] if method != "dense" else 64
+    assert m.layers[0].k == expect_k
+    if gran == "feature_map" and method != "dense":
+        assert m.layers[0].rows == 11 and m.layers[1].n == 11
     xq = quantize(ds.x_test, m.input_fmt)
     ref = run(m, xq)
     model.double().eval()

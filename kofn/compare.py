@@ -1,0 +1,364 @@
+"""``kofn compare``: every pruning method side by side under the same k-of-n budget.
+
+Same model, data, seeds, epochs, batch size and fixed-point formats for every method;
+only the method changes.  For each method, ratio k/n and seed it trains, exports to the
+integer IR and measures the *integer* model's test accuracy with the bit-exact
+reference (what the hardware computes).  ``dense`` (k = n) is always trained too: it is
+the accuracy ceiling and the step-time baseline.  ``step_time_ratio_vs_dense`` comes
+from a separate pass after training (:func:`measure_step_times`) that interleaves
+every model's steps with dense's on the same batches, so that machine load during the
+long trainings does not skew it; ``train_seconds`` is each training's own wall time.
+
+Presets (``--dataset``):
+
+* ``digits``: 64-32-10 on scikit-learn's bundled 8x8 digits (80/20 split), the ratio
+  applied to every layer;
+* ``mnist``: 784-300-100-10 (LeNet-300-100) under the MNIST-10k protocol, the ratio
+  applied to the first layer, the others dense.
+
+k = max(1, floor(n * ratio + 1/2)) inputs per neuron (1/64 of 784 gives k = 12).
+Outputs in ``--out``: ``compare.json``, ``compare.md`` and ``compare.png`` (accuracy
+against k/n per method, and the first layer's mask confidence and diversity per epoch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .config import METHODS, TrainConfig
+from .fixed import FixedFormat, quantize
+
+__all__ = ["Preset", "PRESETS", "parse_ratio", "k_for", "run_compare", "plot_compare"]
+
+HIDDEN = dict(weight=FixedFormat(8, 2), bias=FixedFormat(16, 6), output=FixedFormat(8, 3, signed=False))
+LOGITS = dict(weight=FixedFormat(8, 2), bias=FixedFormat(16, 6), output=FixedFormat(16, 8))
+INPUT = FixedFormat(8, 1, signed=False)
+
+
+@dataclass(frozen=True)
+class Preset:
+    sizes: tuple[int, ...]  # out_features per layer; the last is the number of classes
+    scope: str  # "all": the ratio applies to every layer; "first": to layer 0 only
+    epochs: int
+    batch_size: int
+
+
+PRESETS = {
+    "digits": Preset((32, 10), "all", epochs=60, batch_size=32),
+    "mnist": Preset((300, 100, 10), "first", epochs=30, batch_size=64),
+}
+
+
+def parse_ratio(text: str) -> Fraction:
+    """``"1/8"`` (or ``"0.125"``) as a fraction in (0, 1]."""
+    try:
+        r = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"ratio {text!r} is not a fraction like 1/8") from None
+    if not 0 < r <= 1:
+        raise ValueError(f"ratio {text!r} must be in (0, 1]")
+    return r
+
+
+def k_for(n: int, ratio: Fraction) -> int:
+    """Inputs kept of ``n`` at ``ratio``: ``max(1, floor(n * ratio + 1/2))``."""
+    return max(1, math.floor(n * ratio + Fraction(1, 2)))
+
+
+def _specs(n_in: int, preset: Preset, ratio: Fraction | None):
+    from .pruning import LayerSpec
+
+    specs, n = [], n_in
+    for i, out in enumerate(preset.sizes):
+        last = i == len(preset.sizes) - 1
+        pruned = ratio is not None and (preset.scope == "all" or i == 0)
+        k = k_for(n, ratio) if pruned else n
+        specs.append(LayerSpec(out, k, relu=not last, **(LOGITS if last else HIDDEN)))
+        n = out
+    return specs
+
+
+def _one_run(method, ratio, seed, ds, preset, train_cfg, log):
+    import torch
+
+    from .pruning import KofnMLP, accuracy, train
+    from .reference import run as reference_run
+
+    torch.manual_seed(seed)
+    specs = _specs(ds.n_features, preset, None if method == "dense" else ratio)
+    model = KofnMLP(ds.n_features, INPUT, specs, method=method, train_cfg=train_cfg, seed=seed)
+    t0 = time.perf_counter()
+    hist = train(model, ds.x_train, ds.y_train, train_cfg, seed=seed, progress=log)
+    wall = time.perf_counter() - t0
+    acc_float = accuracy(model, ds.x_test, ds.y_test)
+    ir = model.export(f"{method}")
+    out = reference_run(ir, quantize(ds.x_test, ir.input_fmt))
+    acc_int = float((out.argmax(1) == ds.y_test).mean())
+    metrics = hist.metrics[-1][0] if hist.metrics and hist.metrics[-1][0] else None
+    return {
+        "method": method,
+        "ratio": _ratio_text(None if method == "dense" else ratio),
+        "seed": seed,
+        "k": [l.k for l in ir.layers],
+        "n": [l.n for l in ir.layers],
+        "accuracy": acc_int,
+        "accuracy_float": acc_float,
+        "train_seconds": round(hist.seconds, 3),
+        "wall_seconds": round(wall, 3),
+        "step_ms_median": round(hist.step_seconds * 1e3, 4),
+        "rom_bits": int(sum(l.rows * l.k * (l.weight_fmt.width + max(1, math.ceil(math.log2(l.n)))) for l in ir.layers)),
+        "dense_bits": int(sum(l.rows * l.n * l.weight_fmt.width for l in ir.layers)),
+        "mask": metrics,
+        "history": {
+            "loss": hist.loss,
+            "confidence": [m[0]["confidence"] if m and m[0] else None for m in hist.metrics],
+            "diversity": [m[0]["diversity"] if m and m[0] else None for m in hist.metrics],
+            "mutual_information": [m[0]["mutual_information"] if m and m[0] else None for m in hist.metrics],
+        },
+    }
+
+
+def run_compare(
+    dataset: str,
+    ratios: Sequence[str],
+    methods: Sequence[str],
+    out_dir: Path,
+    epochs: int | None = None,
+    seeds: Sequence[int] = (0,),
+    mnist_path: str | None = None,
+    train_cfg: TrainConfig | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """Train every (method, ratio, seed), write ``compare.json/.md/.png`` into ``out_dir``."""
+    import torch
+
+    from .data import load_digits, load_mnist
+
+    if dataset not in PRESETS:
+        raise ValueError(f"dataset {dataset!r}: expected one of {', '.join(PRESETS)}")
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown method(s) {', '.join(bad)}; expected among {', '.join(METHODS)}")
+    fracs = [parse_ratio(r) for r in ratios]
+    preset = PRESETS[dataset]
+    t = train_cfg or TrainConfig()
+    t = dataclasses.replace(t, epochs=epochs or preset.epochs, batch_size=preset.batch_size)
+    if dataset == "digits":
+        ds = load_digits(0.2, seed=0)
+    else:
+        if not mnist_path:
+            raise ValueError("--dataset mnist needs --data PATH (a folder of MNIST IDX files)")
+        ds = load_mnist(mnist_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    todo = [("dense", None)] + [(m, r) for r in fracs for m in methods if m != "dense"]
+    total = len(todo) * len(seeds)
+    progress(
+        f"compare on {ds.name} ({len(ds.y_train)} train / {len(ds.y_test)} test), "
+        f"{'-'.join(str(s) for s in (ds.n_features,) + preset.sizes)}, ratio scope {preset.scope}, "
+        f"{t.epochs} epochs x batch {t.batch_size}, seeds {list(seeds)}: {total} trainings"
+    )
+    runs, done, t_start = [], 0, time.perf_counter()
+    for seed in seeds:
+        for method, ratio in todo:
+            done += 1
+            tag = f"[{done}/{total}] {method}" + (f" k/n={ratio}" if ratio else "") + f" seed {seed}"
+            progress(f"{tag} ...")
+            row = _one_run(method, ratio, seed, ds, preset, t, lambda msg, tag=tag: progress(f"  {tag}: {msg}"))
+            runs.append(row)
+            eta = (time.perf_counter() - t_start) / done * (total - done)
+            progress(
+                f"{tag}: integer accuracy {row['accuracy']:.4f}, {row['train_seconds']:.1f}s, "
+                f"step {row['step_ms_median']:.3f} ms  (about {eta:.0f}s left)"
+            )
+    progress("step times: every model's training step interleaved with dense's ...")
+    timing = measure_step_times(ds.n_features, preset, todo, t, batch=t.batch_size)
+    for r in runs:
+        key = (r["method"], r["ratio"])
+        r["step_ms_interleaved"] = round(timing[key] * 1e3, 4)
+        r["step_time_ratio_vs_dense"] = round(timing[key] / timing[("dense", "1/1")], 3)
+    results = _aggregate(runs)
+    doc = {
+        "dataset": ds.name,
+        "model": [ds.n_features, *preset.sizes],
+        "scope": preset.scope,
+        "epochs": t.epochs,
+        "batch_size": t.batch_size,
+        "seeds": list(seeds),
+        "train": dataclasses.asdict(t),
+        "results": results,
+        "runs": runs,
+    }
+    (out / "compare.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "compare.md").write_text(render_table(doc))
+    plot_compare(doc, out / "compare.png")
+    progress(f"wrote {out / 'compare.json'}, compare.md, compare.png")
+    return doc
+
+
+def _ratio_text(ratio: Fraction | None) -> str:
+    return "1/1" if ratio is None else f"{ratio.numerator}/{ratio.denominator}"
+
+
+def measure_step_times(
+    n_in: int,
+    preset: Preset,
+    todo: Sequence[tuple[str, Fraction | None]],
+    train_cfg: TrainConfig,
+    batch: int,
+    rounds: int = 5,
+    steps: int = 20,
+    seed: int = 0,
+) -> dict[tuple[str, str], float]:
+    """Median seconds of one training step (forward, backward, Adam) of each
+    ``(method, ratio)`` model, measured interleaved: every round runs ``steps`` steps of
+    each model in turn on the same batches, so load on the machine hits all alike.
+    Models are fresh, at mid-schedule (``progress = 0.5``)."""
+    import torch
+    from torch import nn
+
+    from .pruning import KofnMLP
+    from .pruning.train import _optimizer
+
+    torch.manual_seed(seed)
+    steppers = {}
+    for method, ratio in todo:
+        model = KofnMLP(n_in, INPUT, _specs(n_in, preset, None if method == "dense" else ratio),
+                        method=method, train_cfg=train_cfg, seed=seed)
+        model.set_total_steps(rounds * steps)
+        model.set_progress(0.5)
+        model.train()
+        opt = _optimizer(model, train_cfg)
+
+        def step(x, y, model=model, opt=opt):
+            out = model(x)
+            loss = nn.functional.cross_entropy(out, y)
+            reg = model.regularizer()
+            opt.zero_grad(set_to_none=True)
+            (loss if reg is None else loss + reg).backward()
+            opt.step()
+
+        steppers[(method, _ratio_text(ratio))] = step
+    xs = torch.rand(steps, batch, n_in)
+    ys = torch.randint(0, preset.sizes[-1], (steps, batch))
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in steppers}
+    for step in steppers.values():  # warm-up
+        step(xs[0], ys[0])
+    for _ in range(rounds):
+        for key, step in steppers.items():
+            for i in range(steps):
+                t0 = time.perf_counter()
+                step(xs[i], ys[i])
+                times[key].append(time.perf_counter() - t0)
+    return {key: statistics.median(v) for key, v in times.items()}
+
+
+def _aggregate(runs: list[dict]) -> list[dict]:
+    keys = []
+    for r in runs:
+        if (r["method"], r["ratio"]) not in keys:
+            keys.append((r["method"], r["ratio"]))
+    rows = []
+    for method, ratio in keys:
+        rs = [r for r in runs if r["method"] == method and r["ratio"] == ratio]
+        accs = [r["accuracy"] for r in rs]
+        mask = [r["mask"] for r in rs if r["mask"]]
+        rows.append(
+            {
+                "method": method,
+                "ratio": ratio,
+                "k": rs[0]["k"],
+                "accuracy": statistics.fmean(accs),
+                "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "accuracy_per_seed": accs,
+                "accuracy_float": statistics.fmean(r["accuracy_float"] for r in rs),
+                "train_seconds": round(statistics.fmean(r["train_seconds"] for r in rs), 3),
+                "step_ms_median": round(statistics.median(r["step_ms_median"] for r in rs), 4),
+                "step_time_ratio_vs_dense": round(statistics.median(r["step_time_ratio_vs_dense"] for r in rs), 3),
+                "rom_bits": rs[0]["rom_bits"],
+                "dense_bits": rs[0]["dense_bits"],
+                "confidence": statistics.fmean(m["confidence"] for m in mask) if mask else None,
+                "diversity": statistics.fmean(m["diversity"] for m in mask) if mask else None,
+                "mutual_information": statistics.fmean(m["mutual_information"] for m in mask) if mask else None,
+            }
+        )
+    return rows
+
+
+def render_table(doc: dict) -> str:
+    """The results as a Markdown table (accuracy is the integer model's, mean over seeds)."""
+    lines = [
+        f"# kofn compare: {doc['dataset']}, {'-'.join(map(str, doc['model']))}, ratio on {doc['scope']} layer(s), "
+        f"{doc['epochs']} epochs, seeds {doc['seeds']}",
+        "",
+        "| method | k/n | k per layer | test acc (integer) | ± std | float acc | train s | step / dense "
+        "| ROM bits | confidence | diversity | MI (nats) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    f = lambda v, p=3: "–" if v is None else f"{v:.{p}f}"  # noqa: E731
+    for r in doc["results"]:
+        lines.append(
+            f"| {r['method']} | {r['ratio']} | {'/'.join(map(str, r['k']))} | {r['accuracy']:.4f} | "
+            f"{r['accuracy_std']:.4f} | {r['accuracy_float']:.4f} | {r['train_seconds']:.1f} | "
+            f"{r['step_time_ratio_vs_dense']:.2f} | {r['rom_bits']:,} | {f(r['confidence'])} | "
+            f"{f(r['diversity'])} | {f(r['mutual_information'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_compare(doc: dict, path: Path) -> None:
+    """Accuracy against k/n per method, and the first layer's mask confidence and
+    diversity per epoch (the smallest ratio), as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax = axes[0]
+    methods = [m for m in dict.fromkeys(r["method"] for r in doc["results"]) if m != "dense"]
+    for m in methods:
+        rows = sorted((float(Fraction(r["ratio"])), r) for r in doc["results"] if r["method"] == m)
+        xs = [x for x, _ in rows]
+        ys = [r["accuracy"] for _, r in rows]
+        es = [r["accuracy_std"] for _, r in rows]
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=m)
+    dense = [r for r in doc["results"] if r["method"] == "dense"]
+    if dense:
+        ax.axhline(dense[0]["accuracy"], color="k", ls="--", lw=1, label="dense")
+    ax.set_xscale("log", base=2)
+    ticks = sorted({Fraction(r["ratio"]) for r in doc["results"] if r["method"] != "dense"})
+    ax.set_xticks([float(t) for t in ticks], [f"{t.numerator}/{t.denominator}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("k/n (first layer)" if doc["scope"] == "first" else "k/n (every layer)")
+    ax.set_ylabel("test accuracy, integer model")
+    ax.set_title(f"{doc['dataset']}: accuracy vs k/n")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ratios = sorted({Fraction(r["ratio"]) for r in doc["runs"] if r["method"] != "dense"})
+    smallest = f"{ratios[0].numerator}/{ratios[0].denominator}" if ratios else None
+    for ax, key, label in ((axes[1], "confidence", "mask confidence (0 = certain)"),
+                           (axes[2], "diversity", "mask diversity")):
+        for m in methods:
+            run = next((r for r in doc["runs"] if r["method"] == m and r["ratio"] == smallest), None)
+            if run and any(v is not None for v in run["history"][key]):
+                ax.plot(range(1, len(run["history"][key]) + 1), run["history"][key], label=m)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(f"layer 0, k/n = {smallest}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,477 @@
+"""k-out-of-n pruning methods as ``torch.nn.utils.parametrize`` parametrizations.
+
+Every method is a :class:`KofnPruner`: ``forward(w) = w * expand(mask)`` where the mask
+lives at structure level (``[G, n]``, see :mod:`.groups`).  They differ in how the mask is
+made while training; all of them end in an exact k-hot mask in eval mode and at export
+(:meth:`KofnPruner.hard_mask`).
+
+==========  ==================================================================================
+method      training mask
+==========  ==================================================================================
+dpp         Gumbel top-k sample of learned logits forward, k successive softmaxes backward
+psp         learned scales alpha per structure (weight decay on alpha), top-k |alpha| projection
+dtp         entropic optimal transport (Sinkhorn) of learned scores onto exactly k ones,
+            annealed by a proximal (Bregman) step per training step
+magnitude   dense until ``prune_at``, then the top-k structure norms, frozen (fine-tuning)
+gradual     top-k_t by magnitude with k_t falling cubically from n to k (Zhu & Gupta)
+srste       top-k by magnitude every step, straight-through to the dense weights, plus
+            lambda_W (1 - mask) w in the gradient (Zhou et al., SR-STE)
+random      a fixed random k-hot mask
+fixed       a given mask (e.g. from ``torch.ao.pruning``), checked to be exactly k-of-n
+==========  ==================================================================================
+
+Training-time hooks: :meth:`set_progress` (fraction of training done; drives schedules),
+:meth:`regularizer` (added to the loss), :meth:`mask_parameters` (their own optimiser
+group), :meth:`selection` (inclusion probabilities for the mask metrics).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..config import DPPConfig, DTPConfig, GradualConfig, MagnitudeConfig, PSPConfig, SRSTEConfig
+from .groups import Grouping, check_kofn
+from .masks import gumbel_like, kofn_topk, relaxed_khot
+
+__all__ = [
+    "KofnPruner",
+    "DPPPruner",
+    "PSPPruner",
+    "DTPPruner",
+    "MagnitudePruner",
+    "GradualPruner",
+    "SRSTEPruner",
+    "RandomPruner",
+    "FixedPruner",
+    "make_pruner",
+    "sinkhorn_kofn",
+]
+
+
+class KofnPruner(nn.Module):
+    """Base parametrization: exactly ``k`` of ``n`` structures per group at eval/export."""
+
+    method = "base"
+    #: True when :meth:`pre_quant` rescales the weight (PSP); the model then registers it
+    #: before the fake quantizer so the exported codes are the quantized product.
+    has_pre_quant = False
+
+    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping) -> None:
+        super().__init__()
+        if tuple(weight.shape) != grouping.shape:
+            raise ValueError(f"weight {tuple(weight.shape)} does not match grouping {grouping.shape}")
+        if not 1 <= k <= grouping.n:
+            raise ValueError(f"k={k} must be in 1..n={grouping.n} ({grouping.describe()})")
+        self.grouping = grouping
+        self.k = k
+        self.progress = 0.0
+        self.last_mask: torch.Tensor | None = None  # [G, n] mask of the latest forward (bias masking)
+
+    # -- hooks ----------------------------------------------------------------------------
+    def set_progress(self, fraction: float) -> None:
+        """Fraction of training done, in [0, 1]; schedules read it."""
+        self.progress = float(fraction)
+
+    def regularizer(self) -> torch.Tensor | None:
+        return None
+
+    def mask_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def pre_quant(self, w: torch.Tensor) -> torch.Tensor:
+        return w
+
+    # -- masks ----------------------------------------------------------------------------
+    def train_mask(self, w: torch.Tensor) -> torch.Tensor:
+        return self.hard_mask(w)
+
+    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def selection(self, w: torch.Tensor) -> torch.Tensor:
+        """Inclusion probability of every structure, ``[G, n]``, rows summing to ``k``.
+        A deterministic mask is its own (fully confident) selection."""
+        return self.hard_mask(w).float()
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        m = self.train_mask(w) if self.training else self.hard_mask(w).detach()
+        self.last_mask = m
+        return w * self.grouping.expand(m.to(w.dtype))
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, {self.grouping.describe()}"
+
+
+# ----------------------------------------------------------------------------------------
+class DPPPruner(KofnPruner):
+    """Dynamic Probabilistic Pruning.
+
+    One logit per structure.  Training forward: the hard k-hot of Gumbel-perturbed
+    logits (a sample of k-out-of-n without replacement); backward: the relaxed k-hot
+    (:func:`.masks.relaxed_khot`, k successive masked softmaxes at temperature tau),
+    joined by straight-through.  tau falls linearly from ``tau_start`` to ``tau_end``.
+    Logits start at ``init_scale * |structure| / mean |structure|``, so sampling starts
+    biased toward large weights (``init_scale = 0``: uniform).  Optional regulariser:
+    ``entropy_weight`` times the mean normalised entropy of ``softmax(logits)``.
+    Wide groups run the relaxation on the largest perturbed logits plus one aggregated
+    tail (``candidates``, see :func:`.masks.relaxed_khot`).
+    """
+
+    method = "dpp"
+
+    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: DPPConfig = DPPConfig()) -> None:
+        super().__init__(weight, k, grouping)
+        a = grouping.norms(weight.detach())
+        self.logits = nn.Parameter(cfg.init_scale * a / a.mean().clamp_min(1e-12))
+        self.cfg = cfg
+        self.tau = cfg.tau_start
+
+    def set_progress(self, fraction: float) -> None:
+        super().set_progress(fraction)
+        self.tau = self.cfg.tau_start + (self.cfg.tau_end - self.cfg.tau_start) * self.progress
+
+    def mask_parameters(self) -> list[nn.Parameter]:
+        return [self.logits]
+
+    @property
+    def candidates(self) -> int | None:
+        """Entries per group the relaxed k-hot runs on exactly (``None``: all n)."""
+        n, c = self.grouping.n, self.cfg.candidates
+        if c == -1:
+            return None
+        if c == 0:
+            m = 2 * self.k + 32
+            return m if 2 * m <= n else None
+        return max(c, self.k) if c < n else None
+
+    def train_mask(self, w: torch.Tensor) -> torch.Tensor:
+        s = self.logits + gumbel_like(self.logits)
+        hard = kofn_topk(s.detach(), self.k)
+        soft = relaxed_khot(s, self.k, self.tau, self.candidates)
+        return hard + (soft - soft.detach())  # exactly `hard` forward; the bracket is exactly 0
+
+    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
+        return kofn_topk(self.logits.detach(), self.k)
+
+    def regularizer(self) -> torch.Tensor | None:
+        if not self.cfg.entropy_weight or self.grouping.n < 2:
+            return None
+        logp = torch.log_softmax(self.logits, dim=-1)
+        h = -(logp.exp() * logp).sum(-1) / math.log(self.grouping.n)
+        return self.cfg.entropy_weight * h.mean()
+
+    @torch.no_grad()
+    def selection(self, w: torch.Tensor, samples: int = 64) -> torch.Tensor:
+        """Monte-Carlo inclusion probabilities of the Gumbel top-k sampler."""
+        acc = torch.zeros_like(self.logits)
+        for _ in range(samples):
+            acc += kofn_topk(self.logits + gumbel_like(self.logits), self.k)
+        return acc / samples
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, tau={self.tau:.3g}"
+
+
+# ----------------------------------------------------------------------------------------
+class PSPPruner(KofnPruner):
+    """Parameterized Structured Pruning.
+
+    A scale ``alpha`` per structure multiplies its weights before quantization
+    (:meth:`pre_quant`), so the gradient reaching ``alpha`` is the sum over its
+    structure; weight decay acts on ``alpha`` (its own optimiser group, ``decay``).
+    The k-of-n constraint: the top-k ``|alpha|`` per group, applied from ``ste_start``
+    of training on with straight-through (the projection's gradient is the identity,
+    so dropped structures can return), and always at export, where alpha is folded
+    into the exported weights.
+    """
+
+    method = "psp"
+    has_pre_quant = True
+
+    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: PSPConfig = PSPConfig()) -> None:
+        super().__init__(weight, k, grouping)
+        self.alpha = nn.Parameter(torch.ones(grouping.groups, grouping.n, dtype=weight.dtype))
+        self.cfg = cfg
+
+    def mask_parameters(self) -> list[nn.Parameter]:
+        return [self.alpha]
+
+    def pre_quant(self, w: torch.Tensor) -> torch.Tensor:
+        return w * self.grouping.expand(self.alpha)
+
+    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
+        return kofn_topk(self.alpha.detach().abs(), self.k)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(w)
+        if self.progress < self.cfg.ste_start:
+            self.last_mask = torch.ones_like(self.alpha)
+            return w
+        m = self.hard_mask(w)
+        self.last_mask = m
+        return w + (w * self.grouping.expand(m.to(w.dtype)) - w).detach()
+
+
+# ----------------------------------------------------------------------------------------
+@torch.no_grad()
+def sinkhorn_kofn(
+    z: torch.Tensor, k: int, sinkhorn_iters: int = 10, tol: float = 1e-9, max_newton: int = 60
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropic optimal transport of a group's ``n`` unit masses onto two bins holding
+    ``n - k`` (dropped) and ``k`` (kept).  Item i's kernel is ``[1, exp(z_i)]`` (``z``:
+    the log-odds of "kept", already divided by the regularisation), so after the row
+    projection the plan's kept column is ``sigmoid(z - theta)`` with one column dual
+    ``theta`` per group.
+
+    Sinkhorn's alternating projections update ``theta`` by the log-ratio of the column
+    sums to their targets.  They converge linearly, and slowly once the plan is nearly
+    hard, so after ``sinkhorn_iters`` of them the same fixed point ``sum_i sigmoid(z_i -
+    theta) = k`` is finished with bracketed Newton steps to ``tol``.  Returns ``(theta,
+    plan_kept)``; a last column projection makes every row of ``plan_kept`` sum to ``k``
+    exactly (the exact budget)."""
+    g, n = z.shape
+    z = z.double()
+    theta = torch.zeros(g, 1, dtype=z.dtype, device=z.device)
+    if n == k:
+        return theta, torch.ones_like(z)
+    log_k, log_nk = math.log(k), math.log(n - k)
+    for _ in range(sinkhorn_iters):
+        p = torch.sigmoid(z - theta)  # row projection: every item's mass sums to 1
+        kept, dropped = p.sum(-1, keepdim=True), (1 - p).sum(-1, keepdim=True)
+        theta = theta + (torch.log(kept) - log_k) - (torch.log(dropped) - log_nk)  # column projection
+    lo = z.amin(-1, keepdim=True) - 40.0  # f(lo) ~ n > k
+    hi = z.amax(-1, keepdim=True) + 40.0  # f(hi) ~ 0 < k
+    for _ in range(max_newton):
+        p = torch.sigmoid(z - theta)
+        f = p.sum(-1, keepdim=True) - k  # decreasing in theta
+        if float(f.abs().max()) < tol:
+            break
+        lo = torch.where(f > 0, theta, lo)
+        hi = torch.where(f < 0, theta, hi)
+        step = theta + f / (p * (1 - p)).sum(-1, keepdim=True).clamp_min(1e-300)
+        theta = torch.where((step > lo) & (step < hi), step, (lo + hi) / 2)
+    p = torch.sigmoid(z - theta)
+    p = p * (k / p.sum(-1, keepdim=True))  # the final column projection: exactly k per group
+    return theta, p
+
+
+class DTPPruner(KofnPruner):
+    """Differentiable Transportation Pruning.
+
+    One learned importance score per structure (start: ``score_init * |structure| /
+    max |structure|`` of its group).  The soft mask is the kept column of the entropic
+    optimal-transport plan that moves the group's n structures onto a {0, 1} target with
+    exactly k ones (:func:`sinkhorn_kofn`); its rows sum to k exactly.  The cost of
+    keeping a structure is minus its score.
+
+    Annealing: every training step is a proximal (Bregman/KL) step from the previous
+    plan, ``P_t = argmin <C_t, P> + eps_step KL(P || P_{t-1})``, so the kernel
+    accumulates ``-sum C / eps_step`` and the effective regularisation falls as
+    ``eps_step / t``.  ``eps_step = eps * total_steps`` makes that ``eps`` at the last
+    step, whatever the data size: the masks harden on their own.  Gradients to the
+    scores go through the converged plan by implicit differentiation of the dual.
+    Eval/export: the top-k of the plan.
+    """
+
+    method = "dtp"
+
+    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: DTPConfig = DTPConfig()) -> None:
+        super().__init__(weight, k, grouping)
+        a = grouping.norms(weight.detach())
+        self.scores = nn.Parameter(cfg.score_init * a / a.amax(-1, keepdim=True).clamp_min(1e-12))
+        self.cfg = cfg
+        self.total_steps = 1
+        # log-odds of the previous plan (kept vs dropped); 0 = the prior (uniform on each side)
+        self.register_buffer("prior", torch.zeros(grouping.groups, grouping.n, dtype=torch.float64))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def mask_parameters(self) -> list[nn.Parameter]:
+        return [self.scores]
+
+    def set_total_steps(self, total: int) -> None:
+        self.total_steps = max(1, int(total))
+
+    @property
+    def eps_step(self) -> float:
+        return self.cfg.eps * self.total_steps
+
+    def _plan(self, update: bool) -> torch.Tensor:
+        s = self.scores
+        z_new = s.double() / self.eps_step  # this step's -C / eps, kept bin minus dropped bin
+        z = self.prior + z_new.detach()
+        theta, p = sinkhorn_kofn(z, self.k)
+        if update:
+            with torch.no_grad():
+                # keep the plan's log-odds (minus its dual, which is per group and re-solved)
+                self.prior.copy_(z - theta)
+                self.steps += 1
+        if not s.requires_grad:
+            return p.to(s.dtype)
+        # implicit gradient: p = sigmoid(z - theta(z)), sum p = k  =>  dtheta = sum(sig' dz) / sum(sig')
+        pd = p.detach()
+        sig = (pd * (1 - pd)).clamp_min(1e-12)
+        dz = z_new - z_new.detach()  # zero forward, carries d z / d scores backward
+        dtheta = (sig * dz).sum(-1, keepdim=True) / sig.sum(-1, keepdim=True)
+        return (pd + sig * (dz - dtheta)).to(s.dtype)
+
+    def train_mask(self, w: torch.Tensor) -> torch.Tensor:
+        return self._plan(update=True)
+
+    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
+        if int(self.steps) == 0:
+            return kofn_topk(self.scores.detach(), self.k)
+        return kofn_topk(self.prior.float() + 1e-6 * self.scores.detach().float(), self.k)
+
+    @torch.no_grad()
+    def selection(self, w: torch.Tensor) -> torch.Tensor:
+        z = self.prior + self.scores.double() / self.eps_step
+        return sinkhorn_kofn(z, self.k)[1].float()
+
+
+# ----------------------------------------------------------------------------------------
+class MagnitudePruner(KofnPruner):
+    """One-shot magnitude pruning: dense until ``prune_at`` of training, then the top-k
+    structure norms of the weights at that moment, frozen for the rest (fine-tuning)."""
+
+    method = "magnitude"
+
+    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: MagnitudeConfig = MagnitudeConfig()) -> None:
+        super().__init__(weight, k, grouping)
+        self.cfg = cfg
+        self.register_buffer("mask", torch.ones(grouping.groups, grouping.n))
+        self.register_buffer("pruned", torch.zeros((), dtype=torch.bool))
+
+    def train_mask(self, w: torch.Tensor) -> torch.Tensor:
+        if not bool(self.pruned) and self.progress >= self.cfg.prune_at:
+            self.mask.copy_(kofn_topk(self.grouping.norms(w.detach()), self.k))
+            self.pruned.fill_(True)
+        return self.mask
+
+    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
+        return self.mask if bool(self.pruned) else kofn_topk(self.grouping.norms(w.detach()), self.k)
+
+
+class GradualPruner(KofnPruner):
+    """Gradual magnitude pruning (Zhu & Gupta 2017) down to exactly k-of-n: between
+    ``start`` and ``end`` of training the kept count per group falls as
+    ``k_t = k + round((n - k)(1 - f)^3)``; pruning is monotone (a pruned structure
+    gets no gradient and never returns)."""
+
+    method = "gradual"
+
+    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: GradualConfig = GradualConfig()) -> None:
+        super().__init__(weight, k, grouping)
+        self.cfg = cfg
+        self.register_buffer("mask", torch.ones(grouping.groups, grouping.n))
+        self.register_buffer("kept", torch.tensor(grouping.n))
+
+    def target(self) -> int:
+        span = max(self.cfg.end - self.cfg.start, 1e-12)
+        f = min(max((self.progress - self.cfg.start) / span, 0.0), 1.0)
+        return self.k + int(round((self.grouping.n - self.k) * (1.0 - f) ** 3))
+
+    def train_mask(self, w: torch.Tensor) -> torch.Tensor:
+        kt = self.target()
+        if kt < int(self.kept):
+            self.mask.copy_(kofn_topk(self.grouping.norms(w.detach()) * self.mask + self.mask, kt))
+            self.kept.fill_(kt)
+        return self.mask
+
+    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
+        if int(self.kept) == self.k:
+            return self.mask
+        return kofn_topk(self.grouping.norms(w.detach()) * self.mask + self.mask, self.k)
+
+
+class _SRSTE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, m: torch.Tensor, decay: float) -> torch.Tensor:  # noqa: D102
+        ctx.save_for_backward(w, m)
+        ctx.decay = decay
+        return w * m
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # noqa: D102
+        w, m = ctx.saved_tensors
+        return g + ctx.decay * (1 - m) * w, None, None
+
+
+class SRSTEPruner(KofnPruner):
+    """SR-STE: the top-k by magnitude is recomputed every step; the masked weight goes
+    forward, the gradient reaches the dense weight unmasked (straight-through) plus
+    ``decay * (1 - mask) * w``, which pulls the pruned weights toward zero."""
+
+    method = "srste"
+
+    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: SRSTEConfig = SRSTEConfig()) -> None:
+        super().__init__(weight, k, grouping)
+        self.cfg = cfg
+
+    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
+        return kofn_topk(self.grouping.norms(w.detach()), self.k)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(w)
+        m = self.hard_mask(w)
+        self.last_mask = m
+        return _SRSTE.apply(w, self.grouping.expand(m.to(w.dtype)), self.cfg.decay)
+
+
+class FixedPruner(KofnPruner):
+    """A given structure-level mask ``[G, n]``, checked to be exactly k-of-n."""
+
+    method = "fixed"
+
+    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, mask: torch.Tensor, where: str = "mask") -> None:
+        super().__init__(weight, k, grouping)
+        mask = torch.as_tensor(mask, dtype=torch.float32)
+        if tuple(mask.shape) == grouping.shape:  # a weight-shaped mask: take one entry per structure
+            st = grouping.structures(mask)
+            if not torch.all(st == st[..., :1]):
+                raise ValueError(f"{where}: mask is not constant over the {grouping.granularity} structures")
+            mask = st[..., 0]
+        check_kofn(mask, k, where)
+        self.register_buffer("mask", mask.clone())
+
+    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
+        return self.mask
+
+
+class RandomPruner(FixedPruner):
+    """A random k-hot mask drawn once (seeded), then fixed."""
+
+    method = "random"
+
+    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, seed: int = 0) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        scores = torch.rand(grouping.groups, grouping.n, generator=gen)
+        super().__init__(weight, k, grouping, kofn_topk(scores, k))
+
+
+def make_pruner(method: str, weight: torch.Tensor, k: int, grouping: Grouping, train_cfg=None, seed: int = 0) -> KofnPruner:
+    """The pruner of ``method`` (a :data:`kofn.config.METHODS` name other than ``dense``)
+    with the method's settings from a :class:`kofn.config.TrainConfig`."""
+    from ..config import TrainConfig
+
+    t = train_cfg or TrainConfig()
+    if method == "dpp":
+        return DPPPruner(weight, k, grouping, t.dpp)
+    if method == "psp":
+        return PSPPruner(weight, k, grouping, t.psp)
+    if method == "dtp":
+        return DTPPruner(weight, k, grouping, t.dtp)
+    if method == "magnitude":
+        return MagnitudePruner(weight, k, grouping, t.magnitude)
+    if method == "gradual":
+        return GradualPruner(weight, k, grouping, t.gradual)
+    if method == "srste":
+        return SRSTEPruner(weight, k, grouping, t.srste)
+    if method == "random":
+        return RandomPruner(weight, k, grouping, seed)
+    raise ValueError(f"unknown pruning method {method!r}")
