@@ -35,7 +35,6 @@ def _check(out) -> dict:
         assert r["bitexact"][sim]["vectors"] == 80
         assert r["bitexact"][sim]["mismatches"] == 0
     assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
-    assert r["accuracy"]["rtl_on_test"] == r["accuracy"]["integer"]
     return r
 
 
