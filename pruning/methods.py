@@ -150,8 +150,14 @@ class DPPPruner(KofnPruner):
 
     def train_mask(self, w: torch.Tensor) -> torch.Tensor:
         s = self.logits + gumbel_like(self.logits)
-        hard = kofn_topk(s.detach(), self.k)
-        soft = relaxed_khot(s, self.k, self.tau, self.candidates)
+        m = self.candidates
+        if m is None:
+            hard = kofn_topk(s.detach(), self.k)
+            soft = relaxed_khot(s, self.k, self.tau)
+        else:  # one (unsorted, cheaper) topk over n serves both; the hard sample is the top k of it
+            vals, idx = s.detach().topk(m, dim=-1, sorted=False)
+            hard = torch.zeros_like(s).scatter_(-1, idx.gather(-1, vals.topk(self.k, dim=-1).indices), 1.0)
+            soft = relaxed_khot(s, self.k, self.tau, m, indices=idx)
         return hard + (soft - soft.detach())  # exactly `hard` forward; the bracket is exactly 0
 
     def hard_mask(self, w: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from kofn.pruning import (
     selection_metrics,
     sinkhorn_kofn,
 )
-from kofn.pruning.masks import relaxed_khot_reference
+from kofn.pruning.masks import relaxed_khot_reference, relaxed_khot_tail_reference
 
 METHODS = ("dpp", "psp", "dtp", "magnitude", "gradual", "srste", "random")
 
@@ -276,3 +276,30 @@ def test_relaxed_khot_candidates_approximates_the_full_recursion():
         assert (x.grad - g_full).abs().max() < 5e-3 * g_full.abs().max()
         tail = torch.ones_like(s, dtype=torch.bool).scatter(-1, s.topk(40, -1).indices, False)
         assert x.grad[tail].abs().max() > 0
+
+
+def test_tail_relaxation_backward_equals_autograd_of_its_definition():
+    torch.manual_seed(8)
+    for tau in (5.0, 1.0, 0.3):
+        s = (torch.randn(5, 200, dtype=torch.float64) * 2).requires_grad_()
+        g = torch.randn(5, 200, dtype=torch.float64)
+        fast = relaxed_khot(s, 6, tau, candidates=40)
+        (fast * g).sum().backward()
+        g_fast, s.grad = s.grad.clone(), None
+        ref = relaxed_khot_tail_reference(s, 6, tau, 40)
+        (ref * g).sum().backward()
+        torch.testing.assert_close(fast, ref, rtol=0, atol=1e-10)
+        torch.testing.assert_close(g_fast, s.grad, rtol=0, atol=1e-10)
+
+
+def test_dpp_hard_sample_from_the_candidate_set_is_its_top_k():
+    torch.manual_seed(9)
+    w = torch.randn(6, 400)
+    p = DPPPruner(w, 5, Grouping((6, 400)))
+    assert p.candidates == 42  # 2k + 32 <= n / 2
+    p.train()
+    torch.manual_seed(10)
+    p(w)
+    torch.manual_seed(10)
+    expected = kofn_topk((p.logits + torch.rand_like(p.logits).clamp_(1e-10, 1.0 - 1e-7).log_().neg_().log_().neg_()).detach(), 5)
+    assert torch.equal(p.last_mask.detach(), expected)
