@@ -33,7 +33,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 
 from .config import METHODS, TrainConfig
 from .fixed import FixedFormat, quantize

@@ -466,18 +466,17 @@ def make_pruner(method: str, weight: torch.Tensor, k: int, grouping: Grouping, t
     from ..config import TrainConfig
 
     t = train_cfg or TrainConfig()
-    if method == "dpp":
-        return DPPPruner(weight, k, grouping, t.dpp)
-    if method == "psp":
-        return PSPPruner(weight, k, grouping, t.psp)
-    if method == "dtp":
-        return DTPPruner(weight, k, grouping, t.dtp)
-    if method == "magnitude":
-        return MagnitudePruner(weight, k, grouping, t.magnitude)
-    if method == "gradual":
-        return GradualPruner(weight, k, grouping, t.gradual)
-    if method == "srste":
-        return SRSTEPruner(weight, k, grouping, t.srste)
     if method == "random":
         return RandomPruner(weight, k, grouping, seed)
+    table = {
+        "dpp": (DPPPruner, t.dpp),
+        "psp": (PSPPruner, t.psp),
+        "dtp": (DTPPruner, t.dtp),
+        "magnitude": (MagnitudePruner, t.magnitude),
+        "gradual": (GradualPruner, t.gradual),
+        "srste": (SRSTEPruner, t.srste),
+    }
+    if method in table:
+        cls, cfg = table[method]
+        return cls(weight, k, grouping, cfg)
     raise ValueError(f"unknown pruning method {method!r}")

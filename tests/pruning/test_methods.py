@@ -3,7 +3,6 @@ method's defining mechanics (gradients, schedules, exact budget)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
