@@ -1,6 +1,6 @@
 """Code generation: fixed-stride ROM packing, Verilog/HLS rendering, estimates. No torch here."""
 
-from .estimate import Latency, Resources, latency, resources
+from .estimate import Latency, Resources, latency, memory_bits, resources
 from .packing import LayerRoms, RomImage, pack_layer, unpack_layer
 from .render import Design, LayerPlan, default_lanes, plan_layers, render, write_design
 
@@ -13,6 +13,7 @@ __all__ = [
     "RomImage",
     "default_lanes",
     "latency",
+    "memory_bits",
     "pack_layer",
     "plan_layers",
     "render",

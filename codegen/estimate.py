@@ -33,7 +33,7 @@ from ..ir import Model
 from .packing import index_bits
 from .render import LayerPlan
 
-__all__ = ["LayerLatency", "Latency", "latency", "LayerResources", "Resources", "resources", "rom_cost"]
+__all__ = ["LayerLatency", "Latency", "latency", "LayerResources", "Resources", "resources", "rom_cost", "memory_bits"]
 
 PIPELINE_CYCLES = 4  # ROM read, multiply, accumulate, write-back (incl. start hand-off)
 _BRAM18_ASPECTS = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
@@ -153,3 +153,12 @@ def resources(model: Model, plans: Sequence[LayerPlan]) -> Resources:
         lut=sum(l.lut for l in out) + top_lut,
         ff=sum(l.ff for l in out) + top_ff,
     )
+
+
+def memory_bits(plans: Sequence[LayerPlan]) -> dict[str, int]:
+    """``rom_bits``: every ROM image as packed (indices, weights, biases, lane padding
+    included); ``dense_bits``: the same layers stored dense (weights plus biases)."""
+    return {
+        "rom_bits": sum(p.roms.index.bits + p.roms.weight.bits + p.roms.bias.bits for p in plans),
+        "dense_bits": sum(p.layer.rows * (p.layer.n * p.layer.weight_fmt.width + p.layer.bias_fmt.width) for p in plans),
+    }

@@ -90,6 +90,7 @@ def _specs(n_in: int, preset: Preset, ratio: Fraction | None):
 def _one_run(method, ratio, seed, ds, preset, train_cfg, log):
     import torch
 
+    from .codegen import memory_bits, plan_layers
     from .pruning import KofnMLP, accuracy, train
     from .reference import run as reference_run
 
@@ -115,14 +116,12 @@ def _one_run(method, ratio, seed, ds, preset, train_cfg, log):
         "train_seconds": round(hist.seconds, 3),
         "wall_seconds": round(wall, 3),
         "step_ms_median": round(hist.step_seconds * 1e3, 4),
-        "rom_bits": int(sum(l.rows * l.k * (l.weight_fmt.width + max(1, math.ceil(math.log2(l.n)))) for l in ir.layers)),
-        "dense_bits": int(sum(l.rows * l.n * l.weight_fmt.width for l in ir.layers)),
+        **memory_bits(plan_layers(ir)),  # ROM images at the default lanes, as `kofn flow` packs them
         "mask": metrics,
         "history": {
             "loss": hist.loss,
-            "confidence": [m[0]["confidence"] if m and m[0] else None for m in hist.metrics],
-            "diversity": [m[0]["diversity"] if m and m[0] else None for m in hist.metrics],
-            "mutual_information": [m[0]["mutual_information"] if m and m[0] else None for m in hist.metrics],
+            **{key: [m[0][key] if m and m[0] else None for m in hist.metrics]
+               for key in ("confidence", "diversity", "mutual_information")},
         },
     }
 
@@ -225,10 +224,9 @@ def measure_step_times(
     each model in turn on the same batches, so load on the machine hits all alike.
     Models are fresh, at mid-schedule (``progress = 0.5``)."""
     import torch
-    from torch import nn
 
     from .pruning import KofnMLP
-    from .pruning.train import _optimizer
+    from .pruning.train import make_optimizer, train_step
 
     torch.manual_seed(seed)
     steppers = {}
@@ -238,17 +236,8 @@ def measure_step_times(
         model.set_total_steps(rounds * steps)
         model.set_progress(0.5)
         model.train()
-        opt = _optimizer(model, train_cfg)
-
-        def step(x, y, model=model, opt=opt):
-            out = model(x)
-            loss = nn.functional.cross_entropy(out, y)
-            reg = model.regularizer()
-            opt.zero_grad(set_to_none=True)
-            (loss if reg is None else loss + reg).backward()
-            opt.step()
-
-        steppers[(method, _ratio_text(ratio))] = step
+        opt = make_optimizer(model, train_cfg)
+        steppers[(method, _ratio_text(ratio))] = lambda x, y, model=model, opt=opt: train_step(model, opt, x, y)
     xs = torch.rand(steps, batch, n_in)
     ys = torch.randint(0, preset.sizes[-1], (steps, batch))
     times: dict[tuple[str, str], list[float]] = {key: [] for key in steppers}

@@ -23,6 +23,7 @@ from .fixed import FixedFormat
 __all__ = [
     "METHODS",
     "GRANULARITIES",
+    "row_stride",
     "ConfigError",
     "DataConfig",
     "TrainConfig",
@@ -68,6 +69,17 @@ METHODS = ("dense", "dpp", "psp", "dtp", "magnitude", "gradual", "srste", "rando
 """Training methods; every one ends in exactly k-of-n masks (``dense`` keeps k = n)."""
 
 GRANULARITIES = ("weight", "kernel", "feature_map", "block")
+
+
+def row_stride(granularity: str, k: int, n: int, block: int | None = None) -> int:
+    """Entries each output neuron stores in hardware (the ROM's fixed stride) when a
+    layer of ``n`` inputs keeps k-of-n at ``granularity``: k (weight), k per block of
+    ``block`` inputs (block), or every input of a kept neuron (feature_map)."""
+    if granularity == "block":
+        return k * (n // block)
+    if granularity == "feature_map":
+        return n
+    return k
 
 
 def _positive(obj: Any, key: str, *names: str) -> None:
@@ -234,11 +246,7 @@ class LayerConfig:
 
     def row_k(self, n: int) -> int:
         """Entries per output neuron in hardware (the ROM's fixed stride) for ``n`` inputs."""
-        if self.granularity == "block":
-            return self.k * (n // self.block)
-        if self.granularity == "feature_map":
-            return n
-        return self.k
+        return row_stride(self.granularity, self.k, n, self.block)
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def build_and_verify(
     extra: dict | None = None,
 ) -> dict:
     """Codegen, simulate and estimate ``model_ir``; writes and returns the report."""
-    from .codegen import latency, plan_layers, render, resources, write_design
+    from .codegen import latency, memory_bits, plan_layers, render, resources, write_design
     from .codegen.render import tdata_width
     from .sim.hls_csim import build_csim, run_csim, write_vectors_txt
     from .sim.rtl import build_rtl, lint, simulate_rtl
@@ -184,11 +184,7 @@ def build_and_verify(
             "throughput_per_s": round(lat.throughput(cfg.hw.clock_mhz), 1),
             "clock_mhz": cfg.hw.clock_mhz,
         },
-        "memory": {
-            "rom_bits": sum(l.rom_bits for l in res.layers),
-            "dense_bits": sum(p.layer.rows * p.layer.n * p.layer.weight_fmt.width
-                              + p.layer.rows * p.layer.bias_fmt.width for p in plans),
-        },
+        "memory": memory_bits(plans),
         "resources": {"dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff,
                       "per_layer": [dataclasses.asdict(l) for l in res.layers], "model": "analytical v1"},
     }

@@ -116,38 +116,6 @@ def relaxed_khot(
     return _TailKhot.apply(scores, indices, k, float(tau))
 
 
-def relaxed_khot_tail_reference(scores: torch.Tensor, k: int, tau: float, candidates: int) -> torch.Tensor:
-    """The candidate + tail relaxation written with plain autograd ops (the tests' reference)."""
-    idx = scores.detach().topk(candidates, dim=-1).indices
-    a = scores / tau
-    tail = a.scatter(-1, idx, float("-inf"))
-    log_tail = torch.logsumexp(tail, dim=-1, keepdim=True)
-    ext = torch.cat([a.gather(-1, idx), log_tail], dim=-1)
-    khot = torch.zeros_like(ext)
-    p = torch.zeros_like(ext)
-    frozen = torch.zeros_like(ext)
-    frozen[..., -1] = 1.0
-    s = ext
-    for _ in range(k):
-        s = s + torch.log1p(-p.clamp(max=1 - 1e-6)) * (1 - frozen) / tau
-        p = torch.softmax(s, dim=-1)
-        khot = khot + p
-    soft = torch.exp(tail - log_tail) * khot[..., -1:]
-    return soft.scatter(-1, idx, khot[..., :-1])
-
-
-def relaxed_khot_reference(scores: torch.Tensor, k: int, tau: float) -> torch.Tensor:
-    """:func:`relaxed_khot` written with plain autograd ops (the tests' reference)."""
-    khot = torch.zeros_like(scores)
-    p = torch.zeros_like(scores)
-    s = scores
-    for _ in range(k):
-        s = s + torch.log1p(-p.clamp(max=1 - 1e-6))
-        p = torch.softmax(s / tau, dim=-1)
-        khot = khot + p
-    return khot
-
-
 def gumbel_like(x: torch.Tensor) -> torch.Tensor:
     """Standard Gumbel noise of ``x``'s shape, ``-log(-log U)`` (``rand`` is ~4x faster
     than ``exponential_`` on CPU)."""

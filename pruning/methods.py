@@ -21,8 +21,8 @@ fixed       a given mask (e.g. from ``torch.ao.pruning``), checked to be exactly
 ==========  ==================================================================================
 
 Training-time hooks: :meth:`set_progress` (fraction of training done; drives schedules),
-:meth:`regularizer` (added to the loss), :meth:`mask_parameters` (their own optimiser
-group), :meth:`selection` (inclusion probabilities for the mask metrics).
+:meth:`regularizer` (added to the loss), :meth:`mask_parameters` with
+:meth:`optimizer_options` (their own optimiser group), :meth:`selection` (inclusion probabilities for the mask metrics).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import math
 import torch
 from torch import nn
 
-from ..config import DPPConfig, DTPConfig, GradualConfig, MagnitudeConfig, PSPConfig, SRSTEConfig
+from ..config import DPPConfig, DTPConfig, GradualConfig, MagnitudeConfig, PSPConfig, SRSTEConfig, TrainConfig
 from .groups import Grouping, check_kofn
 from .masks import gumbel_like, kofn_topk, relaxed_khot
 
@@ -68,6 +68,7 @@ class KofnPruner(nn.Module):
         self.grouping = grouping
         self.k = k
         self.progress = 0.0
+        self.total_steps = 1
         self.last_mask: torch.Tensor | None = None  # [G, n] mask of the latest forward (bias masking)
 
     # -- hooks ----------------------------------------------------------------------------
@@ -75,11 +76,19 @@ class KofnPruner(nn.Module):
         """Fraction of training done, in [0, 1]; schedules read it."""
         self.progress = float(fraction)
 
+    def set_total_steps(self, total: int) -> None:
+        """Training steps in all (DTP's annealing is defined over them)."""
+        self.total_steps = max(1, int(total))
+
     def regularizer(self) -> torch.Tensor | None:
         return None
 
     def mask_parameters(self) -> list[nn.Parameter]:
         return []
+
+    def optimizer_options(self, cfg: TrainConfig) -> dict:
+        """Adam options of :meth:`mask_parameters`: ``mask_lr``, no weight decay."""
+        return {"lr": cfg.mask_lr, "weight_decay": 0.0}
 
     def pre_quant(self, w: torch.Tensor) -> torch.Tensor:
         return w
@@ -206,6 +215,10 @@ class PSPPruner(KofnPruner):
     def mask_parameters(self) -> list[nn.Parameter]:
         return [self.alpha]
 
+    def optimizer_options(self, cfg: TrainConfig) -> dict:
+        """alpha learns at ``psp.lr`` (0: the weights' ``lr``) under weight decay ``psp.decay``."""
+        return {"lr": cfg.psp.lr or cfg.lr, "weight_decay": cfg.psp.decay}
+
     def pre_quant(self, w: torch.Tensor) -> torch.Tensor:
         return w * self.grouping.expand(self.alpha)
 
@@ -291,16 +304,12 @@ class DTPPruner(KofnPruner):
         a = grouping.norms(weight.detach())
         self.scores = nn.Parameter(cfg.score_init * a / a.amax(-1, keepdim=True).clamp_min(1e-12))
         self.cfg = cfg
-        self.total_steps = 1
         # log-odds of the previous plan (kept vs dropped); 0 = the prior (uniform on each side)
         self.register_buffer("prior", torch.zeros(grouping.groups, grouping.n, dtype=torch.float64))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def mask_parameters(self) -> list[nn.Parameter]:
         return [self.scores]
-
-    def set_total_steps(self, total: int) -> None:
-        self.total_steps = max(1, int(total))
 
     @property
     def eps_step(self) -> float:
@@ -335,8 +344,7 @@ class DTPPruner(KofnPruner):
 
     @torch.no_grad()
     def selection(self, w: torch.Tensor) -> torch.Tensor:
-        z = self.prior + self.scores.double() / self.eps_step
-        return sinkhorn_kofn(z, self.k)[1].float()
+        return self._plan(update=False).float()
 
 
 # ----------------------------------------------------------------------------------------
@@ -381,17 +389,19 @@ class GradualPruner(KofnPruner):
         f = min(max((self.progress - self.cfg.start) / span, 0.0), 1.0)
         return self.k + int(round((self.grouping.n - self.k) * (1.0 - f) ** 3))
 
+    def _keep(self, w: torch.Tensor, k: int) -> torch.Tensor:
+        """The top-k structure norms among those still kept (pruned ones rank last)."""
+        return kofn_topk(self.grouping.norms(w.detach()) * self.mask + self.mask, k)
+
     def train_mask(self, w: torch.Tensor) -> torch.Tensor:
         kt = self.target()
         if kt < int(self.kept):
-            self.mask.copy_(kofn_topk(self.grouping.norms(w.detach()) * self.mask + self.mask, kt))
+            self.mask.copy_(self._keep(w, kt))
             self.kept.fill_(kt)
         return self.mask
 
     def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
-        if int(self.kept) == self.k:
-            return self.mask
-        return kofn_topk(self.grouping.norms(w.detach()) * self.mask + self.mask, self.k)
+        return self.mask if int(self.kept) == self.k else self._keep(w, self.k)
 
 
 class _SRSTE(torch.autograd.Function):
@@ -463,8 +473,6 @@ class RandomPruner(FixedPruner):
 def make_pruner(method: str, weight: torch.Tensor, k: int, grouping: Grouping, train_cfg=None, seed: int = 0) -> KofnPruner:
     """The pruner of ``method`` (a :data:`kofn.config.METHODS` name other than ``dense``)
     with the method's settings from a :class:`kofn.config.TrainConfig`."""
-    from ..config import TrainConfig
-
     t = train_cfg or TrainConfig()
     if method == "random":
         return RandomPruner(weight, k, grouping, seed)

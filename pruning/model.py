@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..config import METHODS, TrainConfig
+from ..config import METHODS, TrainConfig, row_stride
 from ..fixed import FixedFormat, quantize
 from ..ir import DenseLayer, Model
 from .groups import Grouping, check_kofn
@@ -120,15 +120,22 @@ class KofnMLP(nn.Module):
 
     def set_total_steps(self, total: int) -> None:
         for p in self.pruners():
-            if p is not None and hasattr(p, "set_total_steps"):
+            if p is not None:
                 p.set_total_steps(total)
 
     def regularizer(self) -> torch.Tensor | None:
         terms = [r for p in self.pruners() if p is not None for r in [p.regularizer()] if r is not None]
         return sum(terms) if terms else None
 
-    def mask_parameters(self) -> list[nn.Parameter]:
-        return [q for p in self.pruners() if p is not None for q in p.mask_parameters()]
+    def optimizer_groups(self, cfg: TrainConfig) -> list[dict]:
+        """Adam parameter groups: weights and biases (``lr``, ``weight_decay``), then each
+        pruner's mask parameters with the pruner's own options."""
+        masks = [p for p in self.pruners() if p is not None and p.mask_parameters()]
+        special = {id(q) for p in masks for q in p.mask_parameters()}
+        weights = [q for q in self.parameters() if id(q) not in special]
+        return [{"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay}] + [
+            {"params": p.mask_parameters(), **p.optimizer_options(cfg)} for p in masks
+        ]
 
     def set_quantize(self, enabled: bool) -> None:
         """Switch every fake quantizer (input, weights, biases, outputs) on or off."""
@@ -195,12 +202,10 @@ class KofnMLP(nn.Module):
             b_codes = quantize(lin.bias.detach().double().cpu().numpy(), spec.bias)
             if pruner is None:
                 wmask = np.ones(w_codes.shape, dtype=bool)
-                stride = lin.in_features
+                stride = len(kept_in)
             else:
                 wmask = pruner.grouping.expand(m).cpu().numpy().astype(bool)
-                stride = {"weight": spec.k, "feature_map": len(kept_in)}.get(
-                    spec.granularity, spec.k * (lin.in_features // (spec.block or 1))
-                )
+                stride = row_stride(spec.granularity, spec.k, len(kept_in), spec.block)
             rows = np.arange(lin.out_features)
             if pruner is not None and spec.granularity == "feature_map":
                 rows = np.flatnonzero(m.reshape(-1).cpu().numpy())

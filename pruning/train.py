@@ -3,9 +3,9 @@
 One loop serves every method.  Each step: ``model.set_progress(step / total)`` drives
 the method's schedule (DPP temperature, PSP projection start, DTP annealing, the
 magnitude/gradual pruning points), the loss adds the method's regulariser, and Adam
-updates three groups: weights and biases (``lr``, ``weight_decay``), mask parameters
-(``mask_lr``: DPP logits, DTP scores) and PSP's scales (``psp.lr``, default ``lr``,
-with ``psp.decay``).  Mask metrics (:mod:`.metrics`) are logged once per epoch, outside the
+updates the weights and biases (``lr``, ``weight_decay``) and each pruner's mask
+parameters with the pruner's options (``mask_lr`` for DPP logits and DTP scores;
+``psp.lr``, default ``lr``, with ``psp.decay`` for PSP's scales).  Mask metrics (:mod:`.metrics`) are logged once per epoch, outside the
 step timing.
 """
 
@@ -24,7 +24,7 @@ from ..config import TrainConfig
 from .metrics import model_metrics
 from .model import KofnMLP
 
-__all__ = ["TrainHistory", "train", "accuracy"]
+__all__ = ["TrainHistory", "train", "train_step", "make_optimizer", "accuracy"]
 
 
 @dataclass
@@ -59,17 +59,21 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 
 
-def _optimizer(model: KofnMLP, cfg: TrainConfig) -> torch.optim.Optimizer:
-    psp = [p for pr in model.pruners() if pr is not None and pr.method == "psp" for p in pr.mask_parameters()]
-    masks = [p for p in model.mask_parameters() if all(p is not q for q in psp)]
-    special = {id(p) for p in psp + masks}
-    weights = [p for p in model.parameters() if id(p) not in special]
-    groups = [{"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
-    if masks:
-        groups.append({"params": masks, "lr": cfg.mask_lr, "weight_decay": 0.0})
-    if psp:
-        groups.append({"params": psp, "lr": cfg.psp.lr or cfg.lr, "weight_decay": cfg.psp.decay})
-    return torch.optim.Adam(groups)
+def make_optimizer(model: KofnMLP, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam over :meth:`KofnMLP.optimizer_groups`."""
+    return torch.optim.Adam(model.optimizer_groups(cfg))
+
+
+def train_step(model: KofnMLP, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor):
+    """One step: forward, cross-entropy plus the methods' regularisers, backward, update.
+    Returns ``(logits, cross-entropy)``, both detached."""
+    out = model(x)
+    loss = nn.functional.cross_entropy(out, y)
+    reg = model.regularizer()
+    opt.zero_grad(set_to_none=True)
+    (loss if reg is None else loss + reg).backward()
+    opt.step()
+    return out.detach(), loss.detach()
 
 
 def train(
@@ -85,7 +89,7 @@ def train(
     mask metrics, and the median step time."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    opt = _optimizer(model, cfg)
+    opt = make_optimizer(model, cfg)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     n = len(yt)
     steps_per_epoch = -(-n // cfg.batch_size)
@@ -103,16 +107,10 @@ def train(
             t0 = time.perf_counter()
             model.set_progress(step / max(1, total - 1))
             sel = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            out = model(xt[sel])
-            loss = nn.functional.cross_entropy(out, yt[sel])
-            reg = model.regularizer()
-            total_loss = loss if reg is None else loss + reg
-            opt.zero_grad(set_to_none=True)
-            total_loss.backward()
-            opt.step()
+            out, loss = train_step(model, opt, xt[sel], yt[sel])
             step_times.append(time.perf_counter() - t0)
             tot_loss += loss.item() * len(sel)
-            correct += int((out.detach().argmax(1) == yt[sel]).sum())
+            correct += int((out.argmax(1) == yt[sel]).sum())
             step += 1
         hist.loss.append(tot_loss / n)
         hist.train_acc.append(correct / n)

@@ -28,7 +28,38 @@ from kofn.pruning import (
     selection_metrics,
     sinkhorn_kofn,
 )
-from kofn.pruning.masks import relaxed_khot_reference, relaxed_khot_tail_reference
+
+def relaxed_khot_tail_reference(scores: torch.Tensor, k: int, tau: float, candidates: int) -> torch.Tensor:
+    """The candidate + tail relaxation written with plain autograd ops (the reference for its hand-written backward)."""
+    idx = scores.detach().topk(candidates, dim=-1).indices
+    a = scores / tau
+    tail = a.scatter(-1, idx, float("-inf"))
+    log_tail = torch.logsumexp(tail, dim=-1, keepdim=True)
+    ext = torch.cat([a.gather(-1, idx), log_tail], dim=-1)
+    khot = torch.zeros_like(ext)
+    p = torch.zeros_like(ext)
+    frozen = torch.zeros_like(ext)
+    frozen[..., -1] = 1.0
+    s = ext
+    for _ in range(k):
+        s = s + torch.log1p(-p.clamp(max=1 - 1e-6)) * (1 - frozen) / tau
+        p = torch.softmax(s, dim=-1)
+        khot = khot + p
+    soft = torch.exp(tail - log_tail) * khot[..., -1:]
+    return soft.scatter(-1, idx, khot[..., :-1])
+
+
+def relaxed_khot_reference(scores: torch.Tensor, k: int, tau: float) -> torch.Tensor:
+    """:func:`relaxed_khot` written with plain autograd ops (the reference for its hand-written backward)."""
+    khot = torch.zeros_like(scores)
+    p = torch.zeros_like(scores)
+    s = scores
+    for _ in range(k):
+        s = s + torch.log1p(-p.clamp(max=1 - 1e-6))
+        p = torch.softmax(s / tau, dim=-1)
+        khot = khot + p
+    return khot
+
 
 METHODS = ("dpp", "psp", "dtp", "magnitude", "gradual", "srste", "random")
 
@@ -58,8 +89,7 @@ CASES = _random_cases()
 
 def _drive(pruner: nn.Module, w: torch.Tensor, steps: int = 6) -> None:
     """Run a short fake training: forward/backward with random losses over the whole schedule."""
-    if hasattr(pruner, "set_total_steps"):
-        pruner.set_total_steps(steps)
+    pruner.set_total_steps(steps)
     opt = torch.optim.SGD([p for p in pruner.parameters()] + [w], lr=0.1)
     pruner.train()
     for s in range(steps):
