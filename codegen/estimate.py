@@ -14,6 +14,25 @@ inference's first beat is accepted one edge after the last output beat, so the
 initiation interval is that plus one (the layers run one inference at a time).
 The tests check both numbers against cocotb simulation for equality.
 
+Image models put streaming stages in front (``hw_templates/verilog/conv_kofn.sv.j2``
+and ``maxpool_kofn.sv.j2``).  A stage starts work only while every later stage is
+idle, so the work of all layers is serialized and simply adds up:
+
+* each input beat takes one cycle;
+* a convolution computes each of its ``OH * OW`` windows in ``D + 6 + C_out`` cycles
+  (latch the window, start the core, ``D + 3`` core cycles, notice ``done``, emit
+  ``C_out`` beats, return), ``D = C_out * ceil(k_eff / P)``;
+* max pooling adds nothing (it forwards beats combinationally);
+* the dense part adds ``sum_l (D_l + 4) + n_out + 1`` after its last input beat.
+
+So ``II = n_in + sum_conv OH*OW*(D + 6 + C_out) + sum_dense (D_l + 4) + n_out + 1``,
+which is the formula above for a model without images.  The latency is ``II - 1``
+unless a stage drops trailing input (rows a strided "valid" convolution never
+reads, odd rows and columns a pool drops): that input, and the work it causes, come
+after the last output beat.  :func:`schedule` walks one inference beat by beat
+through the same rules as the RTL (which beat completes which row, which output rows
+are then due, which pooled beats leave) and returns both numbers exactly.
+
 Resources (7-series-style, first version; the synthesis-validated model comes later):
 
 * DSP: one DSP48 per MAC lane when both operands fit 25x18 and the product is at
@@ -36,14 +55,15 @@ from .render import LayerPlan
 __all__ = ["LayerLatency", "Latency", "latency", "LayerResources", "Resources", "resources", "rom_cost", "memory_bits"]
 
 PIPELINE_CYCLES = 4  # ROM read, multiply, accumulate, write-back (incl. start hand-off)
+WINDOW_CYCLES = 6  # per convolution window: latch, start, 3 pipeline stages, done hand-off
 _BRAM18_ASPECTS = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 
 
 @dataclass(frozen=True)
 class LayerLatency:
     name: str
-    issue_cycles: int  # rows * S
-    cycles: int  # issue + pipeline
+    issue_cycles: int  # rows * S per core activation (0 for pooling)
+    cycles: int  # all cycles the layer adds to one inference
 
 
 @dataclass(frozen=True)
@@ -59,18 +79,117 @@ class Latency:
         return clock_mhz * 1e6 / self.ii_cycles
 
 
+def schedule(model: Model, plans: Sequence[LayerPlan]) -> tuple[int, int]:
+    """``(latency, ii)`` in cycles, by walking one inference beat by beat (see the module doc)."""
+    image = [p for p in plans if p.kind != "dense"]
+    dense = [p for p in plans if p.kind == "dense"]
+    dense_cycles = sum(p.depth + PIPELINE_CYCLES for p in dense) + model.n_outputs + 1
+    n_col = dense[0].layer.n
+    last_out = [None]
+
+    class Conv:
+        def __init__(self, p):
+            L = p.layer
+            self.h, self.w, self.c = L.in_shape
+            self.oh, self.ow, self.c_out = L.out_shape
+            self.k, self.s, self.pad = L.kernel, L.stride, L.pad
+            self.window = p.depth + WINDOW_CYCLES + self.c_out
+            self.beat = self.rows = self.oy = 0
+            self.out_done = False
+
+        def due(self, rows):
+            return self.oy * self.s - self.pad + self.k - 1 < rows or rows == self.h
+
+        def feed(self, t, nxt):
+            """The beat accepted on edge t; returns the edges it delays the next one by."""
+            self.beat += 1
+            if self.beat % (self.w * self.c):
+                return 0
+            self.rows += 1
+            if self.out_done:
+                if self.rows == self.h:
+                    self.rows, self.out_done, self.beat = 0, False, 0
+                return 0
+            if self.rows == self.h:
+                self.beat = 0
+            a = t
+            while self.oy < self.oh and self.due(self.rows):
+                for _ in range(self.ow):
+                    fire = a + 1 + self.window - self.c_out  # first result beat
+                    for _ in range(self.c_out):
+                        fire += nxt(fire)  # downstream work delays the following beats
+                        fire += 1
+                    a = fire - 1  # WIN again (or LOAD) on the last beat's edge plus its work
+                self.oy += 1
+            if self.oy == self.oh:
+                self.oy = 0
+                if self.rows == self.h:
+                    self.rows = 0
+                else:
+                    self.out_done = True
+            return a - t
+
+    class Pool:
+        def __init__(self, p):
+            self.h, self.w, self.c = p.layer.in_shape
+            self.i = 0
+
+        def feed(self, t, nxt):
+            i, self.i = self.i, (self.i + 1) % (self.h * self.w * self.c)
+            y, x = divmod(i // self.c, self.w)
+            if y < self.h // 2 * 2 and x < self.w // 2 * 2 and x % 2 and y % 2:
+                return nxt(t)
+            return 0
+
+    class Collector:
+        def __init__(self):
+            self.i = 0
+
+        def feed(self, t, nxt):
+            self.i = (self.i + 1) % n_col
+            if self.i:
+                return 0
+            last_out[0] = t + dense_cycles
+            return dense_cycles
+
+    stages = [Conv(p) if p.kind == "conv" else Pool(p) for p in image] + [Collector()]
+
+    def chain(i):
+        return lambda t: stages[i].feed(t, chain(i + 1) if i + 1 < len(stages) else None)
+
+    feed0 = chain(0)
+    t = 0
+    for _ in range(model.n_inputs):
+        t += feed0(t) + 1
+    return last_out[0], t
+
+
 def latency(model: Model, plans: Sequence[LayerPlan]) -> Latency:
     """Cycles per layer, in total (first input beat to last output beat) and between inferences."""
-    layers = tuple(
-        LayerLatency(p.layer.name, p.depth, p.depth + PIPELINE_CYCLES) for p in plans
-    )
-    total = model.n_inputs + sum(l.cycles for l in layers) + model.n_outputs
+    layers = []
+    for p in plans:
+        L = p.layer
+        if L.kind == "dense":
+            cycles = p.depth + PIPELINE_CYCLES
+        elif L.kind == "conv":
+            oh, ow, c_out = L.out_shape
+            cycles = oh * ow * (p.depth + WINDOW_CYCLES + c_out)
+        else:
+            cycles = 0
+        layers.append(LayerLatency(L.name, p.depth, cycles))
+    layers = tuple(layers)
+    ii = model.n_inputs + sum(l.cycles for l in layers) + model.n_outputs + 1
+    total = ii - 1
+    if any(p.kind != "dense" for p in plans):
+        total, ii_walk = schedule(model, plans)
+        if ii_walk != ii:  # the walk and the closed form count the same work
+            raise AssertionError(f"schedule walk gives II {ii_walk}, the closed form {ii}")
     return Latency(
         layers=layers,
         input_cycles=model.n_inputs,
         output_cycles=model.n_outputs,
         total_cycles=total,
-        ii_cycles=total + 1,
+        ii_cycles=ii,
     )
 
 

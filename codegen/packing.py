@@ -12,6 +12,15 @@ is stored there.
 Index ROM entries are ``index_bits(n) = max(1, ceil(log2 n))`` wide; weight ROM
 entries are the two's-complement pattern of the weight format's width.
 
+Convolutions (:class:`kofn.ir.Conv2dLayer`) pack per filter:
+
+* weight level: exactly as a dense layer, ``n = K*K*C_in`` (indices into the window);
+* kernel level: the *channel ROM* has one word per filter holding its ``k`` input-channel
+  indices (``index_bits(C_in)`` bits each, kernel ``j`` in bits ``[j*B, (j+1)*B)``), and
+  the weight ROM holds the ``k*K*K`` weights of the kept kernels at the fixed stride
+  above (entry ``j*K*K + t`` is tap ``t`` of kernel ``j``): a kept kernel's weights need
+  no index of their own.
+
 These functions are pure and return :class:`RomImage` values; the writers at the
 end (:func:`mem_lines`) turn an image into ``$readmemh`` text.
 """
@@ -24,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fixed import from_twos_complement, to_twos_complement
-from ..ir import DenseLayer
+from ..ir import Conv2dLayer, DenseLayer
 
 __all__ = [
     "RomImage",
@@ -34,6 +43,7 @@ __all__ = [
     "pack_entries",
     "unpack_entries",
     "pack_layer",
+    "entries_per_row",
     "unpack_layer",
     "mem_lines",
 ]
@@ -121,23 +131,36 @@ def unpack_entries(rom: RomImage, k: int) -> np.ndarray:
     return out[:, :k]
 
 
-def pack_layer(layer: DenseLayer, lanes: int) -> LayerRoms:
-    """Index, weight and bias ROM images of ``layer`` for ``lanes`` MAC lanes."""
-    if not 1 <= lanes <= layer.k:
-        raise ValueError(f"layer {layer.name!r}: lanes={lanes} must be in 1..k={layer.k}")
+def entries_per_row(layer: DenseLayer | Conv2dLayer) -> int:
+    """Weights stored per output neuron or filter (``k``, or ``k*K*K`` at kernel level)."""
+    return layer.k_eff if isinstance(layer, Conv2dLayer) else layer.k
+
+
+def pack_layer(layer: DenseLayer | Conv2dLayer, lanes: int) -> LayerRoms:
+    """Index (or channel), weight and bias ROM images of ``layer`` for ``lanes`` MAC lanes."""
+    k_row = entries_per_row(layer)
+    if not 1 <= lanes <= k_row:
+        raise ValueError(f"layer {layer.name!r}: lanes={lanes} must be in 1..k={k_row} (weights per row)")
     wfmt, bfmt = layer.weight_fmt, layer.bias_fmt
+    if isinstance(layer, Conv2dLayer) and layer.granularity == "kernel":
+        index = pack_entries(layer.indices, index_bits(layer.in_channels), layer.k)  # one word per filter
+    else:
+        index = pack_entries(layer.indices, index_bits(layer.n), lanes)
     return LayerRoms(
-        index=pack_entries(layer.indices, index_bits(layer.n), lanes),
+        index=index,
         weight=pack_entries(to_twos_complement(layer.weights, wfmt.width), wfmt.width, lanes),
         bias=pack_entries(to_twos_complement(layer.bias, bfmt.width)[:, None], bfmt.width, 1),
-        steps=steps_per_row(layer.k, lanes),
+        steps=steps_per_row(k_row, lanes),
     )
 
 
-def unpack_layer(roms: LayerRoms, k: int, weight_width: int, bias_width: int):
-    """Inverse of :func:`pack_layer`: ``(indices, weights, bias)`` as int64 arrays."""
+def unpack_layer(roms: LayerRoms, k: int, weight_width: int, bias_width: int, k_weights: int | None = None):
+    """Inverse of :func:`pack_layer`: ``(indices, weights, bias)`` as int64 arrays.
+
+    ``k`` is the number of indices per row, ``k_weights`` the number of weights per row
+    when it differs (kernel level: ``k * K * K``)."""
     idx = unpack_entries(roms.index, k)
-    w = from_twos_complement(unpack_entries(roms.weight, k), weight_width)
+    w = from_twos_complement(unpack_entries(roms.weight, k_weights or k), weight_width)
     b = from_twos_complement(unpack_entries(roms.bias, 1)[:, 0], bias_width)
     return idx, w, b
 

@@ -20,8 +20,8 @@ import jinja2
 
 from .. import __version__
 from ..fixed import FixedFormat, bits_for_range, from_twos_complement, product_range
-from ..ir import DenseLayer, Model
-from .packing import LayerRoms, index_bits, mem_lines, pack_layer, unpack_entries
+from ..ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
+from .packing import LayerRoms, entries_per_row, index_bits, mem_lines, pack_layer, unpack_entries
 
 __all__ = [
     "Design",
@@ -32,9 +32,13 @@ __all__ = [
     "default_lanes",
     "tdata_width",
     "DENSE_MODULE",
+    "CONV_MODULE",
+    "POOL_MODULE",
 ]
 
-DENSE_MODULE = "kofn_dense"
+DENSE_MODULE = "kofn_dense"  # the sparse MAC core of dense and convolution layers
+CONV_MODULE = "kofn_conv"  # line buffer + window generator + serializer around a core
+POOL_MODULE = "kofn_maxpool"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = {"module", "input", "output", "logic", "wire", "reg", "begin", "end", "assign", "int", "bit"}
 
@@ -52,30 +56,49 @@ def default_lanes(k: int) -> int:
 
 @dataclass(frozen=True)
 class LayerPlan:
-    """One layer with its hardware parameters (P lanes) and packed ROMs."""
+    """One layer with its hardware parameters (P lanes) and packed ROMs.
 
-    layer: DenseLayer
+    A max-pooling layer has no MAC core: ``lanes`` is 0 and ``roms`` is ``None``."""
+
+    layer: DenseLayer | Conv2dLayer | MaxPool2dLayer
     lanes: int
-    roms: LayerRoms
+    roms: LayerRoms | None
+
+    @property
+    def kind(self) -> str:
+        return self.layer.kind
+
+    @property
+    def has_core(self) -> bool:
+        return self.roms is not None
 
     @property
     def steps(self) -> int:
-        return self.roms.steps
+        """ROM words (and MAC cycles) per output neuron or filter."""
+        return self.roms.steps if self.roms else 0
 
     @property
     def depth(self) -> int:
-        return self.layer.rows * self.roms.steps
+        """Core issue cycles per activation of the core: ``rows * steps``."""
+        return self.layer.rows * self.roms.steps if self.roms else 0
 
 
 def plan_layers(model: Model, lanes: Sequence[int | None] | None = None) -> list[LayerPlan]:
-    """Pair every layer with its lane count (``None``: :func:`default_lanes`) and pack its ROMs."""
+    """Pair every layer with its lane count (``None``: :func:`default_lanes`) and pack its ROMs.
+
+    Pooling layers take ``None`` (they have no lanes)."""
     lanes = list(lanes) if lanes is not None else [None] * len(model.layers)
     if len(lanes) != len(model.layers):
         raise ValueError(f"{len(lanes)} lane counts given for {len(model.layers)} layers")
     plans = []
     for layer, p in zip(model.layers, lanes):
         _check_ident(layer.name, "layer name")
-        p = default_lanes(layer.k) if p is None else p
+        if layer.kind == "maxpool":
+            if p not in (None, 0):
+                raise ValueError(f"layer {layer.name!r}: a pooling layer has no MAC lanes (got {p})")
+            plans.append(LayerPlan(layer=layer, lanes=0, roms=None))
+            continue
+        p = default_lanes(entries_per_row(layer)) if p is None else p
         plans.append(LayerPlan(layer=layer, lanes=p, roms=pack_layer(layer, p)))
     return plans
 
@@ -86,6 +109,11 @@ class Design:
 
     top: str
     files: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> list[str]:
+        """The RTL files, submodules first (``rtl/filelist.f`` lists them too)."""
+        return [f"rtl/{line}" for line in self.files["rtl/filelist.f"].split()]
 
 
 def _env() -> jinja2.Environment:
@@ -120,8 +148,10 @@ def _ap_type(fmt: FixedFormat, rounding: bool = False) -> str:
 
 
 def _verilog_layer_ctx(plan: LayerPlan, rom_prefix: str) -> dict:
+    """Parameters of the MAC core (``kofn_dense``) of a dense or convolution layer."""
     L = plan.layer
     acc = L.accumulator
+    kmode = isinstance(L, Conv2dLayer) and L.granularity == "kernel"
     shift = acc.frac - L.output_fmt.frac
     if shift < 0:
         raise ValueError(
@@ -134,9 +164,13 @@ def _verilog_layer_ctx(plan: LayerPlan, rom_prefix: str) -> dict:
         "module": DENSE_MODULE,
         "n": L.n,
         "rows": L.rows,
-        "k": L.k,
+        "k": entries_per_row(L),
         "lanes": plan.lanes,
         "idx_w": index_bits(L.n),
+        "kk": L.taps if kmode else 1,
+        "n_ch": L.in_channels if kmode else 1,
+        "kc": L.k if kmode else 1,
+        "cidx_w": index_bits(L.in_channels) if kmode else 1,
         "a_w": L.input_fmt.width,
         "a_signed": L.input_fmt.signed,
         "w_w": L.weight_fmt.width,
@@ -156,6 +190,23 @@ def _verilog_layer_ctx(plan: LayerPlan, rom_prefix: str) -> dict:
     }
 
 
+def _stage_ctx(plan: LayerPlan, rom_prefix: str, down_idle: str) -> dict:
+    """Parameters of an image stage: a convolution front end (plus its core) or a pool."""
+    L = plan.layer
+    h, w, c_in = L.in_shape
+    oh, ow, c_out = L.out_shape
+    ctx = {"name": L.name, "kind": L.kind, "h": h, "w": w, "c_in": c_in, "oh": oh, "ow": ow,
+           "c_out": c_out, "a_w": L.input_fmt.width, "o_w": L.output_fmt.width}
+    if L.kind == "maxpool":
+        return {**ctx, "module": POOL_MODULE, "signed": L.input_fmt.signed,
+                "desc": f"2x2 max pool, {h}x{w}x{c_in} -> {oh}x{ow}x{c_out}"}
+    what = f"k={L.k} of {L.in_channels} kernels" if L.granularity == "kernel" else f"k={L.k} of {L.n} weights"
+    return {**ctx, "module": CONV_MODULE, "kernel": L.kernel, "stride": L.stride, "pad": L.pad,
+            "n_win": L.n, "down_idle": down_idle, "core": _verilog_layer_ctx(plan, rom_prefix),
+            "desc": f"conv {L.kernel}x{L.kernel}/{L.stride} pad {L.pad}, {h}x{w}x{c_in} -> {oh}x{ow}x{c_out}, "
+                    f"{what} per filter, P={plan.lanes}"}
+
+
 def _sv_int64(v: int) -> str:
     """A 64-bit signed SystemVerilog literal, for ``longint`` parameters."""
     return f"{'-' if v < 0 else ''}64'sd{abs(v)}"
@@ -168,23 +219,36 @@ def _literal(q: int, fmt: FixedFormat) -> str:
 
 def _hls_layer_ctx(plan: LayerPlan, in_type_name: str) -> dict:
     L = plan.layer
+    base = {"name": L.name, "kind": L.kind, "in_type_name": in_type_name, "out_size": L.out_size,
+            "kmode": False}
+    if L.kind != "dense":
+        h, w, c_in = L.in_shape
+        oh, ow, _ = L.out_shape
+        base.update(h=h, w=w, c_in=c_in, oh=oh, ow=ow)
+    if L.kind == "maxpool":
+        return {**base, "out_type_name": in_type_name, "desc": f"2x2 max pool, {h}x{w}x{c_in} -> {oh}x{ow}x{c_in}"}
     acc = L.accumulator
+    k_row = entries_per_row(L)
     stride = plan.steps * plan.lanes
-    idx = unpack_entries(plan.roms.index, stride)  # includes padding entries
-    w = unpack_entries(plan.roms.weight, stride)
+    kmode = L.kind == "conv" and L.granularity == "kernel"
+    if kmode:
+        idx = unpack_entries(plan.roms.index, L.k)  # [rows, kc] channels, one ROM word per filter
+    else:
+        idx = unpack_entries(plan.roms.index, stride)  # includes padding entries
+    wrom = unpack_entries(plan.roms.weight, stride)
     wf = L.weight_fmt
-    w_signed = [int(v) for v in from_twos_complement(w, wf.width).ravel()]
-    return {
-        "name": L.name,
+    w_signed = [int(v) for v in from_twos_complement(wrom, wf.width).ravel()]
+    ctx = {
+        **base,
+        "out_type_name": f"{L.name}_out_t",
         "n": L.n,
         "rows": L.rows,
-        "k": L.k,
+        "k": k_row,
         "lanes": plan.lanes,
         "steps": plan.steps,
         "stride": stride,
-        "idx_w": index_bits(L.n),
+        "idx_w": index_bits(L.in_channels) if kmode else index_bits(L.n),
         "relu": L.relu,
-        "in_type_name": in_type_name,
         "w_type": _ap_type(wf),
         "b_type": _ap_type(L.bias_fmt),
         "acc_type": f"ap_fixed<{acc.width}, {acc.width - acc.frac}>",
@@ -193,6 +257,11 @@ def _hls_layer_ctx(plan: LayerPlan, in_type_name: str) -> dict:
         "w_values": [_literal(v, wf) for v in w_signed],
         "b_values": [_literal(int(v), L.bias_fmt) for v in L.bias],
     }
+    if L.kind == "conv":
+        ctx.update(kernel=L.kernel, cstride=L.stride, pad=L.pad, kmode=kmode, kk=L.taps, kc=L.k,
+                   n_ch=L.in_channels,
+                   desc=f"conv {L.kernel}x{L.kernel}/{L.stride} pad {L.pad}, {h}x{w}x{c_in} -> {oh}x{ow}x{L.rows}")
+    return ctx
 
 
 def render(
@@ -210,8 +279,8 @@ def render(
     from .estimate import latency  # local: estimate imports this module's LayerPlan
 
     _check_ident(top, "top module name")
-    if top == DENSE_MODULE:
-        raise ValueError(f"top module name {top!r} clashes with the layer module")
+    if top in (DENSE_MODULE, CONV_MODULE, POOL_MODULE):
+        raise ValueError(f"top module name {top!r} clashes with a layer module")
     env = _env()
     files: dict[str, str] = {}
     v_header = _header("//")
@@ -229,15 +298,31 @@ def render(
     unused = "1'b0, s_axis_tlast" + (
         f", s_axis_tdata[{in_tdata_w - 1}:{in_fmt.width}]" if in_tdata_w > in_fmt.width else ""
     )
-    layers_v = [_verilog_layer_ctx(p, rom_prefix) for p in plans]
-    files[f"rtl/{DENSE_MODULE}.sv"] = env.get_template("verilog/dense_kofn.sv.j2").render(
-        header=v_header, module=DENSE_MODULE
-    )
+    image_plans = [p for p in plans if p.kind != "dense"]
+    convs = [p for p in image_plans if p.kind == "conv"]
+    if convs:  # no stage waits on the first convolution
+        unused += f", idle_{convs[0].layer.name}"
+    dense_plans = [p for p in plans if p.kind == "dense"]
+    stages = []
+    for i, p in enumerate(image_plans):
+        later = [f"idle_{q.layer.name}" for q in image_plans[i + 1 :] if q.kind == "conv"] + ["dense_idle"]
+        stages.append(_stage_ctx(p, rom_prefix, " && ".join(later)))
+    layers_v = [_verilog_layer_ctx(p, rom_prefix) for p in dense_plans]
+    first_dense = dense_plans[0].layer
+    kinds = {p.kind for p in image_plans}
+    rtl = [DENSE_MODULE] + ([CONV_MODULE] if "conv" in kinds else []) + ([POOL_MODULE] if "maxpool" in kinds else [])
+    templates = {DENSE_MODULE: "verilog/dense_kofn.sv.j2", CONV_MODULE: "verilog/conv_kofn.sv.j2",
+                 POOL_MODULE: "verilog/maxpool_kofn.sv.j2"}
+    for mod in rtl:
+        files[f"rtl/{mod}.sv"] = env.get_template(templates[mod]).render(
+            header=v_header, module=mod, core=DENSE_MODULE
+        )
     files[f"rtl/{top}.sv"] = env.get_template("verilog/top.sv.j2").render(
         header=v_header,
         top=top,
         model_name=model.name,
         n_in=model.n_inputs,
+        in_shape=model.input_shape,
         n_out=model.n_outputs,
         in_w=in_fmt.width,
         out_w=out_fmt.width,
@@ -247,19 +332,27 @@ def render(
         out_tdata_w=out_tdata_w,
         out_tdata_expr=out_expr,
         unused_expr=unused,
-        in_cnt_w=index_bits(model.n_inputs),
+        n_col=first_dense.n,
+        col_w=first_dense.input_fmt.width,
+        col_cnt_w=index_bits(first_dense.n),
         out_cnt_w=index_bits(model.n_outputs),
+        stages=stages,
         layers=layers_v,
         latency=lat.total_cycles,
         ii=lat.ii_cycles,
     )
+    files["rtl/filelist.f"] = "".join(f"{m}.sv\n" for m in rtl + [top])
     for p in plans:
-        files[f"rom/{p.layer.name}_idx.mem"] = mem_lines(p.roms.index)
-        files[f"rom/{p.layer.name}_w.mem"] = mem_lines(p.roms.weight)
-        files[f"rom/{p.layer.name}_b.mem"] = mem_lines(p.roms.bias)
+        if p.has_core:
+            files[f"rom/{p.layer.name}_idx.mem"] = mem_lines(p.roms.index)
+            files[f"rom/{p.layer.name}_w.mem"] = mem_lines(p.roms.weight)
+            files[f"rom/{p.layer.name}_b.mem"] = mem_lines(p.roms.bias)
 
-    in_names = [f"{top}_in_t"] + [f"{p.layer.name}_out_t" for p in plans[:-1]]
-    layers_h = [_hls_layer_ctx(p, name) for p, name in zip(plans, in_names)]
+    layers_h = []
+    in_name = f"{top}_in_t"
+    for p in plans:
+        layers_h.append(_hls_layer_ctx(p, in_name))
+        in_name = layers_h[-1]["out_type_name"]
     hctx = dict(
         header=v_header,
         top=top,

@@ -1,6 +1,15 @@
 """The integer reference (golden model): integer-only inference of a :class:`kofn.ir.Model`.
 
-All arithmetic comes from :mod:`kofn.fixed`; this module only chains layers.
+All arithmetic comes from :mod:`kofn.fixed`; this module only moves data:
+
+* a dense layer is :func:`kofn.fixed.dense_layer`;
+* a convolution gathers every output pixel's window (:func:`windows`, zero codes
+  where the window overlaps the padding) and applies the same
+  :func:`kofn.fixed.dense_layer` to each window, filters as rows;
+* max pooling takes the largest code of each window (codes are monotonic in value,
+  so no arithmetic is involved).
+
+Images are HWC vectors throughout, as they stream into the hardware.
 """
 
 from __future__ import annotations
@@ -8,9 +17,56 @@ from __future__ import annotations
 import numpy as np
 
 from .fixed import dense_layer
-from .ir import Model
+from .ir import Conv2dLayer, MaxPool2dLayer, Model
 
-__all__ = ["run", "run_layers"]
+__all__ = ["run", "run_layers", "windows", "conv2d", "maxpool2d"]
+
+
+def windows(x: np.ndarray, in_shape: tuple[int, int, int], kernel: int, stride: int, pad: int) -> np.ndarray:
+    """Receptive fields of a batch of HWC images: ``[batch, OH * OW, K * K * C]``, each
+    window flattened in ``(ky, kx, c)`` order, with code 0 in the padding."""
+    h, w, c = in_shape
+    img = np.asarray(x, dtype=np.int64).reshape(-1, h, w, c)
+    if pad:
+        img = np.pad(img, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    oh = (h + 2 * pad - kernel) // stride + 1
+    ow = (w + 2 * pad - kernel) // stride + 1
+    taps = [
+        img[:, ky : ky + stride * (oh - 1) + 1 : stride, kx : kx + stride * (ow - 1) + 1 : stride, :]
+        for ky in range(kernel)
+        for kx in range(kernel)
+    ]  # each [batch, oh, ow, c]
+    return np.stack(taps, axis=3).reshape(img.shape[0], oh * ow, kernel * kernel * c)
+
+
+def conv2d(x: np.ndarray, L: Conv2dLayer, max_elements: int = 1 << 24) -> np.ndarray:
+    """Output codes ``[batch, OH * OW * C_out]`` (HWC) of convolution ``L``.
+
+    Images are processed in chunks so the gathered products stay under
+    ``max_elements`` int64 values (the result does not depend on the chunking)."""
+    x = np.asarray(x, dtype=np.int64)
+    oh, ow, _ = L.out_shape
+    per_image = oh * ow * L.rows * L.k_eff
+    chunk = max(1, max_elements // per_image)
+    outs = []
+    for i in range(0, max(1, len(x)), chunk):
+        win = windows(x[i : i + chunk], L.in_shape, L.kernel, L.stride, L.pad)
+        b, p, f = win.shape
+        y = dense_layer(
+            win.reshape(b * p, f), L.field_indices, L.field_weights, L.bias,
+            L.input_fmt, L.weight_fmt, L.bias_fmt, L.output_fmt, L.relu,
+        )
+        outs.append(y.reshape(b, p * L.rows))
+    return np.concatenate(outs)
+
+
+def maxpool2d(x: np.ndarray, L: MaxPool2dLayer) -> np.ndarray:
+    """Output codes ``[batch, OH * OW * C]`` (HWC) of ``L``; trailing odd rows/columns are dropped."""
+    h, w, c = L.in_shape
+    s = L.size
+    oh, ow, _ = L.out_shape
+    img = np.asarray(x, dtype=np.int64).reshape(-1, h, w, c)[:, : oh * s, : ow * s, :]
+    return img.reshape(-1, oh, s, ow, s, c).max(axis=(2, 4)).reshape(img.shape[0], -1)
 
 
 def run_layers(model: Model, x: np.ndarray) -> list[np.ndarray]:
@@ -23,9 +79,14 @@ def run_layers(model: Model, x: np.ndarray) -> list[np.ndarray]:
         raise ValueError(f"an input code is outside {fmt.describe()}")
     outs = []
     for L in model.layers:
-        x = dense_layer(
-            x, L.indices, L.weights, L.bias, L.input_fmt, L.weight_fmt, L.bias_fmt, L.output_fmt, L.relu
-        )
+        if L.kind == "conv":
+            x = conv2d(x, L)
+        elif L.kind == "maxpool":
+            x = maxpool2d(x, L)
+        else:
+            x = dense_layer(
+                x, L.indices, L.weights, L.bias, L.input_fmt, L.weight_fmt, L.bias_fmt, L.output_fmt, L.relu
+            )
         outs.append(x)
     return outs
 

@@ -7,9 +7,9 @@ from typing import Sequence
 import numpy as np
 
 from .fixed import FixedFormat
-from .ir import DenseLayer, Model
+from .ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
 
-__all__ = ["random_model", "random_inputs"]
+__all__ = ["random_model", "random_cnn", "random_inputs"]
 
 
 def random_model(
@@ -44,6 +44,59 @@ def random_model(
         )
         fmt_in = fmt_out
     return Model("random", tuple(layers))
+
+
+def random_cnn(
+    input_shape: tuple[int, int, int],
+    spec: Sequence[tuple],
+    seed: int = 0,
+    input_fmt: FixedFormat = FixedFormat(8, 1, signed=False),
+    weight_fmt: FixedFormat = FixedFormat(8, 2),
+    bias_fmt: FixedFormat = FixedFormat(12, 4),
+    hidden_fmt: FixedFormat = FixedFormat(8, 3, signed=False),
+    output_fmt: FixedFormat = FixedFormat(12, 6),
+) -> Model:
+    """A random image model.  ``spec`` lists the layers:
+
+    * ``("conv", out_channels, kernel, stride, pad, granularity, k)``
+    * ``("pool",)``: 2x2 max pooling
+    * ``("dense", out_features, k)``
+
+    Hidden layers use ``hidden_fmt`` with ReLU, the last one ``output_fmt`` without.
+    """
+    rng = np.random.default_rng(seed)
+    layers = []
+    shape = tuple(input_shape)
+    fmt_in = input_fmt
+    for i, s in enumerate(spec):
+        last = i == len(spec) - 1
+        fmt_out = output_fmt if last else hidden_fmt
+        name = f"l{i}"
+        if s[0] == "pool":
+            layers.append(MaxPool2dLayer(name, shape, fmt_in))
+            shape = layers[-1].out_shape
+            continue
+        if s[0] == "conv":
+            _, c_out, kern, stride, pad, gran, k = s
+            c_in = shape[2]
+            n = kern * kern * c_in if gran == "weight" else c_in
+            idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(c_out)]), axis=1)
+            k_eff = k * (kern * kern if gran == "kernel" else 1)
+            w = rng.integers(weight_fmt.min_int, weight_fmt.max_int + 1, size=(c_out, k_eff))
+            b = rng.integers(bias_fmt.min_int, bias_fmt.max_int + 1, size=c_out)
+            layers.append(Conv2dLayer(name, shape, kern, stride, pad, gran, idx, w, b,
+                                      fmt_in, weight_fmt, bias_fmt, fmt_out, relu=not last))
+            shape = layers[-1].out_shape
+        else:
+            _, rows, k = s
+            n = int(np.prod(shape))
+            idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(rows)]), axis=1)
+            w = rng.integers(weight_fmt.min_int, weight_fmt.max_int + 1, size=(rows, k))
+            b = rng.integers(bias_fmt.min_int, bias_fmt.max_int + 1, size=rows)
+            layers.append(DenseLayer(name, n, idx, w, b, fmt_in, weight_fmt, bias_fmt, fmt_out, relu=not last))
+            shape = (rows,)
+        fmt_in = fmt_out
+    return Model("random_cnn", tuple(layers))
 
 
 def random_inputs(model: Model, count: int, seed: int = 0) -> np.ndarray:
