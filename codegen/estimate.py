@@ -227,44 +227,65 @@ def _uses_dsp(a_bits: int, w_bits: int) -> bool:
     return lo <= 18 and hi <= 25 and a_bits + w_bits >= 9
 
 
+def _core_resources(p: LayerPlan) -> tuple[bool, int, int, int, int]:
+    """``(dsp_per_lane, bram18, lut, ff, rom_bits)`` of a MAC core (dense or conv)."""
+    L = p.layer
+    acc_w = L.accumulator.width
+    a_bits = L.input_fmt.width + (0 if L.input_fmt.signed else 1)
+    dsp_lane = _uses_dsp(a_bits, L.weight_fmt.width)
+    roms = [(r.depth, r.word_bits) for r in (p.roms.index, p.roms.weight, p.roms.bias)]
+    bram = lut_rom = 0
+    for depth, width in roms:
+        b, lr = rom_cost(depth, width)
+        bram += b
+        lut_rom += lr
+    idx_w = p.roms.index.entry_bits
+    mux = p.lanes * L.input_fmt.width * math.ceil(L.n / 4)
+    mult = 0 if dsp_lane else p.lanes * a_bits * L.weight_fmt.width // 2
+    adders = p.lanes * acc_w + 2 * (acc_w + 1)
+    counters = 3 * (index_bits(p.depth) + 2)
+    wb = L.rows  # output-buffer write enables
+    lut = mux + mult + adders + counters + wb + lut_rom
+    ff = (
+        p.lanes * (idx_w + L.weight_fmt.width)
+        + p.lanes * (a_bits + L.weight_fmt.width)
+        + L.bias_fmt.width
+        + acc_w
+        + L.rows * L.output_fmt.width
+        + 3 * index_bits(p.depth)
+        + 8
+    )
+    return dsp_lane, bram, lut, ff, sum(d * w for d, w in roms)
+
+
 def resources(model: Model, plans: Sequence[LayerPlan]) -> Resources:
-    """Per-layer and total DSP, BRAM18, LUT and FF estimates."""
+    """Per-layer and total DSP, BRAM18, LUT and FF estimates.
+
+    A convolution adds its front end to the core: the line buffer and the window
+    register (flip-flops: the window generator reads a whole window in one cycle), the
+    window multiplexers (one K*W-input mux per window bit, 4 inputs per LUT6) and
+    counters.  A pool holds W/2 * C running maxima in flip-flops plus a comparator.
+    """
     out = []
     for p in plans:
         L = p.layer
-        acc_w = L.accumulator.width
-        a_bits = L.input_fmt.width + (0 if L.input_fmt.signed else 1)
-        dsp_lane = _uses_dsp(a_bits, L.weight_fmt.width)
-        idx_w = index_bits(L.n)
-        roms = [
-            (p.depth, p.lanes * idx_w),
-            (p.depth, p.lanes * L.weight_fmt.width),
-            (L.rows, L.bias_fmt.width),
-        ]
-        bram = lut_rom = 0
-        for depth, width in roms:
-            b, lr = rom_cost(depth, width)
-            bram += b
-            lut_rom += lr
-        mux = p.lanes * L.input_fmt.width * math.ceil(L.n / 4)
-        mult = 0 if dsp_lane else p.lanes * a_bits * L.weight_fmt.width // 2
-        adders = p.lanes * acc_w + 2 * (acc_w + 1)
-        counters = 3 * (index_bits(p.depth) + 2)
-        wb = L.rows  # output-buffer write enables
-        lut = mux + mult + adders + counters + wb + lut_rom
-        ff = (
-            p.lanes * (idx_w + L.weight_fmt.width)
-            + p.lanes * (a_bits + L.weight_fmt.width)
-            + L.bias_fmt.width
-            + acc_w
-            + L.rows * L.output_fmt.width
-            + 3 * index_bits(p.depth)
-            + 8
-        )
-        rom_bits = sum(d * w for d, w in roms)
+        if L.kind == "maxpool":
+            h, w, c = L.in_shape
+            bits = (w // 2) * c * L.input_fmt.width
+            lut = L.input_fmt.width * (2 + math.ceil((w // 2) * c / 4)) + 16
+            out.append(LayerResources(L.name, 0, 0, lut, bits + 16, 0))
+            continue
+        dsp_lane, bram, lut, ff, rom_bits = _core_resources(p)
+        if L.kind == "conv":
+            h, w, c = L.in_shape
+            lb_bits = L.kernel * w * c * L.input_fmt.width
+            win_bits = L.n * L.input_fmt.width
+            lut += win_bits * math.ceil(L.kernel * w / 4) + L.out_shape[2] * L.output_fmt.width // 4 + 40
+            ff += lb_bits + win_bits + 64
         out.append(LayerResources(L.name, p.lanes if dsp_lane else 0, bram, lut, ff, rom_bits))
-    top_ff = model.n_inputs * model.input_fmt.width + 2 * index_bits(model.n_inputs) + 4
-    top_lut = model.n_inputs + model.output_fmt.width * math.ceil(model.n_outputs / 4) + 8
+    first_dense = next(p.layer for p in plans if p.kind == "dense")
+    top_ff = first_dense.n * first_dense.input_fmt.width + 2 * index_bits(first_dense.n) + 4
+    top_lut = first_dense.n + model.output_fmt.width * math.ceil(model.n_outputs / 4) + 8
     return Resources(
         layers=tuple(out),
         dsp=sum(l.dsp for l in out),
@@ -276,8 +297,19 @@ def resources(model: Model, plans: Sequence[LayerPlan]) -> Resources:
 
 def memory_bits(plans: Sequence[LayerPlan]) -> dict[str, int]:
     """``rom_bits``: every ROM image as packed (indices, weights, biases, lane padding
-    included); ``dense_bits``: the same layers stored dense (weights plus biases)."""
-    return {
-        "rom_bits": sum(p.roms.index.bits + p.roms.weight.bits + p.roms.bias.bits for p in plans),
-        "dense_bits": sum(p.layer.rows * (p.layer.n * p.layer.weight_fmt.width + p.layer.bias_fmt.width) for p in plans),
-    }
+    included); ``dense_bits``: the same layers stored dense (every weight of every neuron
+    or filter, plus biases); ``line_buffer_bits``: the convolutions' K-row line buffers
+    and the pools' row of running maxima; ``window_bits``: the convolutions' window
+    registers."""
+    rom = dense = lb = win = 0
+    for p in plans:
+        L = p.layer
+        if L.kind == "maxpool":
+            lb += (L.in_shape[1] // 2) * L.in_shape[2] * L.input_fmt.width
+            continue
+        rom += p.roms.index.bits + p.roms.weight.bits + p.roms.bias.bits
+        dense += L.rows * (L.n * L.weight_fmt.width + L.bias_fmt.width)
+        if L.kind == "conv":
+            lb += L.kernel * L.in_shape[1] * L.in_shape[2] * L.input_fmt.width
+            win += L.n * L.input_fmt.width
+    return {"rom_bits": rom, "dense_bits": dense, "line_buffer_bits": lb, "window_bits": win}

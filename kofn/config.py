@@ -10,6 +10,7 @@ every key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -55,6 +56,11 @@ class DataConfig:
     def n_features(self) -> int:
         """Inputs per image: 64 for the 8x8 digits, 784 for 28x28 MNIST."""
         return {"digits": 64, "mnist": 784}[self.dataset]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, C)`` of one image: 8x8x1 digits, 28x28x1 MNIST."""
+        return {"digits": (8, 8, 1), "mnist": (28, 28, 1)}[self.dataset]
 
     def validate(self, key: str) -> None:
         if self.dataset not in ("digits", "mnist"):
@@ -204,26 +210,58 @@ class TrainConfig:
             getattr(self, name).validate(f"{key}.{name}")
 
 
+LAYER_TYPES = ("dense", "conv", "maxpool")
+
+
 @dataclass(frozen=True)
 class LayerConfig:
-    out_features: int
-    k: int  # inputs kept per output neuron
+    type: str = "dense"  # "dense", "conv" (Conv2d) or "maxpool" (2x2, stride 2)
+    out_features: int = 0  # dense: output neurons
+    k: int = 0  # kept per group: inputs (weight), kernels (kernel), neurons/filters (feature_map)
     weight: FixedFormat = FixedFormat(8, 2)
     bias: FixedFormat = FixedFormat(16, 6)
     output: FixedFormat = FixedFormat(8, 3, signed=False)
     relu: bool = True
-    lanes: int | None = None  # parallel MAC lanes P; default: largest divisor of k up to 8
-    granularity: str = "weight"  # "weight" (k of n inputs per neuron), "block" (k of every `block`
-    #                              consecutive inputs, N:M) or "feature_map" (k of out_features neurons)
+    lanes: int | None = None  # parallel MAC lanes P; default: largest divisor of the row's weights up to 8
+    granularity: str = "weight"  # "weight" (k of n inputs per neuron/filter), "kernel" (conv: k of C_in
+    #                              whole kernels per filter), "block" (dense: k of every `block` consecutive
+    #                              inputs, N:M) or "feature_map" (k of the neurons/filters)
     block: int | None = None  # M of the "block" granularity
+    out_channels: int = 0  # conv: filters
+    kernel: int = 0  # conv: K of a square K x K kernel
+    stride: int = 1  # conv
+    padding: str = "valid"  # conv: "valid" (none) or "same" (K // 2 zeros on every side, odd K)
+    bn: bool = False  # conv: BatchNorm2d after the convolution, folded into it before quantization
 
-    def validate(self, key: str, n: int, last: bool = False) -> None:
+    @property
+    def pad(self) -> int:
+        return self.kernel // 2 if self.padding == "same" else 0
+
+    def validate(self, key: str, shape: tuple, last: bool = False) -> tuple:
+        """Check the layer against its input ``shape`` ((H, W, C) image or (n,) vector);
+        returns its output shape."""
+        if self.type not in LAYER_TYPES:
+            _fail(f"{key}.type", f"must be one of {', '.join(LAYER_TYPES)}, got {self.type!r}")
+        if self.type == "maxpool":
+            return self._validate_pool(key, shape, last)
+        if self.type == "conv":
+            return self._validate_conv(key, shape, last)
+        for name in ("out_channels", "kernel"):
+            if getattr(self, name):
+                _fail(f"{key}.{name}", "only meaningful for type = 'conv'")
+        if self.bn:
+            _fail(f"{key}.bn", "only meaningful for type = 'conv'")
+        n = int(math.prod(shape))
+        if self.k == 0:
+            _fail(f"{key}.k", "missing required key")
+        if self.out_features == 0:
+            _fail(f"{key}.out_features", "missing required key")
         if self.out_features < 1:
             _fail(f"{key}.out_features", f"must be >= 1, got {self.out_features}")
         if self.granularity not in GRANULARITIES:
             _fail(f"{key}.granularity", f"must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}")
         if self.granularity == "kernel":
-            _fail(f"{key}.granularity", "'kernel' applies to Conv2d layers; an MLP layer has no kernels")
+            _fail(f"{key}.granularity", "'kernel' applies to Conv2d layers; a dense layer has no kernels")
         if self.granularity == "block":
             if self.block is None or self.block < 1 or n % self.block:
                 _fail(f"{key}.block", f"granularity 'block' needs a block M >= 1 dividing the layer's {n} inputs, got {self.block}")
@@ -239,10 +277,70 @@ class LayerConfig:
             _fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
         if self.lanes is not None and not 1 <= self.lanes <= self.row_k(n):
             _fail(f"{key}.lanes", f"must be in 1..{self.row_k(n)} (entries per row), got {self.lanes}")
+        self._validate_formats(key)
+        return (self.k if self.granularity == "feature_map" else self.out_features,)
+
+    def _validate_formats(self, key: str) -> None:
         if not self.weight.signed:
             _fail(f"{key}.weight.signed", "weights must be signed")
         if not self.bias.signed:
             _fail(f"{key}.bias.signed", "biases must be signed")
+
+    def _validate_pool(self, key: str, shape: tuple, last: bool) -> tuple:
+        if len(shape) != 3:
+            _fail(f"{key}.type", "maxpool needs an image; it cannot follow a dense layer")
+        if last:
+            _fail(f"{key}.type", "the last layer must be dense")
+        for name in ("out_features", "k", "out_channels", "kernel"):
+            if getattr(self, name):
+                _fail(f"{key}.{name}", "not meaningful for type = 'maxpool'")
+        if self.lanes is not None:
+            _fail(f"{key}.lanes", "a pooling layer has no MAC lanes")
+        h, w, c = shape
+        if h < 2 or w < 2:
+            _fail(f"{key}.type", f"a 2x2 pool needs an image of at least 2x2, got {h}x{w}")
+        return (h // 2, w // 2, c)
+
+    def _validate_conv(self, key: str, shape: tuple, last: bool) -> tuple:
+        if len(shape) != 3:
+            _fail(f"{key}.type", "conv needs an image; it cannot follow a dense layer")
+        if last:
+            _fail(f"{key}.type", "the last layer must be dense")
+        if self.out_features:
+            _fail(f"{key}.out_features", "not meaningful for type = 'conv' (use out_channels)")
+        for name in ("k", "out_channels", "kernel"):
+            if getattr(self, name) == 0:
+                _fail(f"{key}.{name}", "missing required key")
+        if self.out_channels < 1:
+            _fail(f"{key}.out_channels", f"must be >= 1, got {self.out_channels}")
+        if not 1 <= self.kernel <= 7:
+            _fail(f"{key}.kernel", f"must be in 1..7 (a square K x K kernel), got {self.kernel}")
+        if not 1 <= self.stride <= self.kernel:
+            _fail(f"{key}.stride", f"must be in 1..kernel ({self.kernel}), got {self.stride}")
+        if self.padding not in ("valid", "same"):
+            _fail(f"{key}.padding", f"must be 'valid' or 'same', got {self.padding!r}")
+        if self.padding == "same" and self.kernel % 2 == 0:
+            _fail(f"{key}.padding", f"'same' needs an odd kernel (symmetric padding), got {self.kernel}")
+        if self.granularity not in ("weight", "kernel", "feature_map"):
+            _fail(f"{key}.granularity", f"a conv layer takes 'weight', 'kernel' or 'feature_map', got {self.granularity!r}")
+        if self.block is not None:
+            _fail(f"{key}.block", "the block granularity applies to dense layers")
+        h, w, c = shape
+        oh = (h + 2 * self.pad - self.kernel) // self.stride + 1
+        ow = (w + 2 * self.pad - self.kernel) // self.stride + 1
+        if min(oh, ow) < 1:
+            _fail(f"{key}.kernel", f"a {self.kernel}x{self.kernel} kernel does not fit the {h}x{w} input")
+        taps = self.kernel * self.kernel
+        n_group = {"weight": c * taps, "kernel": c, "feature_map": self.out_channels}[self.granularity]
+        what = {"weight": "C_in*K*K weights", "kernel": "C_in kernels", "feature_map": "out_channels"}
+        if not 1 <= self.k <= n_group:
+            _fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
+        row = self.k if self.granularity == "weight" and self.k < c * taps else (
+            self.k * taps if self.granularity == "kernel" else c * taps)
+        if self.lanes is not None and not 1 <= self.lanes <= row:
+            _fail(f"{key}.lanes", f"must be in 1..{row} (weights per filter), got {self.lanes}")
+        self._validate_formats(key)
+        return (oh, ow, self.k if self.granularity == "feature_map" else self.out_channels)
 
     def row_k(self, n: int) -> int:
         """Entries per output neuron in hardware (the ROM's fixed stride) for ``n`` inputs."""
@@ -305,10 +403,15 @@ class FlowConfig:
         self.hw.validate("hw")
         if not self.layers:
             _fail("layers", "at least one [[layers]] table is required")
-        n = self.data.n_features
+        image = any(l.type != "dense" for l in self.layers)
+        shape = self.data.image_shape if image else (self.data.n_features,)
         for i, layer in enumerate(self.layers):
-            layer.validate(f"layers[{i}]", n, last=i == len(self.layers) - 1)
-            n = layer.k if layer.granularity == "feature_map" else layer.out_features
+            shape = layer.validate(f"layers[{i}]", shape, last=i == len(self.layers) - 1)
+
+    @property
+    def is_image_model(self) -> bool:
+        """True when a layer is a convolution or a pool (the model then takes HWC images)."""
+        return any(l.type != "dense" for l in self.layers)
 
 
 _FORMAT_KEYS = {"width", "int_bits", "signed"}

@@ -70,7 +70,7 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
     """Run the whole flow for ``cfg`` into ``out_dir``; returns the report (also written)."""
     import torch
 
-    from .pruning import KofnMLP, LayerSpec, accuracy, train
+    from .pruning import ConvSpec, KofnCNN, KofnMLP, LayerSpec, PoolSpec, accuracy, train
 
     progress = progress or Progress()
     out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
@@ -85,15 +85,23 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
     with progress.stage("train"):
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-        specs = [
-            LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
-            for l in cfg.layers
-        ]
         t = cfg.train
-        progress(f"method {t.method}: " + ", ".join(
-            f"l{i} {l.k}-of-{'n' if l.granularity == 'weight' else l.granularity}" for i, l in enumerate(cfg.layers)
-        ))
-        model = KofnMLP(ds.n_features, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed)
+        progress(f"method {t.method}: " + ", ".join(_describe_layer(i, l) for i, l in enumerate(cfg.layers)))
+        if cfg.is_image_model:
+            specs = [
+                PoolSpec() if l.type == "maxpool"
+                else ConvSpec(l.out_channels, l.kernel, l.k, l.weight, l.bias, l.output, l.stride, l.pad,
+                              l.relu, l.granularity, l.bn) if l.type == "conv"
+                else LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
+                for l in cfg.layers
+            ]
+            model = KofnCNN(cfg.data.image_shape, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed)
+        else:
+            specs = [
+                LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
+                for l in cfg.layers
+            ]
+            model = KofnMLP(ds.n_features, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed)
         hist = train(model, ds.x_train, ds.y_train, t, seed=cfg.seed, progress=progress)
         model.set_quantize(False)
         acc_float = accuracy(model, ds.x_test, ds.y_test)
@@ -117,6 +125,15 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
                      "mask_metrics": hist.metrics[-1] if hist.metrics else []},
     }
     return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra)
+
+
+def _describe_layer(i: int, l) -> str:
+    if l.type == "maxpool":
+        return f"l{i} maxpool 2x2"
+    what = {"weight": "n", "kernel": "kernels", "feature_map": "filters" if l.type == "conv" else "neurons",
+            "block": f"{l.block}"}[l.granularity]
+    head = f"l{i} conv {l.out_channels}@{l.kernel}x{l.kernel}" if l.type == "conv" else f"l{i} dense {l.out_features}"
+    return f"{head} {l.k}-of-{what}"
 
 
 def _vectors(model_ir, cfg: FlowConfig, x_test: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -161,19 +178,14 @@ def build_and_verify(
             f"{len(design.files)} files; P = {[p.lanes for p in plans]}; "
             f"{len(x)} vectors ({n_rand} random + {n_test} test)"
         )
-    rtl_sources = [out / "rtl" / "kofn_dense.sv", out / "rtl" / f"{top}.sv"]
-    (out / "rtl" / "filelist.f").write_text("".join(f"{s.name}\n" for s in rtl_sources))
+    rtl_sources = [out / s for s in design.sources]
 
     report: dict = {
         "kofn_version": __version__,
         "name": model_ir.name,
         "top": top,
         **(extra or {}),
-        "layers": [
-            {"name": p.layer.name, "n": p.layer.n, "k": p.layer.k, "rows": p.layer.rows, "lanes": p.lanes,
-             "steps": p.steps, "acc_width": p.layer.accumulator.width}
-            for p in plans
-        ],
+        "layers": [_layer_report(p) for p in plans],
         "bitexact": {},
         "latency": {
             "estimated_cycles": lat.total_cycles,
@@ -245,6 +257,18 @@ def build_and_verify(
     return report
 
 
+def _layer_report(p) -> dict:
+    L = p.layer
+    d = {"name": L.name, "kind": L.kind}
+    if L.kind == "maxpool":
+        return {**d, "in_shape": list(L.in_shape), "out_shape": list(L.out_shape)}
+    d.update(n=L.n, k=L.k, rows=L.rows, lanes=p.lanes, steps=p.steps, acc_width=L.accumulator.width)
+    if L.kind == "conv":
+        d.update(granularity=L.granularity, kernel=L.kernel, stride=L.stride, pad=L.pad,
+                 in_shape=list(L.in_shape), out_shape=list(L.out_shape), weights_per_filter=L.k_eff)
+    return d
+
+
 def resimulate(build_dir: Path, progress: Progress | None = None) -> dict:
     """Regenerate and re-simulate a build folder from its saved IR and config (no training)."""
     build_dir = Path(build_dir).resolve()
@@ -275,12 +299,20 @@ def render_markdown(r: dict) -> str:
               f"| cycles (first input beat to last output beat) | {lat['estimated_cycles']} | {lat['measured_cycles']} |",
               f"| initiation interval | {lat['ii_cycles']} | {lat['measured_ii_cycles']} |", "",
               f"Throughput at {lat['clock_mhz']} MHz: {lat['throughput_per_s']:.0f} inferences/s.", "",
-              "| layer | n | k | rows | lanes P | steps S | cycles |", "|---|---|---|---|---|---|---|"]
+              "| layer | kind | n | k | rows | lanes P | steps S | cycles |", "|---|---|---|---|---|---|---|---|"]
     for l, c in zip(r["layers"], lat["per_layer"]):
-        lines.append(f"| {l['name']} | {l['n']} | {l['k']} | {l['rows']} | {l['lanes']} | {l['steps']} | {c['cycles']} |")
+        if l.get("kind") == "maxpool":
+            lines.append(f"| {l['name']} | maxpool {'x'.join(map(str, l['in_shape']))} | | | | | | {c['cycles']} |")
+            continue
+        kind = l.get("kind", "dense")
+        if kind == "conv":
+            kind = f"conv {l['kernel']}x{l['kernel']}/{l['stride']}, {l['granularity']}"
+        lines.append(f"| {l['name']} | {kind} | {l['n']} | {l['k']} | {l['rows']} | {l['lanes']} | {l['steps']} | {c['cycles']} |")
     res, mem = r["resources"], r["memory"]
     lines += ["", "## Resources (estimate, analytical v1)", "", "| DSP | BRAM18 | LUT | FF |", "|---|---|---|---|",
               f"| {res['dsp']} | {res['bram18']} | {res['lut']} | {res['ff']} |", "",
-              f"ROM bits: {mem['rom_bits']} (dense 8-bit equivalent: {mem['dense_bits']}, "
-              f"{mem['dense_bits'] / max(1, mem['rom_bits']):.2f}x).", ""]
+              f"ROM bits: {mem['rom_bits']} (the same layers stored dense: {mem['dense_bits']}, "
+              f"{mem['dense_bits'] / max(1, mem['rom_bits']):.2f}x)."
+              + (f" Line buffers: {mem['line_buffer_bits']} bits; window registers: {mem['window_bits']} bits."
+                 if mem.get("line_buffer_bits") else ""), ""]
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Training side (torch): k-out-of-n masks as parametrizations, fixed-point QAT, export to the IR."""
 
+from .cnn import ConvSpec, KofnCNN, PoolSpec
 from .groups import GRANULARITIES, Grouping, KofnMaskError, check_kofn
 from .interop import masks_from_torch_ao
 from .masks import kofn_topk, relaxed_khot
@@ -23,6 +24,9 @@ from .train import TrainHistory, accuracy, train
 
 __all__ = [
     "GRANULARITIES",
+    "ConvSpec",
+    "KofnCNN",
+    "PoolSpec",
     "DPPPruner",
     "DTPPruner",
     "FakeQuant",

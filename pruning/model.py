@@ -17,7 +17,24 @@ from .groups import Grouping, check_kofn
 from .methods import FixedPruner, KofnPruner, make_pruner
 from .quant import FakeQuant
 
-__all__ = ["LayerSpec", "KofnMLP"]
+__all__ = ["LayerSpec", "KofnMLP", "pad_rows"]
+
+
+def pad_rows(mask: np.ndarray, stride: int) -> np.ndarray:
+    """Fixed-stride index rows for a boolean ``[rows, n]`` mask: every row lists its kept
+    entries, ascending, padded with unused entries up to the stride (the export stores
+    zero weights there, which changes no output).  The stride is ``stride``, raised to
+    the largest row count and capped at ``n``."""
+    rows, n = mask.shape
+    stride = int(min(n, max(stride, int(mask.sum(1).max()) if rows else 0, 1)))
+    idx = np.empty((rows, stride), dtype=np.int64)
+    for r in range(rows):
+        keep = np.flatnonzero(mask[r])
+        if len(keep) < stride:
+            spare = np.setdiff1d(np.arange(n), keep)[: stride - len(keep)]
+            keep = np.sort(np.concatenate([keep, spare]))
+        idx[r] = keep
+    return idx
 
 
 @dataclass(frozen=True)
@@ -210,14 +227,7 @@ class KofnMLP(nn.Module):
             if pruner is not None and spec.granularity == "feature_map":
                 rows = np.flatnonzero(m.reshape(-1).cpu().numpy())
             sub = wmask[np.ix_(rows, kept_in)]
-            stride = int(min(len(kept_in), max(stride, int(sub.sum(1).max()), 1)))
-            idx = np.empty((len(rows), stride), dtype=np.int64)
-            for r in range(len(rows)):
-                keep = np.flatnonzero(sub[r])
-                if len(keep) < stride:  # pad with zero-weight entries at unused inputs
-                    spare = np.setdiff1d(np.arange(len(kept_in)), keep)[: stride - len(keep)]
-                    keep = np.sort(np.concatenate([keep, spare]))
-                idx[r] = keep
+            idx = pad_rows(sub, stride)
             w_sub = w_codes[np.ix_(rows, kept_in)] * sub  # padding entries carry weight 0
             layers.append(
                 DenseLayer(
