@@ -212,9 +212,10 @@ def _sv_int64(v: int) -> str:
     return f"{'-' if v < 0 else ''}64'sd{abs(v)}"
 
 
-def _literal(q: int, fmt: FixedFormat) -> str:
-    """Exact decimal literal of code ``q`` (a dyadic rational; repr round-trips exactly)."""
-    return repr(float(q) * fmt.scale)
+def _c_int(bits: int, signed: bool = True) -> str:
+    """The narrowest <cstdint> type holding ``bits``-bit codes."""
+    width = next(w for w in (8, 16, 32) if bits <= w)
+    return f"{'' if signed else 'u'}int{width}_t"
 
 
 def _hls_layer_ctx(plan: LayerPlan, in_type_name: str) -> dict:
@@ -253,9 +254,12 @@ def _hls_layer_ctx(plan: LayerPlan, in_type_name: str) -> dict:
         "b_type": _ap_type(L.bias_fmt),
         "acc_type": f"ap_fixed<{acc.width}, {acc.width - acc.frac}>",
         "out_type": _ap_type(L.output_fmt, rounding=True),
+        "idx_ctype": _c_int(index_bits(L.in_channels) if kmode else index_bits(L.n), signed=False),
+        "w_ctype": _c_int(wf.width),
+        "b_ctype": _c_int(L.bias_fmt.width),
         "idx_values": [str(int(v)) for v in idx.ravel()],
-        "w_values": [_literal(v, wf) for v in w_signed],
-        "b_values": [_literal(int(v), L.bias_fmt) for v in L.bias],
+        "w_values": [str(v) for v in w_signed],
+        "b_values": [str(int(v)) for v in L.bias],
     }
     if L.kind == "conv":
         ctx.update(kernel=L.kernel, cstride=L.stride, pad=L.pad, kmode=kmode, kk=L.taps, kc=L.k,

@@ -353,6 +353,7 @@ class SimConfig:
     hls: bool = True  # run the HLS C simulation (g++)
     random_vectors: int = 1000  # random input vectors, uniform over the input format
     test_vectors: int = -1  # test-split vectors to simulate; -1 = all
+    rtl_test_vectors: int = -1  # of those, how many the RTL simulation streams too; -1 = all
     stall_prob: float = 0.25  # per-cycle probability of a tvalid gap / tready stall
     timing_vectors: int = 4  # stall-free vectors streamed first to measure latency and II
     seed: int = 0
@@ -360,8 +361,9 @@ class SimConfig:
     def validate(self, key: str) -> None:
         if self.random_vectors < 0:
             _fail(f"{key}.random_vectors", f"must be >= 0, got {self.random_vectors}")
-        if self.test_vectors < -1:
-            _fail(f"{key}.test_vectors", f"must be -1 (all) or >= 0, got {self.test_vectors}")
+        for name in ("test_vectors", "rtl_test_vectors"):
+            if getattr(self, name) < -1:
+                _fail(f"{key}.{name}", f"must be -1 (all) or >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.stall_prob < 1.0:
             _fail(f"{key}.stall_prob", f"must be in [0, 1), got {self.stall_prob}")
         if self.timing_vectors < 2:

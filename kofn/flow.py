@@ -170,6 +170,8 @@ def build_and_verify(
         res = resources(model_ir, plans)
         x, n_rand, n_test = _vectors(model_ir, cfg, x_test)
         expected = reference_run(model_ir, x)
+        n_rtl_test = n_test if cfg.sim.rtl_test_vectors < 0 else min(cfg.sim.rtl_test_vectors, n_test)
+        x_rtl, expected_rtl = x[: n_rand + n_rtl_test], expected[: n_rand + n_rtl_test]
         (out / "vectors").mkdir(exist_ok=True)
         np.save(out / "vectors" / "inputs.npy", x)
         np.save(out / "vectors" / "expected.npy", expected)
@@ -177,6 +179,7 @@ def build_and_verify(
         progress(
             f"{len(design.files)} files; P = {[p.lanes for p in plans]}; "
             f"{len(x)} vectors ({n_rand} random + {n_test} test)"
+            + (f", RTL streams {len(x_rtl)} of them" if len(x_rtl) < len(x) else "")
         )
     rtl_sources = [out / s for s in design.sources]
 
@@ -225,10 +228,12 @@ def build_and_verify(
             mism = int((cs.outputs != expected).sum())
             report["bitexact"]["hls"] = {"vectors": int(len(x)), "mismatches": mism}
             progress(f"HLS C simulation: {mism} mismatching output codes")
+            if y_test is not None and n_test and "accuracy" in report:
+                report["accuracy"]["hls_on_test"] = _accuracy(cs.outputs[n_rand:], y_test[:n_test])
     if cfg.sim.rtl:
-        with progress.stage(f"RTL simulation ({len(x)} vectors, stall probability {cfg.sim.stall_prob})"):
+        with progress.stage(f"RTL simulation ({len(x_rtl)} vectors, stall probability {cfg.sim.stall_prob})"):
             r = simulate_rtl(
-                out, top, x, expected,
+                out, top, x_rtl, expected_rtl,
                 in_tdata_w=tdata_width(model_ir.input_fmt),
                 out_signed=model_ir.output_fmt.signed,
                 build_dir=out / "sim_build",
@@ -248,7 +253,7 @@ def build_and_verify(
     if y_test is not None and cfg.sim.rtl:
         # hardware accuracy: the RTL's own outputs on the simulated test images
         n_rand = cfg.sim.random_vectors
-        n_t = len(x) - n_rand
+        n_t = len(x_rtl) - n_rand
         report["accuracy"]["rtl_on_test"] = _accuracy(r.outputs[n_rand:], y_test[:n_t]) if n_t else None
     report["seconds"] = progress.times
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -274,7 +274,7 @@ class KofnCNN(nn.Module):
     @torch.no_grad()
     def hard_masks(self) -> list[torch.Tensor]:
         out = []
-        for i, (mod, spec, pruner) in enumerate(zip(self.mods, self.specs, self.pruners())):
+        for i, (spec, pruner) in enumerate(zip(self.specs, self.pruners())):
             if pruner is None:
                 out.append(None)
                 continue
@@ -305,7 +305,7 @@ class KofnCNN(nn.Module):
                 layers.append(MaxPool2dLayer(name_l, (h, w, len(kept_c)), fmt))
                 h, w = h // 2, w // 2
                 continue
-            mod, pruner, m = self.mods[wi], self.pruners()[wi], masks[wi]
+            pruner, m = self.pruners()[wi], masks[wi]
             w_codes = quantize(self.quantized_weight(wi).double().cpu().numpy(), spec.weight)
             bias = self.mods[wi].bias
             if str(wi) in self.bns:

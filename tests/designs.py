@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kofn.fixed import FixedFormat as F
-from kofn.testing import random_model
+from kofn.testing import random_cnn, random_model
 
 # name -> (sizes, ks, lanes, model kwargs)
 DESIGNS = {
@@ -17,7 +17,31 @@ DESIGNS = {
                                                          output_fmt=F(8, 6))),
 }
 
+# name -> (input shape HWC, layer spec for kofn.testing.random_cnn, lanes, model kwargs)
+CNN_DESIGNS = {
+    # weight-level conv with "same" padding and lane padding (k=5, P=2), pool, kernel-level conv
+    # with P=4 not dividing K*K=9 (lanes straddle kernels), dense head
+    "cnn_mixed": ((8, 8, 2), [("conv", 4, 3, 1, 1, "weight", 5), ("pool",), ("conv", 6, 3, 1, 0, "kernel", 2),
+                              ("dense", 10, 8)], [2, None, 4, 4], {}),
+    # stride 2 "valid" leaving a trailing input row (never read), conv -> conv, kernel level
+    # with P=7 (wider than a 2x2 kernel), signed input and signed hidden activations
+    "cnn_stride": ((8, 7, 3), [("conv", 3, 3, 2, 0, "weight", 4), ("conv", 5, 2, 1, 0, "kernel", 2),
+                               ("dense", 6, 5)], [3, 7, 2],
+                   dict(input_fmt=F(6, 2), hidden_fmt=F(7, 3))),
+    # 5x5 "same" with one whole kernel per step (P=25), pools dropping odd rows and columns
+    # (output leaves before the trailing input is consumed), stride-2 "same", P=1 dense
+    "cnn_odd": ((11, 10, 1), [("conv", 4, 5, 1, 2, "kernel", 1), ("pool",), ("conv", 3, 3, 2, 1, "weight", 7),
+                              ("pool",), ("dense", 5, 3)], [25, None, 7, None, 1], {}),
+    # a pool straight after the input, then a dense layer on the flattened HWC image
+    "cnn_pool_first": ((5, 6, 3), [("pool",), ("dense", 4, 6)], [None, 3], {}),
+}
+
+ALL_DESIGNS = sorted(DESIGNS) + sorted(CNN_DESIGNS)
+
 
 def design(name: str, seed: int = 0):
+    if name in CNN_DESIGNS:
+        shape, spec, lanes, kw = CNN_DESIGNS[name]
+        return random_cnn(shape, spec, seed=seed, **kw), lanes
     sizes, ks, lanes, kw = DESIGNS[name]
     return random_model(sizes, ks, seed=seed, **kw), lanes

@@ -76,3 +76,55 @@ def test_missing_required_and_bad_toml(tmp_path):
 def test_examples_are_valid(path):
     cfg = load_config(path)
     assert cfg.layers
+
+
+def _cnn(layers: str) -> str:
+    return 'input = { width = 8, int_bits = 1, signed = false }\n' + layers
+
+
+_CONV = '[[layers]]\ntype = "conv"\nout_channels = 4\nkernel = 3\nk = 2\n'
+_HEAD = '[[layers]]\nout_features = 10\nk = 4\nrelu = false\n'
+
+
+def test_examples_parse():
+    for path in sorted((REPO / "examples").glob("*.toml")):
+        cfg = load_config(path)
+        assert cfg.layers, path
+
+
+def test_cnn_shapes_flow_through_validation():
+    cfg = parse_config(_cnn(_CONV + 'padding = "same"\n[[layers]]\ntype = "maxpool"\n' + _HEAD))
+    assert cfg.is_image_model
+    assert [l.type for l in cfg.layers] == ["conv", "maxpool", "dense"]
+    assert cfg.layers[0].pad == 1
+    # 8x8x1 -> same conv -> 8x8x4 -> pool -> 4x4x4 = 64 inputs: k = 65 is out of range
+    with pytest.raises(ConfigError, match=r"layers\[2\]\.k: must be in 1\.\.64"):
+        parse_config(_cnn(_CONV + 'padding = "same"\n[[layers]]\ntype = "maxpool"\n' + _HEAD.replace("k = 4", "k = 65")))
+
+
+@pytest.mark.parametrize(
+    "layers, key",
+    [
+        (_CONV.replace("k = 2", 'k = 2\ngranularity = "kernel"') + _HEAD, r"layers\[0\]\.k: must be in 1\.\.1 \(C_in kernels\)"),
+        (_CONV.replace("k = 2", "k = 10") + _HEAD,
+         r"layers\[0\]\.k: must be in 1\.\.9 \(C_in\*K\*K weights\)"),
+        (_CONV + 'padding = "full"\n' + _HEAD, r"layers\[0\]\.padding: must be 'valid' or 'same'"),
+        (_CONV.replace("kernel = 3", "kernel = 4").replace("k = 2", "k = 1") + 'padding = "same"\n' + _HEAD,
+         r"layers\[0\]\.padding: 'same' needs an odd kernel"),
+        (_CONV.replace("kernel = 3", "kernel = 9") + _HEAD, r"layers\[0\]\.kernel: must be in 1\.\.7"),
+        (_CONV.replace("k = 2", "k = 1") + "stride = 4\n" + _HEAD, r"layers\[0\]\.stride: must be in 1\.\.kernel"),
+        (_CONV.replace("k = 2", "k = 1") + "lanes = 2\n" + _HEAD, r"layers\[0\]\.lanes: must be in 1\.\.1 \(weights per filter\)"),
+        (_CONV.replace("k = 2", "k = 1") + 'granularity = "block"\n' + _HEAD, r"layers\[0\]\.granularity: a conv layer takes"),
+        (_HEAD.replace("relu = false\n", "") + '[[layers]]\ntype = "maxpool"\n',
+         r"layers\[1\]\.type: maxpool needs an image"),
+        (_CONV.replace("k = 2", "k = 1"), r"layers\[0\]\.type: the last layer must be dense"),
+        ('[[layers]]\ntype = "maxpool"\nlanes = 2\n' + _HEAD, r"layers\[0\]\.lanes: a pooling layer has no MAC lanes"),
+        ('[[layers]]\ntype = "conv"\nkernel = 3\nk = 1\n' + _HEAD, r"layers\[0\]\.out_channels: missing required key"),
+        ('[[layers]]\ntype = "fc"\n' + _HEAD, r"layers\[0\]\.type: must be one of dense, conv, maxpool"),
+        (_CONV.replace("k = 2", "k = 1") + "bn = true\n" + _HEAD.replace("k = 4", "k = 4\nbn = true"),
+         r"layers\[1\]\.bn: only meaningful for type = 'conv'"),
+    ],
+)
+def test_bad_cnn_layers_name_the_key(layers, key):
+    with pytest.raises(ConfigError, match=key):
+        parse_config(_cnn(layers))

@@ -94,3 +94,45 @@ def test_mnist_example_reduced(tmp_path, mnist_dir):
     assert r["bitexact"]["hls"]["mismatches"] == 0
     assert r["layers"][0]["k"] * 16 <= r["layers"][0]["n"]
     assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
+
+
+def test_cnn_digits_example(tmp_path):
+    """examples/cnn_digits.toml exactly as shipped: the whole digits test split through RTL
+    and HLS C simulation, 0 mismatches, cycles estimated = measured, accuracy >= 90 %."""
+    rc = main(["flow", str(REPO / "examples" / "cnn_digits.toml"), "--out", str(tmp_path / "o"), "--quiet"])
+    assert rc == 0
+    r = json.loads((tmp_path / "o" / "report.json").read_text())
+    n_test = r["accuracy"]["test_images"]
+    assert n_test >= 300
+    for sim in ("rtl", "hls"):
+        assert r["bitexact"][sim]["vectors"] == 200 + n_test
+        assert r["bitexact"][sim]["mismatches"] == 0
+    assert r["bitexact"]["rtl"]["tlast_errors"] == 0
+    assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
+    assert r["latency"]["measured_ii_cycles"] == r["latency"]["ii_cycles"]
+    assert r["accuracy"]["integer"] >= 0.90
+    assert r["accuracy"]["rtl_on_test"] == r["accuracy"]["integer"] == r["accuracy"]["hls_on_test"]
+    conv2 = r["layers"][2]
+    assert (conv2["kind"], conv2["granularity"], conv2["k"]) == ("conv", "kernel", 4)
+    assert r["memory"]["line_buffer_bits"] > 0
+
+
+def test_lenet5_example_reduced(tmp_path, mnist_dir):
+    """examples/lenet5_mnist.toml, trained for one epoch: a few images through RTL, more
+    through HLS, bit-exact, cycles estimated = measured."""
+    text = (REPO / "examples" / "lenet5_mnist.toml").read_text()
+    text = text.replace('path = "../../shared/data/mnist"', f'path = "{mnist_dir}"')
+    text = re.sub(r"^epochs = \d+", "epochs = 1", text, flags=re.M)
+    text = re.sub(r"^random_vectors = \d+", "random_vectors = 2", text, flags=re.M)
+    text = re.sub(r"^test_vectors = -?\d+", "test_vectors = 100", text, flags=re.M)
+    text = re.sub(r"^rtl_test_vectors = -?\d+", "rtl_test_vectors = 3", text, flags=re.M)
+    text = re.sub(r"^timing_vectors = \d+", "", text, flags=re.M) + "timing_vectors = 2\n"
+    cfg = tmp_path / "lenet.toml"
+    cfg.write_text(text)
+    assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    r = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert r["bitexact"]["rtl"] == {**r["bitexact"]["rtl"], "vectors": 5, "mismatches": 0}
+    assert r["bitexact"]["hls"] == {"vectors": 102, "mismatches": 0}
+    assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
+    assert [l["kind"] for l in r["layers"]] == ["conv", "maxpool", "conv", "maxpool", "dense", "dense"]
+    assert (r["layers"][2]["granularity"], r["layers"][2]["k"], r["layers"][2]["n"]) == ("kernel", 5, 500)

@@ -87,3 +87,36 @@ def test_layer_round_trip(n, rows, seed, data):
     np.testing.assert_array_equal(idx, L.indices)
     np.testing.assert_array_equal(w, L.weights)
     np.testing.assert_array_equal(b, L.bias)
+
+
+@pytest.mark.parametrize("gran,k", [("weight", 1), ("weight", 7), ("weight", 18), ("kernel", 1), ("kernel", 3)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_conv_layer_round_trip(gran, k, seed):
+    from kofn.codegen.packing import entries_per_row
+    from kofn.testing import random_cnn
+
+    m = random_cnn((6, 5, 3 if gran == "kernel" else 2), [("conv", 4, 3, 1, 1, gran, k), ("dense", 2, 1)], seed=seed)
+    L = m.layers[0]
+    rng = np.random.default_rng(seed)
+    for lanes in sorted({1, entries_per_row(L), int(rng.integers(1, entries_per_row(L) + 1))}):
+        roms = pack_layer(L, lanes)
+        idx, w, b = unpack_layer(roms, L.k, L.weight_fmt.width, L.bias_fmt.width, L.k_eff)
+        np.testing.assert_array_equal(idx, L.indices)
+        np.testing.assert_array_equal(w, L.weights)
+        np.testing.assert_array_equal(b, L.bias)
+        assert roms.steps == -(-L.k_eff // lanes)
+        assert roms.weight.depth == L.rows * roms.steps
+
+
+def test_kernel_level_stores_channel_indices_once_per_kernel():
+    from kofn.testing import random_cnn
+
+    m = random_cnn((8, 8, 20), [("conv", 50, 5, 1, 0, "kernel", 5), ("dense", 2, 1)], seed=0)
+    L = m.layers[0]
+    roms = pack_layer(L, 25)
+    # one word per filter holding k = 5 channel indices of ceil(log2 20) = 5 bits: no per-weight index
+    assert (roms.index.depth, roms.index.word_bits) == (50, 5 * 5)
+    assert roms.index.bits == 50 * 5 * 5
+    assert roms.weight.bits == 50 * 5 * 25 * L.weight_fmt.width  # k whole kernels, P = 25: no padding
+    # the same kernels at weight level would need an index per weight
+    assert pack_layer(L, 25).index.bits < 50 * 125 * 9

@@ -7,27 +7,28 @@ import subprocess
 
 import pytest
 
-from designs import DESIGNS, design
+from designs import ALL_DESIGNS, design
 from kofn import __version__
 from kofn.codegen import plan_layers, render, write_design
 from kofn.sim.rtl import lint
 
 
-@pytest.mark.parametrize("name", sorted(DESIGNS))
+@pytest.mark.parametrize("name", ALL_DESIGNS)
 def test_rtl_is_verilator_wall_clean(name, tmp_path):
     m, lanes = design(name)
     d = render(m, plan_layers(m, lanes))
     write_design(d, tmp_path)
-    assert lint([tmp_path / "rtl" / "kofn_dense.sv", tmp_path / "rtl" / "kofn_top.sv"], "kofn_top") == ""
+    assert lint([tmp_path / s for s in d.sources], "kofn_top") == ""
 
 
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed (Debian package 'yosys')")
-@pytest.mark.parametrize("name", sorted(DESIGNS))
+@pytest.mark.parametrize("name", ALL_DESIGNS)
 def test_rtl_is_accepted_by_yosys(name, tmp_path):
     m, lanes = design(name)
-    write_design(render(m, plan_layers(m, lanes)), tmp_path)
+    d = render(m, plan_layers(m, lanes))
+    write_design(d, tmp_path)
     res = subprocess.run(
-        ["yosys", "-q", "-p", "read_verilog -sv rtl/kofn_dense.sv rtl/kofn_top.sv; hierarchy -check -top kofn_top; proc"],
+        ["yosys", "-q", "-p", f"read_verilog -sv {' '.join(d.sources)}; hierarchy -check -top kofn_top; proc"],
         cwd=tmp_path, capture_output=True, text=True,
     )
     assert res.returncode == 0, res.stderr
@@ -45,8 +46,22 @@ def test_bad_identifiers_are_rejected():
     m, lanes = design("pad")
     with pytest.raises(ValueError, match="not a valid Verilog/C\\+\\+ identifier"):
         render(m, plan_layers(m, lanes), top="my top")
-    with pytest.raises(ValueError, match="clashes"):
-        render(m, plan_layers(m, lanes), top="kofn_dense")
+    for clash in ("kofn_dense", "kofn_conv", "kofn_maxpool"):
+        with pytest.raises(ValueError, match="clashes"):
+            render(m, plan_layers(m, lanes), top=clash)
+
+
+def test_only_the_modules_a_design_uses_are_emitted():
+    mlp = render(*_planned("pad"))
+    assert mlp.sources == ["rtl/kofn_dense.sv", "rtl/kofn_top.sv"]
+    cnn = render(*_planned("cnn_mixed"))
+    assert cnn.sources == ["rtl/kofn_dense.sv", "rtl/kofn_conv.sv", "rtl/kofn_maxpool.sv", "rtl/kofn_top.sv"]
+    assert render(*_planned("cnn_pool_first")).sources == ["rtl/kofn_dense.sv", "rtl/kofn_maxpool.sv", "rtl/kofn_top.sv"]
+
+
+def _planned(name):
+    m, lanes = design(name)
+    return m, plan_layers(m, lanes)
 
 
 def test_write_is_atomic_per_folder(tmp_path):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from designs import DESIGNS, design
+from designs import ALL_DESIGNS, design
 from kofn.codegen import plan_layers, render, write_design
 from kofn.reference import run
 from kofn.sim import build_csim, run_csim
 from kofn.testing import random_inputs
 
 
-@pytest.mark.parametrize("name", sorted(DESIGNS))
+@pytest.mark.parametrize("name", ALL_DESIGNS)
 def test_csim_bit_exact(name, tmp_path):
     m, lanes = design(name, seed=11)
     write_design(render(m, plan_layers(m, lanes)), tmp_path)

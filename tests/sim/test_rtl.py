@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from designs import DESIGNS, design
+from designs import ALL_DESIGNS, design
 from kofn.codegen import latency, plan_layers, render, write_design
 from kofn.codegen.render import tdata_width
 from kofn.reference import run
@@ -16,14 +16,15 @@ from kofn.testing import random_inputs
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("name", sorted(DESIGNS))
+@pytest.mark.parametrize("name", ALL_DESIGNS)
 def test_rtl_bit_exact_and_cycles(name, tmp_path):
     m, lanes = design(name, seed=7)
     plans = plan_layers(m, lanes)
-    write_design(render(m, plans), tmp_path)
-    sources = [tmp_path / "rtl" / "kofn_dense.sv", tmp_path / "rtl" / "kofn_top.sv"]
-    build_rtl(sources, "kofn_top", tmp_path / "sim_build", tmp_path / "build.log")
-    x = random_inputs(m, 1000, seed=3)
+    d = render(m, plans)
+    write_design(d, tmp_path)
+    build_rtl([tmp_path / s for s in d.sources], "kofn_top", tmp_path / "sim_build", tmp_path / "build.log")
+    n_vec = 1000 if m.layers[0].kind == "dense" else 120
+    x = random_inputs(m, n_vec, seed=3)
     expected = run(m, x)
     r = simulate_rtl(
         tmp_path, "kofn_top", x, expected,
@@ -31,7 +32,7 @@ def test_rtl_bit_exact_and_cycles(name, tmp_path):
         build_dir=tmp_path / "sim_build", stall_prob=0.3, timing_vectors=3, seed=1,
     )
     assert r.passed
-    assert r.vectors == 1000
+    assert r.vectors == n_vec
     np.testing.assert_array_equal(r.outputs, expected)
     assert (r.mismatches, r.tlast_errors) == (0, 0)
     lat = latency(m, plans)
