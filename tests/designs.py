@@ -32,8 +32,9 @@ CNN_DESIGNS = {
     # (output leaves before the trailing input is consumed), stride-2 "same", P=1 dense
     "cnn_odd": ((11, 10, 1), [("conv", 4, 5, 1, 2, "kernel", 1), ("pool",), ("conv", 3, 3, 2, 1, "weight", 7),
                               ("pool",), ("dense", 5, 3)], [25, None, 7, None, 1], {}),
-    # a pool straight after the input, then a dense layer on the flattened HWC image
-    "cnn_pool_first": ((5, 6, 3), [("pool",), ("dense", 4, 6)], [None, 3], {}),
+    # a pool straight after the input (signed codes: a signed comparison), then a dense layer
+    # on the flattened HWC image
+    "cnn_pool_first": ((5, 6, 3), [("pool",), ("dense", 4, 6)], [None, 3], dict(input_fmt=F(6, 2))),
 }
 
 ALL_DESIGNS = sorted(DESIGNS) + sorted(CNN_DESIGNS)

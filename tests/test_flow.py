@@ -136,3 +136,25 @@ def test_lenet5_example_reduced(tmp_path, mnist_dir):
     assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
     assert [l["kind"] for l in r["layers"]] == ["conv", "maxpool", "conv", "maxpool", "dense", "dense"]
     assert (r["layers"][2]["granularity"], r["layers"][2]["k"], r["layers"][2]["n"]) == ("kernel", 5, 500)
+
+
+def test_cnn_feature_map_and_weight_level_flow(tmp_path):
+    """A CNN whose first conv keeps 6 of 8 filters (feature-map level: the IR and the RTL lose
+    the other two, and the second conv's inputs with them) and whose second conv keeps 20 of
+    its weights (weight level), trained briefly, is bit-exact in RTL and HLS simulation."""
+    text = (REPO / "examples" / "cnn_digits.toml").read_text()
+    text = text.replace("k = 9\nlanes = 9\nbn = true", 'granularity = "feature_map"\nk = 6\nlanes = 9\nbn = true', 1)
+    text = text.replace('granularity = "kernel"\nk = 4\nlanes = 9', 'granularity = "weight"\nk = 20\nlanes = 5', 1)
+    text = re.sub(r"^epochs = \d+", "epochs = 3", text, flags=re.M)
+    text = re.sub(r"^random_vectors = \d+", "random_vectors = 20", text, flags=re.M)
+    text = re.sub(r"^test_vectors = -?\d+", "test_vectors = 40", text, flags=re.M)
+    cfg = tmp_path / "fm.toml"
+    cfg.write_text(text)
+    assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    r = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert r["bitexact"]["rtl"] == {**r["bitexact"]["rtl"], "vectors": 60, "mismatches": 0}
+    assert r["bitexact"]["hls"] == {"vectors": 60, "mismatches": 0}
+    assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
+    l0, l2 = r["layers"][0], r["layers"][2]
+    assert l0["rows"] == 6 and l2["in_shape"] == [4, 4, 6]
+    assert (l2["granularity"], l2["k"], l2["n"]) == ("weight", 20, 54)
