@@ -396,6 +396,7 @@ def write_design(design: Design, out_dir: str | Path) -> list[Path]:
     for head, members in groups.items():
         tmp = Path(tempfile.mkdtemp(prefix=f".{head}-", dir=out))
         try:
+            tmp.chmod(0o755)  # mkdtemp makes 0700; the IP folders are ordinary output
             for rest, text in members.items():
                 (tmp / rest).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / rest).write_text(text)

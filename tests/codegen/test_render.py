@@ -72,3 +72,4 @@ def test_write_is_atomic_per_folder(tmp_path):
     write_design(d, tmp_path)
     assert not (tmp_path / "rtl" / "stale.sv").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert (tmp_path / "rtl").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
