@@ -28,7 +28,7 @@ from ..fixed import FixedFormat, quantize
 from ..ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model, conv_out_size
 from .groups import Grouping, check_kofn
 from .methods import FixedPruner, KofnPruner, make_pruner
-from .model import LayerSpec, _PreQuant, pad_rows
+from .model import KofnNetMixin, LayerSpec, _PreQuant, pad_rows
 from .quant import FakeQuant
 
 __all__ = ["ConvSpec", "PoolSpec", "KofnCNN"]
@@ -97,7 +97,7 @@ class _Fold(nn.Module):
         return w * self._bn.scale().reshape(-1, *([1] * (w.dim() - 1)))
 
 
-class KofnCNN(nn.Module):
+class KofnCNN(KofnNetMixin, nn.Module):
     """Input quantizer, then Conv2d / MaxPool2d layers on images and dense layers after
     an HWC flatten.  Every weighted layer is ``pruner(FakeQuant(...))`` as in
     :class:`~kofn.pruning.KofnMLP`; ``specs`` and ``pruners()`` list the weighted
@@ -183,40 +183,8 @@ class KofnCNN(nn.Module):
         if flat is None:
             raise ValueError("the last layer must be dense")
 
-    # -- helpers shared with KofnMLP's interface ---------------------------------------
-    def pruners(self) -> list[KofnPruner | None]:
-        out = []
-        for mod in self.mods:
-            last = mod.parametrizations.weight[-1]
-            out.append(last if isinstance(last, KofnPruner) else None)
-        return out
-
-    def set_progress(self, fraction: float) -> None:
-        for p in self.pruners():
-            if p is not None:
-                p.set_progress(fraction)
-
-    def set_total_steps(self, total: int) -> None:
-        for p in self.pruners():
-            if p is not None:
-                p.set_total_steps(total)
-
-    def regularizer(self) -> torch.Tensor | None:
-        terms = [r for p in self.pruners() if p is not None for r in [p.regularizer()] if r is not None]
-        return sum(terms) if terms else None
-
-    def optimizer_groups(self, cfg: TrainConfig) -> list[dict]:
-        masks = [p for p in self.pruners() if p is not None and p.mask_parameters()]
-        special = {id(q) for p in masks for q in p.mask_parameters()}
-        weights = [q for q in self.parameters() if id(q) not in special]
-        return [{"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay}] + [
-            {"params": p.mask_parameters(), **p.optimizer_options(cfg)} for p in masks
-        ]
-
-    def set_quantize(self, enabled: bool) -> None:
-        for m in self.modules():
-            if isinstance(m, FakeQuant):
-                m.enabled = enabled
+    def weighted_modules(self) -> list[nn.Module]:
+        return list(self.mods)
 
     def quantized_weight(self, i: int) -> torch.Tensor:
         """Weighted layer ``i``'s weight before its mask: ``FakeQuant(fold(pre_quant(w)))``."""

@@ -17,7 +17,7 @@ from .groups import Grouping, check_kofn
 from .methods import FixedPruner, KofnPruner, make_pruner
 from .quant import FakeQuant
 
-__all__ = ["LayerSpec", "KofnMLP", "pad_rows"]
+__all__ = ["LayerSpec", "KofnMLP", "KofnNetMixin", "pad_rows"]
 
 
 def pad_rows(mask: np.ndarray, stride: int) -> np.ndarray:
@@ -67,7 +67,54 @@ class _PreQuant(nn.Module):
         return self._pruner.pre_quant(w)
 
 
-class KofnMLP(nn.Module):
+class KofnNetMixin:
+    """What training needs from a k-out-of-n network, shared by :class:`KofnMLP` and
+    :class:`~kofn.pruning.KofnCNN`: the pruners of its weighted layers (the last
+    parametrization of each weight), their schedule, regulariser and optimiser groups."""
+
+    def weighted_modules(self) -> list[nn.Module]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def pruners(self) -> list[KofnPruner | None]:
+        """Each layer's pruner (``None`` for a dense layer)."""
+        out = []
+        for lin in self.weighted_modules():
+            last = lin.parametrizations.weight[-1]
+            out.append(last if isinstance(last, KofnPruner) else None)
+        return out
+
+    def set_progress(self, fraction: float) -> None:
+        for p in self.pruners():
+            if p is not None:
+                p.set_progress(fraction)
+
+    def set_total_steps(self, total: int) -> None:
+        for p in self.pruners():
+            if p is not None:
+                p.set_total_steps(total)
+
+    def regularizer(self) -> torch.Tensor | None:
+        terms = [r for p in self.pruners() if p is not None for r in [p.regularizer()] if r is not None]
+        return sum(terms) if terms else None
+
+    def optimizer_groups(self, cfg: TrainConfig) -> list[dict]:
+        """Adam parameter groups: weights and biases (``lr``, ``weight_decay``), then each
+        pruner's mask parameters with the pruner's own options."""
+        masks = [p for p in self.pruners() if p is not None and p.mask_parameters()]
+        special = {id(q) for p in masks for q in p.mask_parameters()}
+        weights = [q for q in self.parameters() if id(q) not in special]
+        return [{"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay}] + [
+            {"params": p.mask_parameters(), **p.optimizer_options(cfg)} for p in masks
+        ]
+
+    def set_quantize(self, enabled: bool) -> None:
+        """Switch every fake quantizer (input, weights, biases, outputs) on or off."""
+        for m in self.modules():
+            if isinstance(m, FakeQuant):
+                m.enabled = enabled
+
+
+class KofnMLP(KofnNetMixin, nn.Module):
     """Input quantizer, then per layer a Linear whose weight is the parametrization chain
     ``pruner(FakeQuant(w))`` (PSP: ``pruner(FakeQuant(alpha * w))``), a fake-quantized
     bias, and output requantization (round half up, saturate, ReLU).
@@ -121,44 +168,8 @@ class KofnMLP(nn.Module):
             self.linears.append(lin)
             n = spec.out_features
 
-    # -- helpers ---------------------------------------------------------------------
-    def pruners(self) -> list[KofnPruner | None]:
-        """Each layer's pruner (``None`` for a dense layer)."""
-        out = []
-        for lin in self.linears:
-            last = lin.parametrizations.weight[-1]
-            out.append(last if isinstance(last, KofnPruner) else None)
-        return out
-
-    def set_progress(self, fraction: float) -> None:
-        for p in self.pruners():
-            if p is not None:
-                p.set_progress(fraction)
-
-    def set_total_steps(self, total: int) -> None:
-        for p in self.pruners():
-            if p is not None:
-                p.set_total_steps(total)
-
-    def regularizer(self) -> torch.Tensor | None:
-        terms = [r for p in self.pruners() if p is not None for r in [p.regularizer()] if r is not None]
-        return sum(terms) if terms else None
-
-    def optimizer_groups(self, cfg: TrainConfig) -> list[dict]:
-        """Adam parameter groups: weights and biases (``lr``, ``weight_decay``), then each
-        pruner's mask parameters with the pruner's own options."""
-        masks = [p for p in self.pruners() if p is not None and p.mask_parameters()]
-        special = {id(q) for p in masks for q in p.mask_parameters()}
-        weights = [q for q in self.parameters() if id(q) not in special]
-        return [{"params": weights, "lr": cfg.lr, "weight_decay": cfg.weight_decay}] + [
-            {"params": p.mask_parameters(), **p.optimizer_options(cfg)} for p in masks
-        ]
-
-    def set_quantize(self, enabled: bool) -> None:
-        """Switch every fake quantizer (input, weights, biases, outputs) on or off."""
-        for m in self.modules():
-            if isinstance(m, FakeQuant):
-                m.enabled = enabled
+    def weighted_modules(self) -> list[nn.Module]:
+        return list(self.linears)
 
     def quantized_weight(self, i: int) -> torch.Tensor:
         """Layer ``i``'s weight before its mask: ``FakeQuant(pre_quant(w))``."""
