@@ -68,6 +68,51 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import ir
+    from .export import ExportError, check_hls4ml, onnx_exactness_bound, run_onnx, to_hls4ml, to_onnx
+    from .reference import run
+
+    build = Path(args.build_dir)
+    try:
+        model = ir.load(build / "model")
+    except FileNotFoundError:
+        print(f"kofn export: {build} holds no model/ (run `kofn flow --out {build}` first)", file=sys.stderr)
+        return 2
+    vec = build / "vectors" / "inputs.npy"
+    x = np.load(vec) if vec.exists() else None
+    if x is not None and args.vectors >= 0:
+        x = x[: args.vectors]
+    try:
+        if args.target == "hls4ml":
+            out = Path(args.o or build / "hls4ml")
+            hm = to_hls4ml(model, out)
+            result = {"target": "hls4ml", "project": str(out), "backend": "Vitis", "io_type": "io_parallel"}
+            if x is not None and not args.no_check:
+                print(f"kofn export: compiling the hls4ml project in {out} and C-simulating {len(x)} vectors ...",
+                      file=sys.stderr)
+                _, mism = check_hls4ml(model, x, out, hm)
+                result.update(vectors=int(len(x)), mismatches=mism)
+        else:
+            out = Path(args.o or build / f"{model.name}.onnx")
+            to_onnx(model, out)
+            result = {"target": "onnx", "file": str(out), **onnx_exactness_bound(model)}
+            if x is not None and not args.no_check:
+                got, ref = run_onnx(model, out, x), run(model, x)
+                result.update(vectors=int(len(x)), mismatches=int((got != ref).sum()),
+                              argmax_agree=float((got.argmax(1) == ref.argmax(1)).mean()))
+    except ExportError as e:
+        print(f"kofn export: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2))
+    if result.get("mismatches"):
+        print(f"kofn export: {result['mismatches']} output codes differ from the reference", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _verdict(report: dict) -> int:
     bad = [k for k, v in report["bitexact"].items() if v["mismatches"]]
     lat = report["latency"]
@@ -112,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--data", default=None, help="mnist: folder of IDX files (e.g. ../shared/data/mnist)")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_compare)
+    e = sub.add_parser("export", help="export a build's IR to hls4ml (C-simulated) or ONNX (run by onnxruntime)")
+    e.add_argument("target", choices=("hls4ml", "onnx"))
+    e.add_argument("build_dir", help="a kofn flow build folder")
+    e.add_argument("-o", default=None, help="hls4ml: project folder (default BUILD/hls4ml); onnx: file (default BUILD/<name>.onnx)")
+    e.add_argument("--vectors", type=int, default=-1, help="check on the first N of the build's vectors (default: all)")
+    e.add_argument("--no-check", action="store_true", help="only write the export")
+    e.set_defaults(func=_export)
     d = sub.add_parser("default-config", help="print the embedded default config (a documented starting point)")
     d.set_defaults(func=_default_config)
     args = parser.parse_args(argv)

@@ -256,6 +256,12 @@ def build_and_verify(
         n_t = len(x_rtl) - n_rand
         report["accuracy"]["rtl_on_test"] = _accuracy(r.outputs[n_rand:], y_test[:n_t]) if n_t else None
     report["seconds"] = progress.times
+    from .codegen.render import render_ip
+
+    ip_files = render_ip(model_ir, design, report, cfg.hw.part, cfg.hw.clock_mhz, source=cfg.source)
+    (out / "ip").mkdir(exist_ok=True)
+    for rel, text in ip_files.items():
+        (out / rel).write_text(text)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(render_markdown(report))
     progress(f"wrote {out / 'report.json'} and {out / 'report.md'}")

@@ -54,7 +54,7 @@ def test_default_flow_folder(default_build):
     _, out = default_build
     for rel in ("model/model.json", "model/model.npz", "model/model.pt", "rtl/kofn_top.sv", "rtl/kofn_dense.sv",
                 "hls/kofn_top.cpp", "hls/run_hls.tcl", "vectors/inputs.npy", "vectors/expected.npy", "report.md",
-                "config.toml"):
+                "config.toml", "rtl/filelist.f", "ip/package_ip.tcl", "ip/clock.xdc", "README.md"):
         assert (out / rel).is_file(), rel
     assert list((out / "rom").glob("*.mem"))
     # expected.npy is the reference's output on inputs.npy, from the saved IR alone
@@ -62,6 +62,11 @@ def test_default_flow_folder(default_build):
     np.testing.assert_array_equal(np.load(out / "vectors" / "expected.npy"), run(m, np.load(out / "vectors" / "inputs.npy")))
     # k/n <= 1/4 in every layer
     assert all(layer.k * 4 <= layer.n for layer in m.layers)
+
+
+def test_default_build_exports_exactly(default_build):
+    _, out = default_build
+    _assert_exports_exact(out, 1359)
 
 
 def test_resimulate_from_saved_ir(default_build):
@@ -94,6 +99,7 @@ def test_mnist_example_reduced(tmp_path, mnist_dir):
     assert r["bitexact"]["hls"]["mismatches"] == 0
     assert r["layers"][0]["k"] * 16 <= r["layers"][0]["n"]
     assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
+    _assert_exports_exact(tmp_path / "o", 60)
 
 
 def test_cnn_digits_example(tmp_path):
@@ -115,6 +121,21 @@ def test_cnn_digits_example(tmp_path):
     conv2 = r["layers"][2]
     assert (conv2["kind"], conv2["granularity"], conv2["k"]) == ("conv", "kernel", 4)
     assert r["memory"]["line_buffer_bits"] > 0
+    _assert_exports_exact(tmp_path / "o", 200 + n_test)
+
+
+def _assert_exports_exact(build: Path, vectors: int, hls4ml_vectors: int = -1) -> None:
+    """hls4ml's C simulation and onnxruntime on the exported ONNX equal the reference
+    on the build's vectors (printed as JSON by `kofn export`)."""
+    import contextlib
+    import io
+
+    for target, n in (("onnx", vectors), ("hls4ml", vectors if hls4ml_vectors < 0 else hls4ml_vectors)):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            rc = main(["export", target, str(build), "--vectors", str(n)])
+        r = json.loads(buf.getvalue())
+        assert rc == 0 and (r["vectors"], r["mismatches"]) == (n, 0), r
 
 
 def test_lenet5_example_reduced(tmp_path, mnist_dir):
@@ -136,6 +157,7 @@ def test_lenet5_example_reduced(tmp_path, mnist_dir):
     assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
     assert [l["kind"] for l in r["layers"]] == ["conv", "maxpool", "conv", "maxpool", "dense", "dense"]
     assert (r["layers"][2]["granularity"], r["layers"][2]["k"], r["layers"][2]["n"]) == ("kernel", 5, 500)
+    _assert_exports_exact(tmp_path / "o", 102, hls4ml_vectors=20)
 
 
 def test_cnn_feature_map_and_weight_level_flow(tmp_path):
