@@ -26,7 +26,13 @@ def _flow(args: argparse.Namespace) -> int:
     text = Path(args.config).read_text() if args.config else default_config_text()
     progress = Progress(quiet=args.quiet)
     progress(f"kofn {__version__}: flow {cfg.name} from {cfg.source} into {args.out}")
-    report = run_flow(cfg, Path(args.out), progress, config_text=text)
+    from .onnx_import import OnnxImportError
+
+    try:
+        report = run_flow(cfg, Path(args.out), progress, config_text=text)
+    except OnnxImportError as e:
+        print(f"kofn: ONNX import error: {e}", file=sys.stderr)
+        return 2
     return _verdict(report)
 
 

@@ -387,8 +387,10 @@ class HwConfig:
 
 @dataclass(frozen=True)
 class FlowConfig:
-    layers: tuple[LayerConfig, ...]
+    layers: tuple[LayerConfig, ...] = ()
     name: str = "kofn_mlp"
+    model: str = ""  # an ONNX file (relative to the config): a float model is k-of-n pruned and fine-tuned
+    #                  with the [[layers]] settings; a quantized k-of-n one goes straight to codegen
     seed: int = 0
     input: FixedFormat = FixedFormat(8, 1, signed=False)
     data: DataConfig = field(default_factory=DataConfig)
@@ -404,6 +406,8 @@ class FlowConfig:
         self.sim.validate("sim")
         self.hw.validate("hw")
         if not self.layers:
+            if self.model:
+                return  # a quantized ONNX model brings its own layers (checked when it is read)
             _fail("layers", "at least one [[layers]] table is required")
         image = any(l.type != "dense" for l in self.layers)
         shape = self.data.image_shape if image else (self.data.n_features,)
@@ -520,4 +524,8 @@ def load_config(path: str | Path | None) -> FlowConfig:
     if cfg.data.path and not Path(cfg.data.path).is_absolute():
         data = dataclasses.replace(cfg.data, path=str((p.parent / cfg.data.path).resolve()))
         cfg = dataclasses.replace(cfg, data=data)
+    if cfg.model and not Path(cfg.model).is_absolute():
+        cfg = dataclasses.replace(cfg, model=str((p.parent / cfg.model).resolve()))
+    if cfg.model and not Path(cfg.model).is_file():
+        raise ConfigError(f"model: ONNX file {cfg.model} does not exist")
     return cfg

@@ -247,8 +247,14 @@ def to_onnx(model: Model, path: str | Path | None = None):
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)], producer_name="kofn",
                               ir_version=ONNX_IR_VERSION)
     bound = onnx_exactness_bound(model)
+    layers_meta = {
+        f"l{i}": {"name": L.name, "k": L.k, "granularity": getattr(L, "granularity", "weight"),
+                  "weight_fmt": L.weight_fmt.to_dict(), "bias_fmt": L.bias_fmt.to_dict()}
+        for i, L in enumerate(model.layers) if L.kind != "maxpool"
+    }
     for k, v in {"kofn.input_fmt": model.input_fmt.to_dict(), "kofn.output_fmt": model.output_fmt.to_dict(),
-                 "kofn.exact_float32": bound["exact"], "kofn.widest_accumulator_bits": bound["widest"]}.items():
+                 "kofn.exact_float32": bound["exact"], "kofn.widest_accumulator_bits": bound["widest"],
+                 "kofn.layers": layers_meta}.items():
         proto.metadata_props.append(onnx.StringStringEntryProto(key=k, value=json.dumps(v)))
     onnx.checker.check_model(proto)
     if path is not None:

@@ -82,6 +82,20 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
         ds = _load_data(cfg)
         progress(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test images, {ds.n_features} features")
 
+    init = None
+    if cfg.model:
+        from .onnx_import import float_init, onnx_to_ir, read_onnx
+
+        net = read_onnx(cfg.model)
+        if net.quantized:
+            progress(f"{cfg.model}: a quantized k-of-n ONNX model; straight to codegen (no training)")
+            return _build_imported(onnx_to_ir(net, cfg.name), cfg, out, ds, progress)
+        if not cfg.layers:
+            raise ValueError(f"{cfg.model} is a float model: give [[layers]] with k, granularity and formats for its layers")
+        image_shape = cfg.data.image_shape if cfg.is_image_model else (ds.n_features,)
+        init = float_init(net, cfg.layers, image_shape)
+        progress(f"{cfg.model}: float ONNX model, {len(init)} weighted layers; fine-tuning with k-of-n QAT")
+
     with progress.stage("train"):
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -95,13 +109,14 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
                 else LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
                 for l in cfg.layers
             ]
-            model = KofnCNN(cfg.data.image_shape, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed)
+            model = KofnCNN(cfg.data.image_shape, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed,
+                            init=init)
         else:
             specs = [
                 LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
                 for l in cfg.layers
             ]
-            model = KofnMLP(ds.n_features, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed)
+            model = KofnMLP(ds.n_features, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed, init=init)
         hist = train(model, ds.x_train, ds.y_train, t, seed=cfg.seed, progress=progress)
         model.set_quantize(False)
         acc_float = accuracy(model, ds.x_test, ds.y_test)
@@ -124,6 +139,24 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
                      "epochs": cfg.train.epochs, "final_loss": hist.loss[-1],
                      "mask_metrics": hist.metrics[-1] if hist.metrics else []},
     }
+    return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra)
+
+
+def _build_imported(model_ir, cfg: FlowConfig, out: Path, ds, progress: Progress) -> dict:
+    """A quantized model from ONNX: save its IR, measure its accuracy, build and verify."""
+    if len(model_ir.input_shape) == 3 and tuple(model_ir.input_shape) != cfg.data.image_shape or (
+        len(model_ir.input_shape) == 1 and model_ir.n_inputs != ds.n_features
+    ):
+        raise ValueError(f"the ONNX model takes {model_ir.input_shape}, the {ds.name} images are {cfg.data.image_shape}")
+    if cfg.layers and len(cfg.layers) != len(model_ir.layers):
+        raise ValueError(f"the ONNX model has {len(model_ir.layers)} layers, the config {len(cfg.layers)} [[layers]]")
+    with progress.stage("export"):
+        ir_mod.save(model_ir, out / "model")
+        x_test = quantize(ds.x_test, model_ir.input_fmt)
+        acc_int = _accuracy(reference_run(model_ir, x_test), ds.y_test)
+        progress(f"accuracy on {ds.name} test split: integer {acc_int:.4f}")
+    extra = {"dataset": ds.name, "source_model": cfg.model,
+             "accuracy": {"float": None, "integer": acc_int, "test_images": int(len(ds.y_test))}}
     return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra)
 
 
@@ -163,7 +196,7 @@ def build_and_verify(
     out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
     top = cfg.hw.top
     with progress.stage("codegen"):
-        plans = plan_layers(model_ir, [l.lanes for l in cfg.layers])
+        plans = plan_layers(model_ir, [l.lanes for l in cfg.layers] if cfg.layers else None)
         design = render(model_ir, plans, top=top, part=cfg.hw.part, clock_ns=1e3 / cfg.hw.clock_mhz)
         write_design(design, out)
         lat = latency(model_ir, plans)
@@ -301,7 +334,7 @@ def render_markdown(r: dict) -> str:
     acc = r.get("accuracy")
     if acc:
         lines += ["## Accuracy", "", "| float | integer |", "|---|---|",
-                  f"| {acc['float']:.4f} | {acc['integer']:.4f} |", ""]
+                  f"| {'-' if acc['float'] is None else format(acc['float'], '.4f')} | {acc['integer']:.4f} |", ""]
     lines += ["## Bit-exactness", "", "| simulation | vectors | mismatches |", "|---|---|---|"]
     for k, v in r["bitexact"].items():
         lines.append(f"| {k} | {v['vectors']} | {v['mismatches']} |")

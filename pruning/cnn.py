@@ -28,7 +28,7 @@ from ..fixed import FixedFormat, quantize
 from ..ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model, conv_out_size
 from .groups import Grouping, check_kofn
 from .methods import FixedPruner, KofnPruner, make_pruner
-from .model import KofnNetMixin, LayerSpec, _PreQuant, pad_rows
+from .model import KofnNetMixin, LayerSpec, _PreQuant, load_init, pad_rows
 from .quant import FakeQuant
 
 __all__ = ["ConvSpec", "PoolSpec", "KofnCNN"]
@@ -112,6 +112,7 @@ class KofnCNN(KofnNetMixin, nn.Module):
         train_cfg: TrainConfig | None = None,
         seed: int = 0,
         masks: Sequence[torch.Tensor | None] | None = None,
+        init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
     ) -> None:
         super().__init__()
         if method != "dense" and method not in METHODS and masks is None:
@@ -157,6 +158,8 @@ class KofnCNN(KofnNetMixin, nn.Module):
                 gran = spec.granularity
             if isinstance(spec, ConvSpec) and last:
                 raise ValueError("the last layer must be dense")
+            if init is not None and init[wi] is not None:
+                load_init(mod, init[wi], f"weighted layer {wi}")
             chain = []
             if isinstance(spec, ConvSpec) and spec.bn:
                 bn = _BatchNormFold(spec.out_channels)

@@ -17,7 +17,19 @@ from .groups import Grouping, check_kofn
 from .methods import FixedPruner, KofnPruner, make_pruner
 from .quant import FakeQuant
 
-__all__ = ["LayerSpec", "KofnMLP", "KofnNetMixin", "pad_rows"]
+__all__ = ["LayerSpec", "KofnMLP", "KofnNetMixin", "pad_rows", "load_init"]
+
+
+@torch.no_grad()
+def load_init(mod: nn.Module, wb: tuple[np.ndarray, np.ndarray], where: str) -> None:
+    """Start ``mod`` (a Linear or Conv2d, before any parametrization) from given weights,
+    e.g. a model imported from ONNX, so pruners initialise from them."""
+    w, b = (torch.as_tensor(np.asarray(a), dtype=mod.weight.dtype) for a in wb)
+    if tuple(w.shape) != tuple(mod.weight.shape) or tuple(b.shape) != tuple(mod.bias.shape):
+        raise ValueError(f"{where}: initial weights {tuple(w.shape)} / bias {tuple(b.shape)} do not fit "
+                         f"{tuple(mod.weight.shape)} / {tuple(mod.bias.shape)}")
+    mod.weight.copy_(w)
+    mod.bias.copy_(b)
 
 
 def pad_rows(mask: np.ndarray, stride: int) -> np.ndarray:
@@ -134,6 +146,7 @@ class KofnMLP(KofnNetMixin, nn.Module):
         train_cfg: TrainConfig | None = None,
         seed: int = 0,
         masks: Sequence[torch.Tensor | None] | None = None,
+        init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
     ) -> None:
         super().__init__()
         if method != "dense" and method not in METHODS and masks is None:
@@ -151,6 +164,8 @@ class KofnMLP(KofnNetMixin, nn.Module):
             if spec.granularity == "feature_map" and i == len(self.specs) - 1:
                 raise ValueError("the last layer's outputs are the model's outputs; feature_map pruning is not allowed there")
             lin = nn.Linear(n, spec.out_features)
+            if init is not None and init[i] is not None:
+                load_init(lin, init[i], f"layer l{i}")
             grouping = Grouping(tuple(lin.weight.shape), spec.granularity, spec.block)
             if self.method == "dense" or (masks is None and spec.k == grouping.n):  # nothing to prune
                 parametrize.register_parametrization(lin, "weight", FakeQuant(spec.weight))

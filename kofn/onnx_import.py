@@ -1,0 +1,395 @@
+"""Import ONNX models: float networks to fine-tune with k-of-n QAT, or quantized k-of-n
+networks straight into codegen.
+
+Supported graphs are chains (one input, one output, each node consuming the previous
+node's output) of
+
+* ``Conv`` (2-D, square kernel, equal strides, symmetric pads, ``group = 1``, no dilation),
+  ``Gemm`` (``transB`` 0 or 1) or ``MatMul`` + ``Add``, ``Relu``, ``MaxPool`` 2x2 / stride 2,
+  ``Flatten`` / ``Reshape`` to ``[N, -1]`` (CHW order), ``Transpose(0, 2, 3, 1)`` + ``Flatten``
+  (HWC order, as kofn exports), ``Identity`` and ``Dropout``;
+* weights as float initializers or ``DequantizeLinear`` of int8 initializers (power-of-two
+  scale, zero point 0);
+* requantizations, which make a model *quantized*: kofn's own
+  ``Mul(2^f) -> Add(1/2) -> Floor -> Clip -> [Relu] -> Mul(2^-f)`` (round half up, the
+  hardware's rule) or a ``QuantizeLinear -> DequantizeLinear`` pair with a power-of-two scale
+  and zero point 0 (QuantizeLinear rounds half to even: kofn's hardware rounds half up, so
+  such a model's exact ties come out one LSB higher in kofn than in onnxruntime).
+
+Anything else is an :class:`OnnxImportError` naming the node.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .fixed import FixedFormat, accumulator_format
+from .ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
+
+__all__ = ["OnnxImportError", "OnnxLayer", "OnnxNet", "read_onnx", "onnx_to_ir", "float_init"]
+
+
+class OnnxImportError(ValueError):
+    """The ONNX graph uses something kofn cannot import; the message names the node."""
+
+
+@dataclass
+class OnnxLayer:
+    kind: str  # "conv", "dense" or "maxpool"
+    node: str  # the ONNX node name (for messages)
+    weight: np.ndarray | None = None  # float: conv [C_out, C_in, K, K] / dense [out, in]
+    bias: np.ndarray | None = None
+    stride: int = 1
+    pad: int = 0
+    relu: bool = False
+    weight_fmt: FixedFormat | None = None  # when the weights came through DequantizeLinear
+    output_fmt: FixedFormat | None = None  # when a requantization follows
+    flatten: str | None = None  # dense after an image: "chw" or "hwc" input order
+
+
+@dataclass
+class OnnxNet:
+    input_shape: tuple[int, ...]  # (C, H, W) or (n,)
+    input_fmt: FixedFormat | None
+    layers: list[OnnxLayer] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def quantized(self) -> bool:
+        return self.input_fmt is not None and all(
+            l.kind == "maxpool" or (l.weight_fmt is not None and l.output_fmt is not None) for l in self.layers
+        )
+
+
+def _pow2_frac(scale: float, where: str) -> int:
+    f = -math.log2(scale) if scale > 0 else float("nan")
+    if not math.isfinite(f) or f != round(f):
+        raise OnnxImportError(f"{where}: scale {scale} is not a power of two; kofn's formats are binary fixed point")
+    return int(round(f))
+
+
+def _format_from_range(lo: float, hi: float, frac: int, where: str) -> FixedFormat:
+    lo, hi = int(lo), int(hi)
+    if lo == 0:
+        width = max(1, (hi + 1).bit_length() - 1) if hi > 0 else 1
+        fmt = FixedFormat(width, width - frac, signed=False)
+    else:
+        width = (hi + 1).bit_length()
+        fmt = FixedFormat(width, width - frac, signed=True)
+    if (fmt.min_int, fmt.max_int) != (lo, hi):
+        raise OnnxImportError(f"{where}: clip range [{lo}, {hi}] is not the range of a {'' if lo else 'un'}signed fixed-point format")
+    return fmt
+
+
+def read_onnx(path_or_proto) -> OnnxNet:
+    """Parse an ONNX chain into an :class:`OnnxNet` (see the module doc for what is supported)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = path_or_proto if hasattr(path_or_proto, "graph") else onnx.load(str(path_or_proto))
+    g = proto.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    consts = dict(inits)
+    for n in g.node:  # Constant nodes act like initializers
+        if n.op_type == "Constant":
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    inputs = [i for i in g.input if i.name not in inits]
+    if len(inputs) != 1 or len(g.output) != 1:
+        raise OnnxImportError(f"the graph needs exactly one input and one output, it has {len(inputs)} and {len(g.output)}")
+    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1:]
+    if len(dims) not in (1, 3) or any(d <= 0 for d in dims):
+        raise OnnxImportError(f"input {inputs[0].name!r}: shape [N, {', '.join(map(str, dims))}] is not [N, n] or [N, C, H, W]")
+    net = OnnxNet(tuple(dims), None, meta={p.key: p.value for p in proto.metadata_props})
+    cur = inputs[0].name
+    pending: dict = {}  # partial requantization pattern
+    dq: dict[str, tuple[np.ndarray, FixedFormat]] = {}  # DequantizeLinear outputs of initializers
+    image = len(dims) == 3
+    transposed = False
+    flatten_order: str | None = None
+    last: OnnxLayer | None = None
+
+    def attr(n, name, default=None):
+        for a in n.attribute:
+            if a.name == name:
+                return onnx.helper.get_attribute_value(a)
+        return default
+
+    def tensor(name: str, where: str) -> tuple[np.ndarray, FixedFormat | None]:
+        if name in dq:
+            return dq[name]
+        if name in consts:
+            return np.asarray(consts[name], dtype=np.float64), None
+        raise OnnxImportError(f"{where}: input {name!r} must be a constant (an initializer or DequantizeLinear of one)")
+
+    def set_fmt(fmt: FixedFormat, where: str) -> None:
+        if last is None and not net.layers:
+            net.input_fmt = fmt
+        elif last is not None and last.kind != "maxpool":
+            last.output_fmt = fmt
+        else:
+            raise OnnxImportError(f"{where}: a requantization after a pool; kofn requantizes after Conv/Gemm only")
+
+    for n in g.node:
+        where = f"node {n.name or n.output[0]!r} ({n.op_type})"
+        op = n.op_type
+        if op == "Constant":
+            continue
+        if op == "DequantizeLinear" and n.input[0] in inits:
+            codes = np.asarray(inits[n.input[0]]).astype(np.int64)
+            scale = float(np.asarray(consts[n.input[1]]).reshape(-1)[0]) if n.input[1] in consts else float("nan")
+            if len(n.input) > 2 and n.input[2] and np.any(np.asarray(consts.get(n.input[2], 1)) != 0):
+                raise OnnxImportError(f"{where}: weight zero point must be 0")
+            frac = _pow2_frac(scale, where)
+            width = np.asarray(inits[n.input[0]]).dtype.itemsize * 8
+            dq[n.output[0]] = (codes * 2.0 ** -frac, FixedFormat(width, width - frac, signed=True))
+            continue
+        if not n.input or n.input[0] != cur:
+            raise OnnxImportError(f"{where}: kofn imports chains; this node does not consume the previous output {cur!r}")
+        # -- requantization patterns ------------------------------------------------------
+        if pending:
+            step = pending["step"]
+            if op == "Add" and step == "mul" and np.allclose(tensor(n.input[1], where)[0], 0.5):
+                pending["step"] = "add"
+            elif op == "Floor" and step == "add":
+                pending["step"] = "floor"
+            elif op == "Clip" and step == "floor":
+                pending.update(step="clip", lo=float(tensor(n.input[1], where)[0]), hi=float(tensor(n.input[2], where)[0]))
+            elif op == "Relu" and step == "clip":
+                pending["relu"] = True
+            elif op == "Mul" and step == "clip":
+                down = float(tensor(n.input[1], where)[0].reshape(-1)[0])
+                if _pow2_frac(down, where) != pending["frac"]:
+                    raise OnnxImportError(f"{where}: scales back by {down}, not 2^-{pending['frac']}")
+                set_fmt(_format_from_range(pending["lo"], pending["hi"], pending["frac"], where), where)
+                if pending.get("relu"):
+                    if last is None:
+                        raise OnnxImportError(f"{where}: a ReLU on the input")
+                    last.relu = True
+                pending = {}
+            else:
+                raise OnnxImportError(f"{where}: breaks the Mul/Add(0.5)/Floor/Clip/Mul requantization pattern")
+            cur = n.output[0]
+            continue
+        if op == "Mul":
+            up = float(tensor(n.input[1], where)[0].reshape(-1)[0])
+            pending = {"step": "mul", "frac": -_pow2_frac(up, where)}
+        elif op == "QuantizeLinear":
+            scale = float(tensor(n.input[1], where)[0].reshape(-1)[0])
+            zp = consts.get(n.input[2]) if len(n.input) > 2 else np.uint8(0)
+            if np.any(np.asarray(zp) != 0):
+                raise OnnxImportError(f"{where}: activation zero point must be 0")
+            signed = np.asarray(zp).dtype.kind == "i"
+            width = np.asarray(zp).dtype.itemsize * 8
+            frac = _pow2_frac(scale, where)
+            set_fmt(FixedFormat(width, width - frac, signed=signed), where)
+        elif op == "DequantizeLinear":
+            pass  # the activation half of a Q/DQ pair
+        elif op == "Conv":
+            if not image:
+                raise OnnxImportError(f"{where}: a Conv after the image was flattened")
+            w, wfmt = tensor(n.input[1], where)
+            b = tensor(n.input[2], where)[0] if len(n.input) > 2 and n.input[2] else np.zeros(w.shape[0])
+            ks, st = list(attr(n, "kernel_shape", w.shape[2:])), list(attr(n, "strides", [1, 1]))
+            pads, dil = list(attr(n, "pads", [0, 0, 0, 0])), list(attr(n, "dilations", [1, 1]))
+            if attr(n, "group", 1) != 1 or dil != [1, 1] or ks[0] != ks[1] or st[0] != st[1] or len(set(pads)) != 1:
+                raise OnnxImportError(f"{where}: kofn takes square kernels, equal strides, symmetric pads, group 1, no dilation")
+            if attr(n, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise OnnxImportError(f"{where}: auto_pad is not supported; export with explicit pads")
+            last = OnnxLayer("conv", where, w, b, st[0], pads[0], weight_fmt=wfmt)
+            net.layers.append(last)
+        elif op in ("Gemm", "MatMul"):
+            if image:
+                raise OnnxImportError(f"{where}: a dense layer on an image; flatten it first")
+            w, wfmt = tensor(n.input[1], where)
+            if op == "MatMul" or not attr(n, "transB", 0):
+                w = w.T
+            if op == "Gemm" and (attr(n, "alpha", 1.0) != 1.0 or attr(n, "beta", 1.0) != 1.0 or attr(n, "transA", 0)):
+                raise OnnxImportError(f"{where}: Gemm with alpha, beta or transA is not supported")
+            b = tensor(n.input[2], where)[0] if op == "Gemm" and len(n.input) > 2 and n.input[2] else np.zeros(w.shape[0])
+            first_dense = not any(l.kind == "dense" for l in net.layers)
+            last = OnnxLayer("dense", where, w, b, weight_fmt=wfmt,
+                             flatten=flatten_order if first_dense and len(dims) == 3 else None)
+            net.layers.append(last)
+        elif op == "Add":
+            if last is None or last.kind != "dense" or not np.all(last.bias == 0):
+                raise OnnxImportError(f"{where}: an Add that is not a MatMul's bias")
+            last.bias = tensor(n.input[1], where)[0].reshape(-1)
+        elif op == "Relu":
+            if last is None:
+                raise OnnxImportError(f"{where}: a ReLU on the input")
+            last.relu = True
+        elif op == "MaxPool":
+            if list(attr(n, "kernel_shape", [])) != [2, 2] or list(attr(n, "strides", [1, 1])) != [2, 2] or any(attr(n, "pads", [0])):
+                raise OnnxImportError(f"{where}: only 2x2 max pooling with stride 2 and no padding")
+            last = OnnxLayer("maxpool", where)
+            net.layers.append(last)
+        elif op == "Transpose":
+            if list(attr(n, "perm", [])) != [0, 2, 3, 1]:
+                raise OnnxImportError(f"{where}: only the NCHW -> NHWC transpose before a flatten")
+            transposed = True
+        elif op in ("Flatten", "Reshape"):
+            if op == "Flatten" and attr(n, "axis", 1) != 1:
+                raise OnnxImportError(f"{where}: Flatten must keep the batch axis (axis = 1)")
+            if op == "Reshape" and list(tensor(n.input[1], where)[0].astype(int))[1:] not in ([-1],):
+                raise OnnxImportError(f"{where}: Reshape must flatten to [N, -1]")
+            flatten_order = "hwc" if transposed else "chw"
+            image = False
+        elif op in ("Identity", "Dropout"):
+            pass
+        else:
+            raise OnnxImportError(f"{where}: operator {op} is not supported (kofn imports Conv, Gemm/MatMul+Add, "
+                                  "Relu, MaxPool, Flatten, requantizations)")
+        cur = n.output[0]
+    if pending:
+        raise OnnxImportError("the graph ends inside a requantization pattern")
+    if cur != g.output[0].name:
+        raise OnnxImportError(f"the chain ends at {cur!r}, not at the graph output {g.output[0].name!r}")
+    if not net.layers or net.layers[-1].kind != "dense":
+        raise OnnxImportError("the last layer must be dense (Gemm or MatMul)")
+    return net
+
+
+def _kofn_rows(mask: np.ndarray, k: int | None, where: str, what: str) -> np.ndarray:
+    """Fixed-stride index rows of a nonzero mask ``[rows, n]``.  With ``k`` given (kofn's
+    metadata) a row may keep fewer nonzeros (a kept weight can be 0) and is padded with
+    zero entries; without it every row must keep the same count."""
+    counts = mask.sum(axis=1)
+    if k is None:
+        if counts.min() != counts.max():
+            raise OnnxImportError(
+                f"{where}: rows keep {counts.min()}..{counts.max()} nonzero {what}; a k-out-of-n layer keeps the "
+                "same k in every row"
+            )
+        k = int(max(counts.max(), 1))
+    if counts.max() > k:
+        r = int(np.argmax(counts))
+        raise OnnxImportError(f"{where}: row {r} keeps {counts[r]} nonzero {what}, more than k={k}: not k-out-of-n")
+    n = mask.shape[1]
+    idx = np.empty((mask.shape[0], k), dtype=np.int64)
+    for r in range(mask.shape[0]):
+        keep = np.flatnonzero(mask[r])
+        if len(keep) < k:
+            keep = np.sort(np.concatenate([keep, np.setdiff1d(np.arange(n), keep)[: k - len(keep)]]))
+        idx[r] = keep
+    return idx
+
+
+def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | None = None) -> Model:
+    """The IR of a quantized, k-of-n sparse ONNX chain (``net.quantized``).
+
+    Each dense row and conv filter must keep the same number of nonzero weights (k); a
+    conv whose nonzeros are whole kernels becomes kernel level.  Biases are exact in
+    ``bias_fmt`` (default: the narrowest format holding them at the accumulator's fraction
+    bits)."""
+    meta = json.loads(net.meta.get("kofn.layers", "{}"))
+    for i, L in enumerate(net.layers):  # weights wider than 8 bits travel as floats; kofn's metadata has their format
+        if L.kind != "maxpool" and L.weight_fmt is None and "weight_fmt" in meta.get(f"l{i}", {}):
+            L.weight_fmt = FixedFormat.from_dict(meta[f"l{i}"]["weight_fmt"])
+    if not net.quantized:
+        missing = [l.node for l in net.layers if l.kind != "maxpool" and (l.weight_fmt is None or l.output_fmt is None)]
+        raise OnnxImportError(
+            "the model is not quantized: " + (", ".join(missing) if missing else "the input") +
+            " has no DequantizeLinear weights or requantization; import it as a float model (config `model`) instead"
+        )
+    layers = []
+    fmt = net.input_fmt
+    if len(net.input_shape) == 3:
+        c, h, w = net.input_shape
+        shape = (h, w, c)
+    else:
+        shape = (net.input_shape[0],)
+    for i, L in enumerate(net.layers):
+        lname = meta.get(f"l{i}", {}).get("name", f"l{i}")
+        lm = meta.get(f"l{i}", {})
+        if L.kind == "maxpool":
+            layers.append(MaxPool2dLayer(lname, shape, fmt))
+            shape = layers[-1].out_shape
+            continue
+        wf = L.weight_fmt
+        codes = np.round(L.weight * 2.0 ** wf.frac).astype(np.int64)
+        bf = FixedFormat.from_dict(lm["bias_fmt"]) if "bias_fmt" in lm else bias_fmt
+        acc_frac = fmt.frac + wf.frac
+        if bf is None:
+            bq = np.round(L.bias * 2.0 ** acc_frac)
+            lo, hi = int(min(bq.min(), 0)), int(max(bq.max(), 0))
+            width = max(2, max(lo.bit_length(), hi.bit_length()) + 1)
+            bf = FixedFormat(min(width, 32), min(width, 32) - acc_frac)
+        b_codes = L.bias * 2.0 ** bf.frac
+        if np.any(b_codes != np.round(b_codes)):
+            raise OnnxImportError(f"{L.node}: a bias is not exact in {bf.describe()}")
+        b_codes = b_codes.astype(np.int64)
+        if L.kind == "conv":
+            c_out, c_in, k, _ = codes.shape
+            hwc = codes.transpose(0, 2, 3, 1)  # [C_out, K, K, C_in]: window order
+            kern = (codes != 0).reshape(c_out, c_in, k * k)
+            gran = lm.get("granularity") or ("kernel" if np.all(kern.any(axis=2)[:, :, None] == kern) else "weight")
+            if gran == "kernel":
+                k_idx = _kofn_rows(kern.any(axis=2), lm.get("k"), L.node, "kernels")
+                weights = np.stack([codes[r][k_idx[r]].reshape(-1) for r in range(c_out)])
+            else:
+                flat = hwc.reshape(c_out, -1)
+                k_idx = _kofn_rows(flat != 0, lm.get("k"), L.node, "weights")
+                weights = np.take_along_axis(flat, k_idx, axis=1)
+            layers.append(Conv2dLayer(lname, shape, k, L.stride, L.pad, gran, k_idx, weights, b_codes,
+                                      fmt, wf, bf, L.output_fmt, L.relu))
+            shape = layers[-1].out_shape
+        else:
+            w = codes
+            if L.flatten == "chw" and len(shape) == 3:  # columns in CHW order -> kofn's HWC
+                hh, ww, cc = shape
+                inv = np.arange(hh * ww * cc).reshape(cc, hh, ww).transpose(1, 2, 0).reshape(-1)
+                w = w[:, inv]
+            idx = _kofn_rows(w != 0, lm.get("k"), L.node, "weights")
+            layers.append(DenseLayer(lname, w.shape[1], idx, np.take_along_axis(w, idx, axis=1), b_codes,
+                                     fmt, wf, bf, L.output_fmt, L.relu))
+            shape = (w.shape[0],)
+        accumulator_format(fmt, wf, bf, layers[-1].k_eff if L.kind == "conv" else layers[-1].k)
+        fmt = L.output_fmt
+    return Model(name=name, layers=tuple(layers), meta={"source": "onnx"})
+
+
+def float_init(net: OnnxNet, layers, image_shape: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Initial ``(weight, bias)`` per weighted layer for a kofn model built from the config's
+    ``layers`` (:class:`kofn.config.LayerConfig`), checked against the ONNX structure.
+
+    ``image_shape`` is the dataset's (H, W, C) or (n,).  The first dense layer after an image
+    gets its columns reordered to kofn's HWC flatten when the ONNX model flattens CHW."""
+    want = net.input_shape if len(net.input_shape) == 1 else (net.input_shape[1], net.input_shape[2], net.input_shape[0])
+    if tuple(want) != tuple(image_shape):
+        raise OnnxImportError(f"the ONNX input is {want} (HWC), the dataset's images are {tuple(image_shape)}")
+    kinds = [{"conv": "conv", "maxpool": "maxpool", "dense": "dense"}[l.kind] for l in net.layers]
+    cfg_kinds = [l.type for l in layers]
+    if kinds != cfg_kinds:
+        raise OnnxImportError(f"the ONNX model's layers are {kinds}, the config's [[layers]] are {cfg_kinds}")
+    out = []
+    shape = tuple(image_shape)
+    for i, (L, c) in enumerate(zip(net.layers, layers)):
+        key = f"layers[{i}] ({L.node})"
+        if L.kind == "maxpool":
+            shape = (shape[0] // 2, shape[1] // 2, shape[2])
+            continue
+        if c.granularity == "feature_map":
+            raise OnnxImportError(f"{key}: feature-map pruning of an imported model is not supported (its next layer "
+                                  "would change shape); use weight or kernel granularity")
+        w = np.asarray(L.weight, dtype=np.float64)
+        if L.kind == "conv":
+            got = (w.shape[0], w.shape[2], L.stride, L.pad)
+            cfg = (c.out_channels, c.kernel, c.stride, c.pad)
+            if got != cfg:
+                raise OnnxImportError(f"{key}: ONNX has out_channels, kernel, stride, pad = {got}, the config {cfg}")
+            h = (shape[0] + 2 * L.pad - w.shape[2]) // L.stride + 1
+            ww = (shape[1] + 2 * L.pad - w.shape[2]) // L.stride + 1
+            shape = (h, ww, w.shape[0])
+        else:
+            if w.shape[0] != c.out_features:
+                raise OnnxImportError(f"{key}: ONNX has {w.shape[0]} outputs, the config out_features = {c.out_features}")
+            if L.flatten == "chw" and len(shape) == 3:
+                hh, wd, cc = shape
+                w = w[:, np.arange(hh * wd * cc).reshape(cc, hh, wd).transpose(1, 2, 0).reshape(-1)]
+            shape = (w.shape[0],)
+        out.append((w, np.asarray(L.bias, dtype=np.float64)))
+    return out
