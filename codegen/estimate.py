@@ -222,17 +222,21 @@ def rom_cost(depth: int, width: int) -> tuple[int, int]:
     return 0, width * math.ceil(depth / 64)
 
 
-def _uses_dsp(a_bits: int, w_bits: int) -> bool:
+DSP_PORTS = {"xc7": (25, 18), "xcup": (27, 18)}  # DSP48E1 25x18, DSP48E2 27x18 signed multipliers
+
+
+def _uses_dsp(a_bits: int, w_bits: int, family: str = "xc7") -> bool:
+    big, small = DSP_PORTS[family]
     lo, hi = sorted((a_bits, w_bits))
-    return lo <= 18 and hi <= 25 and a_bits + w_bits >= 9
+    return lo <= small and hi <= big and a_bits + w_bits >= 9
 
 
-def _core_resources(p: LayerPlan) -> tuple[bool, int, int, int, int]:
+def _core_resources(p: LayerPlan, family: str = "xc7") -> tuple[bool, int, int, int, int]:
     """``(dsp_per_lane, bram18, lut, ff, rom_bits)`` of a MAC core (dense or conv)."""
     L = p.layer
     acc_w = L.accumulator.width
     a_bits = L.input_fmt.width + (0 if L.input_fmt.signed else 1)
-    dsp_lane = _uses_dsp(a_bits, L.weight_fmt.width)
+    dsp_lane = _uses_dsp(a_bits, L.weight_fmt.width, family)
     roms = [(r.depth, r.word_bits) for r in (p.roms.index, p.roms.weight, p.roms.bias)]
     bram = lut_rom = 0
     for depth, width in roms:
@@ -258,7 +262,7 @@ def _core_resources(p: LayerPlan) -> tuple[bool, int, int, int, int]:
     return dsp_lane, bram, lut, ff, sum(d * w for d, w in roms)
 
 
-def resources(model: Model, plans: Sequence[LayerPlan]) -> Resources:
+def resources(model: Model, plans: Sequence[LayerPlan], family: str = "xc7") -> Resources:
     """Per-layer and total DSP, BRAM18, LUT and FF estimates.
 
     A convolution adds its front end to the core: the line buffer and the window
@@ -275,7 +279,7 @@ def resources(model: Model, plans: Sequence[LayerPlan]) -> Resources:
             lut = L.input_fmt.width * (2 + math.ceil((w // 2) * c / 4)) + 16
             out.append(LayerResources(L.name, 0, 0, lut, bits + 16, 0))
             continue
-        dsp_lane, bram, lut, ff, rom_bits = _core_resources(p)
+        dsp_lane, bram, lut, ff, rom_bits = _core_resources(p, family)
         if L.kind == "conv":
             h, w, c = L.in_shape
             lb_bits = L.kernel * w * c * L.input_fmt.width

@@ -119,6 +119,40 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from .codegen.synth import YosysNotFound, synthesize
+
+    build = Path(args.build_dir)
+    flist = build / "rtl" / "filelist.f"
+    if not flist.exists():
+        print(f"kofn synth: {flist} not found (run `kofn flow --out {build}` first)", file=sys.stderr)
+        return 2
+    sources = [f"rtl/{f}" for f in flist.read_text().split()]
+    top = sources[-1].rsplit("/", 1)[1].removesuffix(".sv")
+    rpath = build / "report.json"
+    report = json.loads(rpath.read_text()) if rpath.exists() else {}
+    est = report.get("resources", {})
+    out = {}
+    for fam in [f.strip() for f in args.family.split(",") if f.strip()]:
+        try:
+            r = synthesize(build, sources, top, fam)
+        except (YosysNotFound, ValueError) as e:
+            print(f"kofn synth: {e}", file=sys.stderr)
+            return 2
+        out[fam] = r.as_dict()
+        print(f"{fam}: yosys synth_xilinx in {r.seconds:.0f} s", file=sys.stderr)
+        print(f"| {fam} | estimate | yosys | error |\n|---|---|---|---|")
+        for key in ("dsp", "bram18", "lut", "ff"):
+            e, y = est.get(key), getattr(r, key)
+            err = f"{(e - y) / y * 100:+.1f} %" if e is not None and y else ("exact" if e == y else "-")
+            print(f"| {key} | {e if e is not None else '-'} | {y} | {err} |")
+    (build / "synth.json").write_text(json.dumps(out, indent=2) + "\n")
+    if report:
+        report.setdefault("resources", {})["synth"] = {f: {k: v for k, v in d.items() if k != "cells"} for f, d in out.items()}
+        rpath.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
 def _verdict(report: dict) -> int:
     bad = [k for k, v in report["bitexact"].items() if v["mismatches"]]
     lat = report["latency"]
@@ -170,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--vectors", type=int, default=-1, help="check on the first N of the build's vectors (default: all)")
     e.add_argument("--no-check", action="store_true", help="only write the export")
     e.set_defaults(func=_export)
+    y = sub.add_parser("synth", help="synthesize a build with Yosys (synth_xilinx) and compare with the estimate")
+    y.add_argument("build_dir")
+    y.add_argument("--family", default="xc7", help="comma separated: xc7 (7-series), xcup (UltraScale+); default xc7")
+    y.set_defaults(func=_synth)
     d = sub.add_parser("default-config", help="print the embedded default config (a documented starting point)")
     d.set_defaults(func=_default_config)
     args = parser.parse_args(argv)

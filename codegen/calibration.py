@@ -1,0 +1,109 @@
+"""The calibration corpus: generated designs whose Yosys synthesis checks the estimator.
+
+Each entry is a small random model (``kofn.testing``) with chosen sizes, k, lanes and
+formats, spread over what the estimator must get right: mux widths, ROM shapes (LUT ROM and
+block RAM), DSP and LUT multipliers, signed/unsigned operands, convolutions and pools.
+``benchmarks/calibrate.py`` synthesizes all of them and prints the error distribution;
+the test suite does the same when ``yosys`` is installed.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..fixed import FixedFormat as F
+
+__all__ = ["CorpusDesign", "CORPUS", "build_design", "run_corpus"]
+
+
+@dataclass(frozen=True)
+class CorpusDesign:
+    name: str
+    kind: str  # "mlp" or "cnn"
+    shape: tuple  # mlp: sizes; cnn: input shape HWC
+    spec: tuple  # mlp: ks; cnn: random_cnn layer spec
+    lanes: tuple
+    kwargs: tuple = ()  # (key, FixedFormat) pairs for random_model / random_cnn
+
+
+def _d(name, sizes, ks, lanes, **kw):
+    return CorpusDesign(name, "mlp", tuple(sizes), tuple(ks), tuple(lanes), tuple(sorted(kw.items())))
+
+
+def _c(name, shape, spec, lanes, **kw):
+    return CorpusDesign(name, "cnn", tuple(shape), tuple(spec), tuple(lanes), tuple(sorted(kw.items())))
+
+
+CORPUS: tuple[CorpusDesign, ...] = (
+    _d("m16_k4_p1", [16, 8], [4], [1]),
+    _d("m16_k4_p4", [16, 8], [4], [4]),
+    _d("m32_k8_p2", [32, 16, 4], [8, 4], [2, 2]),
+    _d("m32_k8_p8", [32, 16, 4], [8, 4], [8, 4]),
+    _d("m64_k16_p8", [64, 32, 10], [16, 8], [8, 8]),
+    _d("m64_k4_p4", [64, 32, 10], [4, 4], [4, 4]),
+    _d("m48_k12_p3", [48, 24, 6], [12, 6], [3, 3]),
+    _d("m100_k10_p5", [100, 20, 5], [10, 5], [5, 5]),
+    _d("m128_k8_p4", [128, 16, 4], [8, 4], [4, 2]),
+    _d("m24_k24_p6", [24, 12, 3], [24, 12], [6, 6]),  # dense rows
+    _d("m40_k5_p5_w4", [40, 20, 5], [5, 5], [5, 5], weight_fmt=F(4, 1)),  # 4-bit weights: LUT multipliers
+    _d("m40_k5_p5_w12", [40, 20, 5], [5, 5], [5, 5], weight_fmt=F(12, 3), bias_fmt=F(16, 6)),
+    _d("m32_k8_p4_a4", [32, 16, 4], [8, 4], [4, 4], input_fmt=F(4, 1, False), hidden_fmt=F(4, 2, False)),
+    _d("m32_k8_p4_signed", [32, 16, 4], [8, 4], [4, 4], input_fmt=F(8, 2), hidden_fmt=F(8, 3)),
+    _d("m256_k32_p8", [256, 32, 4], [32, 8], [8, 4]),  # a deep ROM: block RAM
+    _d("m64_k16_p1", [64, 64, 8], [16, 16], [1, 1]),  # tall narrow ROMs
+    _d("m20_k5_p2_o16", [20, 12, 5], [5, 4], [2, 4], output_fmt=F(16, 8)),
+    _d("m3l", [33, 16, 9, 4], [8, 6, 9], [8, 3, 5], weight_fmt=F(10, 3), bias_fmt=F(14, 6), output_fmt=F(8, 6)),
+    _c("c8_w_pool", (8, 8, 1), (("conv", 4, 3, 1, 1, "weight", 5), ("pool",), ("dense", 10, 16)), (5, None, 8)),
+    _c("c8_kernel", (8, 8, 2), (("conv", 4, 3, 1, 1, "weight", 5), ("pool",), ("conv", 6, 3, 1, 0, "kernel", 2),
+                                ("dense", 10, 8)), (2, None, 9, 4)),
+    _c("c6_stride", (8, 7, 3), (("conv", 3, 3, 2, 0, "weight", 4), ("conv", 5, 2, 1, 0, "kernel", 2),
+                                ("dense", 6, 5)), (3, 7, 2)),
+    _c("c10_5x5", (10, 10, 1), (("conv", 4, 5, 1, 2, "kernel", 1), ("pool",), ("dense", 8, 20)), (25, None, 4)),
+)
+
+
+def build_design(d: CorpusDesign, out: Path, seed: int = 0):
+    """Render ``d`` into ``out``; returns ``(model, plans, design)``."""
+    from ..testing import random_cnn, random_model
+    from .render import plan_layers, render, write_design
+
+    kw = dict(d.kwargs)
+    m = random_model(list(d.shape), list(d.spec), seed=seed, **kw) if d.kind == "mlp" else \
+        random_cnn(d.shape, list(d.spec), seed=seed, **kw)
+    plans = plan_layers(m, list(d.lanes))
+    design = render(m, plans)
+    write_design(design, out)
+    return m, plans, design
+
+
+def _one(args) -> dict:
+    d, out, family = args
+    from .estimate import resources
+    from .synth import synthesize
+
+    m, plans, design = build_design(d, out)
+    est = resources(m, plans, family=family)
+    try:
+        syn = synthesize(out, design.sources, design.top, family)
+    except RuntimeError as e:  # recorded, not fatal: one design must not sink the corpus
+        return {"name": d.name, "family": family, "error": str(e).splitlines()[0], "seconds": None,
+                "estimate": {"dsp": est.dsp, "bram18": est.bram18, "lut": est.lut, "ff": est.ff}}
+    return {"name": d.name, "family": family,
+            "estimate": {"dsp": est.dsp, "bram18": est.bram18, "lut": est.lut, "ff": est.ff},
+            "synth": {k: getattr(syn, k) for k in ("dsp", "bram18", "lut", "ff", "lutram", "carry")},
+            "seconds": syn.seconds}
+
+
+def run_corpus(workdir: Path, families=("xc7",), jobs: int = 2, designs=CORPUS, progress=None) -> list[dict]:
+    """Synthesize every design for every family, ``jobs`` at a time; one dict per (design, family)."""
+    tasks = [(d, Path(workdir) / f"{d.name}_{f}", f) for f in families for d in designs]
+    out = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for r in pool.map(_one, tasks):
+            out.append(r)
+            if progress:
+                what = r.get("error") or f"{r['synth']} in {r['seconds']:.0f} s"
+                progress(f"{len(out)}/{len(tasks)} {r['name']} ({r['family']}): {what}")
+    return out

