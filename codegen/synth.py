@@ -82,7 +82,7 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
         raise YosysNotFound("yosys is not installed (Debian: apt-get install yosys); kofn synth needs it")
     if family not in FAMILIES:
         raise ValueError(f"family {family!r}: expected one of {', '.join(FAMILIES)}")
-    build = Path(build_dir)
+    build = Path(build_dir).resolve()  # yosys runs inside it
     out = build / "synth"
     out.mkdir(exist_ok=True)
     stat = out / f"stat_{family}.json"
