@@ -179,11 +179,9 @@ def latency(model: Model, plans: Sequence[LayerPlan]) -> Latency:
         layers.append(LayerLatency(L.name, p.depth, cycles))
     layers = tuple(layers)
     ii = model.n_inputs + sum(l.cycles for l in layers) + model.n_outputs + 1
-    total = ii - 1
-    if any(p.kind != "dense" for p in plans):
-        total, ii_walk = schedule(model, plans)
-        if ii_walk != ii:  # the walk and the closed form count the same work
-            raise AssertionError(f"schedule walk gives II {ii_walk}, the closed form {ii}")
+    total, ii_walk = schedule(model, plans)  # exact for every model; MLPs give total = ii - 1
+    if ii_walk != ii:  # the walk and the closed form count the same work
+        raise AssertionError(f"schedule walk gives II {ii_walk}, the closed form {ii}")
     return Latency(
         layers=layers,
         input_cycles=model.n_inputs,

@@ -143,11 +143,6 @@ def tdata_width(fmt: FixedFormat) -> int:
     return -(-fmt.width // 8) * 8
 
 
-def _ap_type(fmt: FixedFormat, rounding: bool = False) -> str:
-    base = f"ap_{'' if fmt.signed else 'u'}fixed<{fmt.width}, {fmt.int_bits}"
-    return base + (", AP_RND, AP_SAT>" if rounding else ">")
-
-
 def _verilog_layer_ctx(plan: LayerPlan, rom_prefix: str) -> dict:
     """Parameters of the MAC core (``kofn_dense``) of a dense or convolution layer."""
     L = plan.layer
@@ -251,10 +246,10 @@ def _hls_layer_ctx(plan: LayerPlan, in_type_name: str) -> dict:
         "stride": stride,
         "idx_w": index_bits(L.in_channels) if kmode else index_bits(L.n),
         "relu": L.relu,
-        "w_type": _ap_type(wf),
-        "b_type": _ap_type(L.bias_fmt),
-        "acc_type": f"ap_fixed<{acc.width}, {acc.width - acc.frac}>",
-        "out_type": _ap_type(L.output_fmt, rounding=True),
+        "w_type": wf.ap_type(),
+        "b_type": L.bias_fmt.ap_type(),
+        "acc_type": acc.ap_type(),
+        "out_type": L.output_fmt.ap_type(quantize=True),
         "idx_ctype": _c_int(index_bits(L.in_channels) if kmode else index_bits(L.n), signed=False),
         "w_ctype": _c_int(wf.width),
         "b_ctype": _c_int(L.bias_fmt.width),
@@ -366,7 +361,7 @@ def render(
         prefix=f"{top.upper()}_",
         n_in=model.n_inputs,
         n_out=model.n_outputs,
-        input_type=_ap_type(in_fmt),
+        input_type=in_fmt.ap_type(),
         in_frac=in_fmt.frac,
         in_w=in_fmt.width,
         out_frac=out_fmt.frac,

@@ -335,8 +335,7 @@ class LayerConfig:
         what = {"weight": "C_in*K*K weights", "kernel": "C_in kernels", "feature_map": "out_channels"}
         if not 1 <= self.k <= n_group:
             _fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
-        row = self.k if self.granularity == "weight" and self.k < c * taps else (
-            self.k * taps if self.granularity == "kernel" else c * taps)
+        row = {"weight": self.k, "kernel": self.k * taps, "feature_map": c * taps}[self.granularity]  # weights per filter
         if self.lanes is not None and not 1 <= self.lanes <= row:
             _fail(f"{key}.lanes", f"must be in 1..{row} (weights per filter), got {self.lanes}")
         self._validate_formats(key)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .fixed import FixedFormat
-from .ir import Model
+from .ir import Model, hwc_from_chw
 
 __all__ = [
     "to_torch",
@@ -46,12 +46,6 @@ ONNX_IR_VERSION = 9  # the IR version of opset 19 (onnxruntime 1.31 reads up to 
 
 class ExportError(ValueError):
     """The model cannot be expressed exactly in the target; the message says why."""
-
-
-def _chw_permutation(shape: tuple[int, int, int]) -> np.ndarray:
-    """Column ``j`` of a CHW-flattened image is HWC index ``perm[j]``."""
-    h, w, c = shape
-    return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
 
 
 def to_torch(model: Model):
@@ -78,7 +72,7 @@ def to_torch(model: Model):
             if not flattened and model.layers[0].kind != "dense":
                 mods["flatten"] = nn.Flatten()
                 prev = [l for l in model.layers if l.kind != "dense"][-1]
-                w = w[:, _chw_permutation(prev.out_shape)]
+                w = w[:, np.argsort(hwc_from_chw(prev.out_shape))]  # HWC columns -> CHW
             flattened = True
             mod = nn.Linear(L.n, L.rows)
         with torch.no_grad():
@@ -102,11 +96,6 @@ def nchw_inputs(model: Model, x_codes: np.ndarray) -> np.ndarray:
 
 # -- hls4ml --------------------------------------------------------------------------------
 
-def _ap(fmt: FixedFormat, quantize: bool = False) -> str:
-    base = f"ap_{'' if fmt.signed else 'u'}fixed<{fmt.width},{fmt.int_bits}"
-    return base + (",AP_RND,AP_SAT>" if quantize else ">")
-
-
 def to_hls4ml(model: Model, out_dir: str | Path, part: str = "xc7z020clg400-1", clock_ns: float = 10.0):
     """An hls4ml ``ModelGraph`` of ``model`` (Vitis backend, io_parallel, Latency strategy,
     reuse factor 1), written to ``out_dir``; call ``.compile()`` then ``.predict()``."""
@@ -126,25 +115,25 @@ def to_hls4ml(model: Model, out_dir: str | Path, part: str = "xc7z020clg400-1", 
     inputs = [n for n in names if n.startswith("input")]
     if len(inputs) != 1:
         raise ExportError(f"hls4ml named the inputs {inputs}; expected one input layer")
-    names[inputs[0]]["Precision"]["result"] = _ap(model.input_fmt)
+    names[inputs[0]]["Precision"]["result"] = model.input_fmt.ap_type()
     for L in model.layers:
         if L.name not in names:
             raise ExportError(f"hls4ml did not keep layer {L.name!r} (it has {sorted(names)})")
         if L.kind == "maxpool":
-            names[L.name]["Precision"] = {"result": _ap(L.output_fmt)}
+            names[L.name]["Precision"] = {"result": L.output_fmt.ap_type()}
             continue
         acc = L.accumulator
         names[L.name]["Precision"] = {
-            "weight": _ap(L.weight_fmt),
-            "bias": _ap(L.bias_fmt),
-            "accum": f"ap_fixed<{acc.width},{acc.width - acc.frac}>",
-            "result": _ap(L.output_fmt, quantize=True),
+            "weight": L.weight_fmt.ap_type(),
+            "bias": L.bias_fmt.ap_type(),
+            "accum": acc.ap_type(),
+            "result": L.output_fmt.ap_type(quantize=True),
         }
         if L.relu:
-            names[f"{L.name}_relu"]["Precision"] = {"result": _ap(L.output_fmt)}
+            names[f"{L.name}_relu"]["Precision"] = {"result": L.output_fmt.ap_type()}
     if "flatten" in names:
         first_dense = next(l for l in model.layers if l.kind == "dense")
-        names["flatten"]["Precision"] = {"result": _ap(first_dense.input_fmt)}
+        names["flatten"]["Precision"] = {"result": first_dense.input_fmt.ap_type()}
     cfg["Model"]["Strategy"] = "Latency"
     cfg["Model"]["ReuseFactor"] = 1
     with contextlib.redirect_stdout(sys.stderr):  # hls4ml narrates on stdout

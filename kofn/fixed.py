@@ -110,6 +110,13 @@ class FixedFormat:
         """``ap_fixed``-style name, e.g. ``fixed<8,3>`` or ``ufixed<8,0>``."""
         return f"{'' if self.signed else 'u'}fixed<{self.width},{self.int_bits}>"
 
+    def ap_type(self, quantize: bool = False) -> str:
+        """The ``ap_fixed`` type of this format, e.g. ``ap_ufixed<8,3>``.  With ``quantize``,
+        conversions into it follow kofn's rule: ``AP_RND`` (round half up) and ``AP_SAT``
+        (saturate), e.g. ``ap_fixed<16,8,AP_RND,AP_SAT>``."""
+        base = f"ap_{'' if self.signed else 'u'}fixed<{self.width},{self.int_bits}"
+        return base + (",AP_RND,AP_SAT>" if quantize else ">")
+
     def to_dict(self) -> dict:
         return {"width": self.width, "int_bits": self.int_bits, "signed": self.signed}
 
@@ -127,6 +134,10 @@ class AccumulatorFormat:
     bias_shift: int  # left shift aligning the bias to the accumulator's LSB
     min_value: int  # smallest sum reachable (for documentation and tests)
     max_value: int  # largest sum reachable
+
+    def ap_type(self) -> str:
+        """The ``ap_fixed`` type holding every reachable sum exactly."""
+        return f"ap_fixed<{self.width},{self.width - self.frac}>"
 
 
 def bits_for_range(lo: int, hi: int) -> int:

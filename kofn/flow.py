@@ -127,8 +127,7 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
         ir_mod.save(model_ir, out / "model")
         torch.save(model.state_dict(), out / "model" / "model.pt")
         (out / "model" / "history.json").write_text(json.dumps(hist.as_dict()) + "\n")
-        x_test = quantize(ds.x_test, model_ir.input_fmt)
-        acc_int = _accuracy(reference_run(model_ir, x_test), ds.y_test)
+        x_test, ref_test, acc_int = _integer_accuracy(model_ir, ds)
         progress(f"accuracy on {ds.name} test split: float {acc_float:.4f}, integer {acc_int:.4f}")
 
     extra = {
@@ -139,7 +138,14 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
                      "epochs": cfg.train.epochs, "final_loss": hist.loss[-1],
                      "mask_metrics": hist.metrics[-1] if hist.metrics else []},
     }
-    return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra)
+    return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra, ref_test)
+
+
+def _integer_accuracy(model_ir, ds) -> tuple[np.ndarray, np.ndarray, float]:
+    """The quantized test images, the reference's outputs on them, and its accuracy."""
+    x_test = quantize(ds.x_test, model_ir.input_fmt)
+    ref_test = reference_run(model_ir, x_test)
+    return x_test, ref_test, _accuracy(ref_test, ds.y_test)
 
 
 def _build_imported(model_ir, cfg: FlowConfig, out: Path, ds, progress: Progress) -> dict:
@@ -152,12 +158,11 @@ def _build_imported(model_ir, cfg: FlowConfig, out: Path, ds, progress: Progress
         raise ValueError(f"the ONNX model has {len(model_ir.layers)} layers, the config {len(cfg.layers)} [[layers]]")
     with progress.stage("export"):
         ir_mod.save(model_ir, out / "model")
-        x_test = quantize(ds.x_test, model_ir.input_fmt)
-        acc_int = _accuracy(reference_run(model_ir, x_test), ds.y_test)
+        x_test, ref_test, acc_int = _integer_accuracy(model_ir, ds)
         progress(f"accuracy on {ds.name} test split: integer {acc_int:.4f}")
     extra = {"dataset": ds.name, "source_model": cfg.model,
              "accuracy": {"float": None, "integer": acc_int, "test_images": int(len(ds.y_test))}}
-    return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra)
+    return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra, ref_test)
 
 
 def _describe_layer(i: int, l) -> str:
@@ -185,8 +190,12 @@ def build_and_verify(
     y_test: np.ndarray | None,
     progress: Progress | None = None,
     extra: dict | None = None,
+    ref_test: np.ndarray | None = None,
 ) -> dict:
-    """Codegen, simulate and estimate ``model_ir``; writes and returns the report."""
+    """Codegen, simulate and estimate ``model_ir``; writes and returns the report.
+
+    ``ref_test``: the reference's outputs on ``x_test`` when the caller already has them
+    (they are not computed twice)."""
     from .codegen import latency, memory_bits, plan_layers, render, resources, write_design
     from .codegen.render import tdata_width
     from .sim.hls_csim import build_csim, run_csim, write_vectors_txt
@@ -202,7 +211,10 @@ def build_and_verify(
         lat = latency(model_ir, plans)
         res = resources(model_ir, plans)
         x, n_rand, n_test = _vectors(model_ir, cfg, x_test)
-        expected = reference_run(model_ir, x)
+        if ref_test is None:
+            expected = reference_run(model_ir, x)
+        else:
+            expected = np.concatenate([reference_run(model_ir, x[:n_rand]), ref_test[:n_test]])
         n_rtl_test = n_test if cfg.sim.rtl_test_vectors < 0 else min(cfg.sim.rtl_test_vectors, n_test)
         x_rtl, expected_rtl = x[: n_rand + n_rtl_test], expected[: n_rand + n_rtl_test]
         (out / "vectors").mkdir(exist_ok=True)

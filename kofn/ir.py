@@ -26,6 +26,8 @@ __all__ = [
     "Model",
     "conv_out_size",
     "same_padding",
+    "fixed_stride_rows",
+    "hwc_from_chw",
     "save",
     "load",
     "IR_VERSION",
@@ -38,6 +40,16 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.int64, copy=True)
     a.setflags(write=False)
     return a
+
+
+def _check_codes(where: str, weights: np.ndarray, bias: np.ndarray, weight_fmt: FixedFormat,
+                 bias_fmt: FixedFormat) -> None:
+    """Weight and bias codes lie in their (signed) formats."""
+    for arr, fmt, what in ((weights, weight_fmt, "weight"), (bias, bias_fmt, "bias")):
+        if arr.size and (arr.min() < fmt.min_int or arr.max() > fmt.max_int):
+            raise ValueError(f"{where}: a {what} code is outside {fmt.describe()}")
+    if not weight_fmt.signed or not bias_fmt.signed:
+        raise ValueError(f"{where}: weight and bias formats must be signed")
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,11 +87,7 @@ class DenseLayer:
             raise ValueError(f"{where}: an index is outside 0..{self.n - 1}")
         if self.k > 1 and np.any(np.diff(idx, axis=1) <= 0):
             raise ValueError(f"{where}: indices must be strictly ascending in every row")
-        for arr, fmt, what in ((w, self.weight_fmt, "weight"), (b, self.bias_fmt, "bias")):
-            if arr.size and (arr.min() < fmt.min_int or arr.max() > fmt.max_int):
-                raise ValueError(f"{where}: a {what} code is outside {fmt.describe()}")
-        if not self.weight_fmt.signed or not self.bias_fmt.signed:
-            raise ValueError(f"{where}: weight and bias formats must be signed")
+        _check_codes(where, w, b, self.weight_fmt, self.bias_fmt)
         self.accumulator  # validates the bias alignment and width
 
     @property
@@ -133,6 +141,31 @@ class DenseLayer:
             "bias_fmt": self.bias_fmt.to_dict(),
             "output_fmt": self.output_fmt.to_dict(),
         }
+
+
+def fixed_stride_rows(mask: np.ndarray, stride: int) -> np.ndarray:
+    """Fixed-stride index rows for a boolean ``[rows, n]`` mask: every row lists its kept
+    entries, ascending, padded with unused entries up to the stride (exporters store zero
+    weights there, which changes no output).  The stride is ``stride``, raised to the
+    largest row count and capped at ``n``."""
+    rows, n = mask.shape
+    stride = int(min(n, max(stride, int(mask.sum(1).max()) if rows else 0, 1)))
+    idx = np.empty((rows, stride), dtype=np.int64)
+    for r in range(rows):
+        keep = np.flatnonzero(mask[r])
+        if len(keep) < stride:
+            spare = np.setdiff1d(np.arange(n), keep)[: stride - len(keep)]
+            keep = np.sort(np.concatenate([keep, spare]))
+        idx[r] = keep
+    return idx
+
+
+def hwc_from_chw(shape: tuple[int, int, int]) -> np.ndarray:
+    """For an ``(H, W, C)`` image, ``order[i]`` is the position in torch's CHW flatten of the
+    value at position ``i`` of kofn's HWC flatten: ``w[:, order]`` reorders dense columns
+    from CHW to HWC, and ``np.argsort(order)`` goes back."""
+    h, w, c = shape
+    return np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
 
 
 def conv_out_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -219,11 +252,7 @@ class Conv2dLayer:
             raise ValueError(f"{where}: weights {wts.shape} must be [{idx.shape[0]}, {self.k_eff}]")
         if b.shape != (idx.shape[0],):
             raise ValueError(f"{where}: bias shape {b.shape} != ({idx.shape[0]},)")
-        for arr, fmt, what in ((wts, self.weight_fmt, "weight"), (b, self.bias_fmt, "bias")):
-            if arr.min() < fmt.min_int or arr.max() > fmt.max_int:
-                raise ValueError(f"{where}: a {what} code is outside {fmt.describe()}")
-        if not self.weight_fmt.signed or not self.bias_fmt.signed:
-            raise ValueError(f"{where}: weight and bias formats must be signed")
+        _check_codes(where, wts, b, self.weight_fmt, self.bias_fmt)
         self.accumulator
 
     @property

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fixed import FixedFormat, accumulator_format
-from .ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
+from .ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model, fixed_stride_rows, hwc_from_chw
 
 __all__ = ["OnnxImportError", "OnnxLayer", "OnnxNet", "read_onnx", "onnx_to_ir", "float_init"]
 
@@ -268,14 +268,7 @@ def _kofn_rows(mask: np.ndarray, k: int | None, where: str, what: str) -> np.nda
     if counts.max() > k:
         r = int(np.argmax(counts))
         raise OnnxImportError(f"{where}: row {r} keeps {counts[r]} nonzero {what}, more than k={k}: not k-out-of-n")
-    n = mask.shape[1]
-    idx = np.empty((mask.shape[0], k), dtype=np.int64)
-    for r in range(mask.shape[0]):
-        keep = np.flatnonzero(mask[r])
-        if len(keep) < k:
-            keep = np.sort(np.concatenate([keep, np.setdiff1d(np.arange(n), keep)[: k - len(keep)]]))
-        idx[r] = keep
-    return idx
+    return fixed_stride_rows(mask, k)
 
 
 def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | None = None) -> Model:
@@ -340,9 +333,7 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
         else:
             w = codes
             if L.flatten == "chw" and len(shape) == 3:  # columns in CHW order -> kofn's HWC
-                hh, ww, cc = shape
-                inv = np.arange(hh * ww * cc).reshape(cc, hh, ww).transpose(1, 2, 0).reshape(-1)
-                w = w[:, inv]
+                w = w[:, hwc_from_chw(shape)]
             idx = _kofn_rows(w != 0, lm.get("k"), L.node, "weights")
             layers.append(DenseLayer(lname, w.shape[1], idx, np.take_along_axis(w, idx, axis=1), b_codes,
                                      fmt, wf, bf, L.output_fmt, L.relu))
@@ -388,8 +379,7 @@ def float_init(net: OnnxNet, layers, image_shape: tuple[int, ...]) -> list[tuple
             if w.shape[0] != c.out_features:
                 raise OnnxImportError(f"{key}: ONNX has {w.shape[0]} outputs, the config out_features = {c.out_features}")
             if L.flatten == "chw" and len(shape) == 3:
-                hh, wd, cc = shape
-                w = w[:, np.arange(hh * wd * cc).reshape(cc, hh, wd).transpose(1, 2, 0).reshape(-1)]
+                w = w[:, hwc_from_chw(shape)]
             shape = (w.shape[0],)
         out.append((w, np.asarray(L.bias, dtype=np.float64)))
     return out

@@ -12,6 +12,16 @@ from .ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
 __all__ = ["random_model", "random_cnn", "random_inputs"]
 
 
+def _random_rows(rng, n: int, rows: int, k: int, weights_per_index: int, weight_fmt: FixedFormat,
+                 bias_fmt: FixedFormat):
+    """``rows`` ascending k-of-n index rows, ``k * weights_per_index`` weights per row and a
+    bias each, all uniform over their formats (drawn in this order)."""
+    idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(rows)]), axis=1)
+    w = rng.integers(weight_fmt.min_int, weight_fmt.max_int + 1, size=(rows, k * weights_per_index))
+    b = rng.integers(bias_fmt.min_int, bias_fmt.max_int + 1, size=rows)
+    return idx, w, b
+
+
 def random_model(
     sizes: Sequence[int],
     ks: Sequence[int],
@@ -36,9 +46,7 @@ def random_model(
     for i, (n, rows, k) in enumerate(zip(sizes, sizes[1:], ks)):
         last = i == len(ks) - 1
         fmt_out = output_fmt if last else hidden_fmt
-        idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(rows)]), axis=1)
-        w = rng.integers(weight_fmt.min_int, weight_fmt.max_int + 1, size=(rows, k))
-        b = rng.integers(bias_fmt.min_int, bias_fmt.max_int + 1, size=rows)
+        idx, w, b = _random_rows(rng, n, rows, k, 1, weight_fmt, bias_fmt)
         layers.append(
             DenseLayer(f"l{i}", n, idx, w, b, fmt_in, weight_fmt, bias_fmt, fmt_out, relu=(relu_last or not last))
         )
@@ -80,19 +88,14 @@ def random_cnn(
             _, c_out, kern, stride, pad, gran, k = s
             c_in = shape[2]
             n = kern * kern * c_in if gran == "weight" else c_in
-            idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(c_out)]), axis=1)
-            k_eff = k * (kern * kern if gran == "kernel" else 1)
-            w = rng.integers(weight_fmt.min_int, weight_fmt.max_int + 1, size=(c_out, k_eff))
-            b = rng.integers(bias_fmt.min_int, bias_fmt.max_int + 1, size=c_out)
+            idx, w, b = _random_rows(rng, n, c_out, k, kern * kern if gran == "kernel" else 1, weight_fmt, bias_fmt)
             layers.append(Conv2dLayer(name, shape, kern, stride, pad, gran, idx, w, b,
                                       fmt_in, weight_fmt, bias_fmt, fmt_out, relu=not last))
             shape = layers[-1].out_shape
         else:
             _, rows, k = s
             n = int(np.prod(shape))
-            idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(rows)]), axis=1)
-            w = rng.integers(weight_fmt.min_int, weight_fmt.max_int + 1, size=(rows, k))
-            b = rng.integers(bias_fmt.min_int, bias_fmt.max_int + 1, size=rows)
+            idx, w, b = _random_rows(rng, n, rows, k, 1, weight_fmt, bias_fmt)
             layers.append(DenseLayer(name, n, idx, w, b, fmt_in, weight_fmt, bias_fmt, fmt_out, relu=not last))
             shape = (rows,)
         fmt_in = fmt_out

@@ -21,14 +21,13 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
-from ..config import METHODS, TrainConfig
+from ..config import METHODS, TrainConfig, row_stride
 from ..fixed import FixedFormat, quantize
-from ..ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model, conv_out_size
+from ..ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model, conv_out_size, fixed_stride_rows
 from .groups import Grouping, check_kofn
-from .methods import FixedPruner, KofnPruner, make_pruner
-from .model import KofnNetMixin, LayerSpec, _PreQuant, load_init, pad_rows
+from .methods import KofnPruner
+from .model import KofnNetMixin, LayerSpec, attach_weight_chain, load_init
 from .quant import FakeQuant
 
 __all__ = ["ConvSpec", "PoolSpec", "KofnCNN"]
@@ -166,21 +165,9 @@ class KofnCNN(KofnNetMixin, nn.Module):
                 self.bns[str(wi)] = bn
                 chain.append(_Fold(bn))
             grouping = Grouping(tuple(mod.weight.shape), gran, getattr(spec, "block", None))
-            pruner = None
-            if self.method != "dense" and not (masks is None and spec.k == grouping.n):
-                if masks is not None:
-                    if masks[wi] is None:
-                        raise ValueError(f"weighted layer {wi}: no mask given")
-                    pruner = FixedPruner(mod.weight, spec.k, grouping, masks[wi], where=f"weighted layer {wi}")
-                else:
-                    pruner = make_pruner(self.method, mod.weight, spec.k, grouping, train_cfg, seed=seed + wi)
-            if pruner is not None and pruner.has_pre_quant:
-                parametrize.register_parametrization(mod, "weight", _PreQuant(pruner))
-            for m in chain:
-                parametrize.register_parametrization(mod, "weight", m)
-            parametrize.register_parametrization(mod, "weight", FakeQuant(spec.weight))
-            if pruner is not None:
-                parametrize.register_parametrization(mod, "weight", pruner)
+            attach_weight_chain(mod, spec, grouping, self.method, None if masks is None else masks[wi],
+                                masks is not None, train_cfg, seed + wi, before_quant=chain,
+                                where=f"weighted layer {wi}")
             self.mods.append(mod)
             wi += 1
         if flat is None:
@@ -294,13 +281,13 @@ class KofnCNN(KofnNetMixin, nn.Module):
                 if gran == "weight":
                     field_w = wk.transpose(0, 2, 3, 1).reshape(len(rows), -1)  # (ky, kx, c): window order
                     field_m = mk.transpose(0, 2, 3, 1).reshape(len(rows), -1)
-                    idx = pad_rows(field_m, spec.k)
+                    idx = fixed_stride_rows(field_m, spec.k)
                     weights = np.take_along_axis(field_w * field_m, idx, axis=1)
                     ir_gran = "weight"
                 else:  # kernel, or every kernel kept
                     kmask = mk.reshape(len(rows), len(kept_c), kk).any(axis=2)
                     stride = spec.k if gran == "kernel" else len(kept_c)
-                    idx = pad_rows(kmask, stride)
+                    idx = fixed_stride_rows(kmask, stride)
                     kern = (wk * mk).reshape(len(rows), len(kept_c), kk)
                     weights = np.take_along_axis(kern, idx[:, :, None], axis=1).reshape(len(rows), -1)
                     ir_gran = "kernel"
@@ -316,9 +303,8 @@ class KofnCNN(KofnNetMixin, nn.Module):
                     pos = np.arange(h * w)[:, None] * c + kept_c[None, :]
                     flat_kept = pos.reshape(-1)
                 sub = full[np.ix_(rows, flat_kept)]
-                stride = {"weight": spec.k, "block": spec.k * (full.shape[1] // spec.block) if spec.block else spec.k,
-                          "feature_map": len(flat_kept), "dense": len(flat_kept)}[gran]
-                idx = pad_rows(sub, stride)
+                stride = len(flat_kept) if gran == "dense" else row_stride(gran, spec.k, len(flat_kept), spec.block)
+                idx = fixed_stride_rows(sub, stride)
                 wsub = w_codes[np.ix_(rows, flat_kept)] * sub
                 layers.append(DenseLayer(
                     name_l, len(flat_kept), idx, np.take_along_axis(wsub, idx, axis=1), b_codes[rows],

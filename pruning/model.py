@@ -12,12 +12,37 @@ from torch.nn.utils import parametrize
 
 from ..config import METHODS, TrainConfig, row_stride
 from ..fixed import FixedFormat, quantize
-from ..ir import DenseLayer, Model
+from ..ir import DenseLayer, Model, fixed_stride_rows
 from .groups import Grouping, check_kofn
 from .methods import FixedPruner, KofnPruner, make_pruner
 from .quant import FakeQuant
 
-__all__ = ["LayerSpec", "KofnMLP", "KofnNetMixin", "pad_rows", "load_init"]
+__all__ = ["LayerSpec", "KofnMLP", "KofnNetMixin", "attach_weight_chain", "load_init"]
+
+
+def attach_weight_chain(mod: nn.Module, spec, grouping: Grouping, method: str, mask, fixed: bool,
+                        train_cfg: TrainConfig | None, seed: int, before_quant=(), where: str = "layer") -> None:
+    """Register ``mod.weight``'s parametrizations, the one chain every kofn layer uses:
+    ``[pre_quant] -> *before_quant -> FakeQuant(spec.weight) -> pruner``.
+
+    The pruner is ``method``'s (``fixed``: a :class:`FixedPruner` of ``mask``), and there is
+    none for ``dense`` or when nothing is pruned (k equals the group size n).
+    ``before_quant`` holds parametrizations applied before quantization (BatchNorm folding)."""
+    pruner: KofnPruner | None = None
+    if method != "dense" and (fixed or spec.k != grouping.n):
+        if fixed:
+            if mask is None:
+                raise ValueError(f"{where}: no mask given")
+            pruner = FixedPruner(mod.weight, spec.k, grouping, mask, where=where)
+        else:
+            pruner = make_pruner(method, mod.weight, spec.k, grouping, train_cfg, seed=seed)
+    if pruner is not None and pruner.has_pre_quant:
+        parametrize.register_parametrization(mod, "weight", _PreQuant(pruner))
+    for m in before_quant:
+        parametrize.register_parametrization(mod, "weight", m)
+    parametrize.register_parametrization(mod, "weight", FakeQuant(spec.weight))
+    if pruner is not None:
+        parametrize.register_parametrization(mod, "weight", pruner)
 
 
 @torch.no_grad()
@@ -30,23 +55,6 @@ def load_init(mod: nn.Module, wb: tuple[np.ndarray, np.ndarray], where: str) -> 
                          f"{tuple(mod.weight.shape)} / {tuple(mod.bias.shape)}")
     mod.weight.copy_(w)
     mod.bias.copy_(b)
-
-
-def pad_rows(mask: np.ndarray, stride: int) -> np.ndarray:
-    """Fixed-stride index rows for a boolean ``[rows, n]`` mask: every row lists its kept
-    entries, ascending, padded with unused entries up to the stride (the export stores
-    zero weights there, which changes no output).  The stride is ``stride``, raised to
-    the largest row count and capped at ``n``."""
-    rows, n = mask.shape
-    stride = int(min(n, max(stride, int(mask.sum(1).max()) if rows else 0, 1)))
-    idx = np.empty((rows, stride), dtype=np.int64)
-    for r in range(rows):
-        keep = np.flatnonzero(mask[r])
-        if len(keep) < stride:
-            spare = np.setdiff1d(np.arange(n), keep)[: stride - len(keep)]
-            keep = np.sort(np.concatenate([keep, spare]))
-        idx[r] = keep
-    return idx
 
 
 @dataclass(frozen=True)
@@ -167,19 +175,9 @@ class KofnMLP(KofnNetMixin, nn.Module):
             if init is not None and init[i] is not None:
                 load_init(lin, init[i], f"layer l{i}")
             grouping = Grouping(tuple(lin.weight.shape), spec.granularity, spec.block)
-            if self.method == "dense" or (masks is None and spec.k == grouping.n):  # nothing to prune
-                parametrize.register_parametrization(lin, "weight", FakeQuant(spec.weight))
-            else:
-                if masks is not None:
-                    if masks[i] is None:
-                        raise ValueError(f"layer l{i}: no mask given")
-                    pruner: KofnPruner = FixedPruner(lin.weight, spec.k, grouping, masks[i], where=f"layer l{i}")
-                else:
-                    pruner = make_pruner(self.method, lin.weight, spec.k, grouping, train_cfg, seed=seed + i)
-                if pruner.has_pre_quant:
-                    parametrize.register_parametrization(lin, "weight", _PreQuant(pruner))
-                parametrize.register_parametrization(lin, "weight", FakeQuant(spec.weight))
-                parametrize.register_parametrization(lin, "weight", pruner)
+            mask = None if masks is None else masks[i]
+            attach_weight_chain(lin, spec, grouping, self.method, mask, masks is not None, train_cfg, seed + i,
+                                where=f"layer l{i}")
             self.linears.append(lin)
             n = spec.out_features
 
@@ -253,7 +251,7 @@ class KofnMLP(KofnNetMixin, nn.Module):
             if pruner is not None and spec.granularity == "feature_map":
                 rows = np.flatnonzero(m.reshape(-1).cpu().numpy())
             sub = wmask[np.ix_(rows, kept_in)]
-            idx = pad_rows(sub, stride)
+            idx = fixed_stride_rows(sub, stride)
             w_sub = w_codes[np.ix_(rows, kept_in)] * sub  # padding entries carry weight 0
             layers.append(
                 DenseLayer(

@@ -99,15 +99,27 @@ def test_config_error_exit_code(tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # nothing ran
 
 
+def _reduced_example(name: str, tmp_path: Path, keys: dict, mnist_dir: Path | None = None, replace=()) -> Path:
+    """examples/<name> with ``keys`` set (a missing key is added to the last table, [sim]),
+    ``replace`` applied once each, and the MNIST path pointed at ``mnist_dir``."""
+    text = (REPO / "examples" / name).read_text()
+    if mnist_dir is not None:
+        text = text.replace('path = "../../shared/data/mnist"', f'path = "{mnist_dir}"')
+    for old, new in replace:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    for key, value in keys.items():
+        text, n = re.subn(rf"^{key} = -?\d+", f"{key} = {value}", text, count=1, flags=re.M)
+        if not n:
+            text += f"{key} = {value}\n"
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
 def test_mnist_example_reduced(tmp_path, mnist_dir):
     """The examples/mnist_mlp.toml design, trained briefly, simulates bit-exactly."""
-    text = (REPO / "examples" / "mnist_mlp.toml").read_text()
-    text = text.replace('path = "../../shared/data/mnist"', f'path = "{mnist_dir}"')
-    text = re.sub(r"^epochs = \d+", "epochs = 1", text, flags=re.M)
-    text = re.sub(r"^random_vectors = \d+", "random_vectors = 30", text, flags=re.M)
-    text = re.sub(r"^test_vectors = -?\d+", "test_vectors = 30", text, flags=re.M)
-    cfg = tmp_path / "mnist.toml"
-    cfg.write_text(text)
+    cfg = _reduced_example("mnist_mlp.toml", tmp_path, dict(epochs=1, random_vectors=30, test_vectors=30), mnist_dir)
     assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     r = json.loads((tmp_path / "o" / "report.json").read_text())
     assert r["bitexact"]["rtl"] == {**r["bitexact"]["rtl"], "vectors": 60, "mismatches": 0}
@@ -156,15 +168,8 @@ def _assert_exports_exact(build: Path, vectors: int, hls4ml_vectors: int = -1) -
 def test_lenet5_example_reduced(tmp_path, mnist_dir):
     """examples/lenet5_mnist.toml, trained for one epoch: a few images through RTL, more
     through HLS, bit-exact, cycles estimated = measured."""
-    text = (REPO / "examples" / "lenet5_mnist.toml").read_text()
-    text = text.replace('path = "../../shared/data/mnist"', f'path = "{mnist_dir}"')
-    text = re.sub(r"^epochs = \d+", "epochs = 1", text, flags=re.M)
-    text = re.sub(r"^random_vectors = \d+", "random_vectors = 2", text, flags=re.M)
-    text = re.sub(r"^test_vectors = -?\d+", "test_vectors = 100", text, flags=re.M)
-    text = re.sub(r"^rtl_test_vectors = -?\d+", "rtl_test_vectors = 3", text, flags=re.M)
-    text = re.sub(r"^timing_vectors = \d+", "", text, flags=re.M) + "timing_vectors = 2\n"
-    cfg = tmp_path / "lenet.toml"
-    cfg.write_text(text)
+    cfg = _reduced_example("lenet5_mnist.toml", tmp_path, dict(epochs=1, random_vectors=2, test_vectors=100,
+                                                               rtl_test_vectors=3, timing_vectors=2), mnist_dir)
     assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     r = json.loads((tmp_path / "o" / "report.json").read_text())
     assert r["bitexact"]["rtl"] == {**r["bitexact"]["rtl"], "vectors": 5, "mismatches": 0}
@@ -179,14 +184,10 @@ def test_cnn_feature_map_and_weight_level_flow(tmp_path):
     """A CNN whose first conv keeps 6 of 8 filters (feature-map level: the IR and the RTL lose
     the other two, and the second conv's inputs with them) and whose second conv keeps 20 of
     its weights (weight level), trained briefly, is bit-exact in RTL and HLS simulation."""
-    text = (REPO / "examples" / "cnn_digits.toml").read_text()
-    text = text.replace("k = 9\nlanes = 9\nbn = true", 'granularity = "feature_map"\nk = 6\nlanes = 9\nbn = true', 1)
-    text = text.replace('granularity = "kernel"\nk = 4\nlanes = 9', 'granularity = "weight"\nk = 20\nlanes = 5', 1)
-    text = re.sub(r"^epochs = \d+", "epochs = 3", text, flags=re.M)
-    text = re.sub(r"^random_vectors = \d+", "random_vectors = 20", text, flags=re.M)
-    text = re.sub(r"^test_vectors = -?\d+", "test_vectors = 40", text, flags=re.M)
-    cfg = tmp_path / "fm.toml"
-    cfg.write_text(text)
+    cfg = _reduced_example("cnn_digits.toml", tmp_path, dict(epochs=3, random_vectors=20, test_vectors=40), replace=[
+        ("k = 9\nlanes = 9\nbn = true", 'granularity = "feature_map"\nk = 6\nlanes = 9\nbn = true'),
+        ('granularity = "kernel"\nk = 4\nlanes = 9', 'granularity = "weight"\nk = 20\nlanes = 5'),
+    ])
     assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     r = json.loads((tmp_path / "o" / "report.json").read_text())
     assert r["bitexact"]["rtl"] == {**r["bitexact"]["rtl"], "vectors": 60, "mismatches": 0}

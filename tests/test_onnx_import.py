@@ -16,6 +16,7 @@ from kofn.export import to_onnx
 from kofn.onnx_import import OnnxImportError, float_init, onnx_to_ir, read_onnx
 from kofn.reference import run
 from kofn.testing import random_inputs
+from qat import assert_eval_equals_reference
 
 
 @pytest.mark.parametrize("name", ALL_DESIGNS)
@@ -55,6 +56,13 @@ def _float_cnn_onnx(path, seed=0):
     return net
 
 
+@pytest.fixture(scope="module")
+def float_cnn(tmp_path_factory):
+    """The float CNN and its ONNX file, trained once for the tests below."""
+    path = tmp_path_factory.mktemp("float_onnx") / "f.onnx"
+    return _float_cnn_onnx(path), path
+
+
 _CNN_CFG = """
 name = "imported"
 model = "{model}"
@@ -80,14 +88,14 @@ test_vectors = 40
 """
 
 
-def test_float_onnx_initialises_the_kofn_model(tmp_path):
+def test_float_onnx_initialises_the_kofn_model(float_cnn):
     from kofn.pruning import ConvSpec, KofnCNN, LayerSpec, PoolSpec
     from kofn.fixed import FixedFormat as F
 
-    net = _float_cnn_onnx(tmp_path / "f.onnx")
-    parsed = read_onnx(tmp_path / "f.onnx")
+    net, path = float_cnn
+    parsed = read_onnx(path)
     assert not parsed.quantized and [l.kind for l in parsed.layers] == ["conv", "maxpool", "dense"]
-    cfg = parse_config(_CNN_CFG.format(model=tmp_path / "f.onnx", epochs=1))
+    cfg = parse_config(_CNN_CFG.format(model=path, epochs=1))
     init = float_init(parsed, cfg.layers, (8, 8, 1))
     specs = [ConvSpec(6, 3, 9, F(8, 2), F(16, 6), F(8, 3, False), pad=1), PoolSpec(),
              LayerSpec(10, 96, F(8, 2), F(16, 6), F(16, 8), relu=False)]
@@ -104,13 +112,12 @@ def test_float_onnx_initialises_the_kofn_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_float_onnx_through_flow(tmp_path):
+def test_float_onnx_through_flow(tmp_path, float_cnn):
     import json
 
     from kofn.cli import main
 
-    _float_cnn_onnx(tmp_path / "f.onnx")
-    (tmp_path / "c.toml").write_text(_CNN_CFG.format(model="f.onnx", epochs=3))
+    (tmp_path / "c.toml").write_text(_CNN_CFG.format(model=float_cnn[1], epochs=3))
     assert main(["flow", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     r = json.loads((tmp_path / "o" / "report.json").read_text())
     assert r["bitexact"]["rtl"]["mismatches"] == 0 and r["bitexact"]["hls"]["mismatches"] == 0
@@ -154,11 +161,11 @@ def test_mask_that_is_not_kofn_names_the_node():
         onnx_to_ir(net)
 
 
-def test_structure_mismatch_and_scales_are_errors(tmp_path):
-    _float_cnn_onnx(tmp_path / "f.onnx")
-    cfg = parse_config(_CNN_CFG.format(model=tmp_path / "f.onnx", epochs=1).replace("out_channels = 6", "out_channels = 8"))
+def test_structure_mismatch_and_scales_are_errors(float_cnn):
+    _, path = float_cnn
+    cfg = parse_config(_CNN_CFG.format(model=path, epochs=1).replace("out_channels = 6", "out_channels = 8"))
     with pytest.raises(OnnxImportError, match=r"layers\[0\] .*out_channels, kernel, stride, pad = \(6, 3, 1, 1\)"):
-        float_init(read_onnx(tmp_path / "f.onnx"), cfg.layers, (8, 8, 1))
+        float_init(read_onnx(path), cfg.layers, (8, 8, 1))
     m = _graph([helper.make_node("Mul", ["x", "s"], ["y"], name="scale")], {"s": 3.0}, [4], 4)
     with pytest.raises(OnnxImportError, match=r"node 'scale' \(Mul\): scale 3.0 is not a power of two"):
         read_onnx(m)
@@ -174,7 +181,6 @@ def test_torch_ao_sparsified_model_is_accepted_and_exact():
     from kofn.config import TrainConfig
     from kofn.data import load_digits
     from kofn.fixed import FixedFormat as F
-    from kofn.fixed import quantize
     from kofn.pruning import KofnMLP, LayerSpec, masks_from_torch_ao, train
 
     torch.manual_seed(0)
@@ -191,8 +197,4 @@ def test_torch_ao_sparsified_model_is_accepted_and_exact():
     train(model, ds.x_train[:300], ds.y_train[:300], dataclasses.replace(TrainConfig(), epochs=1), log_metrics=False)
     ir = model.export("ao")
     assert [l.k for l in ir.layers] == [16, 4]  # 1 of every 4 inputs: a fixed stride of n/4 per row
-    xq = quantize(ds.x_test, ir.input_fmt)
-    model.double().eval()
-    with torch.no_grad():
-        y = model(torch.from_numpy(xq * ir.input_fmt.scale)).numpy() * 2.0 ** ir.output_fmt.frac
-    np.testing.assert_array_equal(y.astype(np.int64), run(ir, xq))
+    assert_eval_equals_reference(model, ir, ds.x_test)

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
 from kofn.config import METHODS, TrainConfig
 from kofn.data import load_digits
 from kofn.fixed import FixedFormat as F
-from kofn.fixed import quantize
 from kofn.pruning import ConvSpec, KofnCNN, LayerSpec, PoolSpec, train
-from kofn.reference import run
+from qat import assert_eval_equals_reference
 
 WF, BF, HF = F(8, 2), F(16, 6), F(8, 3, False)
 
@@ -41,14 +39,7 @@ def _trained(method: str, gran: str, bn: bool) -> tuple[KofnCNN, object]:
 
 
 def _assert_exact(model: KofnCNN, ds) -> None:
-    m = model.export("t")
-    xq = quantize(ds.x_test, m.input_fmt)
-    ref = run(m, xq)
-    model.double().eval()
-    with torch.no_grad():
-        y = model(torch.from_numpy(xq * m.input_fmt.scale)).numpy() * 2.0**m.output_fmt.frac
-    assert np.all(y == np.round(y))
-    np.testing.assert_array_equal(y.astype(np.int64), ref)
+    assert_eval_equals_reference(model, model.export("t"), ds.x_test)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -15,7 +15,7 @@ import pytest
 
 from kofn.config import METHODS, TrainConfig
 from kofn.pruning import KofnMLP, LayerSpec, fake_quant, train
-from kofn.reference import run
+from qat import assert_eval_equals_reference
 
 
 @settings(max_examples=40, deadline=None)
@@ -66,10 +66,4 @@ def test_trained_model_in_eval_equals_reference(method, gran):
     assert m.layers[0].k == expect_k
     if gran == "feature_map" and method != "dense":
         assert m.layers[0].rows == 11 and m.layers[1].n == 11
-    xq = quantize(ds.x_test, m.input_fmt)
-    ref = run(m, xq)
-    model.double().eval()
-    with torch.no_grad():
-        y = model(torch.from_numpy(xq * m.input_fmt.scale)).numpy() * 2.0**m.output_fmt.frac
-    assert np.all(y == np.round(y))
-    np.testing.assert_array_equal(y.astype(np.int64), ref)
+    assert_eval_equals_reference(model, m, ds.x_test)
