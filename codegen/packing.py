@@ -46,6 +46,8 @@ __all__ = [
     "entries_per_row",
     "unpack_layer",
     "mem_lines",
+    "rom_in_bram",
+    "bram_cells",
 ]
 
 
@@ -70,6 +72,11 @@ class RomImage:
         """Total storage, depth times word width."""
         return self.depth * self.word_bits
 
+    @property
+    def in_bram(self) -> bool:
+        """Whether the generated RTL puts this ROM in block RAM (see :func:`rom_in_bram`)."""
+        return rom_in_bram(self.depth, self.word_bits)
+
 
 @dataclass(frozen=True)
 class LayerRoms:
@@ -77,6 +84,34 @@ class LayerRoms:
     weight: RomImage
     bias: RomImage
     steps: int  # S, words per row
+
+
+#: A ROM goes to block RAM when it holds more than this many bits and is deeper than
+#: BRAM_MIN_DEPTH words; otherwise it is LUT logic.  The RTL carries the choice as a
+#: ``rom_style`` attribute, so Vivado and Yosys both follow it instead of their own heuristics.
+BRAM_MIN_BITS = 4096
+BRAM_MIN_DEPTH = 64
+#: (depth, width) configurations of a RAMB18 and a RAMB36 (7-series and UltraScale+ alike).
+RAMB18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+RAMB36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1))
+
+
+def rom_in_bram(depth: int, width: int) -> bool:
+    """The ROM placement rule: block RAM above ``BRAM_MIN_BITS`` bits and ``BRAM_MIN_DEPTH`` words."""
+    return depth * width > BRAM_MIN_BITS and depth > BRAM_MIN_DEPTH
+
+
+def bram_cells(depth: int, width: int) -> tuple[int, int]:
+    """``(RAMB18, RAMB36)`` cells holding a ``depth x width`` ROM.
+
+    Each tiling uses one aspect ratio; the cheapest in RAMB18 equivalents wins, and on a
+    tie the RAMB36 tiling (fewer cells), as Yosys's ``memory_libmap`` chooses (checked
+    against it shape by shape in ``tests/codegen/test_synth.py``)."""
+    def tiles(shapes):
+        return min(-(-depth // d) * -(-width // w) for d, w in shapes)
+
+    n18, n36 = tiles(RAMB18_SHAPES), tiles(RAMB36_SHAPES)
+    return (n18, 0) if n18 < 2 * n36 else (0, n36)
 
 
 def index_bits(n: int) -> int:

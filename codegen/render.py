@@ -183,6 +183,7 @@ def _verilog_layer_ctx(plan: LayerPlan, rom_prefix: str) -> dict:
         "idx_file": f"{rom_prefix}{L.name}_idx.mem",
         "w_file": f"{rom_prefix}{L.name}_w.mem",
         "b_file": f"{rom_prefix}{L.name}_b.mem",
+        "rom_block": "".join(str(int(r.in_bram)) for r in (plan.roms.bias, plan.roms.weight, plan.roms.index)),
     }
 
 
