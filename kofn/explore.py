@@ -1,0 +1,348 @@
+"""``kofn explore``: sweep k/n, lanes P and bit widths; Pareto front and target picking.
+
+Every candidate is a variation of one flow config:
+
+* ``ratio`` k/n, applied to every pruned layer (``k = max(1, round(n * ratio))`` of the
+  layer's group: inputs, kernels or filters);
+* ``weight_bits``: every layer's weight width (integer bits kept from the config);
+* ``act_bits``: every hidden activation width (the layers' outputs but the last; integer
+  bits kept);
+* ``lanes`` P, the same for every layer (capped at the layer's weights per row).
+
+Ratio and widths change the trained model, so each (ratio, weight_bits, act_bits) is a
+short training run (``epochs``), or a fine-tuning run from a trained build's float
+weights (``from_build``); the trainings run in parallel, one process per core.  Lanes
+only change the hardware: every trained model is planned at every P, and each point gets
+the integer model's test accuracy (the bit-exact reference, what the hardware computes),
+exact cycles and the resource estimate.
+
+Outputs in the explore folder: ``explore.json`` (every point, the Pareto front on
+accuracy x DSP x LUT x latency, the pick), ``explore.png`` (the front) and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Sequence
+
+__all__ = ["Targets", "sweep_configs", "pareto_front", "pick", "run_explore", "plot_pareto"]
+
+#: Pareto objectives: (key, +1 to maximise / -1 to minimise).
+OBJECTIVES = (("accuracy", +1), ("dsp", -1), ("lut", -1), ("latency_cycles", -1))
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Constraints a picked design must meet (``None``: no constraint)."""
+
+    max_dsp: int | None = None
+    max_lut: int | None = None
+    max_ff: int | None = None
+    max_bram18: int | None = None
+    max_latency: int | None = None  # cycles, first input beat to last output beat
+    min_accuracy: float | None = None
+
+    def checks(self) -> list[tuple[str, str, float]]:
+        """``(name, point key, limit)`` of every set constraint; max_* are upper bounds."""
+        keys = {"max_dsp": "dsp", "max_lut": "lut", "max_ff": "ff", "max_bram18": "bram18",
+                "max_latency": "latency_cycles", "min_accuracy": "accuracy"}
+        return [(f.name, keys[f.name], getattr(self, f.name)) for f in dataclasses.fields(self)
+                if getattr(self, f.name) is not None]
+
+    def violations(self, point: dict) -> list[str]:
+        out = []
+        for name, key, limit in self.checks():
+            v = point[key]
+            if (name.startswith("max") and v > limit) or (name.startswith("min") and v < limit):
+                out.append(name)
+        return out
+
+
+def _k_for(n: int, ratio: Fraction) -> int:
+    return max(1, min(n, math.floor(n * ratio + Fraction(1, 2))))
+
+
+def sweep_configs(cfg, ratios: Sequence[Fraction], weight_bits: Sequence[int], act_bits: Sequence[int]):
+    """``[(params, FlowConfig)]``, one per training run.  Layers of ``cfg`` that keep their
+    whole group (k = n, e.g. a dense first convolution) stay unpruned."""
+    out = []
+    for r in ratios:
+        for wb in weight_bits:
+            for ab in act_bits:
+                layers = []
+                shape = cfg.data.image_shape if cfg.is_image_model else (cfg.data.n_features,)
+                old_shape = shape
+                in_frac = cfg.input.frac
+                for i, l in enumerate(cfg.layers):
+                    last = i == len(cfg.layers) - 1
+                    if l.type == "maxpool":
+                        new = l
+                    else:
+                        k = l.k if l.k == _group_size(l, old_shape) else _k_for(_group_size(l, shape), r)
+                        w = _resize(l.weight, wb)
+                        o = l.output if last else _resize(l.output, ab)
+                        # the bias and the output cannot have more fraction bits than the accumulator
+                        acc_frac = in_frac + w.frac
+                        b = _cap_frac(l.bias, acc_frac)
+                        o = _cap_frac(o, acc_frac)
+                        new = dataclasses.replace(l, k=min(k, _group_size(l, shape)), weight=w, bias=b, output=o,
+                                                  lanes=None)
+                        in_frac = o.frac
+                    old_shape = l.validate(f"layers[{i}]", old_shape, last)
+                    shape = new.validate(f"layers[{i}]", shape, last)
+                    layers.append(new)
+                c = dataclasses.replace(cfg, layers=tuple(layers))
+                c.validate()
+                out.append(({"ratio": str(r), "weight_bits": wb, "act_bits": ab}, c))
+    return out
+
+
+def _resize(f, width: int):
+    """``f`` at ``width`` bits, integer bits kept (fraction bits change)."""
+    return dataclasses.replace(f, width=width, int_bits=min(f.int_bits, width))
+
+
+def _cap_frac(f, frac: int):
+    """``f`` with at most ``frac`` fraction bits (same width, more integer bits)."""
+    return f if f.frac <= frac else dataclasses.replace(f, int_bits=f.width - frac)
+
+
+def _group_size(l, shape) -> int:
+    """The group a layer keeps k of, given its input ``shape``: inputs, kernels or outputs."""
+    if l.granularity == "kernel":
+        return shape[2]
+    if l.granularity == "feature_map":
+        return l.out_channels if l.type == "conv" else l.out_features
+    if l.granularity == "block":
+        return l.block
+    return int(math.prod(shape)) if l.type == "dense" else shape[2] * l.kernel * l.kernel
+
+
+def _train_one(args) -> dict:
+    """Worker: train one config, export it, measure the integer model's test accuracy."""
+    params, cfg, out_dir, init_state = args
+    import torch
+
+    from . import ir as ir_mod
+    from .flow import _integer_accuracy, _load_data, train_model
+
+    t0 = time.perf_counter()
+    torch.set_num_threads(1)
+    ds = _load_data(cfg)
+    init = _init_from_state(cfg, ds, init_state) if init_state is not None else None
+    model, hist, acc_float = train_model(cfg, ds, lambda m: None, init=init, threads=1)
+    model_ir = model.export(cfg.name)
+    tag = "r{ratio}_w{weight_bits}_a{act_bits}".format(**params).replace("/", "-")
+    ir_mod.save(model_ir, Path(out_dir) / "models" / tag)
+    _, _, acc_int = _integer_accuracy(model_ir, ds)
+    return {**params, "tag": tag, "accuracy_float": acc_float, "accuracy": acc_int,
+            "train_seconds": round(time.perf_counter() - t0, 2),
+            "mask_metrics": hist.metrics[-1] if hist.metrics else []}
+
+
+def _init_from_state(cfg, ds, state: dict):
+    """Float weights and biases of a trained build (``model.pt``), one pair per weighted layer."""
+    weights = [k for k in state if k.endswith("parametrizations.weight.original")]
+    out = []
+    for wk in weights:
+        prefix = wk[: -len("parametrizations.weight.original")]
+        out.append((state[wk].numpy(), state[prefix + "bias"].numpy()))
+    return out
+
+
+def hardware_points(model_ir, lanes: Sequence[int], family: str = "xc7") -> list[dict]:
+    """Exact cycles and estimated resources of ``model_ir`` at every P in ``lanes``."""
+    from .codegen import latency, plan_layers, resources
+    from .codegen.packing import entries_per_row
+
+    out = []
+    for p in lanes:
+        plan_lanes = [None if L.kind == "maxpool" else min(p, entries_per_row(L)) for L in model_ir.layers]
+        plans = plan_layers(model_ir, plan_lanes)
+        lat, res = latency(model_ir, plans), resources(model_ir, plans, family=family)
+        out.append({"lanes": p, "latency_cycles": lat.total_cycles, "ii_cycles": lat.ii_cycles,
+                    "dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff})
+    return out
+
+
+def pareto_front(points: Sequence[dict], objectives=OBJECTIVES) -> list[int]:
+    """Indices of the points no other point dominates (at least as good in every objective,
+    better in one)."""
+    def better_eq(a, b):
+        return all(s * a[k] >= s * b[k] for k, s in objectives)
+
+    def strictly(a, b):
+        return any(s * a[k] > s * b[k] for k, s in objectives)
+
+    return [i for i, a in enumerate(points)
+            if not any(better_eq(b, a) and strictly(b, a) for j, b in enumerate(points) if j != i)]
+
+
+def _order(objective: str):
+    sign = dict(OBJECTIVES).get(objective, -1)
+    # the objective first, then accuracy (higher), then LUT, latency, DSP (lower)
+    return lambda p: (-sign * p[objective], -p["accuracy"], p["lut"], p["latency_cycles"], p["dsp"])
+
+
+def pick(points: Sequence[dict], targets: Targets, objective: str = "accuracy") -> dict:
+    """The best point meeting ``targets`` under ``objective``, and which constraint binds.
+
+    ``binding``: the constraints that exclude every better point (by ``objective``) of the
+    sweep: relaxing one of them (alone) would give a better design; empty when the pick is
+    the sweep's best anyway.  With no feasible point, the nearest one (fewest violated
+    constraints, then best objective) is returned with ``feasible`` false."""
+    order = _order(objective)
+    ranked = sorted(range(len(points)), key=lambda i: order(points[i]))
+    feasible = [i for i in ranked if not targets.violations(points[i])]
+    if not feasible:
+        near = min(ranked, key=lambda i: (len(targets.violations(points[i])), ranked.index(i)))
+        return {"feasible": False, "index": near, "point": points[near],
+                "violated": targets.violations(points[near]), "binding": targets.violations(points[near])}
+    best = feasible[0]
+    better = ranked[: ranked.index(best)]
+    counts: dict[str, int] = {}
+    alone: set[str] = set()
+    for i in better:
+        v = targets.violations(points[i])
+        for name in v:
+            counts[name] = counts.get(name, 0) + 1
+        if len(v) == 1:
+            alone.add(v[0])
+    binding = sorted(alone or counts, key=lambda n: -counts.get(n, 0))
+    return {"feasible": True, "index": best, "point": points[best], "violated": [], "binding": binding,
+            "better_excluded": len(better)}
+
+
+def plot_pareto(points: Sequence[dict], front: Sequence[int], path: Path, chosen: int | None = None,
+                title: str = "") -> None:
+    """Two panels: accuracy against LUTs and against latency; marker area grows with DSPs,
+    the Pareto front is outlined and the picked design starred."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    acc = [p["accuracy"] for p in points]
+    dsp = [p["dsp"] for p in points]
+    size = [20 + 6 * d for d in dsp]
+    on = set(front)
+    for ax, key, label in ((axes[0], "lut", "LUTs (estimate)"), (axes[1], "latency_cycles", "latency (cycles, exact)")):
+        xs = [p[key] for p in points]
+        sc = ax.scatter(xs, acc, s=size, c=[p["lanes"] for p in points], cmap="viridis", alpha=0.55,
+                        edgecolors=["crimson" if i in on else "none" for i in range(len(points))], linewidths=1.6)
+        fx = sorted((points[i][key], points[i]["accuracy"]) for i in front)
+        best, stair = -1.0, []
+        for x, a in fx:  # the front as seen in this projection: accuracy's running maximum
+            if a > best:
+                best = a
+                stair.append((x, a))
+        if stair:
+            ax.step([x for x, _ in stair], [a for _, a in stair], where="post", color="crimson", lw=1, alpha=0.7,
+                    label="Pareto front (4 objectives)")
+        if chosen is not None:
+            ax.scatter([points[chosen][key]], [points[chosen]["accuracy"]], marker="*", s=260, c="gold",
+                       edgecolors="black", zorder=5, label="picked")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: ""))
+        ax.set_xlabel(label)
+        ax.set_ylabel("integer test accuracy")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    fig.colorbar(sc, ax=axes, label="lanes P (marker area: DSPs)")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_explore(cfg, out_dir: Path, ratios: Sequence[Fraction], weight_bits: Sequence[int],
+                act_bits: Sequence[int], lanes: Sequence[int], epochs: int | None = None,
+                jobs: int | None = None, targets: Targets = Targets(), objective: str = "accuracy",
+                family: str = "xc7", from_build: Path | None = None,
+                progress: Callable[[str], None] = print) -> dict:
+    """Run the sweep into ``out_dir``; returns (and writes) ``explore.json``."""
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    init_state = None
+    if from_build is not None:
+        import torch
+
+        pt = Path(from_build) / "model" / "model.pt"
+        if not pt.exists():
+            raise ValueError(f"{pt} not found: --from takes a `kofn flow` build folder")
+        init_state = {k: v for k, v in torch.load(pt, map_location="cpu").items()}
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
+    runs = sweep_configs(cfg, ratios, weight_bits, act_bits)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(runs)))
+    progress(f"explore {cfg.name}: {len(runs)} training runs ({len(ratios)} ratios x {len(weight_bits)} weight "
+             f"widths x {len(act_bits)} activation widths, {cfg.train.epochs} epochs{' from ' + str(from_build) if from_build else ''}), "
+             f"{jobs} in parallel; {len(lanes)} lane counts each")
+    t0 = time.perf_counter()
+    trained = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futs = {pool.submit(_train_one, (params, c, out, init_state)): params for params, c in runs}
+        for f in as_completed(futs):
+            r = f.result()
+            trained.append(r)
+            progress(f"[{len(trained)}/{len(runs)}] k/n {r['ratio']}, weights {r['weight_bits']} b, activations "
+                     f"{r['act_bits']} b: integer accuracy {r['accuracy']:.4f} ({r['train_seconds']:.0f} s, "
+                     f"{time.perf_counter() - t0:.0f} s elapsed)")
+    from . import ir as ir_mod
+
+    trained.sort(key=lambda r: (Fraction(r["ratio"]), r["weight_bits"], r["act_bits"]))
+    points = []
+    for r in trained:
+        model_ir = ir_mod.load(out / "models" / r["tag"])
+        for hw in hardware_points(model_ir, lanes, family):
+            points.append({k: r[k] for k in ("tag", "ratio", "weight_bits", "act_bits", "accuracy", "accuracy_float")}
+                          | hw)
+    front = pareto_front(points)
+    choice = pick(points, targets, objective)
+    for i, p in enumerate(points):
+        p["pareto"] = i in front
+    plot_pareto(points, front, out / "explore.png", choice["index"],
+                title=f"{cfg.name}: {len(points)} designs, {len(front)} on the Pareto front ({family})")
+    doc = {
+        "name": cfg.name, "family": family, "objective": objective,
+        "sweep": {"ratios": [str(r) for r in ratios], "weight_bits": list(weight_bits), "act_bits": list(act_bits),
+                  "lanes": list(lanes), "epochs": cfg.train.epochs, "method": cfg.train.method,
+                  "from_build": str(from_build) if from_build else None, "jobs": jobs,
+                  "seconds": round(time.perf_counter() - t0, 1)},
+        "targets": {k: v for k, v in dataclasses.asdict(targets).items() if v is not None},
+        "points": points,
+        "pareto": front,
+        "pick": choice,
+        "trainings": trained,
+    }
+    (out / "explore.json").write_text(json.dumps(doc, indent=2) + "\n")
+    from .report_html import write_explore_html
+
+    write_explore_html(doc, out)
+    return doc
+
+
+def describe_pick(doc: dict) -> str:
+    """One paragraph: the picked design, its figures and what binds."""
+    c = doc["pick"]
+    p = c["point"]
+    what = (f"k/n {p['ratio']}, {p['weight_bits']}-bit weights, {p['act_bits']}-bit activations, P = {p['lanes']}: "
+            f"accuracy {p['accuracy']:.4f}, {p['dsp']} DSP, {p['lut']} LUT, {p['ff']} FF, {p['bram18']} BRAM18, "
+            f"{p['latency_cycles']} cycles")
+    if not c["feasible"]:
+        return f"no design meets the targets; nearest: {what} (violates {', '.join(c['violated'])})"
+    if not c["binding"]:
+        return f"picked {what}; no constraint binds (it is the sweep's best by {doc['objective']})"
+    return (f"picked {what}; binding: {', '.join(c['binding'])} ({c['better_excluded']} designs better by "
+            f"{doc['objective']} are excluded)")
