@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..fixed import FixedFormat as F
 
-__all__ = ["CorpusDesign", "CORPUS", "build_design", "run_corpus"]
+__all__ = ["CorpusDesign", "CORPUS", "design_model", "build_design", "run_corpus", "samples", "fit"]
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,22 @@ CORPUS: tuple[CorpusDesign, ...] = (
 )
 
 
-def build_design(d: CorpusDesign, out: Path, seed: int = 0):
-    """Render ``d`` into ``out``; returns ``(model, plans, design)``."""
+def design_model(d: CorpusDesign, seed: int = 0):
+    """``(model, plans)`` of ``d`` (random weights from ``seed``)."""
     from ..testing import random_cnn, random_model
-    from .render import plan_layers, render, write_design
+    from .render import plan_layers
 
     kw = dict(d.kwargs)
     m = random_model(list(d.shape), list(d.spec), seed=seed, **kw) if d.kind == "mlp" else \
         random_cnn(d.shape, list(d.spec), seed=seed, **kw)
-    plans = plan_layers(m, list(d.lanes))
+    return m, plan_layers(m, list(d.lanes))
+
+
+def build_design(d: CorpusDesign, out: Path, seed: int = 0):
+    """Render ``d`` into ``out``; returns ``(model, plans, design)``."""
+    from .render import render, write_design
+
+    m, plans = design_model(d, seed)
     design = render(m, plans)
     write_design(design, out)
     return m, plans, design
@@ -93,6 +100,8 @@ def _one(args) -> dict:
     return {"name": d.name, "family": family,
             "estimate": {"dsp": est.dsp, "bram18": est.bram18, "lut": est.lut, "ff": est.ff},
             "synth": {k: getattr(syn, k) for k in ("dsp", "bram18", "lut", "ff", "lutram", "carry")},
+            "per_layer": {"estimate": {l.name: {"lut": l.lut, "ff": l.ff} for l in est.layers},
+                          "synth": syn.instances},
             "seconds": syn.seconds}
 
 
@@ -107,3 +116,54 @@ def run_corpus(workdir: Path, families=("xc7",), jobs: int = 2, designs=CORPUS, 
                 what = r.get("error") or f"{r['synth']} in {r['seconds']:.0f} s"
                 progress(f"{len(out)}/{len(tasks)} {r['name']} ({r['family']}): {what}")
     return out
+
+
+def samples(results: list[dict]) -> list[tuple[str, str, str, dict, dict]]:
+    """``(design, family, component, features, synthesized cells)`` for every module
+    instance of the synthesized results (``run_corpus`` output): the MAC core
+    (``u_<layer>`` or ``u_<layer>_mac``), a convolution front end (``u_<layer>``), a
+    pool (``u_<layer>``) and the top's own logic."""
+    from .estimate import features
+
+    by_name = {d.name: d for d in CORPUS}
+    out = []
+    for r in results:
+        inst = (r.get("per_layer") or {}).get("synth")
+        if not inst or r["name"] not in by_name:
+            continue
+        fam = r["family"]
+        m, plans = design_model(by_name[r["name"]])
+        for p in plans:
+            f = features(p, fam)
+            name = p.layer.name
+            if p.kind == "conv":
+                out.append((r["name"], fam, "conv", {"lut": f["conv_lut"], "ff": f["conv_ff"]}, inst[f"u_{name}"]))
+                out.append((r["name"], fam, "core", {"lut": f["core_lut"], "ff": f["core_ff"]}, inst[f"u_{name}_mac"]))
+            elif p.kind == "maxpool":
+                out.append((r["name"], fam, "pool", {"lut": f["pool_lut"], "ff": f["pool_ff"]}, inst[f"u_{name}"]))
+            else:
+                out.append((r["name"], fam, "core", {"lut": f["core_lut"], "ff": f["core_ff"]}, inst[f"u_{name}"]))
+        f = features(None, fam, m)
+        out.append((r["name"], fam, "top", {"lut": f["top_lut"], "ff": f["top_ff"]}, inst["top"]))
+    return out
+
+
+def fit(smp, family: str, exclude: str | None = None) -> dict[str, dict[str, float]]:
+    """Non-negative least squares, relative error per module instance, of every
+    component's LUT and FF coefficients for ``family`` (``exclude``: leave a design out)."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    coef: dict[str, dict[str, float]] = {}
+    for comp in sorted({s[2] for s in smp}):
+        for res in ("lut", "ff"):
+            rows = [s for s in smp if s[1] == family and s[2] == comp and s[0] != exclude]
+            if not rows:
+                continue
+            names = list(rows[0][3][res])
+            x = np.array([[s[3][res][n] for n in names] for s in rows], dtype=float)
+            y = np.array([s[4][res] for s in rows], dtype=float)
+            w = 1.0 / np.sqrt(np.maximum(y, 8.0))
+            c, _ = nnls(x * w[:, None], y * w)
+            coef[f"{comp}_{res}"] = {n: round(float(v), 4) for n, v in zip(names, c)}
+    return coef

@@ -33,13 +33,17 @@ after the last output beat.  :func:`schedule` walks one inference beat by beat
 through the same rules as the RTL (which beat completes which row, which output rows
 are then due, which pooled beats leave) and returns both numbers exactly.
 
-Resources (7-series-style, first version; the synthesis-validated model comes later):
+Resources, per layer and for the top module's own logic (``resources``):
 
-* DSP: one DSP48 per MAC lane when both operands fit 25x18 and the product is at
-  least 9 bits wide, else the multiplier is LUTs.
-* ROMs: BRAM18 when a ROM holds more than 4 Kib and is deeper than 64 words
-  (width split by the BRAM18 aspect ratios), else distributed LUT ROM (64x1 per LUT6).
-* LUT and FF: activation muxes, adders, requantization, buffers and pipeline registers.
+* DSP: one DSP48 per MAC lane when the multiply fits the DSP's ports (25x18 on
+  7-series, 27x18 on UltraScale+) and the product is at least 9 bits wide, else the
+  multiplier is LUTs.  Exact against Yosys.
+* Block RAM: the RTL places each ROM itself (``rom_style``) by one rule,
+  :func:`kofn.codegen.packing.rom_in_bram`, and :func:`kofn.codegen.packing.bram_cells`
+  tiles it into RAMB18/RAMB36 as Yosys does.  Exact against Yosys.
+* LUT and FF: structural features of each block (mux inputs, LUT-ROM words, multiplier
+  and adder bits, register bits; :func:`features`) weighted by per-family coefficients
+  fitted to Yosys on the calibration corpus (:mod:`kofn.codegen.calibration`).
 """
 
 from __future__ import annotations
@@ -48,11 +52,13 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 from ..ir import Model
-from .packing import index_bits
+from .packing import bram_cells, entries_per_row, index_bits, rom_in_bram
 from .render import LayerPlan
 
-__all__ = ["LayerLatency", "Latency", "latency", "LayerResources", "Resources", "resources", "rom_cost", "memory_bits"]
+__all__ = ["LayerLatency", "Latency", "latency", "LayerResources", "Resources", "resources", "rom_cost", "memory_bits", "csr_bits"]
 
 PIPELINE_CYCLES = 4  # ROM read, multiply, accumulate, write-back (incl. start hand-off)
 WINDOW_CYCLES = 6  # per convolution window: latch, start, 3 pipeline stages, done hand-off
@@ -195,29 +201,32 @@ def latency(model: Model, plans: Sequence[LayerPlan]) -> Latency:
 class LayerResources:
     name: str
     dsp: int
-    bram18: int
+    bram18: int  # BRAM18 equivalents (a RAMB36 counts two)
     lut: int
     ff: int
     rom_bits: int
+    ramb18: int = 0
+    ramb36: int = 0
 
 
 @dataclass(frozen=True)
 class Resources:
     layers: tuple[LayerResources, ...]
+    top: LayerResources  # the top module's own logic: AXI-Stream FSM, collector, output select
     dsp: int
     bram18: int
+    ramb18: int
+    ramb36: int
     lut: int
     ff: int
 
 
 def rom_cost(depth: int, width: int) -> tuple[int, int]:
-    """``(bram18, lut)`` of a ``depth x width`` ROM."""
-    if depth * width > 4096 and depth > 64:
-        for max_depth, w in _BRAM18_ASPECTS:
-            if depth <= max_depth:
-                return math.ceil(width / w), 0
-        return math.ceil(depth / 16384) * width, 0
-    return 0, width * math.ceil(depth / 64)
+    """``(bram18 equivalents, lut)`` of a ``depth x width`` ROM placed by the RTL's rule."""
+    if rom_in_bram(depth, width):
+        n18, n36 = bram_cells(depth, width)
+        return n18 + 2 * n36, 0
+    return 0, _rom_luts(depth, width)
 
 
 DSP_PORTS = {"xc7": (25, 18), "xcup": (27, 18)}  # DSP48E1 25x18, DSP48E2 27x18 signed multipliers
@@ -229,89 +238,205 @@ def _uses_dsp(a_bits: int, w_bits: int, family: str = "xc7") -> bool:
     return lo <= small and hi <= big and a_bits + w_bits >= 9
 
 
-def _core_resources(p: LayerPlan, family: str = "xc7") -> tuple[bool, int, int, int, int]:
-    """``(dsp_per_lane, bram18, lut, ff, rom_bits)`` of a MAC core (dense or conv)."""
+def _mux_luts(n: int) -> int:
+    """LUT6s of one bit of an n:1 multiplexer built as a tree of 4:1 muxes (one LUT6
+    each; Yosys's synth_xilinx does not use MUXF7/MUXF8 for wide muxes by default)."""
+    t = 0
+    while n > 1:
+        n = math.ceil(n / 4)
+        t += n
+    return t
+
+
+def _rom_luts(depth: int, width: int) -> int:
+    """LUT6s of a ROM in logic: each output bit is a 64x1 LUT per 64 words, muxed by address."""
+    if depth <= 1:
+        return 0
+    return width * (math.ceil(depth / 64) + _mux_luts(math.ceil(depth / 64))) if depth > 64 else width
+
+
+def lane_inputs(p: LayerPlan) -> list[int]:
+    """Per MAC lane, how many of the layer's inputs its multiplexer can select.
+
+    Synthesis removes index bits that are the same in every ROM word of a lane (their
+    register is a constant), and with them every input whose index disagrees.  In a
+    kernel-level convolution the tap is a constant function of the step (one tap when P
+    is a multiple of K*K) and the channel comes from the channel ROM."""
+    from .packing import unpack_entries
+
+    def reachable(vals, n):  # inputs below n that agree with every constant bit of vals
+        vals = np.asarray(vals, dtype=np.int64).ravel()
+        ones, zeros = int(np.bitwise_and.reduce(vals)), int(np.bitwise_and.reduce(~vals))
+        i = np.arange(n)
+        return int((((i & ones) == ones) & ((i & zeros) == 0)).sum())
+
     L = p.layer
-    acc_w = L.accumulator.width
+    if L.kind == "conv" and L.granularity == "kernel":
+        # lane q reads tap (s*P + q) % KK of kernel (s*P + q) // KK at step s: the taps are
+        # constants of the step, the channel comes from the channel ROM
+        ch = unpack_entries(p.roms.index, L.k)
+        out = []
+        for q in range(p.lanes):
+            es = [s * p.lanes + q for s in range(p.steps)]
+            taps = {e % L.taps for e in es}
+            kerns = sorted({e // L.taps for e in es if e // L.taps < L.k})
+            n_ch = reachable(ch[:, kerns], L.in_channels) if kerns else 1
+            out.append(len(taps) * n_ch)
+        return out
+    idx = unpack_entries(p.roms.index, p.steps * p.lanes)
+    return [reachable(idx[:, q :: p.lanes], L.n) for q in range(p.lanes)]
+
+
+#: Calibration: per family and component, a coefficient per structural feature (see
+#: :func:`features`), fitted to Yosys synth_xilinx on the calibration corpus
+#: (``benchmarks/calibrate.py --fit`` writes ``codegen/coefficients.py``).
+from .coefficients import COEFFICIENTS  # noqa: E402
+
+
+def _bits(n: int) -> int:
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def features(p: LayerPlan | None, family: str, model: Model | None = None) -> dict[str, dict[str, float]]:
+    """Structural features, ``{component_resource: {feature: value}}``, of one layer's
+    hardware (``p``: its MAC core ``core_*`` and, for a convolution, its front end
+    ``conv_*``; a pool ``pool_*``) or of the top module's own logic (``p=None``:
+    ``top_*``, needs ``model``).  Each feature counts something the RTL builds (mux
+    inputs, ROM words, register bits); :data:`COEFFICIENTS` turns them into cells."""
+    if p is None:
+        first = next(L for L in model.layers if L.kind == "dense")
+        n_out, out_w = model.n_outputs, model.output_fmt.width
+        return {
+            "top_lut": {"colwe": first.n, "outmux": out_w * _mux_luts(n_out), "one": 1.0},
+            "top_ff": {"col": first.n * first.input_fmt.width, "ctr": _bits(first.n) + _bits(n_out), "one": 1.0},
+        }
+    L = p.layer
+    if L.kind == "maxpool":
+        h, w, c = L.in_shape
+        depth = (w // 2) * c
+        return {
+            "pool_lut": {"buf": L.input_fmt.width * math.ceil(depth / 32), "cmp": L.input_fmt.width,
+                         "ctr": _bits(c) + _bits(w) + _bits(h), "one": 1.0},
+            "pool_ff": {"ctr": _bits(c) + _bits(w) + _bits(h), "one": 1.0},
+        }
     a_bits = L.input_fmt.width + (0 if L.input_fmt.signed else 1)
-    dsp_lane = _uses_dsp(a_bits, L.weight_fmt.width, family)
-    roms = [(r.depth, r.word_bits) for r in (p.roms.index, p.roms.weight, p.roms.bias)]
-    bram = lut_rom = 0
-    for depth, width in roms:
-        b, lr = rom_cost(depth, width)
-        bram += b
-        lut_rom += lr
-    idx_w = p.roms.index.entry_bits
-    mux = p.lanes * L.input_fmt.width * math.ceil(L.n / 4)
-    mult = 0 if dsp_lane else p.lanes * a_bits * L.weight_fmt.width // 2
-    adders = p.lanes * acc_w + 2 * (acc_w + 1)
-    counters = 3 * (index_bits(p.depth) + 2)
-    wb = L.rows  # output-buffer write enables
-    lut = mux + mult + adders + counters + wb + lut_rom
-    ff = (
-        p.lanes * (idx_w + L.weight_fmt.width)
-        + p.lanes * (a_bits + L.weight_fmt.width)
-        + L.bias_fmt.width
-        + acc_w
-        + L.rows * L.output_fmt.width
-        + 3 * index_bits(p.depth)
-        + 8
-    )
-    return dsp_lane, bram, lut, ff, sum(d * w for d, w in roms)
+    dsp = _uses_dsp(a_bits, L.weight_fmt.width, family)
+    roms = (p.roms.index, p.roms.weight, p.roms.bias)
+    acc_w = L.accumulator.width
+    rq_w = max(acc_w, L.output_fmt.width + 1) + 1
+    prod_w = a_bits + L.weight_fmt.width
+    kmode = L.kind == "conv" and L.granularity == "kernel"
+    out = {
+        "core_lut": {
+            "mux": L.input_fmt.width * sum(_mux_luts(n) for n in lane_inputs(p)),
+            "kmode": p.lanes * index_bits(L.n) if kmode else 0,
+            "rom": sum(_rom_luts(r.depth, r.word_bits) for r in roms if not r.in_bram),
+            "mul": 0 if dsp else p.lanes * a_bits * L.weight_fmt.width,
+            "add": (p.lanes + 1) * acc_w + rq_w,
+            "outw": L.rows * L.output_fmt.width,
+            "one": 1.0,
+        },
+        "core_ff": {
+            # a ROM in logic keeps its read register on the address side (shared with the
+            # counter); the DSP's A/B/M/P registers absorb the lanes' operands and products
+            "idx_q": p.roms.index.word_bits if not p.roms.index.in_bram else 0,
+            "w_q": p.roms.weight.word_bits if not p.roms.weight.in_bram else 0,
+            "prod": 0 if dsp else p.lanes * prod_w,
+            "out": L.rows * L.output_fmt.width,
+            "acc": acc_w + rq_w,
+            "ctrl": _bits(p.depth) + _bits(p.steps) + 4 * _bits(L.rows),
+            "kctr": p.lanes * (_bits(L.taps) + _bits(L.k)) if kmode else 0,
+            "one": 1.0,
+        },
+    }
+    if L.kind == "conv":
+        h, w, c = L.in_shape
+        k = L.kernel
+        px = c * L.input_fmt.width
+        c_out = L.out_shape[2]
+        out["conv_lut"] = {"lbwe": k * w * c, "rowmux": k * w * px * _mux_luts(k), "pxmux": k * k * px * _mux_luts(w),
+                           "ser": L.output_fmt.width * _mux_luts(c_out), "one": 1.0}
+        out["conv_ff"] = {"lb": k * w * px, "win": k * k * px, "ctr": 6 * _bits(max(h, w) + k), "one": 1.0}
+    return out
+
+
+def _predict(feats: dict[str, dict[str, float]], family: str) -> dict[str, float]:
+    coef = COEFFICIENTS.get(family, {})
+    out = {"lut": 0.0, "ff": 0.0}
+    for comp, f in feats.items():
+        c = coef.get(comp, {})
+        out[comp.rsplit("_", 1)[1]] += sum(c.get(name, 1.0) * v for name, v in f.items())
+    return out
 
 
 def resources(model: Model, plans: Sequence[LayerPlan], family: str = "xc7") -> Resources:
-    """Per-layer and total DSP, BRAM18, LUT and FF estimates.
+    """Per-layer and total DSP, block RAM, LUT and FF estimates for ``family``.
 
-    A convolution adds its front end to the core: the line buffer and the window
-    register (flip-flops: the window generator reads a whole window in one cycle), the
-    window multiplexers (one K*W-input mux per window bit, 4 inputs per LUT6) and
-    counters.  A pool holds W/2 * C running maxima in flip-flops plus a comparator.
-    """
+    DSP and block RAM follow the synthesis rules exactly (one DSP48 per MAC lane whose
+    multiply fits the DSP's ports, :func:`_uses_dsp`; ROMs placed by
+    :func:`kofn.codegen.packing.rom_in_bram` and tiled by
+    :func:`kofn.codegen.packing.bram_cells`).  LUT and FF are :func:`features` weighted
+    by :data:`COEFFICIENTS`, fitted per family to Yosys on the calibration corpus."""
+    if family not in DSP_PORTS:
+        raise ValueError(f"family {family!r}: expected one of {', '.join(DSP_PORTS)}")
     out = []
     for p in plans:
         L = p.layer
+        pred = _predict(features(p, family), family)
         if L.kind == "maxpool":
-            h, w, c = L.in_shape
-            bits = (w // 2) * c * L.input_fmt.width
-            lut = L.input_fmt.width * (2 + math.ceil((w // 2) * c / 4)) + 16
-            out.append(LayerResources(L.name, 0, 0, lut, bits + 16, 0))
+            out.append(LayerResources(L.name, 0, 0, round(pred["lut"]), round(pred["ff"]), 0))
             continue
-        dsp_lane, bram, lut, ff, rom_bits = _core_resources(p, family)
-        if L.kind == "conv":
-            h, w, c = L.in_shape
-            lb_bits = L.kernel * w * c * L.input_fmt.width
-            win_bits = L.n * L.input_fmt.width
-            lut += win_bits * math.ceil(L.kernel * w / 4) + L.out_shape[2] * L.output_fmt.width // 4 + 40
-            ff += lb_bits + win_bits + 64
-        out.append(LayerResources(L.name, p.lanes if dsp_lane else 0, bram, lut, ff, rom_bits))
-    first_dense = next(p.layer for p in plans if p.kind == "dense")
-    top_ff = first_dense.n * first_dense.input_fmt.width + 2 * index_bits(first_dense.n) + 4
-    top_lut = first_dense.n + model.output_fmt.width * math.ceil(model.n_outputs / 4) + 8
+        a_bits = L.input_fmt.width + (0 if L.input_fmt.signed else 1)
+        dsp = p.lanes if _uses_dsp(a_bits, L.weight_fmt.width, family) else 0
+        roms = (p.roms.index, p.roms.weight, p.roms.bias)
+        n18 = n36 = 0
+        for r in roms:
+            if r.in_bram:
+                a18, a36 = bram_cells(r.depth, r.word_bits)
+                n18, n36 = n18 + a18, n36 + a36
+        out.append(LayerResources(L.name, dsp, n18 + 2 * n36, round(pred["lut"]), round(pred["ff"]),
+                                  sum(r.bits for r in roms), n18, n36))
+    t = _predict(features(None, family, model), family)
+    top = LayerResources("top", 0, 0, round(t["lut"]), round(t["ff"]), 0)
     return Resources(
         layers=tuple(out),
+        top=top,
         dsp=sum(l.dsp for l in out),
         bram18=sum(l.bram18 for l in out),
-        lut=sum(l.lut for l in out) + top_lut,
-        ff=sum(l.ff for l in out) + top_ff,
+        ramb18=sum(l.ramb18 for l in out),
+        ramb36=sum(l.ramb36 for l in out),
+        lut=sum(l.lut for l in out) + top.lut,
+        ff=sum(l.ff for l in out) + top.ff,
     )
 
 
-def memory_bits(plans: Sequence[LayerPlan]) -> dict[str, int]:
+def csr_bits(rows: int, n: int, nnz: int, weight_bits: int, bias_bits: int) -> int:
+    """Compressed sparse rows at the same sparsity: a weight and a column index per nonzero,
+    ``rows + 1`` row pointers, plus the biases (which every storage holds)."""
+    return nnz * (weight_bits + index_bits(n)) + (rows + 1) * index_bits(nnz + 1) + rows * bias_bits
+
+
+def memory_bits(plans: Sequence[LayerPlan]) -> dict:
     """``rom_bits``: every ROM image as packed (indices, weights, biases, lane padding
     included); ``dense_bits``: the same layers stored dense (every weight of every neuron
-    or filter, plus biases); ``line_buffer_bits``: the convolutions' K-row line buffers
+    or filter, plus biases); ``csr_bits``: compressed sparse rows at the same sparsity
+    (:func:`csr_bits`); ``line_buffer_bits``: the convolutions' K-row line buffers
     and the pools' row of running maxima; ``window_bits``: the convolutions' window
-    registers."""
-    rom = dense = lb = win = 0
+    registers; ``per_layer``: rom, dense and CSR bits of each layer with weights."""
+    rom = dense = csr = lb = win = 0
+    per = []
     for p in plans:
         L = p.layer
         if L.kind == "maxpool":
             lb += (L.in_shape[1] // 2) * L.in_shape[2] * L.input_fmt.width
             continue
-        rom += p.roms.index.bits + p.roms.weight.bits + p.roms.bias.bits
-        dense += L.rows * (L.n * L.weight_fmt.width + L.bias_fmt.width)
+        r = p.roms.index.bits + p.roms.weight.bits + p.roms.bias.bits
+        d = L.rows * (L.n * L.weight_fmt.width + L.bias_fmt.width)
+        c = csr_bits(L.rows, L.n, L.rows * entries_per_row(L), L.weight_fmt.width, L.bias_fmt.width)
+        rom, dense, csr = rom + r, dense + d, csr + c
+        per.append({"name": L.name, "rom_bits": r, "dense_bits": d, "csr_bits": c})
         if L.kind == "conv":
             lb += L.kernel * L.in_shape[1] * L.in_shape[2] * L.input_fmt.width
             win += L.n * L.input_fmt.width
-    return {"rom_bits": rom, "dense_bits": dense, "line_buffer_bits": lb, "window_bits": win}
+    return {"rom_bits": rom, "dense_bits": dense, "csr_bits": csr, "line_buffer_bits": lb, "window_bits": win,
+            "per_layer": per}

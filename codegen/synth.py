@@ -47,6 +47,7 @@ class SynthResult:
     carry: int
     seconds: float
     cells: dict = field(default_factory=dict)
+    instances: dict = field(default_factory=dict)  # per submodule instance and "top" (see _instances)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -86,8 +87,9 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
     out = build / "synth"
     out.mkdir(exist_ok=True)
     stat = out / f"stat_{family}.json"
+    inst = out / f"instances_{family}.txt"
     script = (f"read_verilog -sv {' '.join(sources)}; synth_xilinx -family {FAMILIES[family][0]} -noiopad -top {top}; "
-              f"tee -q -o {stat} stat -json")
+              f"tee -q -o {stat} stat -json; tee -q -o {inst} dump {top}/t:$paramod*")
     t0 = time.perf_counter()
     res = subprocess.run([yosys, "-q", "-l", str(out / f"yosys_{family}.log"), "-p", script], cwd=build,
                          capture_output=True, text=True, timeout=timeout)
@@ -96,7 +98,33 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
     doc = json.loads(stat.read_text())
     cells = _top_cells(doc, top)
     return SynthResult(family=family, seconds=round(time.perf_counter() - t0, 2), cells=cells,
+                       instances=_instances(doc, top, inst.read_text() if inst.exists() else ""),
                        **count_cells(cells, family))
+
+
+def _instances(doc: dict, top: str, dump: str) -> dict[str, dict[str, int]]:
+    """Vendor-style totals per submodule instance of ``top`` (``u_<layer>``, ``u_<layer>_mac``),
+    plus ``top`` for the top module's own cells.  Synthesis keeps the hierarchy
+    (``synth_xilinx`` flattens only with ``-flatten``), so every instance is one module."""
+    mods = {k.lstrip("\\"): v for k, v in doc["modules"].items()}
+    out = {}
+    for line in dump.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "cell" and parts[1].lstrip("\\") in mods:
+            out[parts[2].lstrip("\\")] = count_cells(_leaf_cells(mods, parts[1].lstrip("\\")), "")
+    if top in mods:
+        own = {c: n for c, n in mods[top]["num_cells_by_type"].items() if c.lstrip("\\") not in mods}
+        out["top"] = count_cells({k: int(v) for k, v in own.items()}, "")
+    return out
+
+
+def _leaf_cells(mods: dict, name: str) -> dict[str, int]:
+    cells: dict[str, int] = {}
+    for c, n in mods[name]["num_cells_by_type"].items():
+        sub = c.lstrip("\\")
+        for cc, nn in (_leaf_cells(mods, sub).items() if sub in mods else [(c, int(n))]):
+            cells[cc] = cells.get(cc, 0) + nn * (int(n) if sub in mods else 1)
+    return cells
 
 
 def _top_cells(doc: dict, top: str) -> dict[str, int]:
