@@ -120,7 +120,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from . import ir
+    from .codegen import plan_layers, resources
     from .codegen.synth import YosysNotFound, synthesize
+    from .flow import resources_report
 
     build = Path(args.build_dir)
     flist = build / "rtl" / "filelist.f"
@@ -131,9 +134,13 @@ def _synth(args: argparse.Namespace) -> int:
     top = sources[-1].rsplit("/", 1)[1].removesuffix(".sv")
     rpath = build / "report.json"
     report = json.loads(rpath.read_text()) if rpath.exists() else {}
-    est = report.get("resources", {})
-    out = {}
+    model = ir.load(build / "model") if (build / "model").exists() else None
+    lanes = [l.get("lanes") or None for l in report.get("layers", [])] or None
+    out, by_family = {}, {}
     for fam in [f.strip() for f in args.family.split(",") if f.strip()]:
+        est = resources_report(resources(model, plan_layers(model, lanes), family=fam), fam) if model else {}
+        by_family[fam] = est
+        print(f"{fam}: running yosys synth_xilinx ...", file=sys.stderr, flush=True)
         try:
             r = synthesize(build, sources, top, fam)
         except (YosysNotFound, ValueError) as e:
@@ -144,13 +151,51 @@ def _synth(args: argparse.Namespace) -> int:
         print(f"| {fam} | estimate | yosys | error |\n|---|---|---|---|")
         for key in ("dsp", "bram18", "lut", "ff"):
             e, y = est.get(key), getattr(r, key)
-            err = f"{(e - y) / y * 100:+.1f} %" if e is not None and y else ("exact" if e == y else "-")
+            err = "exact" if e == y else (f"{(e - y) / y * 100:+.1f} %" if e is not None and y else "-")
             print(f"| {key} | {e if e is not None else '-'} | {y} | {err} |")
     (build / "synth.json").write_text(json.dumps(out, indent=2) + "\n")
     if report:
-        report.setdefault("resources", {})["synth"] = {f: {k: v for k, v in d.items() if k != "cells"} for f, d in out.items()}
+        res = report.setdefault("resources", {})
+        res.setdefault("synth", {}).update({f: {k: v for k, v in d.items() if k != "cells"} for f, d in out.items()})
+        res.setdefault("by_family", {}).update(by_family)
         rpath.write_text(json.dumps(report, indent=2) + "\n")
+        from .report_html import write_flow_html
+
+        write_flow_html(report, build)
+        print(f"kofn synth: updated {rpath} and {build / 'report.html'}", file=sys.stderr)
     return 0
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from .compare import parse_ratio
+    from .config import ConfigError, load_config
+    from .explore import Targets, describe_pick, run_explore
+    from .flow import Progress
+
+    try:
+        cfg = load_config(args.config)
+        ratios = [parse_ratio(r) for r in args.ratios.split(",") if r.strip()]
+        ints = lambda t: [int(v) for v in t.split(",") if v.strip()]  # noqa: E731
+        wbits, abits, lanes = ints(args.weight_bits), ints(args.act_bits), ints(args.lanes)
+        if min(wbits + abits) < 2 or min(lanes) < 1:
+            raise ValueError("widths must be >= 2 bits and lanes >= 1")
+        targets = Targets(args.max_dsp, args.max_lut, args.max_ff, args.max_bram18, args.max_latency, args.min_accuracy)
+        progress = Progress(quiet=args.quiet)
+        doc = run_explore(cfg, Path(args.out), ratios, wbits, abits, lanes, epochs=args.epochs, jobs=args.jobs,
+                          targets=targets, objective=args.objective, family=args.family,
+                          from_build=Path(args.from_build) if args.from_build else None, progress=progress)
+    except (ConfigError, ValueError) as e:
+        print(f"kofn explore: {e}", file=sys.stderr)
+        return 2
+    front = [doc["points"][i] for i in doc["pareto"]]
+    print(f"{len(doc['points'])} designs, {len(front)} on the Pareto front (accuracy x DSP x LUT x latency):")
+    print("| k/n | w bits | a bits | P | accuracy | DSP | BRAM18 | LUT | FF | cycles |\n|---|---|---|---|---|---|---|---|---|---|")
+    for p in sorted(front, key=lambda p: -p["accuracy"]):
+        print(f"| {p['ratio']} | {p['weight_bits']} | {p['act_bits']} | {p['lanes']} | {p['accuracy']:.4f} | {p['dsp']} | "
+              f"{p['bram18']} | {p['lut']} | {p['ff']} | {p['latency_cycles']} |")
+    print(describe_pick(doc))
+    print(f"wrote {Path(args.out) / 'explore.json'}, explore.png and report.html")
+    return 0 if doc["pick"]["feasible"] else 1
 
 
 def _verdict(report: dict) -> int:
@@ -208,6 +253,28 @@ def main(argv: list[str] | None = None) -> int:
     y.add_argument("build_dir")
     y.add_argument("--family", default="xc7", help="comma separated: xc7 (7-series), xcup (UltraScale+); default xc7")
     y.set_defaults(func=_synth)
+    x = sub.add_parser("explore", help="sweep k/n, lanes and widths: Pareto front (JSON + plot), pick for targets")
+    x.add_argument("config", nargs="?", help="TOML config to vary (default: the embedded digits MLP)")
+    x.add_argument("--out", default="kofn-explore", help="output folder (default: kofn-explore)")
+    x.add_argument("--ratios", default="1/8,1/4,1/2", help="k/n ratios for every pruned layer (default: 1/8,1/4,1/2)")
+    x.add_argument("--weight-bits", default="4,8", help="weight widths (default: 4,8)")
+    x.add_argument("--act-bits", default="8", help="hidden activation widths (default: 8)")
+    x.add_argument("--lanes", default="1,2,4,8", help="lanes P per layer, capped at k (default: 1,2,4,8)")
+    x.add_argument("--epochs", type=int, default=None, help="epochs per training run (default: the config's)")
+    x.add_argument("--from", dest="from_build", default=None,
+                   help="fine-tune from a `kofn flow` build's trained weights instead of training from scratch")
+    x.add_argument("--jobs", type=int, default=None, help="parallel trainings (default: one per core)")
+    x.add_argument("--family", default="xc7", choices=("xc7", "xcup"), help="resource estimate family (default: xc7)")
+    x.add_argument("--objective", default="accuracy", choices=("accuracy", "lut", "dsp", "latency_cycles"),
+                   help="what the pick optimises among designs meeting the targets (default: accuracy)")
+    x.add_argument("--max-dsp", type=int, default=None)
+    x.add_argument("--max-lut", type=int, default=None)
+    x.add_argument("--max-ff", type=int, default=None)
+    x.add_argument("--max-bram18", type=int, default=None)
+    x.add_argument("--max-latency", type=int, default=None, help="cycles, first input beat to last output beat")
+    x.add_argument("--min-accuracy", type=float, default=None, help="integer test accuracy, 0..1")
+    x.add_argument("-q", "--quiet", action="store_true")
+    x.set_defaults(func=_explore)
     d = sub.add_parser("default-config", help="print the embedded default config (a documented starting point)")
     d.set_defaults(func=_default_config)
     args = parser.parse_args(argv)

@@ -29,7 +29,7 @@ from .config import FlowConfig, load_config
 from .fixed import quantize
 from .reference import run as reference_run
 
-__all__ = ["run_flow", "build_and_verify", "resimulate", "Progress"]
+__all__ = ["run_flow", "build_and_verify", "resimulate", "Progress", "build_model", "train_model", "resources_report"]
 
 
 class Progress:
@@ -70,8 +70,6 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
     """Run the whole flow for ``cfg`` into ``out_dir``; returns the report (also written)."""
     import torch
 
-    from .pruning import ConvSpec, KofnCNN, KofnMLP, LayerSpec, PoolSpec, accuracy, train
-
     progress = progress or Progress()
     out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
     out.mkdir(parents=True, exist_ok=True)
@@ -97,30 +95,7 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
         progress(f"{cfg.model}: float ONNX model, {len(init)} weighted layers; fine-tuning with k-of-n QAT")
 
     with progress.stage("train"):
-        torch.manual_seed(cfg.seed)
-        torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-        t = cfg.train
-        progress(f"method {t.method}: " + ", ".join(_describe_layer(i, l) for i, l in enumerate(cfg.layers)))
-        if cfg.is_image_model:
-            specs = [
-                PoolSpec() if l.type == "maxpool"
-                else ConvSpec(l.out_channels, l.kernel, l.k, l.weight, l.bias, l.output, l.stride, l.pad,
-                              l.relu, l.granularity, l.bn) if l.type == "conv"
-                else LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
-                for l in cfg.layers
-            ]
-            model = KofnCNN(cfg.data.image_shape, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed,
-                            init=init)
-        else:
-            specs = [
-                LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
-                for l in cfg.layers
-            ]
-            model = KofnMLP(ds.n_features, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed, init=init)
-        hist = train(model, ds.x_train, ds.y_train, t, seed=cfg.seed, progress=progress)
-        model.set_quantize(False)
-        acc_float = accuracy(model, ds.x_test, ds.y_test)
-        model.set_quantize(True)
+        model, hist, acc_float = train_model(cfg, ds, progress, init=init)
 
     with progress.stage("export"):
         model_ir = model.export(cfg.name)
@@ -139,6 +114,44 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
                      "mask_metrics": hist.metrics[-1] if hist.metrics else []},
     }
     return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra, ref_test)
+
+
+def build_model(cfg: FlowConfig, n_features: int, init=None):
+    """The untrained KofnMLP or KofnCNN that ``cfg`` describes (``init``: float weights
+    and biases per weighted layer to start from, or ``None``)."""
+    from .pruning import ConvSpec, KofnCNN, KofnMLP, LayerSpec, PoolSpec
+
+    t = cfg.train
+    if cfg.is_image_model:
+        specs = [
+            PoolSpec() if l.type == "maxpool"
+            else ConvSpec(l.out_channels, l.kernel, l.k, l.weight, l.bias, l.output, l.stride, l.pad,
+                          l.relu, l.granularity, l.bn) if l.type == "conv"
+            else LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
+            for l in cfg.layers
+        ]
+        return KofnCNN(cfg.data.image_shape, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed, init=init)
+    specs = [LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
+             for l in cfg.layers]
+    return KofnMLP(n_features, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed, init=init)
+
+
+def train_model(cfg: FlowConfig, ds, progress, init=None, threads: int = 2):
+    """Build and train ``cfg``'s model on ``ds``: ``(model, history, float test accuracy)``.
+    The model is left with quantization on (what export and the hardware compute)."""
+    import torch
+
+    from .pruning import accuracy, train
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, min(threads, torch.get_num_threads())))
+    progress(f"method {cfg.train.method}: " + ", ".join(_describe_layer(i, l) for i, l in enumerate(cfg.layers)))
+    model = build_model(cfg, ds.n_features, init)
+    hist = train(model, ds.x_train, ds.y_train, cfg.train, seed=cfg.seed, progress=progress)
+    model.set_quantize(False)
+    acc_float = accuracy(model, ds.x_test, ds.y_test)
+    model.set_quantize(True)
+    return model, hist, acc_float
 
 
 def _integer_accuracy(model_ir, ds) -> tuple[np.ndarray, np.ndarray, float]:
@@ -245,8 +258,7 @@ def build_and_verify(
             "clock_mhz": cfg.hw.clock_mhz,
         },
         "memory": memory_bits(plans),
-        "resources": {"dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff,
-                      "per_layer": [dataclasses.asdict(l) for l in res.layers], "model": "analytical v1"},
+        "resources": resources_report(res, "xc7"),
     }
 
     with progress.stage("build (Verilator + g++, in parallel)"):
@@ -309,8 +321,18 @@ def build_and_verify(
         (out / rel).write_text(text)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(render_markdown(report))
-    progress(f"wrote {out / 'report.json'} and {out / 'report.md'}")
+    from .report_html import write_flow_html
+
+    write_flow_html(report, out)
+    progress(f"wrote {out / 'report.json'}, report.md and report.html")
     return report
+
+
+def resources_report(res, family: str) -> dict:
+    """The ``resources`` entry of report.json for an estimate (:class:`kofn.codegen.Resources`)."""
+    return {"family": family, "dsp": res.dsp, "bram18": res.bram18, "ramb18": res.ramb18, "ramb36": res.ramb36,
+            "lut": res.lut, "ff": res.ff, "per_layer": [dataclasses.asdict(l) for l in res.layers],
+            "top": dataclasses.asdict(res.top), "model": "calibrated against Yosys synth_xilinx (see README)"}
 
 
 def _layer_report(p) -> dict:
@@ -365,7 +387,7 @@ def render_markdown(r: dict) -> str:
             kind = f"conv {l['kernel']}x{l['kernel']}/{l['stride']}, {l['granularity']}"
         lines.append(f"| {l['name']} | {kind} | {l['n']} | {l['k']} | {l['rows']} | {l['lanes']} | {l['steps']} | {c['cycles']} |")
     res, mem = r["resources"], r["memory"]
-    lines += ["", "## Resources (estimate, analytical v1)", "", "| DSP | BRAM18 | LUT | FF |", "|---|---|---|---|",
+    lines += ["", f"## Resources (estimate, {res.get('family', 'xc7')})", "", "| DSP | BRAM18 | LUT | FF |", "|---|---|---|---|",
               f"| {res['dsp']} | {res['bram18']} | {res['lut']} | {res['ff']} |", "",
               f"ROM bits: {mem['rom_bits']} (the same layers stored dense: {mem['dense_bits']}, "
               f"{mem['dense_bits'] / max(1, mem['rom_bits']):.2f}x)."
