@@ -48,7 +48,6 @@ def assert_renders(page: Path, tmp_path: Path) -> Rendered:
     """The page loads with every image decoded, no console error, and a screenshot that
     is not blank."""
     import matplotlib.image as mpimg
-    import numpy as np
 
     r = render(page, tmp_path / "shot.png")
     n_img = len(re.findall(r"<img\b", page.read_text()))
