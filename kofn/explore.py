@@ -253,6 +253,7 @@ def plot_pareto(points: Sequence[dict], front: Sequence[int], path: Path, chosen
             ax.scatter([points[chosen][key]], [points[chosen]["accuracy"]], marker="*", s=260, c="gold",
                        edgecolors="black", zorder=5, label="picked")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.xaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: ""))
         ax.set_xlabel(label)
