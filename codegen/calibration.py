@@ -55,6 +55,11 @@ CORPUS: tuple[CorpusDesign, ...] = (
     _d("m64_k16_p1", [64, 64, 8], [16, 16], [1, 1]),  # tall narrow ROMs
     _d("m20_k5_p2_o16", [20, 12, 5], [5, 4], [2, 4], output_fmt=F(16, 8)),
     _d("m3l", [33, 16, 9, 4], [8, 6, 9], [8, 3, 5], weight_fmt=F(10, 3), bias_fmt=F(14, 6), output_fmt=F(8, 6)),
+    # products under 9 bits: LUT multipliers, no DSP
+    _d("m32_k8_p4_w3a4", [32, 16, 4], [8, 4], [4, 4], weight_fmt=F(3, 1), bias_fmt=F(8, 4),
+       input_fmt=F(4, 1, False), hidden_fmt=F(4, 2, False), output_fmt=F(8, 4)),
+    _d("m24_k6_p3_w4a4s", [24, 12, 5], [6, 4], [3, 2], weight_fmt=F(4, 2), bias_fmt=F(8, 4),
+       input_fmt=F(4, 2), hidden_fmt=F(4, 2), output_fmt=F(8, 4)),
     _c("c8_w_pool", (8, 8, 1), (("conv", 4, 3, 1, 1, "weight", 5), ("pool",), ("dense", 10, 16)), (5, None, 8)),
     _c("c8_kernel", (8, 8, 2), (("conv", 4, 3, 1, 1, "weight", 5), ("pool",), ("conv", 6, 3, 1, 0, "kernel", 2),
                                 ("dense", 10, 8)), (2, None, 9, 4)),

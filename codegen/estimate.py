@@ -331,7 +331,7 @@ def features(p: LayerPlan | None, family: str, model: Model | None = None) -> di
             "mux": L.input_fmt.width * sum(_mux_luts(n) for n in lane_inputs(p)),
             "kmode": p.lanes * index_bits(L.n) if kmode else 0,
             "rom": sum(_rom_luts(r.depth, r.word_bits) for r in roms if not r.in_bram),
-            "mul": 0 if dsp else p.lanes * a_bits * L.weight_fmt.width,
+            "mul": 0 if dsp else p.lanes * L.input_fmt.width * L.weight_fmt.width,
             "add": (p.lanes + 1) * acc_w + rq_w,
             "outw": L.rows * L.output_fmt.width,
             "one": 1.0,
