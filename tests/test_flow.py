@@ -80,6 +80,19 @@ def test_kofn_synth_on_the_default_build(default_build, capsys):
     assert "Yosys synth_xilinx xcup" in (out / "report.html").read_text()
 
 
+def test_explore_fine_tunes_from_a_build(default_build, tmp_path):
+    """`kofn explore --from BUILD` starts from the trained weights: one epoch of fine-tuning
+    beats one epoch from scratch by a wide margin."""
+    _, out = default_build
+    args = ["--epochs", "1", "--ratios", "1/8", "--weight-bits", "8", "--lanes", "8", "--jobs", "1", "-q"]
+    main(["explore", "--from", str(out), "--out", str(tmp_path / "ft"), *args])
+    main(["explore", "--out", str(tmp_path / "scratch"), *args])
+    ft = json.loads((tmp_path / "ft" / "explore.json").read_text())
+    scratch = json.loads((tmp_path / "scratch" / "explore.json").read_text())
+    assert ft["sweep"]["from_build"] == str(out)
+    assert ft["points"][0]["accuracy"] > scratch["points"][0]["accuracy"] + 0.1
+
+
 def test_default_flow_folder(default_build):
     _, out = default_build
     for rel in ("model/model.json", "model/model.npz", "model/model.pt", "rtl/kofn_top.sv", "rtl/kofn_dense.sv",
