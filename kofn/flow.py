@@ -7,7 +7,8 @@ The build folder holds::
     rom/*.mem  rtl/*.sv  hls/*      generated IP
     vectors/inputs.npy, expected.npy, inputs.txt    test vectors and reference outputs
     sim/                   cocotb stimulus, results and log;  csim/  C-simulation binary and I/O
-    report.json  report.md
+    report.json  report.md  report.html (self-contained, plots embedded)
+    synth.json  synth/     after `kofn synth`
 """
 
 from __future__ import annotations
