@@ -232,6 +232,11 @@ def rom_cost(depth: int, width: int) -> tuple[int, int]:
 DSP_PORTS = {"xc7": (25, 18), "xcup": (27, 18)}  # DSP48E1 25x18, DSP48E2 27x18 signed multipliers
 
 
+def _operand_bits(L) -> int:
+    """Bits of a lane's activation operand as a signed multiplier input."""
+    return L.input_fmt.width + (0 if L.input_fmt.signed else 1)
+
+
 def _uses_dsp(a_bits: int, w_bits: int, family: str = "xc7") -> bool:
     big, small = DSP_PORTS[family]
     lo, hi = sorted((a_bits, w_bits))
@@ -293,10 +298,6 @@ def lane_inputs(p: LayerPlan) -> list[int]:
 from .coefficients import COEFFICIENTS  # noqa: E402
 
 
-def _bits(n: int) -> int:
-    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
-
-
 def features(p: LayerPlan | None, family: str, model: Model | None = None) -> dict[str, dict[str, float]]:
     """Structural features, ``{component_resource: {feature: value}}``, of one layer's
     hardware (``p``: its MAC core ``core_*`` and, for a convolution, its front end
@@ -308,7 +309,7 @@ def features(p: LayerPlan | None, family: str, model: Model | None = None) -> di
         n_out, out_w = model.n_outputs, model.output_fmt.width
         return {
             "top_lut": {"colwe": first.n, "outmux": out_w * _mux_luts(n_out), "one": 1.0},
-            "top_ff": {"col": first.n * first.input_fmt.width, "ctr": _bits(first.n) + _bits(n_out), "one": 1.0},
+            "top_ff": {"col": first.n * first.input_fmt.width, "ctr": index_bits(first.n) + index_bits(n_out), "one": 1.0},
         }
     L = p.layer
     if L.kind == "maxpool":
@@ -316,10 +317,10 @@ def features(p: LayerPlan | None, family: str, model: Model | None = None) -> di
         depth = (w // 2) * c
         return {
             "pool_lut": {"buf": L.input_fmt.width * math.ceil(depth / 32), "cmp": L.input_fmt.width,
-                         "ctr": _bits(c) + _bits(w) + _bits(h), "one": 1.0},
-            "pool_ff": {"ctr": _bits(c) + _bits(w) + _bits(h), "one": 1.0},
+                         "ctr": index_bits(c) + index_bits(w) + index_bits(h), "one": 1.0},
+            "pool_ff": {"ctr": index_bits(c) + index_bits(w) + index_bits(h), "one": 1.0},
         }
-    a_bits = L.input_fmt.width + (0 if L.input_fmt.signed else 1)
+    a_bits = _operand_bits(L)
     dsp = _uses_dsp(a_bits, L.weight_fmt.width, family)
     roms = (p.roms.index, p.roms.weight, p.roms.bias)
     acc_w = L.accumulator.width
@@ -344,8 +345,8 @@ def features(p: LayerPlan | None, family: str, model: Model | None = None) -> di
             "prod": 0 if dsp else p.lanes * prod_w,
             "out": L.rows * L.output_fmt.width,
             "acc": acc_w + rq_w,
-            "ctrl": _bits(p.depth) + _bits(p.steps) + 4 * _bits(L.rows),
-            "kctr": p.lanes * (_bits(L.taps) + _bits(L.k)) if kmode else 0,
+            "ctrl": index_bits(p.depth) + index_bits(p.steps) + 4 * index_bits(L.rows),
+            "kctr": p.lanes * (index_bits(L.taps) + index_bits(L.k)) if kmode else 0,
             "one": 1.0,
         },
     }
@@ -356,7 +357,7 @@ def features(p: LayerPlan | None, family: str, model: Model | None = None) -> di
         c_out = L.out_shape[2]
         out["conv_lut"] = {"lbwe": k * w * c, "rowmux": k * w * px * _mux_luts(k), "pxmux": k * k * px * _mux_luts(w),
                            "ser": L.output_fmt.width * _mux_luts(c_out), "one": 1.0}
-        out["conv_ff"] = {"lb": k * w * px, "win": k * k * px, "ctr": 6 * _bits(max(h, w) + k), "one": 1.0}
+        out["conv_ff"] = {"lb": k * w * px, "win": k * k * px, "ctr": 6 * index_bits(max(h, w) + k), "one": 1.0}
     return out
 
 
@@ -386,8 +387,7 @@ def resources(model: Model, plans: Sequence[LayerPlan], family: str = "xc7") -> 
         if L.kind == "maxpool":
             out.append(LayerResources(L.name, 0, 0, round(pred["lut"]), round(pred["ff"]), 0))
             continue
-        a_bits = L.input_fmt.width + (0 if L.input_fmt.signed else 1)
-        dsp = p.lanes if _uses_dsp(a_bits, L.weight_fmt.width, family) else 0
+        dsp = p.lanes if _uses_dsp(_operand_bits(L), L.weight_fmt.width, family) else 0
         roms = (p.roms.index, p.roms.weight, p.roms.bias)
         n18 = n36 = 0
         for r in roms:

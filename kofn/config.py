@@ -265,11 +265,9 @@ class LayerConfig:
         if self.granularity == "block":
             if self.block is None or self.block < 1 or n % self.block:
                 _fail(f"{key}.block", f"granularity 'block' needs a block M >= 1 dividing the layer's {n} inputs, got {self.block}")
-            n_group = self.block
-        else:
-            if self.block is not None:
-                _fail(f"{key}.block", f"only meaningful with granularity = 'block', not {self.granularity!r}")
-            n_group = self.out_features if self.granularity == "feature_map" else n
+        elif self.block is not None:
+            _fail(f"{key}.block", f"only meaningful with granularity = 'block', not {self.granularity!r}")
+        n_group = self.group_size(shape)
         if self.granularity == "feature_map" and last:
             _fail(f"{key}.granularity", "the last layer's outputs are the model's outputs; they cannot be pruned away")
         what = {"weight": "the layer's inputs n", "block": "the block M", "feature_map": "out_features"}
@@ -331,7 +329,7 @@ class LayerConfig:
         if min(oh, ow) < 1:
             _fail(f"{key}.kernel", f"a {self.kernel}x{self.kernel} kernel does not fit the {h}x{w} input")
         taps = self.kernel * self.kernel
-        n_group = {"weight": c * taps, "kernel": c, "feature_map": self.out_channels}[self.granularity]
+        n_group = self.group_size(shape)
         what = {"weight": "C_in*K*K weights", "kernel": "C_in kernels", "feature_map": "out_channels"}
         if not 1 <= self.k <= n_group:
             _fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
@@ -340,6 +338,17 @@ class LayerConfig:
             _fail(f"{key}.lanes", f"must be in 1..{row} (weights per filter), got {self.lanes}")
         self._validate_formats(key)
         return (oh, ow, self.k if self.granularity == "feature_map" else self.out_channels)
+
+    def group_size(self, shape: tuple) -> int:
+        """The n that k-of-n chooses from, given the layer's input ``shape``: inputs (or
+        C_in*K*K weights), kernels (C_in), the block M, or neurons/filters."""
+        if self.granularity == "feature_map":
+            return self.out_channels if self.type == "conv" else self.out_features
+        if self.granularity == "block":
+            return self.block
+        if self.granularity == "kernel":
+            return shape[2]
+        return int(math.prod(shape)) if self.type == "dense" else shape[2] * self.kernel * self.kernel
 
     def row_k(self, n: int) -> int:
         """Entries per output neuron in hardware (the ROM's fixed stride) for ``n`` inputs."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,6 +31,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
+
+from .compare import k_for
+from .fixed import accumulator_frac
 
 __all__ = ["Targets", "sweep_configs", "pareto_front", "pick", "run_explore", "plot_pareto"]
 
@@ -66,10 +68,6 @@ class Targets:
         return out
 
 
-def _k_for(n: int, ratio: Fraction) -> int:
-    return max(1, min(n, math.floor(n * ratio + Fraction(1, 2))))
-
-
 def sweep_configs(cfg, ratios: Sequence[Fraction], weight_bits: Sequence[int], act_bits: Sequence[int]):
     """``[(params, FlowConfig)]``, one per training run.  Layers of ``cfg`` that keep their
     whole group (k = n, e.g. a dense first convolution) stay unpruned."""
@@ -80,22 +78,20 @@ def sweep_configs(cfg, ratios: Sequence[Fraction], weight_bits: Sequence[int], a
                 layers = []
                 shape = cfg.data.image_shape if cfg.is_image_model else (cfg.data.n_features,)
                 old_shape = shape
-                in_frac = cfg.input.frac
+                fmt_in = cfg.input
                 for i, l in enumerate(cfg.layers):
                     last = i == len(cfg.layers) - 1
                     if l.type == "maxpool":
                         new = l
                     else:
-                        k = l.k if l.k == _group_size(l, old_shape) else _k_for(_group_size(l, shape), r)
+                        n = l.group_size(shape)
+                        k = l.k if l.k == l.group_size(old_shape) else min(n, k_for(n, r))
                         w = _resize(l.weight, wb)
                         o = l.output if last else _resize(l.output, ab)
-                        # the bias and the output cannot have more fraction bits than the accumulator
-                        acc_frac = in_frac + w.frac
-                        b = _cap_frac(l.bias, acc_frac)
-                        o = _cap_frac(o, acc_frac)
-                        new = dataclasses.replace(l, k=min(k, _group_size(l, shape)), weight=w, bias=b, output=o,
-                                                  lanes=None)
-                        in_frac = o.frac
+                        acc_frac = accumulator_frac(fmt_in, w)  # bias and output may not have more
+                        new = dataclasses.replace(l, k=min(k, n), weight=w, bias=_cap_frac(l.bias, acc_frac),
+                                                  output=_cap_frac(o, acc_frac), lanes=None)
+                        fmt_in = new.output
                     old_shape = l.validate(f"layers[{i}]", old_shape, last)
                     shape = new.validate(f"layers[{i}]", shape, last)
                     layers.append(new)
@@ -115,17 +111,6 @@ def _cap_frac(f, frac: int):
     return f if f.frac <= frac else dataclasses.replace(f, int_bits=f.width - frac)
 
 
-def _group_size(l, shape) -> int:
-    """The group a layer keeps k of, given its input ``shape``: inputs, kernels or outputs."""
-    if l.granularity == "kernel":
-        return shape[2]
-    if l.granularity == "feature_map":
-        return l.out_channels if l.type == "conv" else l.out_features
-    if l.granularity == "block":
-        return l.block
-    return int(math.prod(shape)) if l.type == "dense" else shape[2] * l.kernel * l.kernel
-
-
 def _train_one(args) -> dict:
     """Worker: train one config, export it, measure the integer model's test accuracy."""
     params, cfg, out_dir, init_state = args
@@ -137,7 +122,7 @@ def _train_one(args) -> dict:
     t0 = time.perf_counter()
     torch.set_num_threads(1)
     ds = _load_data(cfg)
-    init = _init_from_state(cfg, ds, init_state) if init_state is not None else None
+    init = _init_from_state(init_state) if init_state is not None else None
     model, hist, acc_float = train_model(cfg, ds, lambda m: None, init=init, threads=1)
     model_ir = model.export(cfg.name)
     tag = "r{ratio}_w{weight_bits}_a{act_bits}".format(**params).replace("/", "-")
@@ -148,7 +133,7 @@ def _train_one(args) -> dict:
             "mask_metrics": hist.metrics[-1] if hist.metrics else []}
 
 
-def _init_from_state(cfg, ds, state: dict):
+def _init_from_state(state: dict):
     """Float weights and biases of a trained build (``model.pt``), one pair per weighted layer."""
     weights = [k for k in state if k.endswith("parametrizations.weight.original")]
     out = []

@@ -42,6 +42,7 @@ import numpy as np
 __all__ = [
     "FixedFormat",
     "AccumulatorFormat",
+    "accumulator_frac",
     "accumulator_format",
     "quantize",
     "round_half_up",
@@ -156,6 +157,12 @@ def product_range(act: FixedFormat, weight: FixedFormat) -> tuple[int, int]:
     return min(corners), max(corners)
 
 
+def accumulator_frac(act: FixedFormat, weight: FixedFormat) -> int:
+    """Fraction bits of a product ``act * weight``, and so of the accumulator: the bias and
+    the output may have at most this many."""
+    return act.frac + weight.frac
+
+
 def accumulator_format(
     act: FixedFormat, weight: FixedFormat, bias: FixedFormat, k: int
 ) -> AccumulatorFormat:
@@ -165,7 +172,7 @@ def accumulator_format(
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    frac = act.frac + weight.frac
+    frac = accumulator_frac(act, weight)
     shift = frac - bias.frac
     if shift < 0:
         raise ValueError(

@@ -52,6 +52,13 @@ def _check_codes(where: str, weights: np.ndarray, bias: np.ndarray, weight_fmt: 
         raise ValueError(f"{where}: weight and bias formats must be signed")
 
 
+def _scatter_rows(n: int, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``[rows, n]`` int64 matrix holding ``weights[r, j]`` at column ``indices[r, j]``, else 0."""
+    full = np.zeros((indices.shape[0], n), dtype=np.int64)
+    np.put_along_axis(full, indices, weights, axis=1)
+    return full
+
+
 @dataclass(frozen=True, eq=False)
 class DenseLayer:
     """A dense layer where every output neuron keeps exactly ``k`` of its ``n`` inputs.
@@ -124,9 +131,7 @@ class DenseLayer:
 
     def dense_weights(self) -> np.ndarray:
         """The ``[rows, n]`` integer weight matrix with zeros where the mask prunes."""
-        full = np.zeros((self.rows, self.n), dtype=np.int64)
-        np.put_along_axis(full, self.indices, self.weights, axis=1)
-        return full
+        return _scatter_rows(self.n, self.field_indices, self.field_weights)
 
     def to_json(self) -> dict:
         return {
@@ -316,9 +321,7 @@ class Conv2dLayer:
 
     def dense_weights(self) -> np.ndarray:
         """``[C_out, K*K*C_in]`` weight codes over the whole window, zeros where pruned."""
-        full = np.zeros((self.rows, self.n), dtype=np.int64)
-        np.put_along_axis(full, self.field_indices, self.weights, axis=1)
-        return full
+        return _scatter_rows(self.n, self.field_indices, self.field_weights)
 
     def to_json(self) -> dict:
         return {

@@ -69,13 +69,17 @@ def _pyplot():
     return plt
 
 
+class _Markup(str):
+    """A table cell that is already HTML (everything else is escaped)."""
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence]) -> str:
     def cell(v):
         if v is None:
             return "-"
         if isinstance(v, float):
             return f"{v:.4f}" if abs(v) < 10 else f"{v:,.0f}"
-        return html.escape(str(v)) if not str(v).startswith("<span") else str(v)
+        return v if isinstance(v, _Markup) else html.escape(str(v))
 
     out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     out += ["<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows]
@@ -121,7 +125,8 @@ def _accuracy_section(r: dict) -> list[str]:
 def _bitexact_section(r: dict) -> list[str]:
     rows = []
     for k, v in r.get("bitexact", {}).items():
-        tag = '<span class="ok">bit-exact</span>' if v["mismatches"] == 0 else f'<span class="bad">{v["mismatches"]} mismatches</span>'
+        tag = _Markup('<span class="ok">bit-exact</span>' if v["mismatches"] == 0
+                      else f'<span class="bad">{v["mismatches"]} mismatches</span>')
         rows.append((k.upper(), v["vectors"], v["mismatches"], tag))
     if not rows:
         return []

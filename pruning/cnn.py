@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import METHODS, TrainConfig, row_stride
+from ..config import TrainConfig, row_stride
 from ..fixed import FixedFormat, quantize
 from ..ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model, conv_out_size, fixed_stride_rows
 from .groups import Grouping, check_kofn
@@ -114,9 +114,7 @@ class KofnCNN(KofnNetMixin, nn.Module):
         init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
     ) -> None:
         super().__init__()
-        if method != "dense" and method not in METHODS and masks is None:
-            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-        self.method = "fixed" if masks is not None else method
+        self._set_method(method, masks)
         self.input_shape = tuple(input_shape)
         self.input_fmt = input_fmt
         self.n_inputs = int(np.prod(self.input_shape))
@@ -176,27 +174,12 @@ class KofnCNN(KofnNetMixin, nn.Module):
     def weighted_modules(self) -> list[nn.Module]:
         return list(self.mods)
 
-    def quantized_weight(self, i: int) -> torch.Tensor:
-        """Weighted layer ``i``'s weight before its mask: ``FakeQuant(fold(pre_quant(w)))``."""
-        chain = self.mods[i].parametrizations.weight
-        w = chain.original
-        for m in chain:
-            if isinstance(m, KofnPruner):
-                break
-            w = m(w)
-        return w
-
     def _bias(self, i: int, pruner: KofnPruner | None) -> torch.Tensor:
         b = self.mods[i].bias
         bn = self.bns[str(i)] if str(i) in self.bns else None
         if bn is not None:
             b = bn.shift(b)
-        b = self.bias_q[i](b)
-        if pruner is not None:
-            bm = pruner.grouping.bias_mask(pruner.last_mask)
-            if bm is not None:
-                b = b * bm.to(b.dtype)
-        return b
+        return self._mask_bias(self.bias_q[i](b), pruner)
 
     # -- forward ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

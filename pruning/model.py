@@ -95,6 +95,31 @@ class KofnNetMixin:
     def weighted_modules(self) -> list[nn.Module]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _set_method(self, method: str, masks) -> None:
+        if method != "dense" and method not in METHODS and masks is None:
+            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        self.method = "fixed" if masks is not None else method
+
+    def quantized_weight(self, i: int) -> torch.Tensor:
+        """Weighted layer ``i``'s weight before its mask: its parametrization chain up to the
+        pruner (``FakeQuant(pre_quant(w))``, BatchNorm folded first where there is one)."""
+        chain = self.weighted_modules()[i].parametrizations.weight
+        w = chain.original
+        for m in chain:
+            if isinstance(m, KofnPruner):
+                break
+            w = m(w)
+        return w
+
+    @staticmethod
+    def _mask_bias(b: torch.Tensor, pruner: KofnPruner | None) -> torch.Tensor:
+        """Zero the biases of neurons or filters a feature-map pruner removed."""
+        if pruner is not None:
+            bm = pruner.grouping.bias_mask(pruner.last_mask)
+            if bm is not None:
+                b = b * bm.to(b.dtype)
+        return b
+
     def pruners(self) -> list[KofnPruner | None]:
         """Each layer's pruner (``None`` for a dense layer)."""
         out = []
@@ -157,9 +182,7 @@ class KofnMLP(KofnNetMixin, nn.Module):
         init: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
     ) -> None:
         super().__init__()
-        if method != "dense" and method not in METHODS and masks is None:
-            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-        self.method = "fixed" if masks is not None else method
+        self._set_method(method, masks)
         self.input_fmt = input_fmt
         self.n_inputs = n_inputs
         self.specs = tuple(layers)
@@ -184,17 +207,6 @@ class KofnMLP(KofnNetMixin, nn.Module):
     def weighted_modules(self) -> list[nn.Module]:
         return list(self.linears)
 
-    def quantized_weight(self, i: int) -> torch.Tensor:
-        """Layer ``i``'s weight before its mask: ``FakeQuant(pre_quant(w))``."""
-        lin = self.linears[i]
-        chain = lin.parametrizations.weight
-        w = chain.original
-        for m in chain:
-            if isinstance(m, KofnPruner):
-                break
-            w = m(w)
-        return w
-
     # -- forward ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_q(x)
@@ -202,11 +214,7 @@ class KofnMLP(KofnNetMixin, nn.Module):
             self.linears, self.specs, self.bias_q, self.output_q, self.pruners()
         ):
             w = lin.weight  # evaluates the chain; the pruner records its mask
-            b = bias_q(lin.bias)
-            if pruner is not None:
-                bm = pruner.grouping.bias_mask(pruner.last_mask)
-                if bm is not None:
-                    b = b * bm.to(b.dtype)
+            b = self._mask_bias(bias_q(lin.bias), pruner)
             x = output_q(nn.functional.linear(x, w, b))
             if spec.relu:
                 x = torch.relu(x)

@@ -45,14 +45,22 @@ def test_pick_with_another_objective():
     assert c["binding"] == ["min_accuracy"]
 
 
-@pytest.mark.slow
-def test_small_sweep_end_to_end(tmp_path):
-    from kofn import ir
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    """One small sweep (4 trainings), shared by the tests below."""
     from kofn.cli import main
 
-    out = tmp_path / "ex"
+    out = tmp_path_factory.mktemp("explore") / "ex"
     rc = main(["explore", "--out", str(out), "--ratios", "1/4,1/2", "--weight-bits", "4,8", "--lanes", "1,8",
                "--epochs", "3", "--jobs", "2", "--max-dsp", "12", "-q"])
+    return rc, out
+
+
+@pytest.mark.slow
+def test_small_sweep_end_to_end(small_sweep):
+    from kofn import ir
+
+    rc, out = small_sweep
     doc = json.loads((out / "explore.json").read_text())
     assert rc == (0 if doc["pick"]["feasible"] else 1)
     assert len(doc["trainings"]) == 4 and len(doc["points"]) == 8
@@ -82,12 +90,9 @@ def test_small_sweep_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_explore_report_renders(tmp_path):
+def test_explore_report_renders(small_sweep, tmp_path):
     from browser import assert_renders, need_chromium
-    from kofn.cli import main
 
     need_chromium()
-    out = tmp_path / "ex"
-    main(["explore", "--out", str(out), "--ratios", "1/4", "--weight-bits", "8", "--lanes", "2,4", "--epochs", "1",
-          "--jobs", "1", "-q"])
+    _, out = small_sweep
     assert_renders(out / "report.html", tmp_path)
