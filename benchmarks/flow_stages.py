@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kofn.config import default_config_text, load_config
-from kofn.flow import Progress, run_flow
+from kofn.app.config import default_config_text, load_config
+from kofn.app.flow import Progress, run_flow
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
                                    [--methods dpp,dtp,psp] [--rounds 7] [--steps 40]
 
 The models are the `kofn compare` presets; the timing is `kofn compare`'s own
-(:func:`kofn.compare.measure_step_times`): every round runs ``--steps`` steps of dense
+(:func:`kofn.app.compare.measure_step_times`): every round runs ``--steps`` steps of dense
 and then of each method on the same batches, so machine noise hits all of them alike.
 Prints each median step time and its ratio to dense, per batch size.
 """
@@ -15,8 +15,8 @@ import argparse
 
 import torch
 
-from kofn.compare import PRESETS, measure_step_times, parse_ratio
-from kofn.config import TrainConfig
+from kofn.app.compare import PRESETS, measure_step_times, parse_ratio
+from kofn.app.config import TrainConfig
 
 
 def main() -> None:

@@ -2,9 +2,14 @@
 
 from .estimate import Latency, Resources, latency, memory_bits, resources
 from .packing import LayerRoms, RomImage, pack_layer, unpack_layer
-from .render import Design, LayerPlan, default_lanes, plan_layers, render, write_design
+from .build import BuildPlan, plan_build, render_build
+from .plan import LayerPlan, default_lanes, plan_layers
+from .render import Design, render, write_design
 
 __all__ = [
+    "BuildPlan",
+    "plan_build",
+    "render_build",
     "Design",
     "LayerPlan",
     "LayerRoms",

@@ -1,6 +1,6 @@
 """The calibration corpus: generated designs whose Yosys synthesis checks the estimator.
 
-Each entry is a small random model (``kofn.testing``) with chosen sizes, k, lanes and
+Each entry is a small random model (``kofn.core.testing``) with chosen sizes, k, lanes and
 formats, spread over what the estimator must get right: mux widths, ROM shapes (LUT ROM and
 block RAM), DSP and LUT multipliers, signed/unsigned operands, convolutions and pools.
 ``benchmarks/calibrate.py`` synthesizes all of them and prints the error distribution;
@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fixed import FixedFormat as F
+from ..core.fixed import FixedFormat as F
 
 __all__ = ["CorpusDesign", "CORPUS", "design_model", "build_design", "run_corpus", "samples", "fit"]
 
@@ -71,8 +71,8 @@ CORPUS: tuple[CorpusDesign, ...] = (
 
 def design_model(d: CorpusDesign, seed: int = 0):
     """``(model, plans)`` of ``d`` (random weights from ``seed``)."""
-    from ..testing import random_cnn, random_model
-    from .render import plan_layers
+    from ..core.testing import random_cnn, random_model
+    from .plan import plan_layers
 
     kw = dict(d.kwargs)
     m = random_model(list(d.shape), list(d.spec), seed=seed, **kw) if d.kind == "mlp" else \
@@ -82,10 +82,11 @@ def design_model(d: CorpusDesign, seed: int = 0):
 
 def build_design(d: CorpusDesign, out: Path, seed: int = 0):
     """Render ``d`` into ``out``; returns ``(model, plans, design)``."""
+    from .estimate import latency
     from .render import render, write_design
 
     m, plans = design_model(d, seed)
-    design = render(m, plans)
+    design = render(m, plans, latency(m, plans))
     write_design(design, out)
     return m, plans, design
 

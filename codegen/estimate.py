@@ -54,9 +54,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..ir import Model
-from .packing import bram_cells, entries_per_row, index_bits, rom_in_bram
-from .render import LayerPlan
+from ..core.ir import Model
+from ..core.rules import index_bits
+from .packing import bram_cells, entries_per_row, rom_in_bram
+from .plan import LayerPlan
 
 __all__ = ["LayerLatency", "Latency", "latency", "LayerResources", "Resources", "resources", "rom_cost", "memory_bits", "csr_bits"]
 

@@ -12,7 +12,7 @@ is stored there.
 Index ROM entries are ``index_bits(n) = max(1, ceil(log2 n))`` wide; weight ROM
 entries are the two's-complement pattern of the weight format's width.
 
-Convolutions (:class:`kofn.ir.Conv2dLayer`) pack per filter:
+Convolutions (:class:`kofn.core.ir.Conv2dLayer`) pack per filter:
 
 * weight level: exactly as a dense layer, ``n = K*K*C_in`` (indices into the window);
 * kernel level: the *channel ROM* has one word per filter holding its ``k`` input-channel
@@ -32,13 +32,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fixed import from_twos_complement, to_twos_complement
-from ..ir import Conv2dLayer, DenseLayer
+from ..core.fixed import from_twos_complement, to_twos_complement
+from ..core.ir import Conv2dLayer, DenseLayer
+from ..core.rules import index_bits
 
 __all__ = [
     "RomImage",
     "LayerRoms",
-    "index_bits",
     "steps_per_row",
     "pack_entries",
     "unpack_entries",
@@ -112,13 +112,6 @@ def bram_cells(depth: int, width: int) -> tuple[int, int]:
 
     n18, n36 = tiles(RAMB18_SHAPES), tiles(RAMB36_SHAPES)
     return (n18, 0) if n18 < 2 * n36 else (0, n36)
-
-
-def index_bits(n: int) -> int:
-    """Bits of one index into ``n`` inputs: ``max(1, ceil(log2 n))``."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    return max(1, math.ceil(math.log2(n)))
 
 
 def steps_per_row(k: int, lanes: int) -> int:

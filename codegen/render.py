@@ -1,4 +1,4 @@
-"""Render the Verilog and HLS C++ of a :class:`kofn.ir.Model`.
+"""Render the Verilog and HLS C++ of a :class:`kofn.core.ir.Model`.
 
 :func:`render` is pure: it returns an in-memory mapping ``relative path -> text``
 (a :class:`Design`).  :func:`write_design` writes it atomically: into a temporary
@@ -9,7 +9,6 @@ half an IP.  Context builders compute every number here; templates only lay out.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -19,17 +18,18 @@ from typing import Mapping, Sequence
 import jinja2
 
 from .. import __version__
-from ..fixed import FixedFormat, bits_for_range, from_twos_complement, product_range
-from ..ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
-from .packing import LayerRoms, entries_per_row, index_bits, mem_lines, pack_layer, unpack_entries
+from ..core.fixed import FixedFormat, bits_for_range, from_twos_complement, product_range
+from ..core.ir import Conv2dLayer, Model
+from ..core.names import check_identifier
+from ..core.rules import index_bits
+from .estimate import Latency
+from .packing import entries_per_row, mem_lines, unpack_entries
+from .plan import LayerPlan
 
 __all__ = [
     "Design",
-    "LayerPlan",
-    "plan_layers",
     "render",
     "write_design",
-    "default_lanes",
     "tdata_width",
     "render_ip",
     "DENSE_MODULE",
@@ -40,68 +40,6 @@ __all__ = [
 DENSE_MODULE = "kofn_dense"  # the sparse MAC core of dense and convolution layers
 CONV_MODULE = "kofn_conv"  # line buffer + window generator + serializer around a core
 POOL_MODULE = "kofn_maxpool"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED = {"module", "input", "output", "logic", "wire", "reg", "begin", "end", "assign", "int", "bit"}
-
-
-def _check_ident(name: str, what: str) -> str:
-    if not _IDENT.match(name) or name in _RESERVED:
-        raise ValueError(f"{what} {name!r} is not a valid Verilog/C++ identifier")
-    return name
-
-
-def default_lanes(k: int) -> int:
-    """Default P: the largest divisor of k that is at most 8 (no padding, <= 8 DSPs a layer)."""
-    return max(p for p in range(1, min(k, 8) + 1) if k % p == 0)
-
-
-@dataclass(frozen=True)
-class LayerPlan:
-    """One layer with its hardware parameters (P lanes) and packed ROMs.
-
-    A max-pooling layer has no MAC core: ``lanes`` is 0 and ``roms`` is ``None``."""
-
-    layer: DenseLayer | Conv2dLayer | MaxPool2dLayer
-    lanes: int
-    roms: LayerRoms | None
-
-    @property
-    def kind(self) -> str:
-        return self.layer.kind
-
-    @property
-    def has_core(self) -> bool:
-        return self.roms is not None
-
-    @property
-    def steps(self) -> int:
-        """ROM words (and MAC cycles) per output neuron or filter."""
-        return self.roms.steps if self.roms else 0
-
-    @property
-    def depth(self) -> int:
-        """Core issue cycles per activation of the core: ``rows * steps``."""
-        return self.layer.rows * self.roms.steps if self.roms else 0
-
-
-def plan_layers(model: Model, lanes: Sequence[int | None] | None = None) -> list[LayerPlan]:
-    """Pair every layer with its lane count (``None``: :func:`default_lanes`) and pack its ROMs.
-
-    Pooling layers take ``None`` (they have no lanes)."""
-    lanes = list(lanes) if lanes is not None else [None] * len(model.layers)
-    if len(lanes) != len(model.layers):
-        raise ValueError(f"{len(lanes)} lane counts given for {len(model.layers)} layers")
-    plans = []
-    for layer, p in zip(model.layers, lanes):
-        _check_ident(layer.name, "layer name")
-        if layer.kind == "maxpool":
-            if p not in (None, 0):
-                raise ValueError(f"layer {layer.name!r}: a pooling layer has no MAC lanes (got {p})")
-            plans.append(LayerPlan(layer=layer, lanes=0, roms=None))
-            continue
-        p = default_lanes(entries_per_row(layer)) if p is None else p
-        plans.append(LayerPlan(layer=layer, lanes=p, roms=pack_layer(layer, p)))
-    return plans
 
 
 @dataclass(frozen=True)
@@ -268,24 +206,24 @@ def _hls_layer_ctx(plan: LayerPlan, in_type_name: str) -> dict:
 def render(
     model: Model,
     plans: Sequence[LayerPlan],
+    latency: Latency,
     top: str = "kofn_top",
     rom_prefix: str = "rom/",
     part: str = "xc7z020clg400-1",
     clock_ns: float = 10.0,
 ) -> Design:
-    """Render RTL, ROM images and HLS C++ for ``model`` laid out as ``plans``.
+    """Render RTL, ROM images and HLS C++ for ``model`` laid out as ``plans``; ``latency``
+    (:func:`kofn.codegen.estimate.latency`) goes into the top's header comment.
 
     Returns a :class:`Design` whose files are ``rtl/*.sv``, ``rom/*.mem`` and ``hls/*``.
     """
-    from .estimate import latency  # local: estimate imports this module's LayerPlan
-
-    _check_ident(top, "top module name")
+    check_identifier(top, "top module name")
     if top in (DENSE_MODULE, CONV_MODULE, POOL_MODULE):
         raise ValueError(f"top module name {top!r} clashes with a layer module")
     env = _env()
     files: dict[str, str] = {}
     v_header = _header("//")
-    lat = latency(model, plans)
+    lat = latency
 
     in_fmt, out_fmt = model.input_fmt, model.output_fmt
     in_tdata_w = tdata_width(in_fmt)

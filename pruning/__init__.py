@@ -1,58 +1,31 @@
-"""Training side (torch): k-out-of-n masks as parametrizations, fixed-point QAT, export to the IR."""
+"""Training side (torch): k-out-of-n masks as parametrizations, fixed-point QAT, export to the IR.
 
-from .cnn import ConvSpec, KofnCNN, PoolSpec
-from .groups import GRANULARITIES, Grouping, KofnMaskError, check_kofn
-from .interop import masks_from_torch_ao
-from .masks import kofn_topk, relaxed_khot
-from .methods import (
-    DPPPruner,
-    DTPPruner,
-    FixedPruner,
-    GradualPruner,
-    KofnPruner,
-    MagnitudePruner,
-    PSPPruner,
-    RandomPruner,
-    SRSTEPruner,
-    make_pruner,
-    sinkhorn_kofn,
-)
-from .metrics import layer_metrics, model_metrics, selection_metrics
-from .model import KofnMLP, LayerSpec
-from .quant import FakeQuant, fake_quant, round_half_up_ste
-from .train import TrainHistory, accuracy, train
+Names load lazily, so ``kofn.pruning.hparams`` (the ``[train]`` settings, no torch) can be
+read by the config without importing torch."""
 
-__all__ = [
-    "GRANULARITIES",
-    "ConvSpec",
-    "KofnCNN",
-    "PoolSpec",
-    "DPPPruner",
-    "DTPPruner",
-    "FakeQuant",
-    "FixedPruner",
-    "GradualPruner",
-    "Grouping",
-    "KofnMLP",
-    "KofnMaskError",
-    "KofnPruner",
-    "LayerSpec",
-    "MagnitudePruner",
-    "PSPPruner",
-    "RandomPruner",
-    "SRSTEPruner",
-    "TrainHistory",
-    "accuracy",
-    "check_kofn",
-    "fake_quant",
-    "kofn_topk",
-    "layer_metrics",
-    "make_pruner",
-    "masks_from_torch_ao",
-    "model_metrics",
-    "relaxed_khot",
-    "round_half_up_ste",
-    "selection_metrics",
-    "sinkhorn_kofn",
-    "train",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "hparams": ["METHODS", "TrainConfig", "DPPConfig", "PSPConfig", "DTPConfig", "MagnitudeConfig", "GradualConfig",
+                "SRSTEConfig"],
+    "cnn": ["ConvSpec", "KofnCNN", "PoolSpec"],
+    "groups": ["GRANULARITIES", "Grouping", "KofnMaskError", "check_kofn"],
+    "interop": ["masks_from_torch_ao"],
+    "masks": ["kofn_topk", "relaxed_khot"],
+    "methods": ["DPPPruner", "DTPPruner", "FixedPruner", "GradualPruner", "KofnPruner", "MagnitudePruner", "PSPPruner",
+                "RandomPruner", "SRSTEPruner", "make_pruner", "sinkhorn_kofn"],
+    "metrics": ["layer_metrics", "model_metrics", "selection_metrics"],
+    "model": ["KofnMLP", "LayerSpec"],
+    "quant": ["FakeQuant", "fake_quant", "round_half_up_ste"],
+    "train": ["TrainHistory", "accuracy", "train"],
+}
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """A quantization-aware, k-out-of-n masked CNN (Conv2d, BatchNorm folded, MaxPool2d,
-dense head) and its export to :mod:`kofn.ir`.
+dense head) and its export to :mod:`kofn.core.ir`.
 
 Layout: the model takes images as HWC vectors (as they stream into the hardware),
 runs the convolutions in torch's NCHW, and flattens in HWC order before the first
@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import TrainConfig, row_stride
-from ..fixed import FixedFormat, quantize
-from ..ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model, conv_out_size, fixed_stride_rows
+from ..core.fixed import FixedFormat, quantize
+from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
+from ..core.rules import conv_out_size, fixed_stride_rows, row_stride
 from .groups import Grouping, check_kofn
+from .hparams import TrainConfig
 from .methods import KofnPruner
 from .model import KofnNetMixin, LayerSpec, attach_weight_chain, load_init
 from .quant import FakeQuant

@@ -32,7 +32,7 @@ import math
 import torch
 from torch import nn
 
-from ..config import DPPConfig, DTPConfig, GradualConfig, MagnitudeConfig, PSPConfig, SRSTEConfig, TrainConfig
+from .hparams import DPPConfig, DTPConfig, GradualConfig, MagnitudeConfig, PSPConfig, SRSTEConfig, TrainConfig
 from .groups import Grouping, check_kofn
 from .masks import gumbel_like, kofn_topk, relaxed_khot
 
@@ -471,8 +471,8 @@ class RandomPruner(FixedPruner):
 
 
 def make_pruner(method: str, weight: torch.Tensor, k: int, grouping: Grouping, train_cfg=None, seed: int = 0) -> KofnPruner:
-    """The pruner of ``method`` (a :data:`kofn.config.METHODS` name other than ``dense``)
-    with the method's settings from a :class:`kofn.config.TrainConfig`."""
+    """The pruner of ``method`` (a :data:`kofn.app.config.METHODS` name other than ``dense``)
+    with the method's settings from a :class:`kofn.app.config.TrainConfig`."""
     t = train_cfg or TrainConfig()
     if method == "random":
         return RandomPruner(weight, k, grouping, seed)

@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from ..codegen.packing import index_bits
+from ..core.rules import index_bits
 from .groups import KofnMaskError, check_kofn
 
 __all__ = ["selection_metrics", "layer_metrics", "model_metrics"]

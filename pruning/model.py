@@ -1,4 +1,4 @@
-"""A quantization-aware, k-out-of-n masked MLP and its export to :mod:`kofn.ir`."""
+"""A quantization-aware, k-out-of-n masked MLP and its export to :mod:`kofn.core.ir`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..config import METHODS, TrainConfig, row_stride
-from ..fixed import FixedFormat, quantize
-from ..ir import DenseLayer, Model, fixed_stride_rows
+from ..core.rules import row_stride
+from ..core.fixed import FixedFormat, quantize
+from ..core.ir import DenseLayer, Model
+from ..core.rules import fixed_stride_rows
 from .groups import Grouping, check_kofn
+from .hparams import METHODS, TrainConfig
 from .methods import FixedPruner, KofnPruner, make_pruner
 from .quant import FakeQuant
 
@@ -164,7 +166,7 @@ class KofnMLP(KofnNetMixin, nn.Module):
     ``pruner(FakeQuant(w))`` (PSP: ``pruner(FakeQuant(alpha * w))``), a fake-quantized
     bias, and output requantization (round half up, saturate, ReLU).
 
-    ``method`` is one of :data:`kofn.config.METHODS`; ``dense`` keeps every input
+    ``method`` is one of :data:`kofn.app.config.METHODS`; ``dense`` keeps every input
     (k = n, no pruner), as does any layer whose k equals its group size n.  ``masks`` (one ``[G, n]`` or weight-shaped tensor or ``None``
     per layer) fixes given masks instead, e.g. from ``torch.ao.pruning``.
     ``set_quantize(False)`` runs the same masked network in floating point.

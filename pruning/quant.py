@@ -1,7 +1,7 @@
 """Fixed-point quantization-aware training pieces (straight-through rounding).
 
-The forward pass applies :func:`kofn.fixed.quantize`'s rule, calling the same
-:func:`kofn.fixed.round_half_up` and clamping to the format's codes, so a trained
+The forward pass applies :func:`kofn.core.fixed.quantize`'s rule, calling the same
+:func:`kofn.core.fixed.round_half_up` and clamping to the format's codes, so a trained
 model in eval mode computes the same integers as the reference; ``tests/pruning``
 checks that.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..fixed import FixedFormat, round_half_up
+from ..core.fixed import FixedFormat, round_half_up
 
 __all__ = ["round_half_up_ste", "fake_quant", "FakeQuant"]
 
@@ -27,7 +27,7 @@ class _RoundHalfUpSTE(torch.autograd.Function):
 
 
 def round_half_up_ste(x: torch.Tensor) -> torch.Tensor:
-    """:func:`kofn.fixed.round_half_up` forward, identity gradient backward."""
+    """:func:`kofn.core.fixed.round_half_up` forward, identity gradient backward."""
     return _RoundHalfUpSTE.apply(x)
 
 

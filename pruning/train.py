@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from .hparams import TrainConfig
 from .metrics import model_metrics
 from .model import KofnMLP
 

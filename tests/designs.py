@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kofn.fixed import FixedFormat as F
-from kofn.testing import random_cnn, random_model
+from kofn.core.fixed import FixedFormat as F
+from kofn.core.testing import random_cnn, random_model
 
 # name -> (sizes, ks, lanes, model kwargs)
 DESIGNS = {
@@ -17,7 +17,7 @@ DESIGNS = {
                                                          output_fmt=F(8, 6))),
 }
 
-# name -> (input shape HWC, layer spec for kofn.testing.random_cnn, lanes, model kwargs)
+# name -> (input shape HWC, layer spec for kofn.core.testing.random_cnn, lanes, model kwargs)
 CNN_DESIGNS = {
     # weight-level conv with "same" padding and lane padding (k=5, P=2), pool, kernel-level conv
     # with P=4 not dividing K*K=9 (lanes straddle kernels), dense head

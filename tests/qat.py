@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kofn.fixed import quantize
-from kofn.ir import Model
-from kofn.reference import run
+from kofn.core.fixed import quantize
+from kofn.core.ir import Model
+from kofn.core.reference import run
 
 
 def assert_eval_equals_reference(model: torch.nn.Module, m: Model, x: np.ndarray) -> None:

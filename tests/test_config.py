@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kofn.config import ConfigError, default_config_text, load_config, parse_config
+from kofn.app.config import ConfigError, default_config_text, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from kofn.data import MNIST_SPLIT, load_digits, load_mnist, read_idx
+from kofn.app.data import MNIST_SPLIT, load_digits, load_mnist, read_idx
 
 
 def _write_idx(path, arr, gz):

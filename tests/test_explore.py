@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kofn.explore import Targets, pareto_front, pick
+from kofn.app.explore import Targets, pareto_front, pick
 
 
 def _pt(acc, dsp, lut, lat, ff=0, bram18=0):
@@ -48,7 +48,7 @@ def test_pick_with_another_objective():
 @pytest.fixture(scope="module")
 def small_sweep(tmp_path_factory):
     """One small sweep (4 trainings), shared by the tests below."""
-    from kofn.cli import main
+    from kofn.app.cli import main
 
     out = tmp_path_factory.mktemp("explore") / "ex"
     rc = main(["explore", "--out", str(out), "--ratios", "1/4,1/2", "--weight-bits", "4,8", "--lanes", "1,8",
@@ -58,7 +58,7 @@ def small_sweep(tmp_path_factory):
 
 @pytest.mark.slow
 def test_small_sweep_end_to_end(small_sweep):
-    from kofn import ir
+    from kofn.core import ir
 
     rc, out = small_sweep
     doc = json.loads((out / "explore.json").read_text())

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from designs import ALL_DESIGNS, design
-from kofn.cli import main
-from kofn.export import check_hls4ml, onnx_exactness_bound, run_onnx, to_onnx, to_torch, nchw_inputs
-from kofn.reference import run
-from kofn.testing import random_inputs
+from kofn.app.cli import main
+from kofn.app.export import check_hls4ml, onnx_exactness_bound, run_onnx, to_onnx, to_torch, nchw_inputs
+from kofn.core.reference import run
+from kofn.core.testing import random_inputs
 
 
 @pytest.mark.slow
@@ -38,8 +38,8 @@ def test_onnx_runtime_matches_reference(name, tmp_path):
 
 
 def test_onnx_bound_flags_wide_accumulators():
-    from kofn.fixed import FixedFormat as F
-    from kofn.testing import random_model
+    from kofn.core.fixed import FixedFormat as F
+    from kofn.core.testing import random_model
 
     m = random_model([300, 4], [300], weight_fmt=F(16, 4), bias_fmt=F(16, 4), input_fmt=F(12, 2))
     assert m.layers[0].accumulator.width > 24
@@ -51,8 +51,8 @@ def test_torch_view_is_the_reference_before_requantization():
     whose output format keeps every accumulator bit, equals the reference."""
     import torch
 
-    from kofn.fixed import FixedFormat as F
-    from kofn.testing import random_cnn
+    from kofn.core.fixed import FixedFormat as F
+    from kofn.core.testing import random_cnn
 
     m = random_cnn((5, 5, 2), [("conv", 3, 3, 1, 1, "kernel", 1), ("dense", 4, 20)], seed=3,
                    hidden_fmt=F(8, 3, False), output_fmt=F(32, 20))
@@ -60,12 +60,12 @@ def test_torch_view_is_the_reference_before_requantization():
     t = to_torch(m)
     with torch.no_grad():
         conv_out = t.l0(torch.as_tensor(nchw_inputs(m, x)))
-    from kofn.reference import run_layers
+    from kofn.core.reference import run_layers
 
     acc_frac = m.layers[0].accumulator.frac
     want = run_layers(m, x)[0]  # requantized conv outputs (HWC)
     got = np.floor(conv_out.permute(0, 2, 3, 1).reshape(50, -1).numpy() * 2.0 ** acc_frac + 0.5)
-    from kofn.fixed import requantize
+    from kofn.core.fixed import requantize
 
     got = requantize(got.astype(np.int64), acc_frac, m.layers[0].output_fmt, True)
     np.testing.assert_array_equal(got, want)
@@ -74,7 +74,7 @@ def test_torch_view_is_the_reference_before_requantization():
 @pytest.mark.slow
 def test_export_cli_on_a_build(tmp_path, capsys):
     """`kofn export onnx|hls4ml BUILD` on a build folder written by `kofn sim`-style codegen."""
-    from kofn import ir
+    from kofn.core import ir
 
     m, _ = design("cnn_mixed", seed=1)
     build = tmp_path / "b"

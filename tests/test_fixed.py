@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kofn.fixed import (
+from kofn.core.fixed import (
     FixedFormat,
     accumulator_format,
     bits_for_range,

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kofn import ir
-from kofn.cli import main
-from kofn.config import default_config_text
-from kofn.reference import run
+from kofn.core import ir
+from kofn.app.cli import main
+from kofn.app.config import default_config_text
+from kofn.core.reference import run
 
 pytestmark = pytest.mark.slow
 

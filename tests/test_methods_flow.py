@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from kofn.cli import main
-from kofn.config import METHODS, default_config_text
+from kofn.app.cli import main
+from kofn.app.config import METHODS, default_config_text
 
 pytestmark = pytest.mark.slow
 

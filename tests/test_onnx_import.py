@@ -11,11 +11,11 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from designs import ALL_DESIGNS, design
-from kofn.config import parse_config
-from kofn.export import to_onnx
-from kofn.onnx_import import OnnxImportError, float_init, onnx_to_ir, read_onnx
-from kofn.reference import run
-from kofn.testing import random_inputs
+from kofn.app.config import parse_config
+from kofn.app.export import to_onnx
+from kofn.app.onnx_import import OnnxImportError, float_init, onnx_to_ir, read_onnx
+from kofn.core.reference import run
+from kofn.core.testing import random_inputs
 from qat import assert_eval_equals_reference
 
 
@@ -36,7 +36,7 @@ def test_kofn_onnx_round_trip_is_identical(name):
 
 def _float_cnn_onnx(path, seed=0):
     """A float CNN 'trained elsewhere': a few plain float32 epochs on digits, then torch.onnx."""
-    from kofn.data import load_digits
+    from kofn.app.data import load_digits
 
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -90,7 +90,7 @@ test_vectors = 40
 
 def test_float_onnx_initialises_the_kofn_model(float_cnn):
     from kofn.pruning import ConvSpec, KofnCNN, LayerSpec, PoolSpec
-    from kofn.fixed import FixedFormat as F
+    from kofn.core.fixed import FixedFormat as F
 
     net, path = float_cnn
     parsed = read_onnx(path)
@@ -102,7 +102,7 @@ def test_float_onnx_initialises_the_kofn_model(float_cnn):
     model = KofnCNN((8, 8, 1), F(8, 1, False), specs, method="dense", init=init)
     model.set_quantize(False)
     model.eval()
-    from kofn.data import load_digits
+    from kofn.app.data import load_digits
 
     ds = load_digits()
     with torch.no_grad():
@@ -115,7 +115,7 @@ def test_float_onnx_initialises_the_kofn_model(float_cnn):
 def test_float_onnx_through_flow(tmp_path, float_cnn):
     import json
 
-    from kofn.cli import main
+    from kofn.app.cli import main
 
     (tmp_path / "c.toml").write_text(_CNN_CFG.format(model=float_cnn[1], epochs=3))
     assert main(["flow", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
@@ -178,9 +178,9 @@ def test_torch_ao_sparsified_model_is_accepted_and_exact():
 
     from torch.ao.pruning import WeightNormSparsifier
 
-    from kofn.config import TrainConfig
-    from kofn.data import load_digits
-    from kofn.fixed import FixedFormat as F
+    from kofn.app.config import TrainConfig
+    from kofn.app.data import load_digits
+    from kofn.core.fixed import FixedFormat as F
     from kofn.pruning import KofnMLP, LayerSpec, masks_from_torch_ao, train
 
     torch.manual_seed(0)

@@ -8,9 +8,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from kofn import ir
-from kofn.reference import run, run_layers
-from kofn.testing import random_inputs, random_model
+from kofn.core import ir
+from kofn.core.reference import run, run_layers
+from kofn.core.testing import random_inputs, random_model
 
 
 def _rational_layer(x, layer):

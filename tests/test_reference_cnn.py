@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from designs import CNN_DESIGNS, design
-from kofn import ir
-from kofn.fixed import FixedFormat as F
-from kofn.fixed import requantize
-from kofn.reference import conv2d, maxpool2d, run, run_layers, windows
-from kofn.testing import random_cnn, random_inputs
+from kofn.core import ir
+from kofn.core.rules import same_padding
+from kofn.core.fixed import FixedFormat as F
+from kofn.core.fixed import requantize
+from kofn.core.reference import conv2d, maxpool2d, run, run_layers, windows
+from kofn.core.testing import random_cnn, random_inputs
 
 
 def _torch_conv_codes(x: np.ndarray, L: ir.Conv2dLayer) -> np.ndarray:
@@ -115,7 +116,7 @@ def test_ir_rejects_bad_image_models():
         ir.Conv2dLayer("c", (2, 2, 1), 3, 1, 0, "weight", np.array([[0]]), np.zeros((1, 1)), np.zeros(1),
                        F(8, 1, False), F(8, 2), F(12, 4), F(8, 3, False), True)
     with pytest.raises(ValueError, match="odd kernel"):
-        ir.same_padding(4)
+        same_padding(4)
     with pytest.raises(ValueError, match="unique"):
         ir.Model("x", (conv, ir.MaxPool2dLayer("l0", conv.out_shape, conv.output_fmt),
                        ir.DenseLayer("l2", 8, np.array([[0]]), np.array([[1]]), np.array([0]),

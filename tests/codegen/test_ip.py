@@ -16,7 +16,7 @@ from kofn.codegen.render import render_ip
 def _build(tmp_path, name="cnn_mixed"):
     m, lanes = design(name)
     plans = plan_layers(m, lanes)
-    d = render(m, plans)
+    d = render(m, plans, latency(m, plans))
     write_design(d, tmp_path)
     lat, res = latency(m, plans), resources(m, plans)
     report = {

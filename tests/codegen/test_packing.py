@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kofn.codegen.packing import (
-    index_bits,
     mem_lines,
     pack_entries,
     pack_layer,
@@ -16,7 +15,8 @@ from kofn.codegen.packing import (
     unpack_entries,
     unpack_layer,
 )
-from kofn.testing import random_model
+from kofn.core.rules import index_bits
+from kofn.core.testing import random_model
 
 
 def test_directed_words():
@@ -93,7 +93,7 @@ def test_layer_round_trip(n, rows, seed, data):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_conv_layer_round_trip(gran, k, seed):
     from kofn.codegen.packing import entries_per_row
-    from kofn.testing import random_cnn
+    from kofn.core.testing import random_cnn
 
     m = random_cnn((6, 5, 3 if gran == "kernel" else 2), [("conv", 4, 3, 1, 1, gran, k), ("dense", 2, 1)], seed=seed)
     L = m.layers[0]
@@ -109,7 +109,7 @@ def test_conv_layer_round_trip(gran, k, seed):
 
 
 def test_kernel_level_stores_channel_indices_once_per_kernel():
-    from kofn.testing import random_cnn
+    from kofn.core.testing import random_cnn
 
     m = random_cnn((8, 8, 20), [("conv", 50, 5, 1, 0, "kernel", 5), ("dense", 2, 1)], seed=0)
     L = m.layers[0]

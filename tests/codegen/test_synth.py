@@ -95,13 +95,13 @@ def test_calibration_corpus_against_yosys(tmp_path):
 @pytest.mark.slow
 def test_kofn_synth_on_a_small_build(tmp_path, capsys):
     from designs import design
-    from kofn import ir
-    from kofn.cli import main
-    from kofn.codegen import plan_layers, render, resources, write_design
+    from kofn.core import ir
+    from kofn.app.cli import main
+    from kofn.codegen import latency, plan_layers, render, resources, write_design
 
     m, lanes = design("pad")
     plans = plan_layers(m, lanes)
-    d = render(m, plans)
+    d = render(m, plans, latency(m, plans))
     write_design(d, tmp_path)
     ir.save(m, tmp_path / "model")
     res = resources(m, plans)

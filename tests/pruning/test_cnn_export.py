@@ -9,9 +9,9 @@ import dataclasses
 import pytest
 import torch
 
-from kofn.config import METHODS, TrainConfig
-from kofn.data import load_digits
-from kofn.fixed import FixedFormat as F
+from kofn.app.config import METHODS, TrainConfig
+from kofn.app.data import load_digits
+from kofn.core.fixed import FixedFormat as F
 from kofn.pruning import ConvSpec, KofnCNN, LayerSpec, PoolSpec, train
 from qat import assert_eval_equals_reference
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from kofn.config import DTPConfig, GradualConfig, MagnitudeConfig, PSPConfig, TrainConfig
+from kofn.app.config import DTPConfig, GradualConfig, MagnitudeConfig, PSPConfig, TrainConfig
 from kofn.pruning import (
     DPPPruner,
     DTPPruner,

@@ -7,13 +7,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kofn.data import load_digits
-from kofn.fixed import FixedFormat, quantize
+from kofn.app.data import load_digits
+from kofn.core.fixed import FixedFormat, quantize
 import dataclasses
 
 import pytest
 
-from kofn.config import METHODS, TrainConfig
+from kofn.app.config import METHODS, TrainConfig
 from kofn.pruning import KofnMLP, LayerSpec, fake_quant, train
 from qat import assert_eval_equals_reference
 

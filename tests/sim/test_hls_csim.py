@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from designs import ALL_DESIGNS, design
-from kofn.codegen import plan_layers, render, write_design
-from kofn.reference import run
+from kofn.codegen import plan_build, render_build, write_design
+from kofn.core.reference import run
 from kofn.sim import build_csim, run_csim
-from kofn.testing import random_inputs
+from kofn.core.testing import random_inputs
 
 
 @pytest.mark.parametrize("name", ALL_DESIGNS)
 def test_csim_bit_exact(name, tmp_path):
     m, lanes = design(name, seed=11)
-    write_design(render(m, plan_layers(m, lanes)), tmp_path)
+    write_design(render_build(plan_build(m, lanes)), tmp_path)
     binary = build_csim(tmp_path / "hls", "kofn_top", tmp_path / "csim")
     x = random_inputs(m, 2000, seed=5)
     got = run_csim(binary, x, tmp_path / "csim").outputs

@@ -9,9 +9,9 @@ import pytest
 from designs import ALL_DESIGNS, design
 from kofn.codegen import latency, plan_layers, render, write_design
 from kofn.codegen.render import tdata_width
-from kofn.reference import run
+from kofn.core.reference import run
 from kofn.sim.rtl import build_rtl, simulate_rtl
-from kofn.testing import random_inputs
+from kofn.core.testing import random_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_rtl_bit_exact_and_cycles(name, tmp_path):
     m, lanes = design(name, seed=7)
     plans = plan_layers(m, lanes)
-    d = render(m, plans)
+    d = render(m, plans, latency(m, plans))
     write_design(d, tmp_path)
     build_rtl([tmp_path / s for s in d.sources], "kofn_top", tmp_path / "sim_build", tmp_path / "build.log")
     n_vec = 1000 if m.layers[0].kind == "dense" else 120

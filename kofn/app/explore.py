@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .compare import k_for
-from .fixed import accumulator_frac
+from ..core.fixed import accumulator_frac
 
 __all__ = ["Targets", "sweep_configs", "pareto_front", "pick", "run_explore", "plot_pareto"]
 
@@ -116,7 +116,7 @@ def _train_one(args) -> dict:
     params, cfg, out_dir, init_state = args
     import torch
 
-    from . import ir as ir_mod
+    from ..core import ir as ir_mod
     from .flow import _integer_accuracy, _load_data, train_model
 
     t0 = time.perf_counter()
@@ -145,8 +145,8 @@ def _init_from_state(state: dict):
 
 def hardware_points(model_ir, lanes: Sequence[int], family: str = "xc7") -> list[dict]:
     """Exact cycles and estimated resources of ``model_ir`` at every P in ``lanes``."""
-    from .codegen import latency, plan_layers, resources
-    from .codegen.packing import entries_per_row
+    from ..codegen import latency, plan_layers, resources
+    from ..codegen.packing import entries_per_row
 
     out = []
     for p in lanes:
@@ -285,7 +285,7 @@ def run_explore(cfg, out_dir: Path, ratios: Sequence[Fraction], weight_bits: Seq
             progress(f"[{len(trained)}/{len(runs)}] k/n {r['ratio']}, weights {r['weight_bits']} b, activations "
                      f"{r['act_bits']} b: integer accuracy {r['accuracy']:.4f} ({r['train_seconds']:.0f} s, "
                      f"{time.perf_counter() - t0:.0f} s elapsed)")
-    from . import ir as ir_mod
+    from ..core import ir as ir_mod
 
     trained.sort(key=lambda r: (Fraction(r["ratio"]), r["weight_bits"], r["act_bits"]))
     points = []
@@ -315,7 +315,7 @@ def run_explore(cfg, out_dir: Path, ratios: Sequence[Fraction], weight_bits: Seq
     (out / "explore.json").write_text(json.dumps(doc, indent=2) + "\n")
     from .report_html import write_explore_html
 
-    write_explore_html(doc, out)
+    write_explore_html(doc, out, describe_pick(doc))
     return doc
 
 

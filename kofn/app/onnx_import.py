@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fixed import FixedFormat, accumulator_format
-from .ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model, fixed_stride_rows, hwc_from_chw
+from ..core.fixed import FixedFormat, accumulator_format
+from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
+from ..core.rules import fixed_stride_rows, hwc_from_chw
 
 __all__ = ["OnnxImportError", "OnnxLayer", "OnnxNet", "read_onnx", "onnx_to_ir", "float_init"]
 
@@ -345,7 +346,7 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
 
 def float_init(net: OnnxNet, layers, image_shape: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Initial ``(weight, bias)`` per weighted layer for a kofn model built from the config's
-    ``layers`` (:class:`kofn.config.LayerConfig`), checked against the ONNX structure.
+    ``layers`` (:class:`kofn.app.config.LayerConfig`), checked against the ONNX structure.
 
     ``image_shape`` is the dataset's (H, W, C) or (n,).  The first dense layer after an image
     gets its columns reordered to kofn's HWC flatten when the ONNX model flattens CHW."""

@@ -135,7 +135,7 @@ def _bitexact_section(r: dict) -> list[str]:
 
 
 def _mask_section(build: Path, r: dict) -> list[str]:
-    from . import ir
+    from ..core import ir
 
     try:
         model = ir.load(build / "model")
@@ -292,10 +292,9 @@ def write_flow_html(report: dict, build_dir: Path) -> Path:
     return path
 
 
-def write_explore_html(doc: dict, out_dir: Path) -> Path:
-    """Render ``out_dir/report.html`` from ``explore.json``'s contents (``explore.png`` embedded)."""
-    from .explore import describe_pick
-
+def write_explore_html(doc: dict, out_dir: Path, pick_text: str) -> Path:
+    """Render ``out_dir/report.html`` from ``explore.json``'s contents (``explore.png`` embedded);
+    ``pick_text`` describes the pick (:func:`kofn.app.explore.describe_pick`)."""
     out = Path(out_dir)
     png = out / "explore.png"
     body = [f"<h1>kofn explore: {html.escape(doc['name'])}</h1>",
@@ -307,7 +306,7 @@ def write_explore_html(doc: dict, out_dir: Path) -> Path:
     t = doc.get("targets") or {}
     body += ["<h2>Pick</h2>",
              f"<p>Targets: {html.escape(', '.join(f'{k} = {v}' for k, v in t.items()) or 'none')}; "
-             f"objective: {html.escape(doc['objective'])}.</p>", f"<p><b>{html.escape(describe_pick(doc))}</b></p>"]
+             f"objective: {html.escape(doc['objective'])}.</p>", f"<p><b>{html.escape(pick_text)}</b></p>"]
     sw = doc["sweep"]
     body += ["<h2>Sweep</h2>",
              f"<p>k/n {', '.join(sw['ratios'])}; weight bits {sw['weight_bits']}; activation bits {sw['act_bits']}; "

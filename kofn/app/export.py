@@ -4,7 +4,7 @@
   semantics (zero weights where masks prune, flatten in CHW order with the dense
   columns permuted to match), the common starting point of the other exporters.
 * :func:`to_hls4ml` converts that module with hls4ml's PyTorch front end (Vitis backend,
-  io_parallel) and sets every layer's precisions from :mod:`kofn.fixed`: weights, biases,
+  io_parallel) and sets every layer's precisions from :mod:`kofn.core.fixed`: weights, biases,
   the exact accumulator, and results with ``AP_RND, AP_SAT`` (round half up, saturate),
   ReLU after them.  hls4ml's C simulation then equals the integer reference bit-exactly
   (:func:`check_hls4ml`).
@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .fixed import FixedFormat
-from .ir import Model, hwc_from_chw
+from ..core.fixed import FixedFormat
+from ..core.ir import Model
+from ..core.rules import hwc_from_chw
 
 __all__ = [
     "to_torch",
@@ -146,7 +147,7 @@ def to_hls4ml(model: Model, out_dir: str | Path, part: str = "xc7z020clg400-1", 
 def check_hls4ml(model: Model, x_codes: np.ndarray, out_dir: str | Path, hls_model=None) -> tuple[np.ndarray, int]:
     """Compile ``model``'s hls4ml project (g++ only) and C-simulate ``x_codes``;
     returns ``(output codes, mismatching codes against the reference)``."""
-    from .reference import run
+    from ..core.reference import run
 
     hm = hls_model or to_hls4ml(model, out_dir)
     with contextlib.redirect_stdout(sys.stderr):

@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 
 
 from .config import METHODS, TrainConfig
-from .fixed import FixedFormat, quantize
+from ..core.fixed import FixedFormat, quantize
 
 __all__ = ["Preset", "PRESETS", "parse_ratio", "k_for", "run_compare", "plot_compare"]
 
@@ -75,7 +75,7 @@ def k_for(n: int, ratio: Fraction) -> int:
 
 
 def _specs(n_in: int, preset: Preset, ratio: Fraction | None):
-    from .pruning import LayerSpec
+    from ..pruning import LayerSpec
 
     specs, n = [], n_in
     for i, out in enumerate(preset.sizes):
@@ -90,9 +90,9 @@ def _specs(n_in: int, preset: Preset, ratio: Fraction | None):
 def _one_run(method, ratio, seed, ds, preset, train_cfg, log):
     import torch
 
-    from .codegen import memory_bits, plan_layers
-    from .pruning import KofnMLP, accuracy, train
-    from .reference import run as reference_run
+    from ..codegen import memory_bits, plan_layers
+    from ..pruning import KofnMLP, accuracy, train
+    from ..core.reference import run as reference_run
 
     torch.manual_seed(seed)
     specs = _specs(ds.n_features, preset, None if method == "dense" else ratio)
@@ -225,8 +225,8 @@ def measure_step_times(
     Models are fresh, at mid-schedule (``progress = 0.5``)."""
     import torch
 
-    from .pruning import KofnMLP
-    from .pruning.train import make_optimizer, train_step
+    from ..pruning import KofnMLP
+    from ..pruning.train import make_optimizer, train_step
 
     torch.manual_seed(seed)
     steppers = {}

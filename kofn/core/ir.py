@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .fixed import AccumulatorFormat, FixedFormat, accumulator_format
+from .rules import conv_out_size
 
 __all__ = [
     "DenseLayer",
@@ -24,10 +25,6 @@ __all__ = [
     "MaxPool2dLayer",
     "Layer",
     "Model",
-    "conv_out_size",
-    "same_padding",
-    "fixed_stride_rows",
-    "hwc_from_chw",
     "save",
     "load",
     "IR_VERSION",
@@ -148,43 +145,6 @@ class DenseLayer:
         }
 
 
-def fixed_stride_rows(mask: np.ndarray, stride: int) -> np.ndarray:
-    """Fixed-stride index rows for a boolean ``[rows, n]`` mask: every row lists its kept
-    entries, ascending, padded with unused entries up to the stride (exporters store zero
-    weights there, which changes no output).  The stride is ``stride``, raised to the
-    largest row count and capped at ``n``."""
-    rows, n = mask.shape
-    stride = int(min(n, max(stride, int(mask.sum(1).max()) if rows else 0, 1)))
-    idx = np.empty((rows, stride), dtype=np.int64)
-    for r in range(rows):
-        keep = np.flatnonzero(mask[r])
-        if len(keep) < stride:
-            spare = np.setdiff1d(np.arange(n), keep)[: stride - len(keep)]
-            keep = np.sort(np.concatenate([keep, spare]))
-        idx[r] = keep
-    return idx
-
-
-def hwc_from_chw(shape: tuple[int, int, int]) -> np.ndarray:
-    """For an ``(H, W, C)`` image, ``order[i]`` is the position in torch's CHW flatten of the
-    value at position ``i`` of kofn's HWC flatten: ``w[:, order]`` reorders dense columns
-    from CHW to HWC, and ``np.argsort(order)`` goes back."""
-    h, w, c = shape
-    return np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
-
-
-def conv_out_size(size: int, kernel: int, stride: int, pad: int) -> int:
-    """Output length of a convolution along one axis: ``floor((size + 2 pad - kernel) / stride) + 1``."""
-    return (size + 2 * pad - kernel) // stride + 1
-
-
-def same_padding(kernel: int) -> int:
-    """Zero padding on each side for ``padding = "same"``: ``kernel // 2`` (odd kernels only)."""
-    if kernel % 2 == 0:
-        raise ValueError(f"padding 'same' needs an odd kernel (symmetric padding), got {kernel}x{kernel}")
-    return kernel // 2
-
-
 def _check_kofn_rows(idx: np.ndarray, n: int, where: str, what: str) -> None:
     if idx.ndim != 2 or idx.shape[1] < 1:
         raise ValueError(f"{where}: {what} must be [rows, k] with k >= 1, got {idx.shape}")
@@ -213,7 +173,7 @@ class Conv2dLayer:
     * ``kernel``: ``indices[r]`` are ``k`` ascending input channels, each kept as a whole
       ``K x K`` kernel; ``weights[r, j * K * K + t]`` is the code of tap ``t`` of kernel ``j``.
 
-    The arithmetic of one output pixel of one filter is :func:`kofn.fixed.dense_layer`
+    The arithmetic of one output pixel of one filter is :func:`kofn.core.fixed.dense_layer`
     over the window (see :attr:`field_indices` and :attr:`field_weights`).
     """
 

@@ -19,7 +19,22 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from .fixed import FixedFormat
+from ..core.errors import ConfigError
+from ..core.errors import fail as _fail
+from ..core.fixed import FixedFormat
+from ..core.names import check_identifier
+from ..core.rules import row_stride
+from ..pruning.hparams import (  # noqa: F401  (re-exported: the [train] table's types)
+    GRANULARITIES,
+    METHODS,
+    DPPConfig,
+    DTPConfig,
+    GradualConfig,
+    MagnitudeConfig,
+    PSPConfig,
+    SRSTEConfig,
+    TrainConfig,
+)
 
 __all__ = [
     "METHODS",
@@ -36,14 +51,6 @@ __all__ = [
     "parse_config",
     "default_config_text",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration value is unknown, missing or impossible; the message names the key."""
-
-
-def _fail(key: str, msg: str) -> typing.NoReturn:
-    raise ConfigError(f"{key}: {msg}")
 
 
 @dataclass(frozen=True)
@@ -69,145 +76,6 @@ class DataConfig:
             _fail(f"{key}.path", "is required for dataset 'mnist' (a folder of IDX files)")
         if not 0.0 < self.test_fraction < 1.0:
             _fail(f"{key}.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
-
-
-METHODS = ("dense", "dpp", "psp", "dtp", "magnitude", "gradual", "srste", "random")
-"""Training methods; every one ends in exactly k-of-n masks (``dense`` keeps k = n)."""
-
-GRANULARITIES = ("weight", "kernel", "feature_map", "block")
-
-
-def row_stride(granularity: str, k: int, n: int, block: int | None = None) -> int:
-    """Entries each output neuron stores in hardware (the ROM's fixed stride) when a
-    layer of ``n`` inputs keeps k-of-n at ``granularity``: k (weight), k per block of
-    ``block`` inputs (block), or every input of a kept neuron (feature_map)."""
-    if granularity == "block":
-        return k * (n // block)
-    if granularity == "feature_map":
-        return n
-    return k
-
-
-def _positive(obj: Any, key: str, *names: str) -> None:
-    for name in names:
-        if not getattr(obj, name) > 0:
-            _fail(f"{key}.{name}", f"must be > 0, got {getattr(obj, name)}")
-
-
-def _fraction(obj: Any, key: str, *names: str) -> None:
-    for name in names:
-        if not 0.0 <= getattr(obj, name) <= 1.0:
-            _fail(f"{key}.{name}", f"must be in [0, 1] (a fraction of training), got {getattr(obj, name)}")
-
-
-@dataclass(frozen=True)
-class DPPConfig:
-    """Dynamic Probabilistic Pruning (Gonzalez-Carabarin et al., TNNLS 2022)."""
-
-    tau_start: float = 5.0  # Gumbel-softmax temperature, annealed linearly ...
-    tau_end: float = 0.5  # ... to this value at the last step
-    init_scale: float = 3.0  # logits start at init_scale * |structure| / mean |structure|
-    entropy_weight: float = 0.0  # weight of the mean normalised logit entropy added to the loss
-    candidates: int = 0  # relaxed k-hot on the m largest perturbed logits + one tail; 0: auto
-    #                      (m = 2k + 32 where that is at most n/2, else all n), -1: always all n
-
-    def validate(self, key: str) -> None:
-        _positive(self, key, "tau_start", "tau_end")
-        if self.candidates < -1:
-            _fail(f"{key}.candidates", f"must be -1 (all), 0 (auto) or a count >= k, got {self.candidates}")
-        if self.init_scale < 0 or self.entropy_weight < 0:
-            _fail(key, "init_scale and entropy_weight must be >= 0")
-
-
-@dataclass(frozen=True)
-class PSPConfig:
-    """Parameterized Structured Pruning (Schindler et al., 2019/2020)."""
-
-    decay: float = 1e-3  # weight decay on the structure scales alpha
-    ste_start: float = 0.5  # from this fraction of training on, project to top-k |alpha| (straight-through)
-    lr: float = 0.0  # Adam learning rate of alpha; 0: the weights' lr
-
-    def validate(self, key: str) -> None:
-        if self.decay < 0:
-            _fail(f"{key}.decay", f"must be >= 0, got {self.decay}")
-        _fraction(self, key, "ste_start")
-        if self.lr < 0:
-            _fail(f"{key}.lr", f"must be >= 0 (0: the weights' lr), got {self.lr}")
-
-
-@dataclass(frozen=True)
-class DTPConfig:
-    """Differentiable Transportation Pruning (Li et al., ICCV 2023)."""
-
-    eps: float = 0.02  # entropic regularisation reached at the last step (it anneals as eps / progress)
-    score_init: float = 1.0  # scores start at score_init * |structure| / max |structure| of the group
-
-    def validate(self, key: str) -> None:
-        _positive(self, key, "eps")
-        if self.score_init < 0:
-            _fail(f"{key}.score_init", f"must be >= 0, got {self.score_init}")
-
-
-@dataclass(frozen=True)
-class MagnitudeConfig:
-    """One-shot magnitude pruning, then fine-tuning with the mask frozen."""
-
-    prune_at: float = 0.5  # fraction of training spent dense before the one-shot prune
-
-    def validate(self, key: str) -> None:
-        _fraction(self, key, "prune_at")
-
-
-@dataclass(frozen=True)
-class GradualConfig:
-    """Gradual magnitude pruning (Zhu & Gupta, 2017): kept count k_t = k + (n - k)(1 - f)^3."""
-
-    start: float = 0.0  # fraction of training where pruning begins ...
-    end: float = 0.6  # ... and where k-of-n is reached (then fine-tuning)
-
-    def validate(self, key: str) -> None:
-        _fraction(self, key, "start", "end")
-        if self.end < self.start:
-            _fail(f"{key}.end", f"must be >= start ({self.start}), got {self.end}")
-
-
-@dataclass(frozen=True)
-class SRSTEConfig:
-    """Sparse-refined straight-through estimator (Zhou et al., ICLR 2021)."""
-
-    decay: float = 2e-4  # lambda_W: the pruned weights' extra decay in the gradient
-
-    def validate(self, key: str) -> None:
-        if self.decay < 0:
-            _fail(f"{key}.decay", f"must be >= 0, got {self.decay}")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    method: str = "dpp"  # one of METHODS
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 3e-3  # Adam learning rate of weights and biases
-    mask_lr: float = 3e-2  # Adam learning rate of mask parameters (DPP logits, DTP scores, PSP scales)
-    weight_decay: float = 0.0
-    dpp: DPPConfig = field(default_factory=DPPConfig)
-    psp: PSPConfig = field(default_factory=PSPConfig)
-    dtp: DTPConfig = field(default_factory=DTPConfig)
-    magnitude: MagnitudeConfig = field(default_factory=MagnitudeConfig)
-    gradual: GradualConfig = field(default_factory=GradualConfig)
-    srste: SRSTEConfig = field(default_factory=SRSTEConfig)
-
-    def validate(self, key: str) -> None:
-        if self.method not in METHODS:
-            _fail(f"{key}.method", f"must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                _fail(f"{key}.{name}", f"must be >= 1, got {getattr(self, name)}")
-        _positive(self, key, "lr", "mask_lr")
-        if self.weight_decay < 0:
-            _fail(f"{key}.weight_decay", f"must be >= 0, got {self.weight_decay}")
-        for name in ("dpp", "psp", "dtp", "magnitude", "gradual", "srste"):
-            getattr(self, name).validate(f"{key}.{name}")
 
 
 LAYER_TYPES = ("dense", "conv", "maxpool")
@@ -385,10 +253,10 @@ class HwConfig:
     clock_mhz: float = 100.0
 
     def validate(self, key: str) -> None:
-        import re
-
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.top):
-            _fail(f"{key}.top", f"{self.top!r} is not a valid Verilog/C++ identifier")
+        try:
+            check_identifier(self.top, "top module name")
+        except ValueError as e:
+            _fail(f"{key}.top", str(e))
         if not self.clock_mhz > 0:
             _fail(f"{key}.clock_mhz", f"must be > 0, got {self.clock_mhz}")
 

@@ -1,7 +1,7 @@
 """Fixed-point arithmetic of kofn, defined once.
 
 Every other part of kofn uses these rules: the quantization-aware training
-(``kofn.pruning.quant``), the integer reference (``kofn.reference``), the
+(``kofn.pruning.quant``), the integer reference (``kofn.core.reference``), the
 template context builders (``kofn.codegen``) and the tests.  The hardware
 implements exactly the integer functions below.
 

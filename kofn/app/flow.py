@@ -24,11 +24,11 @@ from typing import Iterator
 
 import numpy as np
 
-from . import __version__
-from . import ir as ir_mod
+from .. import __version__
+from ..core import ir as ir_mod
 from .config import FlowConfig, load_config
-from .fixed import quantize
-from .reference import run as reference_run
+from ..core.fixed import quantize
+from ..core.reference import run as reference_run
 
 __all__ = ["run_flow", "build_and_verify", "resimulate", "Progress", "build_model", "train_model", "resources_report"]
 
@@ -120,7 +120,7 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
 def build_model(cfg: FlowConfig, n_features: int, init=None):
     """The untrained KofnMLP or KofnCNN that ``cfg`` describes (``init``: float weights
     and biases per weighted layer to start from, or ``None``)."""
-    from .pruning import ConvSpec, KofnCNN, KofnMLP, LayerSpec, PoolSpec
+    from ..pruning import ConvSpec, KofnCNN, KofnMLP, LayerSpec, PoolSpec
 
     t = cfg.train
     if cfg.is_image_model:
@@ -142,7 +142,7 @@ def train_model(cfg: FlowConfig, ds, progress, init=None, threads: int = 2):
     The model is left with quantization on (what export and the hardware compute)."""
     import torch
 
-    from .pruning import accuracy, train
+    from ..pruning import accuracy, train
 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(max(1, min(threads, torch.get_num_threads())))
@@ -189,7 +189,7 @@ def _describe_layer(i: int, l) -> str:
 
 
 def _vectors(model_ir, cfg: FlowConfig, x_test: np.ndarray) -> tuple[np.ndarray, int, int]:
-    from .testing import random_inputs
+    from ..core.testing import random_inputs
 
     n_test = len(x_test) if cfg.sim.test_vectors < 0 else min(cfg.sim.test_vectors, len(x_test))
     rnd = random_inputs(model_ir, cfg.sim.random_vectors, seed=cfg.sim.seed)
@@ -210,19 +210,20 @@ def build_and_verify(
 
     ``ref_test``: the reference's outputs on ``x_test`` when the caller already has them
     (they are not computed twice)."""
-    from .codegen import latency, memory_bits, plan_layers, render, resources, write_design
-    from .codegen.render import tdata_width
-    from .sim.hls_csim import build_csim, run_csim, write_vectors_txt
-    from .sim.rtl import build_rtl, lint, simulate_rtl
+    from ..codegen import memory_bits, plan_build, render_build, resources, write_design
+    from ..codegen.render import tdata_width
+    from ..sim.hls_csim import build_csim, run_csim, write_vectors_txt
+    from ..sim.rtl import build_rtl, lint, simulate_rtl
 
     progress = progress or Progress()
     out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
     top = cfg.hw.top
     with progress.stage("codegen"):
-        plans = plan_layers(model_ir, [l.lanes for l in cfg.layers] if cfg.layers else None)
-        design = render(model_ir, plans, top=top, part=cfg.hw.part, clock_ns=1e3 / cfg.hw.clock_mhz)
+        build = plan_build(model_ir, [l.lanes for l in cfg.layers] if cfg.layers else None,
+                           top=top, part=cfg.hw.part, clock_mhz=cfg.hw.clock_mhz)
+        plans, lat = build.layers, build.latency
+        design = render_build(build)
         write_design(design, out)
-        lat = latency(model_ir, plans)
         res = resources(model_ir, plans)
         x, n_rand, n_test = _vectors(model_ir, cfg, x_test)
         if ref_test is None:
@@ -314,7 +315,7 @@ def build_and_verify(
         n_t = len(x_rtl) - n_rand
         report["accuracy"]["rtl_on_test"] = _accuracy(r.outputs[n_rand:], y_test[:n_t]) if n_t else None
     report["seconds"] = progress.times
-    from .codegen.render import render_ip
+    from ..codegen.render import render_ip
 
     ip_files = render_ip(model_ir, design, report, cfg.hw.part, cfg.hw.clock_mhz, source=cfg.source)
     (out / "ip").mkdir(exist_ok=True)

@@ -1,11 +1,11 @@
-"""The integer reference (golden model): integer-only inference of a :class:`kofn.ir.Model`.
+"""The integer reference (golden model): integer-only inference of a :class:`kofn.core.ir.Model`.
 
-All arithmetic comes from :mod:`kofn.fixed`; this module only moves data:
+All arithmetic comes from :mod:`kofn.core.fixed`; this module only moves data:
 
-* a dense layer is :func:`kofn.fixed.dense_layer`;
+* a dense layer is :func:`kofn.core.fixed.dense_layer`;
 * a convolution gathers every output pixel's window (:func:`windows`, zero codes
   where the window overlaps the padding) and applies the same
-  :func:`kofn.fixed.dense_layer` to each window, filters as rows;
+  :func:`kofn.core.fixed.dense_layer` to each window, filters as rows;
 * max pooling takes the largest code of each window (codes are monotonic in value,
   so no arithmetic is involved).
 

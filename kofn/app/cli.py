@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 
 METHODS_DEFAULT = ("dense", "magnitude", "gradual", "srste", "random", "dpp", "psp", "dtp")
 
@@ -77,9 +77,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from . import ir
+    from ..core import ir
     from .export import ExportError, check_hls4ml, onnx_exactness_bound, run_onnx, to_hls4ml, to_onnx
-    from .reference import run
+    from ..core.reference import run
 
     build = Path(args.build_dir)
     try:
@@ -120,9 +120,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from . import ir
-    from .codegen import plan_layers, resources
-    from .codegen.synth import YosysNotFound, synthesize
+    from ..core import ir
+    from ..codegen import plan_layers, resources
+    from ..codegen.synth import YosysNotFound, synthesize
     from .flow import resources_report
 
     build = Path(args.build_dir)

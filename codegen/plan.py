@@ -1,0 +1,69 @@
+"""A model laid out in hardware: every layer with its MAC lanes P and its packed ROMs.
+
+The first step of code generation; rendering and the estimates read a list of
+:class:`LayerPlan`.  No torch, no templates here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
+from ..core.names import check_identifier
+from .packing import LayerRoms, entries_per_row, pack_layer
+
+__all__ = ["LayerPlan", "plan_layers", "default_lanes"]
+
+
+def default_lanes(k: int) -> int:
+    """Default P: the largest divisor of k that is at most 8 (no padding, <= 8 DSPs a layer)."""
+    return max(p for p in range(1, min(k, 8) + 1) if k % p == 0)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer with its hardware parameters (P lanes) and packed ROMs.
+
+    A max-pooling layer has no MAC core: ``lanes`` is 0 and ``roms`` is ``None``."""
+
+    layer: DenseLayer | Conv2dLayer | MaxPool2dLayer
+    lanes: int
+    roms: LayerRoms | None
+
+    @property
+    def kind(self) -> str:
+        return self.layer.kind
+
+    @property
+    def has_core(self) -> bool:
+        return self.roms is not None
+
+    @property
+    def steps(self) -> int:
+        """ROM words (and MAC cycles) per output neuron or filter."""
+        return self.roms.steps if self.roms else 0
+
+    @property
+    def depth(self) -> int:
+        """Core issue cycles per activation of the core: ``rows * steps``."""
+        return self.layer.rows * self.roms.steps if self.roms else 0
+
+
+def plan_layers(model: Model, lanes: Sequence[int | None] | None = None) -> list[LayerPlan]:
+    """Pair every layer with its lane count (``None``: :func:`default_lanes`) and pack its ROMs.
+
+    Pooling layers take ``None`` (they have no lanes)."""
+    lanes = list(lanes) if lanes is not None else [None] * len(model.layers)
+    if len(lanes) != len(model.layers):
+        raise ValueError(f"{len(lanes)} lane counts given for {len(model.layers)} layers")
+    plans = []
+    for layer, p in zip(model.layers, lanes):
+        check_identifier(layer.name, "layer name")
+        if layer.kind == "maxpool":
+            if p not in (None, 0):
+                raise ValueError(f"layer {layer.name!r}: a pooling layer has no MAC lanes (got {p})")
+            plans.append(LayerPlan(layer=layer, lanes=0, roms=None))
+            continue
+        p = default_lanes(entries_per_row(layer)) if p is None else p
+        plans.append(LayerPlan(layer=layer, lanes=p, roms=pack_layer(layer, p)))
+    return plans

@@ -1,0 +1,65 @@
+"""IR-level rules: shapes, index widths and fixed-stride rows, the same for training,
+export, import, codegen and the estimates.  Numpy only."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["conv_out_size", "same_padding", "fixed_stride_rows", "hwc_from_chw", "index_bits", "row_stride"]
+
+
+def fixed_stride_rows(mask: np.ndarray, stride: int) -> np.ndarray:
+    """Fixed-stride index rows for a boolean ``[rows, n]`` mask: every row lists its kept
+    entries, ascending, padded with unused entries up to the stride (exporters store zero
+    weights there, which changes no output).  The stride is ``stride``, raised to the
+    largest row count and capped at ``n``."""
+    rows, n = mask.shape
+    stride = int(min(n, max(stride, int(mask.sum(1).max()) if rows else 0, 1)))
+    idx = np.empty((rows, stride), dtype=np.int64)
+    for r in range(rows):
+        keep = np.flatnonzero(mask[r])
+        if len(keep) < stride:
+            spare = np.setdiff1d(np.arange(n), keep)[: stride - len(keep)]
+            keep = np.sort(np.concatenate([keep, spare]))
+        idx[r] = keep
+    return idx
+
+
+def hwc_from_chw(shape: tuple[int, int, int]) -> np.ndarray:
+    """For an ``(H, W, C)`` image, ``order[i]`` is the position in torch's CHW flatten of the
+    value at position ``i`` of kofn's HWC flatten: ``w[:, order]`` reorders dense columns
+    from CHW to HWC, and ``np.argsort(order)`` goes back."""
+    h, w, c = shape
+    return np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+
+
+def conv_out_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Output length of a convolution along one axis: ``floor((size + 2 pad - kernel) / stride) + 1``."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def same_padding(kernel: int) -> int:
+    """Zero padding on each side for ``padding = "same"``: ``kernel // 2`` (odd kernels only)."""
+    if kernel % 2 == 0:
+        raise ValueError(f"padding 'same' needs an odd kernel (symmetric padding), got {kernel}x{kernel}")
+    return kernel // 2
+
+
+def index_bits(n: int) -> int:
+    """Bits of one index into ``n`` inputs: ``max(1, ceil(log2 n))``."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return max(1, math.ceil(math.log2(n)))
+
+
+def row_stride(granularity: str, k: int, n: int, block: int | None = None) -> int:
+    """Entries each output neuron stores in hardware (the ROM's fixed stride) when a
+    layer of ``n`` inputs keeps k-of-n at ``granularity``: k (weight), k per block of
+    ``block`` inputs (block), or every input of a kept neuron (feature_map)."""
+    if granularity == "block":
+        return k * (n // block)
+    if granularity == "feature_map":
+        return n
+    return k
