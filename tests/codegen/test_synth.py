@@ -2,10 +2,15 @@
 
 * block RAM tiling: ``bram_cells`` against Yosys on ROM shapes of every aspect;
 * the calibration corpus (24 generated designs, both families): DSP and BRAM exact,
-  LUT and FF within 15 % (UltraScale+ LUTs: 30 %, see below);
+  LUT and FF within 15 % (UltraScale+ LUTs: 30 %, see below).  That is the fit: the
+  shipped coefficients were fitted on these designs;
+* prediction: coefficients fitted without a fixed set of held-out designs
+  (:data:`HELD_OUT`) estimate those designs (bounds in the test);
 * ``kofn synth`` on a build.
 
-benchmarks/calibrate.py prints the same error distribution (see the README)."""
+The corpus and the fitting live in ``benchmarks/calibration.py`` (pytest puts
+``benchmarks/`` on the path); benchmarks/calibrate.py prints the same error distribution
+(see the README)."""
 
 from __future__ import annotations
 
@@ -19,8 +24,9 @@ import pytest
 from kofn.codegen.packing import bram_cells, rom_in_bram
 from kofn.codegen.synth import count_cells
 
-pytestmark = pytest.mark.skipif(shutil.which("yosys") is None,
-                                reason="yosys not installed (Debian package 'yosys'; .ci/run installs it)")
+needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None,
+                                 reason="yosys not installed (Debian package 'yosys'; .ci/run installs it)")
+FAMILIES = ("xc7", "xcup")
 
 
 def test_count_cells_vendor_style():
@@ -34,8 +40,9 @@ def test_count_cells_vendor_style():
 ROM_SHAPES = [(128, 64), (1024, 8), (512, 36), (2048, 9), (300, 40), (512, 100), (2000, 10), (4096, 4)]
 
 
+@needs_yosys
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["xc7", "xcup"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_block_ram_tiling_matches_yosys(tmp_path, family):
     import random
 
@@ -60,13 +67,37 @@ endmodule""")
         assert (got["ramb18"], got["ramb36"]) == bram_cells(d, w), (d, w, cells)
 
 
+@pytest.fixture(scope="module")
+def corpus_synth(tmp_path_factory):
+    """Yosys on every corpus design for both families (minutes: shared by the tests below)."""
+    from calibration import run_corpus
+
+    return run_corpus(tmp_path_factory.mktemp("corpus"), FAMILIES, jobs=2, progress=print)
+
+
+def test_predict_is_the_estimators_arithmetic():
+    """``calibration.predict`` (used to score coefficients fitted here) gives exactly what the
+    estimator gives with its installed coefficients, on every corpus design."""
+    from calibration import CORPUS, design_model, predict
+    from kofn.codegen.coefficients import COEFFICIENTS
+    from kofn.codegen.estimate import resources
+
+    for fam in FAMILIES:
+        for d in CORPUS:
+            e = resources(*design_model(d), family=fam)
+            assert predict(d, fam, COEFFICIENTS[fam]) == {"lut": e.lut, "ff": e.ff}, (d.name, fam)
+
+
+@needs_yosys
 @pytest.mark.slow
-def test_calibration_corpus_against_yosys(tmp_path):
-    """Every corpus design, both families: DSP and BRAM exact, LUT and FF within 15 %."""
-    from kofn.codegen.calibration import CORPUS, run_corpus
+def test_calibration_corpus_against_yosys(corpus_synth):
+    """Every corpus design, both families: DSP and BRAM exact, LUT and FF within 15 %
+    (in-sample: the coefficients were fitted on these designs)."""
+    from calibration import CORPUS
 
     assert len(CORPUS) >= 20
-    results = run_corpus(tmp_path, ("xc7", "xcup"), jobs=2, progress=print)
+    results = corpus_synth
+    assert len(results) == len(FAMILIES) * len(CORPUS)
     failed = [(r["name"], r["family"], r["error"]) for r in results if "error" in r]
     assert not failed
     errors = {}
@@ -92,6 +123,7 @@ def test_calibration_corpus_against_yosys(tmp_path):
     assert not bad, bad
 
 
+@needs_yosys
 @pytest.mark.slow
 def test_kofn_synth_on_a_small_build(tmp_path, capsys):
     from designs import design

@@ -1,21 +1,27 @@
-"""The calibration corpus: generated designs whose Yosys synthesis checks the estimator.
+"""The calibration corpus and the fitting of kofn's LUT/FF coefficients to Yosys.
 
 Each entry is a small random model (``kofn.core.testing``) with chosen sizes, k, lanes and
 formats, spread over what the estimator must get right: mux widths, ROM shapes (LUT ROM and
 block RAM), DSP and LUT multipliers, signed/unsigned operands, convolutions and pools.
-``benchmarks/calibrate.py`` synthesizes all of them and prints the error distribution;
-the test suite does the same when ``yosys`` is installed.
+``benchmarks/calibrate.py`` (the command line) synthesizes all of them, prints the error
+distribution and, with ``--fit``, fits ``codegen/coefficients.py`` (:func:`samples`,
+:func:`fit`); the test suite does the same when ``yosys`` is installed (pytest puts
+``benchmarks/`` on the path, see ``pyproject.toml``).
+
+This is development tooling, not part of the installed ``kofn`` package: the estimator
+(``kofn.codegen.estimate``) only reads the fitted coefficients.  It needs scipy (``nnls``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.fixed import FixedFormat as F
+from kofn.core.fixed import FixedFormat as F
 
-__all__ = ["CorpusDesign", "CORPUS", "design_model", "build_design", "run_corpus", "samples", "fit"]
+__all__ = ["CorpusDesign", "CORPUS", "design_model", "build_design", "run_corpus", "samples", "fit", "predict"]
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,8 @@ CORPUS: tuple[CorpusDesign, ...] = (
 
 def design_model(d: CorpusDesign, seed: int = 0):
     """``(model, plans)`` of ``d`` (random weights from ``seed``)."""
-    from ..core.testing import random_cnn, random_model
-    from .plan import plan_layers
+    from kofn.codegen.plan import plan_layers
+    from kofn.core.testing import random_cnn, random_model
 
     kw = dict(d.kwargs)
     m = random_model(list(d.shape), list(d.spec), seed=seed, **kw) if d.kind == "mlp" else \
@@ -82,8 +88,8 @@ def design_model(d: CorpusDesign, seed: int = 0):
 
 def build_design(d: CorpusDesign, out: Path, seed: int = 0):
     """Render ``d`` into ``out``; returns ``(model, plans, design)``."""
-    from .estimate import latency
-    from .render import render, write_design
+    from kofn.codegen.estimate import latency
+    from kofn.codegen.render import render, write_design
 
     m, plans = design_model(d, seed)
     design = render(m, plans, latency(m, plans))
@@ -93,8 +99,8 @@ def build_design(d: CorpusDesign, out: Path, seed: int = 0):
 
 def _one(args) -> dict:
     d, out, family = args
-    from .estimate import resources
-    from .synth import synthesize
+    from kofn.codegen.estimate import resources
+    from kofn.codegen.synth import synthesize
 
     m, plans, design = build_design(d, out)
     est = resources(m, plans, family=family)
@@ -129,7 +135,7 @@ def samples(results: list[dict]) -> list[tuple[str, str, str, dict, dict]]:
     instance of the synthesized results (``run_corpus`` output): the MAC core
     (``u_<layer>`` or ``u_<layer>_mac``), a convolution front end (``u_<layer>``), a
     pool (``u_<layer>``) and the top's own logic."""
-    from .estimate import features
+    from kofn.codegen.estimate import features
 
     by_name = {d.name: d for d in CORPUS}
     out = []
@@ -154,16 +160,18 @@ def samples(results: list[dict]) -> list[tuple[str, str, str, dict, dict]]:
     return out
 
 
-def fit(smp, family: str, exclude: str | None = None) -> dict[str, dict[str, float]]:
+def fit(smp, family: str, exclude: str | Collection[str] = ()) -> dict[str, dict[str, float]]:
     """Non-negative least squares, relative error per module instance, of every
-    component's LUT and FF coefficients for ``family`` (``exclude``: leave a design out)."""
+    component's LUT and FF coefficients for ``family`` (``exclude``: a design's name, or
+    several, to leave out of the fit)."""
     import numpy as np
     from scipy.optimize import nnls
 
+    left_out = {exclude} if isinstance(exclude, str) else set(exclude or ())
     coef: dict[str, dict[str, float]] = {}
     for comp in sorted({s[2] for s in smp}):
         for res in ("lut", "ff"):
-            rows = [s for s in smp if s[1] == family and s[2] == comp and s[0] != exclude]
+            rows = [s for s in smp if s[1] == family and s[2] == comp and s[0] not in left_out]
             if not rows:
                 continue
             names = list(rows[0][3][res])
@@ -173,3 +181,26 @@ def fit(smp, family: str, exclude: str | None = None) -> dict[str, dict[str, flo
             c, _ = nnls(x * w[:, None], y * w)
             coef[f"{comp}_{res}"] = {n: round(float(v), 4) for n, v in zip(names, c)}
     return coef
+
+
+def predict(d: CorpusDesign, family: str, coef: dict[str, dict[str, float]]) -> dict[str, int]:
+    """LUT and FF of ``d`` for ``family`` under explicit coefficients ``coef``
+    (``{component_resource: {feature: weight}}``: one family's entry of
+    ``kofn.codegen.coefficients.COEFFICIENTS``, or what :func:`fit` returns).
+
+    The estimator's arithmetic (``kofn.codegen.estimate.resources``): each block's
+    :func:`~kofn.codegen.estimate.features` weighted by the coefficients (1.0 for a
+    feature without one), rounded per block (every layer, then the top's own logic) and
+    summed; but with ``coef`` instead of the installed coefficients."""
+    from kofn.codegen.estimate import features
+
+    m, plans = design_model(d)
+    out = {"lut": 0, "ff": 0}
+    for feats in [features(p, family) for p in plans] + [features(None, family, m)]:
+        block = {"lut": 0.0, "ff": 0.0}
+        for comp, f in feats.items():
+            c = coef.get(comp, {})
+            block[comp.rsplit("_", 1)[1]] += sum(c.get(name, 1.0) * v for name, v in f.items())
+        for key in out:
+            out[key] += round(block[key])
+    return out
