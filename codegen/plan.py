@@ -10,7 +10,8 @@ from typing import Sequence
 
 from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
 from ..core.names import check_identifier
-from .packing import LayerRoms, entries_per_row, pack_layer
+from .kinds import handler
+from .rom import LayerRoms
 
 __all__ = ["LayerPlan", "plan_layers", "default_lanes"]
 
@@ -59,11 +60,12 @@ def plan_layers(model: Model, lanes: Sequence[int | None] | None = None) -> list
     plans = []
     for layer, p in zip(model.layers, lanes):
         check_identifier(layer.name, "layer name")
-        if layer.kind == "maxpool":
+        h = handler(layer)
+        if not h.has_core:
             if p not in (None, 0):
-                raise ValueError(f"layer {layer.name!r}: a pooling layer has no MAC lanes (got {p})")
+                raise ValueError(f"layer {layer.name!r}: a {h.kind} layer has no MAC lanes (got {p})")
             plans.append(LayerPlan(layer=layer, lanes=0, roms=None))
             continue
-        p = default_lanes(entries_per_row(layer)) if p is None else p
-        plans.append(LayerPlan(layer=layer, lanes=p, roms=pack_layer(layer, p)))
+        p = default_lanes(h.entries_per_row(layer)) if p is None else p
+        plans.append(LayerPlan(layer=layer, lanes=p, roms=h.pack(layer, p)))
     return plans

@@ -1,4 +1,3 @@
-{{ header }}
 // k-out-of-n sparse dense layer: P parallel MAC lanes over fixed-stride ROMs.
 //
 // Row r of the index/weight ROMs occupies words r*S .. r*S+S-1 (S = ceil(K/P));
@@ -25,7 +24,7 @@
 `define KOFN_LUT_ROM (* rom_style = "distributed" *)
 `endif
 `endif
-module {{ module }} #(
+module kofn_dense #(
     parameter int N_IN = 2,
     parameter int N_OUT = 1,
     parameter int K = 1,
@@ -136,24 +135,45 @@ module {{ module }} #(
     // has one registered read port; ROM_BLOCK (bit 0 index, 1 weight, 2 bias) places it in
     // block RAM or LUTs as kofn.codegen.packing.rom_in_bram decided, so the synthesis
     // tools follow the estimate rather than their own heuristics.
-{% for bit, rom, width, depth, file, addr, q in [
-    (0, "idx", "IROM_W", "IROM_D", "IDX_FILE", "irom_addr", "idx_q"),
-    (1, "w", "P*W_W", "DEPTH", "W_FILE", "addr", "w_q"),
-    (2, "b", "B_W", "N_OUT", "B_FILE", "row1", "b_q")] %}
-    if (ROM_BLOCK[{{ bit }}]) begin : g_{{ rom }}_bram
-        (* rom_style = "block" *) logic [{{ width }}-1:0] rom [0:{{ depth }}-1];
-        if ({{ file }} != "") begin : g_init
-            initial $readmemh({{ file }}, rom);
+    if (ROM_BLOCK[0]) begin : g_idx_bram
+        (* rom_style = "block" *) logic [IROM_W-1:0] rom [0:IROM_D-1];
+        if (IDX_FILE != "") begin : g_init
+            initial $readmemh(IDX_FILE, rom);
         end
-        always_ff @(posedge clk) {{ q }} <= rom[{{ addr }}];
-    end else begin : g_{{ rom }}_lut
-        `KOFN_LUT_ROM logic [{{ width }}-1:0] rom [0:{{ depth }}-1];
-        if ({{ file }} != "") begin : g_init
-            initial $readmemh({{ file }}, rom);
+        always_ff @(posedge clk) idx_q <= rom[irom_addr];
+    end else begin : g_idx_lut
+        `KOFN_LUT_ROM logic [IROM_W-1:0] rom [0:IROM_D-1];
+        if (IDX_FILE != "") begin : g_init
+            initial $readmemh(IDX_FILE, rom);
         end
-        always_ff @(posedge clk) {{ q }} <= rom[{{ addr }}];
+        always_ff @(posedge clk) idx_q <= rom[irom_addr];
     end
-{% endfor %}
+    if (ROM_BLOCK[1]) begin : g_w_bram
+        (* rom_style = "block" *) logic [P*W_W-1:0] rom [0:DEPTH-1];
+        if (W_FILE != "") begin : g_init
+            initial $readmemh(W_FILE, rom);
+        end
+        always_ff @(posedge clk) w_q <= rom[addr];
+    end else begin : g_w_lut
+        `KOFN_LUT_ROM logic [P*W_W-1:0] rom [0:DEPTH-1];
+        if (W_FILE != "") begin : g_init
+            initial $readmemh(W_FILE, rom);
+        end
+        always_ff @(posedge clk) w_q <= rom[addr];
+    end
+    if (ROM_BLOCK[2]) begin : g_b_bram
+        (* rom_style = "block" *) logic [B_W-1:0] rom [0:N_OUT-1];
+        if (B_FILE != "") begin : g_init
+            initial $readmemh(B_FILE, rom);
+        end
+        always_ff @(posedge clk) b_q <= rom[row1];
+    end else begin : g_b_lut
+        `KOFN_LUT_ROM logic [B_W-1:0] rom [0:N_OUT-1];
+        if (B_FILE != "") begin : g_init
+            initial $readmemh(B_FILE, rom);
+        end
+        always_ff @(posedge clk) b_q <= rom[row1];
+    end
 
     // Stage 2: gather the selected activations and multiply, one product per lane.
     logic signed [PROD_W-1:0] prod_q [0:P-1];

@@ -1,10 +1,9 @@
-{{ header }}
 // 2x2 max pooling, stride 2, on an HWC raster stream (channels interleaved).
 // A buffer of W/2 * C running maxima holds the current pooled row; the beat at the
 // bottom-right of each window leaves with the window's maximum.  Beats of trailing odd
 // rows/columns are consumed and dropped (as torch.nn.MaxPool2d does).  Every input
 // beat waits for out_ready, so the stage adds no cycles and never hides back-pressure.
-module {{ module }} #(
+module kofn_maxpool #(
     parameter int H = 8,
     parameter int W = 8,
     parameter int C = 1,

@@ -1,6 +1,5 @@
-{{ header }}
 // Streaming convolution front end: line buffer, window generator and output serializer
-// around a {{ core }} MAC core (which holds the k-of-n ROMs and the arithmetic).
+// around a kofn_dense MAC core (which holds the k-of-n ROMs and the arithmetic).
 //
 // in:  one activation per beat, HWC raster order (pixel by pixel, channels interleaved).
 // out: one result per beat, HWC raster order, C_OUT channels per output pixel.
@@ -11,7 +10,7 @@
 // only in LOAD, and every state change that starts work waits for `down_idle` (all
 // later stages idle), so layers never overlap and the schedule is exact:
 // each window costs D + 6 + C_OUT cycles (D = C_OUT * S core issue cycles).
-module {{ module }} #(
+module kofn_conv #(
     parameter int H = 8,
     parameter int W = 8,
     parameter int C_IN = 1,
@@ -86,7 +85,7 @@ module {{ module }} #(
     // An output row whose top input row is `top` is due once its last input row,
     // min(H-1, top+K-1), has arrived, i.e. top+K-1 < rows or rows == H.
     function automatic logic due(input logic signed [CW-1:0] top, input logic [RD_W-1:0] rows);
-        due = (top + CW'(K - 1) < $signed({{ '{' }}{(CW - RD_W){1'b0}}, rows{{ '}' }})) || (rows == RD_W'(H));
+        due = (top + CW'(K - 1) < $signed({{(CW - RD_W){1'b0}}, rows})) || (rows == RD_W'(H));
     endfunction
 
     wire last_ox = (ox == OX_W'(OW - 1));

@@ -1,0 +1,68 @@
+"""Cell arithmetic shared by the per-kind resource estimates: DSP48 fit, LUT multiplexers
+and LUT ROMs, block-RAM ROM cost, reachable multiplexer inputs, CSR storage.  Kind-independent
+(:mod:`kofn.codegen.estimate` documents the model)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core.rules import index_bits
+from .rom import bram_cells, rom_in_bram
+
+__all__ = ["DSP_PORTS", "operand_bits", "uses_dsp", "mux_luts", "rom_luts", "rom_cost", "reachable", "csr_bits"]
+
+DSP_PORTS = {"xc7": (25, 18), "xcup": (27, 18)}  # DSP48E1 25x18, DSP48E2 27x18 signed multipliers
+
+
+def operand_bits(L) -> int:
+    """Bits of a lane's activation operand as a signed multiplier input."""
+    return L.input_fmt.width + (0 if L.input_fmt.signed else 1)
+
+
+def uses_dsp(a_bits: int, w_bits: int, family: str = "xc7") -> bool:
+    """Whether an ``a_bits x w_bits`` signed multiply maps to one DSP48 of ``family``."""
+    big, small = DSP_PORTS[family]
+    lo, hi = sorted((a_bits, w_bits))
+    return lo <= small and hi <= big and a_bits + w_bits >= 9
+
+
+def mux_luts(n: int) -> int:
+    """LUT6s of one bit of an n:1 multiplexer built as a tree of 4:1 muxes (one LUT6
+    each; Yosys's synth_xilinx does not use MUXF7/MUXF8 for wide muxes by default)."""
+    t = 0
+    while n > 1:
+        n = math.ceil(n / 4)
+        t += n
+    return t
+
+
+def rom_luts(depth: int, width: int) -> int:
+    """LUT6s of a ROM in logic: each output bit is a 64x1 LUT per 64 words, muxed by address."""
+    if depth <= 1:
+        return 0
+    return width * (math.ceil(depth / 64) + mux_luts(math.ceil(depth / 64))) if depth > 64 else width
+
+
+def rom_cost(depth: int, width: int) -> tuple[int, int]:
+    """``(bram18 equivalents, lut)`` of a ``depth x width`` ROM placed by the RTL's rule."""
+    if rom_in_bram(depth, width):
+        n18, n36 = bram_cells(depth, width)
+        return n18 + 2 * n36, 0
+    return 0, rom_luts(depth, width)
+
+
+def reachable(vals, n: int) -> int:
+    """How many inputs below ``n`` agree with every bit that is constant across ``vals``
+    (synthesis drops index bits that never change, and with them the other inputs)."""
+    vals = np.asarray(vals, dtype=np.int64).ravel()
+    ones, zeros = int(np.bitwise_and.reduce(vals)), int(np.bitwise_and.reduce(~vals))
+    i = np.arange(n)
+    return int((((i & ones) == ones) & ((i & zeros) == 0)).sum())
+
+
+def csr_bits(rows: int, n: int, nnz: int, weight_bits: int, bias_bits: int) -> int:
+    """Compressed sparse rows at the same sparsity: a weight and a column index per nonzero,
+    ``rows + 1`` row pointers, plus the biases (which every storage holds)."""
+    return nnz * (weight_bits + index_bits(n)) + (rows + 1) * index_bits(nnz + 1) + rows * bias_bits

@@ -1,0 +1,166 @@
+"""Code generation for :class:`kofn.core.ir.Conv2dLayer`: an image stage
+(``hw_templates/verilog/kofn_conv.sv``: line buffer, window generator and serializer)
+around a MAC core that computes one window's ``C_out`` filters at a time.
+
+Weight level packs like a dense layer over the window (``n = K*K*C_in``); kernel level
+keeps whole kernels: the index ROM holds one word per filter with its ``k`` kept input
+channels, and the taps of a kept kernel need no index (:mod:`kofn.codegen.packing`)."""
+
+from __future__ import annotations
+
+from ..core.rules import index_bits
+from .cells import mux_luts, reachable
+from .handler import CORE_MODULE, MacHandler, nets, param, port
+from .rom import unpack_entries
+
+__all__ = ["ConvHandler", "CONV_MODULE", "WINDOW_CYCLES"]
+
+CONV_MODULE = "kofn_conv"  # line buffer + window generator + serializer around a core
+WINDOW_CYCLES = 6  # per convolution window: latch, start, 3 pipeline stages, done hand-off
+
+
+class ConvWalk:
+    """One convolution in the schedule walk: rows complete as their last beat arrives; each
+    completed row lets the output rows it finishes run, window by window, and every result
+    beat waits for the downstream work it causes."""
+
+    def __init__(self, p, window_cycles: int):
+        L = p.layer
+        self.h, self.w, self.c = L.in_shape
+        self.oh, self.ow, self.c_out = L.out_shape
+        self.k, self.s, self.pad = L.kernel, L.stride, L.pad
+        self.window = p.depth + window_cycles + self.c_out
+        self.beat = self.rows = self.oy = 0
+        self.out_done = False
+
+    def due(self, rows):
+        return self.oy * self.s - self.pad + self.k - 1 < rows or rows == self.h
+
+    def feed(self, t, nxt):
+        """The beat accepted on edge t; returns the edges it delays the next one by."""
+        self.beat += 1
+        if self.beat % (self.w * self.c):
+            return 0
+        self.rows += 1
+        if self.out_done:
+            if self.rows == self.h:
+                self.rows, self.out_done, self.beat = 0, False, 0
+            return 0
+        if self.rows == self.h:
+            self.beat = 0
+        a = t
+        while self.oy < self.oh and self.due(self.rows):
+            for _ in range(self.ow):
+                fire = a + 1 + self.window - self.c_out  # first result beat
+                for _ in range(self.c_out):
+                    fire += nxt(fire)  # downstream work delays the following beats
+                    fire += 1
+                a = fire - 1  # WIN again (or LOAD) on the last beat's edge plus its work
+            self.oy += 1
+        if self.oy == self.oh:
+            self.oy = 0
+            if self.rows == self.h:
+                self.rows = 0
+            else:
+                self.out_done = True
+        return a - t
+
+
+class ConvHandler(MacHandler):
+    kind = "conv"
+    image = True
+    modules = (CORE_MODULE, CONV_MODULE)
+    hls_templates = {"cpp": "hls/layer_conv.cpp.j2", "h": "hls/layer_conv.h.j2"}
+
+    def kernel_level(self, layer) -> bool:
+        return layer.granularity == "kernel"
+
+    def entries_per_row(self, layer) -> int:
+        return layer.k_eff
+
+    # -- latency -------------------------------------------------------------------------
+    def cycles(self, plan) -> int:
+        oh, ow, c_out = plan.layer.out_shape
+        return oh * ow * (plan.depth + WINDOW_CYCLES + c_out)
+
+    def walker(self, plan) -> ConvWalk:
+        return ConvWalk(plan, WINDOW_CYCLES)
+
+    # -- resources -----------------------------------------------------------------------
+    def lane_inputs(self, plan) -> list[int]:
+        L, p = plan.layer, plan
+        if not self.kernel_level(L):
+            return super().lane_inputs(plan)
+        # lane q reads tap (s*P + q) % KK of kernel (s*P + q) // KK at step s: the taps are
+        # constants of the step (one tap when P is a multiple of K*K), the channel comes
+        # from the channel ROM
+        ch = unpack_entries(p.roms.index, L.k)
+        out = []
+        for q in range(p.lanes):
+            es = [s * p.lanes + q for s in range(p.steps)]
+            taps = {e % L.taps for e in es}
+            kerns = sorted({e // L.taps for e in es if e // L.taps < L.k})
+            n_ch = reachable(ch[:, kerns], L.in_channels) if kerns else 1
+            out.append(len(taps) * n_ch)
+        return out
+
+    def features(self, plan, family: str) -> dict[str, dict[str, float]]:
+        """The core's features plus the front end's ``conv_lut`` and ``conv_ff``."""
+        L = plan.layer
+        out = super().features(plan, family)
+        h, w, c = L.in_shape
+        k = L.kernel
+        px = c * L.input_fmt.width
+        c_out = L.out_shape[2]
+        out["conv_lut"] = {"lbwe": k * w * c, "rowmux": k * w * px * mux_luts(k), "pxmux": k * k * px * mux_luts(w),
+                           "ser": L.output_fmt.width * mux_luts(c_out), "one": 1.0}
+        out["conv_ff"] = {"lb": k * w * px, "win": k * k * px, "ctr": 6 * index_bits(max(h, w) + k), "one": 1.0}
+        return out
+
+    def memory(self, plan) -> dict[str, int]:
+        L = plan.layer
+        return {**super().memory(plan), "line_buffer": L.kernel * L.in_shape[1] * L.in_shape[2] * L.input_fmt.width,
+                "window": L.n * L.input_fmt.width}
+
+    # -- rendering -----------------------------------------------------------------------
+    def _desc(self, plan) -> str:
+        L = plan.layer
+        (h, w, c_in), (oh, ow, c_out) = L.in_shape, L.out_shape
+        return f"conv {L.kernel}x{L.kernel}/{L.stride} pad {L.pad}, {h}x{w}x{c_in} -> {oh}x{ow}x{c_out}"
+
+    def idle_net(self, plan) -> str:
+        return f"idle_{plan.layer.name}"
+
+    def verilog(self, plan, rom_prefix: str, i: int, down_idle: list[str]) -> dict:
+        L = plan.layer
+        (h, w, c_in), (oh, ow, c_out) = L.in_shape, L.out_shape
+        a_w, o_w = L.input_fmt.width, L.output_fmt.width
+        name = L.name
+        what = f"k={L.k} of {L.in_channels} kernels" if self.kernel_level(L) else f"k={L.k} of {L.n} weights"
+        front = {
+            "name": f"u_{name}", "module": CONV_MODULE,
+            "params": [[param("H", h), param("W", w), param("C_IN", c_in), param("K", L.kernel),
+                        param("STRIDE", L.stride), param("PAD", L.pad)],
+                       [param("OH", oh), param("OW", ow), param("C_OUT", c_out), param("A_W", a_w), param("O_W", o_w)]],
+            "ports": self._stream_ports(i) + [
+                port("down_idle", all_of=list(down_idle)), port("idle", f"idle_{name}"),
+                port("win_flat", f"win_{name}"), port("core_start", f"start_{name}"),
+                port("core_out", f"res_{name}"), port("core_done", f"done_{name}")],
+        }
+        core = self.mac_instance(plan, rom_prefix, f"u_{name}_mac", f"start_{name}", f"win_{name}", f"res_{name}",
+                                 f"done_{name}")
+        return {
+            "nets": self._stream_nets(i, o_w) + [
+                nets(f"idle_{name}", f"start_{name}", f"done_{name}"),
+                nets(f"win_{name}", width=L.n * a_w),
+                nets(f"res_{name}", width=c_out * o_w)],
+            "block": {"comment": f"{name}: {self._desc(plan)}, {what} per filter, P={plan.lanes}",
+                      "instances": [front, core]},
+        }
+
+    def hls_ctx(self, plan, in_type_name: str) -> dict:
+        L = plan.layer
+        (h, w, c_in), (oh, ow, _) = L.in_shape, L.out_shape
+        return {**super().hls_ctx(plan, in_type_name), "h": h, "w": w, "c_in": c_in, "oh": oh, "ow": ow,
+                "kernel": L.kernel, "conv_stride": L.stride, "pad": L.pad, "taps": L.taps, "kept_kernels": L.k,
+                "desc": f"conv {L.kernel}x{L.kernel}/{L.stride} pad {L.pad}, {h}x{w}x{c_in} -> {oh}x{ow}x{L.rows}"}

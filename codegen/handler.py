@@ -1,0 +1,262 @@
+"""What code generation does with one kind of IR layer: the :class:`Handler` interface, and
+:class:`MacHandler`, the part shared by the kinds built on the sparse MAC core
+(``kofn_dense``: dense and convolution layers).
+
+One subclass per kind (:mod:`kofn.codegen.dense`, :mod:`kofn.codegen.conv`,
+:mod:`kofn.codegen.maxpool`) holds everything about it: ROM packing, latency, resource
+features, memory, the RTL it instantiates in the top and its HLS C++ context and templates.
+:func:`kofn.codegen.kinds.handler` finds a layer's handler by its IR class."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.fixed import bits_for_range, from_twos_complement, product_range, to_twos_complement
+from ..core.rules import index_bits
+from .cells import csr_bits, mux_luts, operand_bits, reachable, rom_luts, uses_dsp
+from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
+
+__all__ = ["Handler", "MacHandler", "CORE_MODULE", "param", "port", "nets"]
+
+CORE_MODULE = "kofn_dense"  # the sparse MAC core of dense and convolution layers
+
+
+def param(name: str, value, width: int | None = None) -> dict:
+    """A module parameter of an instance; the template writes ``value | sv_literal(width)``."""
+    return {"name": name, "value": value, "width": width}
+
+
+def port(name: str, net: str | None = None, all_of: list[str] | None = None) -> dict:
+    """A port connection: to ``net``, or to the AND of the 1-bit nets ``all_of``."""
+    return {"port": name, "net": net, "all_of": all_of}
+
+
+def nets(*names: str, width: int | None = None, type: str = "wire") -> dict:
+    """A net declaration: ``names`` of ``width`` bits each (``None``: scalar)."""
+    return {"type": type, "names": list(names), "width": width}
+
+
+class Handler:
+    """Code generation for one kind of IR layer (one instance per kind, no state)."""
+
+    kind = ""  # the IR's name of the kind, for messages
+    image = False  # a streaming image stage in front of the collector, else a vector layer behind it
+    has_core = False  # a MAC core with index, weight and bias ROMs
+    modules: tuple[str, ...] = ()  # RTL modules it instantiates, submodules first
+    hls_templates: dict[str, str] = {}  # "cpp": the layer's function, "h": its typedefs
+
+    # -- packing ------------------------------------------------------------------------
+    def entries_per_row(self, layer) -> int:
+        raise TypeError(f"layer {layer.name!r}: a {self.kind} layer stores no weights")
+
+    def pack(self, layer, lanes: int) -> LayerRoms:
+        raise TypeError(f"layer {layer.name!r}: a {self.kind} layer has no ROMs")
+
+    # -- latency -------------------------------------------------------------------------
+    def cycles(self, plan) -> int:
+        """Cycles the layer adds to one inference."""
+        raise NotImplementedError
+
+    def walker(self, plan):
+        """The layer's stage of :func:`kofn.codegen.timing.schedule` (image kinds): an object
+        whose ``feed(t, nxt)`` takes the beat accepted on edge ``t`` and returns the edges it
+        delays the next one by, calling ``nxt(t')`` for each beat it passes on."""
+        raise TypeError(f"a {self.kind} layer is not an image stage")
+
+    # -- resources -----------------------------------------------------------------------
+    def roms(self, plan) -> tuple[RomImage, ...]:
+        return ()
+
+    def dsp(self, plan, family: str) -> int:
+        return 0
+
+    def features(self, plan, family: str) -> dict[str, dict[str, float]]:
+        raise NotImplementedError
+
+    def memory(self, plan) -> dict[str, int]:
+        """Bits by storage: ``rom``, ``dense``, ``csr``, ``line_buffer``, ``window``."""
+        raise NotImplementedError
+
+    # -- rendering -----------------------------------------------------------------------
+    def idle_net(self, plan) -> str | None:
+        """The net an image stage drives while it has no work in flight (``None``: it never holds work)."""
+        return None
+
+    def verilog(self, plan, rom_prefix: str, i: int, down_idle: list[str]) -> dict:
+        """The layer in the top: ``{"nets": [...], "block": {"comment", "instances"}}``.
+        ``i`` numbers the image stages (stream ``s<i>`` in, ``s<i+1>`` out) or the vector
+        layers (``start0``/``done<i-1>`` start it); ``down_idle``: the later stages' idle nets."""
+        raise NotImplementedError
+
+    def hls_ctx(self, plan, in_type_name: str) -> dict:
+        """Context of the layer's HLS templates (``hls_templates``)."""
+        raise NotImplementedError
+
+    def _hls_base(self, plan, in_type_name: str) -> dict:
+        L = plan.layer
+        return {"name": L.name, "image": self.image, "in_type_name": in_type_name, "out_size": L.out_size,
+                "cpp_template": self.hls_templates["cpp"], "h_template": self.hls_templates["h"]}
+
+    @staticmethod
+    def _stream_nets(i: int, width: int) -> list[dict]:
+        """Stream ``s<i+1>`` out of image stage ``i``."""
+        return [nets(f"s{i + 1}_data", width=width), nets(f"s{i + 1}_valid", f"s{i + 1}_ready")]
+
+    @staticmethod
+    def _stream_ports(i: int) -> list[dict]:
+        return [port("clk", "aclk"), port("rst", "rst")] + [
+            port(f"{d}_{s}", f"s{j}_{s}") for d, j in (("in", i), ("out", i + 1)) for s in ("valid", "ready", "data")
+        ]
+
+
+class MacHandler(Handler):
+    """A layer computed by the MAC core: ``rows`` outputs of ``entries_per_row`` weights each."""
+
+    has_core = True
+    modules = (CORE_MODULE,)
+
+    def kernel_level(self, layer) -> bool:
+        """Whether the index ROM holds kept input channels (whole kernels) instead of inputs."""
+        return False
+
+    # -- packing ------------------------------------------------------------------------
+    def pack(self, layer, lanes: int) -> LayerRoms:
+        k_row = self.entries_per_row(layer)
+        if not 1 <= lanes <= k_row:
+            raise ValueError(f"layer {layer.name!r}: lanes={lanes} must be in 1..k={k_row} (weights per row)")
+        wfmt, bfmt = layer.weight_fmt, layer.bias_fmt
+        if self.kernel_level(layer):
+            index = pack_entries(layer.indices, index_bits(layer.in_channels), layer.k)  # one word per filter
+        else:
+            index = pack_entries(layer.indices, index_bits(layer.n), lanes)
+        return LayerRoms(
+            index=index,
+            weight=pack_entries(to_twos_complement(layer.weights, wfmt.width), wfmt.width, lanes),
+            bias=pack_entries(to_twos_complement(layer.bias, bfmt.width)[:, None], bfmt.width, 1),
+            steps=steps_per_row(k_row, lanes),
+        )
+
+    # -- resources -----------------------------------------------------------------------
+    def roms(self, plan) -> tuple[RomImage, ...]:
+        return (plan.roms.index, plan.roms.weight, plan.roms.bias)
+
+    def dsp(self, plan, family: str) -> int:
+        L = plan.layer
+        return plan.lanes if uses_dsp(operand_bits(L), L.weight_fmt.width, family) else 0
+
+    def lane_inputs(self, plan) -> list[int]:
+        """Per MAC lane, how many of the layer's inputs its multiplexer can select."""
+        p = plan
+        idx = unpack_entries(p.roms.index, p.steps * p.lanes)
+        return [reachable(idx[:, q :: p.lanes], p.layer.n) for q in range(p.lanes)]
+
+    def features(self, plan, family: str) -> dict[str, dict[str, float]]:
+        """The MAC core's features ``core_lut`` and ``core_ff``."""
+        p, L = plan, plan.layer
+        a_bits = operand_bits(L)
+        dsp = uses_dsp(a_bits, L.weight_fmt.width, family)
+        roms = self.roms(p)
+        acc_w = L.accumulator.width
+        rq_w = max(acc_w, L.output_fmt.width + 1) + 1
+        prod_w = a_bits + L.weight_fmt.width
+        kmode = self.kernel_level(L)
+        return {
+            "core_lut": {
+                "mux": L.input_fmt.width * sum(mux_luts(n) for n in self.lane_inputs(p)),
+                "kmode": p.lanes * index_bits(L.n) if kmode else 0,
+                "rom": sum(rom_luts(r.depth, r.word_bits) for r in roms if not r.in_bram),
+                "mul": 0 if dsp else p.lanes * L.input_fmt.width * L.weight_fmt.width,
+                "add": (p.lanes + 1) * acc_w + rq_w,
+                "outw": L.rows * L.output_fmt.width,
+                "one": 1.0,
+            },
+            "core_ff": {
+                # a ROM in logic keeps its read register on the address side (shared with the
+                # counter); the DSP's A/B/M/P registers absorb the lanes' operands and products
+                "idx_q": p.roms.index.word_bits if not p.roms.index.in_bram else 0,
+                "w_q": p.roms.weight.word_bits if not p.roms.weight.in_bram else 0,
+                "prod": 0 if dsp else p.lanes * prod_w,
+                "out": L.rows * L.output_fmt.width,
+                "acc": acc_w + rq_w,
+                "ctrl": index_bits(p.depth) + index_bits(p.steps) + 4 * index_bits(L.rows),
+                "kctr": p.lanes * (index_bits(L.taps) + index_bits(L.k)) if kmode else 0,
+                "one": 1.0,
+            },
+        }
+
+    def memory(self, plan) -> dict[str, int]:
+        L = plan.layer
+        return {
+            "rom": sum(r.bits for r in self.roms(plan)),
+            "dense": L.rows * (L.n * L.weight_fmt.width + L.bias_fmt.width),
+            "csr": csr_bits(L.rows, L.n, L.rows * self.entries_per_row(L), L.weight_fmt.width, L.bias_fmt.width),
+            "line_buffer": 0,
+            "window": 0,
+        }
+
+    # -- rendering -----------------------------------------------------------------------
+    def mac_instance(self, plan, rom_prefix: str, name: str, start: str, in_flat: str, out_flat: str,
+                     done: str) -> dict:
+        """The MAC core instance ``name`` of the layer."""
+        L = plan.layer
+        acc, o = L.accumulator, L.output_fmt
+        kmode = self.kernel_level(L)
+        shift = acc.frac - o.frac
+        if shift < 0:
+            raise ValueError(
+                f"layer {L.name!r}: output format {o.describe()} has more fraction bits "
+                f"({o.frac}) than the accumulator ({acc.frac})"
+            )
+        r = plan.roms
+        params = [
+            [param("N_IN", L.n), param("N_OUT", L.rows), param("K", self.entries_per_row(L)),
+             param("P", plan.lanes), param("IDX_W", index_bits(L.n))],
+            [param("KK", L.taps if kmode else 1), param("N_CH", L.in_channels if kmode else 1),
+             param("KC", L.k if kmode else 1), param("CIDX_W", index_bits(L.in_channels) if kmode else 1)],
+            [param("A_W", L.input_fmt.width), param("A_SIGNED", bool(L.input_fmt.signed)), param("W_W", L.weight_fmt.width),
+             param("B_W", L.bias_fmt.width), param("B_SHIFT", acc.bias_shift)],
+            [param("PROD_W", bits_for_range(*product_range(L.input_fmt, L.weight_fmt))), param("ACC_W", acc.width),
+             param("SHIFT", shift), param("RQ_W", max(acc.width, o.width + 1) + 1)],
+            [param("O_W", o.width), param("O_MIN", o.min_int, 64), param("O_MAX", o.max_int, 64),
+             param("RELU", bool(L.relu))],
+            [param("IDX_FILE", f"{rom_prefix}{L.name}_idx.mem"), param("W_FILE", f"{rom_prefix}{L.name}_w.mem"),
+             param("B_FILE", f"{rom_prefix}{L.name}_b.mem")],
+            [param("ROM_BLOCK", [r.bias.in_bram, r.weight.in_bram, r.index.in_bram])],
+        ]
+        ports = [port("clk", "aclk"), port("rst", "rst"), port("start", start), port("in_flat", in_flat),
+                 port("out_flat", out_flat), port("done", done)]
+        return {"name": name, "module": CORE_MODULE, "params": params, "ports": ports}
+
+    def hls_ctx(self, plan, in_type_name: str) -> dict:
+        """The MAC core's part of the HLS context: types, ROM contents and the row loop."""
+        L = plan.layer
+        rom_stride = plan.steps * plan.lanes
+        kmode = self.kernel_level(L)
+        if kmode:
+            idx = unpack_entries(plan.roms.index, L.k)  # [rows, kc] channels, one ROM word per filter
+        else:
+            idx = unpack_entries(plan.roms.index, rom_stride)  # includes padding entries
+        wf = L.weight_fmt
+        w_signed = from_twos_complement(unpack_entries(plan.roms.weight, rom_stride), wf.width)
+        return {
+            **self._hls_base(plan, in_type_name),
+            "out_type_name": f"{L.name}_out_t",
+            "n": L.n,
+            "rows": L.rows,
+            "row_entries": self.entries_per_row(L),
+            "lanes": plan.lanes,
+            "steps": plan.steps,
+            "rom_stride": rom_stride,
+            "kmode": kmode,
+            "idx_w": index_bits(L.in_channels) if kmode else index_bits(L.n),
+            "w_w": wf.width,
+            "b_w": L.bias_fmt.width,
+            "relu": L.relu,
+            "w_type": wf.ap_type(),
+            "b_type": L.bias_fmt.ap_type(),
+            "acc_type": L.accumulator.ap_type(),
+            "out_type": L.output_fmt.ap_type(quantize=True),
+            "idx_values": [int(v) for v in np.asarray(idx).ravel()],
+            "w_values": [int(v) for v in np.asarray(w_signed).ravel()],
+            "b_values": [int(v) for v in L.bias],
+        }

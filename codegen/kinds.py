@@ -1,0 +1,46 @@
+"""The per-kind handlers of code generation, keyed by IR layer class.
+
+    handler(layer).pack(layer, lanes)      # no dispatch on the layer's kind string
+
+Each kind's code lives in its own module (:mod:`kofn.codegen.dense`,
+:mod:`kofn.codegen.conv`, :mod:`kofn.codegen.maxpool`) behind the interface of
+:class:`kofn.codegen.handler.Handler`.  A new layer kind is a new handler registered here."""
+
+from __future__ import annotations
+
+from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer
+from .conv import ConvHandler
+from .dense import DenseHandler
+from .handler import Handler
+from .maxpool import MaxPoolHandler
+
+__all__ = ["HANDLERS", "handler", "rtl_modules"]
+
+#: IR layer class -> its handler.  The order is the order of the RTL modules in filelists.
+HANDLERS: dict[type, Handler] = {
+    DenseLayer: DenseHandler(),
+    Conv2dLayer: ConvHandler(),
+    MaxPool2dLayer: MaxPoolHandler(),
+}
+
+
+def handler(layer) -> Handler:
+    """The handler of ``layer``'s IR class (or of its nearest registered base class)."""
+    for cls in type(layer).__mro__:
+        if cls in HANDLERS:
+            return HANDLERS[cls]
+    known = ", ".join(c.__name__ for c in HANDLERS)
+    raise TypeError(f"no code generation for layer class {type(layer).__name__} "
+                    f"(layer {getattr(layer, 'name', '?')!r}); known classes: {known}")
+
+
+def rtl_modules(layers=None) -> list[str]:
+    """The RTL modules ``layers`` instantiate (all kinds' when ``None``), submodules first."""
+    kinds = list(HANDLERS.values())
+    if layers is not None:
+        used = [handler(L) for L in layers]
+        kinds = [h for h in kinds if any(u is h for u in used)]
+    out: list[str] = []
+    for h in kinds:
+        out += [m for m in h.modules if m not in out]
+    return out

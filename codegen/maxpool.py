@@ -1,0 +1,78 @@
+"""Code generation for :class:`kofn.core.ir.MaxPool2dLayer`: a 2x2 max pool image stage
+(``hw_templates/verilog/kofn_maxpool.sv``) with no MAC core and no ROMs.  It forwards beats
+combinationally, so it adds no cycles; odd trailing rows and columns are dropped."""
+
+from __future__ import annotations
+
+import math
+
+from ..core.rules import index_bits
+from .handler import Handler, param
+
+__all__ = ["MaxPoolHandler", "POOL_MODULE"]
+
+POOL_MODULE = "kofn_maxpool"
+
+
+class PoolWalk:
+    """One pool in the schedule walk: the beat completing a 2x2 window passes on at once."""
+
+    def __init__(self, p):
+        self.h, self.w, self.c = p.layer.in_shape
+        self.i = 0
+
+    def feed(self, t, nxt):
+        i, self.i = self.i, (self.i + 1) % (self.h * self.w * self.c)
+        y, x = divmod(i // self.c, self.w)
+        if y < self.h // 2 * 2 and x < self.w // 2 * 2 and x % 2 and y % 2:
+            return nxt(t)
+        return 0
+
+
+class MaxPoolHandler(Handler):
+    kind = "maxpool"
+    image = True
+    modules = (POOL_MODULE,)
+    hls_templates = {"cpp": "hls/layer_maxpool.cpp.j2", "h": "hls/layer_maxpool.h.j2"}
+
+    def cycles(self, plan) -> int:
+        return 0
+
+    def walker(self, plan) -> PoolWalk:
+        return PoolWalk(plan)
+
+    def features(self, plan, family: str) -> dict[str, dict[str, float]]:
+        L = plan.layer
+        h, w, c = L.in_shape
+        depth = (w // 2) * c
+        return {
+            "pool_lut": {"buf": L.input_fmt.width * math.ceil(depth / 32), "cmp": L.input_fmt.width,
+                         "ctr": index_bits(c) + index_bits(w) + index_bits(h), "one": 1.0},
+            "pool_ff": {"ctr": index_bits(c) + index_bits(w) + index_bits(h), "one": 1.0},
+        }
+
+    def memory(self, plan) -> dict[str, int]:
+        """The row of running maxima."""
+        L = plan.layer
+        return {"rom": 0, "dense": 0, "csr": 0, "line_buffer": (L.in_shape[1] // 2) * L.in_shape[2] * L.input_fmt.width,
+                "window": 0}
+
+    def _desc(self, plan) -> str:
+        (h, w, c_in), (oh, ow, c_out) = plan.layer.in_shape, plan.layer.out_shape
+        return f"2x2 max pool, {h}x{w}x{c_in} -> {oh}x{ow}x{c_out}"
+
+    def verilog(self, plan, rom_prefix: str, i: int, down_idle: list[str]) -> dict:
+        L = plan.layer
+        h, w, c_in = L.in_shape
+        inst = {"name": f"u_{L.name}", "module": POOL_MODULE,
+                "params": [[param("H", h), param("W", w), param("C", c_in), param("A_W", L.input_fmt.width),
+                            param("SIGNED", bool(L.input_fmt.signed))]],
+                "ports": self._stream_ports(i)}
+        return {"nets": self._stream_nets(i, L.output_fmt.width),
+                "block": {"comment": f"{L.name}: {self._desc(plan)}", "instances": [inst]}}
+
+    def hls_ctx(self, plan, in_type_name: str) -> dict:
+        L = plan.layer
+        (h, w, c_in), (oh, ow, _) = L.in_shape, L.out_shape
+        return {**self._hls_base(plan, in_type_name), "out_type_name": in_type_name, "h": h, "w": w, "c_in": c_in,
+                "oh": oh, "ow": ow, "desc": f"2x2 max pool, {h}x{w}x{c_in} -> {oh}x{ow}x{c_in}"}
