@@ -8,14 +8,13 @@ from importlib import import_module
 _EXPORTS = {
     "hparams": ["METHODS", "TrainConfig", "DPPConfig", "PSPConfig", "DTPConfig", "MagnitudeConfig", "GradualConfig",
                 "SRSTEConfig"],
-    "cnn": ["ConvSpec", "KofnCNN", "PoolSpec"],
     "groups": ["GRANULARITIES", "Grouping", "KofnMaskError", "check_kofn"],
     "interop": ["masks_from_torch_ao"],
     "masks": ["kofn_topk", "relaxed_khot"],
     "methods": ["DPPPruner", "DTPPruner", "FixedPruner", "GradualPruner", "KofnPruner", "MagnitudePruner", "PSPPruner",
                 "RandomPruner", "SRSTEPruner", "make_pruner", "sinkhorn_kofn"],
     "metrics": ["layer_metrics", "model_metrics", "selection_metrics"],
-    "model": ["KofnMLP", "LayerSpec"],
+    "net": ["KofnNet"],
     "quant": ["FakeQuant", "fake_quant", "round_half_up_ste"],
     "train": ["TrainHistory", "accuracy", "train"],
 }
@@ -25,7 +24,9 @@ __all__ = sorted(_WHERE)
 
 def __getattr__(name: str):
     if name in _WHERE:
-        value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
-        globals()[name] = value
-        return value
+        mod = import_module(f".{_WHERE[name]}", __name__)
+        # bind every name of that submodule: importing `.train` set the attribute `train`
+        # to the submodule, which the function of that name must replace
+        globals().update({n: getattr(mod, n) for n in _EXPORTS[_WHERE[name]]})
+        return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

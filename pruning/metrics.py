@@ -77,7 +77,7 @@ def layer_metrics(pruner, w: torch.Tensor, k: int, weight_bits: int) -> dict:
 
 @torch.no_grad()
 def model_metrics(model) -> list[dict | None]:
-    """:func:`layer_metrics` of every layer of a :class:`~kofn.pruning.KofnMLP` (``None``: dense)."""
+    """:func:`layer_metrics` of every layer of a :class:`~kofn.pruning.KofnNet` (``None``: dense)."""
     out = []
     for i, (spec, pruner) in enumerate(zip(model.specs, model.pruners())):
         if pruner is None:

@@ -1,4 +1,4 @@
-"""Training loop for :class:`KofnMLP`: Adam, cross-entropy, every method's schedule.
+"""Training loop for :class:`KofnNet`: Adam, cross-entropy, every method's schedule.
 
 One loop serves every method.  Each step: ``model.set_progress(step / total)`` drives
 the method's schedule (DPP temperature, PSP projection start, DTP annealing, the
@@ -22,7 +22,7 @@ from torch import nn
 
 from .hparams import TrainConfig
 from .metrics import model_metrics
-from .model import KofnMLP
+from .net import KofnNet
 
 __all__ = ["TrainHistory", "train", "train_step", "make_optimizer", "accuracy"]
 
@@ -59,12 +59,12 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float((pred == y).mean())
 
 
-def make_optimizer(model: KofnMLP, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam over :meth:`KofnMLP.optimizer_groups`."""
+def make_optimizer(model: KofnNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam over :meth:`KofnNet.optimizer_groups`."""
     return torch.optim.Adam(model.optimizer_groups(cfg))
 
 
-def train_step(model: KofnMLP, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor):
+def train_step(model: KofnNet, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor):
     """One step: forward, cross-entropy plus the methods' regularisers, backward, update.
     Returns ``(logits, cross-entropy)``, both detached."""
     out = model(x)
@@ -77,7 +77,7 @@ def train_step(model: KofnMLP, opt: torch.optim.Optimizer, x: torch.Tensor, y: t
 
 
 def train(
-    model: KofnMLP,
+    model: KofnNet,
     x: np.ndarray,
     y: np.ndarray,
     cfg: TrainConfig = TrainConfig(),

@@ -89,7 +89,8 @@ test_vectors = 40
 
 
 def test_float_onnx_initialises_the_kofn_model(float_cnn):
-    from kofn.pruning import ConvSpec, KofnCNN, LayerSpec, PoolSpec
+    from kofn.core.layers import ConvSpec, DenseSpec, PoolSpec
+    from kofn.pruning import KofnNet
     from kofn.core.fixed import FixedFormat as F
 
     net, path = float_cnn
@@ -97,9 +98,9 @@ def test_float_onnx_initialises_the_kofn_model(float_cnn):
     assert not parsed.quantized and [l.kind for l in parsed.layers] == ["conv", "maxpool", "dense"]
     cfg = parse_config(_CNN_CFG.format(model=path, epochs=1))
     init = float_init(parsed, cfg.layers, (8, 8, 1))
-    specs = [ConvSpec(6, 3, 9, F(8, 2), F(16, 6), F(8, 3, False), pad=1), PoolSpec(),
-             LayerSpec(10, 96, F(8, 2), F(16, 6), F(16, 8), relu=False)]
-    model = KofnCNN((8, 8, 1), F(8, 1, False), specs, method="dense", init=init)
+    specs = [ConvSpec(6, 3, 9, F(8, 2), F(16, 6), F(8, 3, False), padding="same"), PoolSpec(),
+             DenseSpec(10, 96, F(8, 2), F(16, 6), F(16, 8), relu=False)]
+    model = KofnNet((8, 8, 1), F(8, 1, False), specs, method="dense", init=init)
     model.set_quantize(False)
     model.eval()
     from kofn.app.data import load_digits
@@ -181,7 +182,8 @@ def test_torch_ao_sparsified_model_is_accepted_and_exact():
     from kofn.app.config import TrainConfig
     from kofn.app.data import load_digits
     from kofn.core.fixed import FixedFormat as F
-    from kofn.pruning import KofnMLP, LayerSpec, masks_from_torch_ao, train
+    from kofn.core.layers import DenseSpec
+    from kofn.pruning import KofnNet, masks_from_torch_ao, train
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
@@ -190,11 +192,11 @@ def test_torch_ao_sparsified_model_is_accepted_and_exact():
     sp.step()
     masks = masks_from_torch_ao(net, k=1, n=4)
     init = [(net[i].parametrizations.weight.original.detach().numpy(), net[i].bias.detach().numpy()) for i in (0, 2)]
-    specs = [LayerSpec(16, 1, F(8, 2), F(16, 6), F(8, 3, False), True, "block", 4),
-             LayerSpec(10, 1, F(8, 2), F(16, 6), F(12, 6), False, "block", 4)]
-    model = KofnMLP(64, F(8, 1, False), specs, masks=[m.reshape(-1, 4) for m in masks], init=init)
+    specs = [DenseSpec(16, 1, F(8, 2), F(16, 6), F(8, 3, False), True, "block", 4),
+             DenseSpec(10, 1, F(8, 2), F(16, 6), F(12, 6), False, "block", 4)]
+    model = KofnNet((64,), F(8, 1, False), specs, masks=[m.reshape(-1, 4) for m in masks], init=init)
     ds = load_digits()
     train(model, ds.x_train[:300], ds.y_train[:300], dataclasses.replace(TrainConfig(), epochs=1), log_metrics=False)
-    ir = model.export("ao")
+    ir = model.to_ir("ao")
     assert [l.k for l in ir.layers] == [16, 4]  # 1 of every 4 inputs: a fixed stride of n/4 per row
     assert_eval_equals_reference(model, ir, ds.x_test)

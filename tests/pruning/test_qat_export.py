@@ -14,7 +14,8 @@ import dataclasses
 import pytest
 
 from kofn.app.config import METHODS, TrainConfig
-from kofn.pruning import KofnMLP, LayerSpec, fake_quant, train
+from kofn.core.layers import DenseSpec
+from kofn.pruning import KofnNet, fake_quant, train
 from qat import assert_eval_equals_reference
 
 
@@ -55,13 +56,13 @@ def test_trained_model_in_eval_equals_reference(method, gran):
     block = 8 if gran == "block" else None
     k1 = {"weight": 12, "block": 3, "feature_map": 11}[gran]
     specs = [
-        LayerSpec(16, k1, FixedFormat(8, 2), FixedFormat(16, 6), FixedFormat(8, 3, False), True, gran, block),
-        LayerSpec(10, 4, FixedFormat(6, 2), FixedFormat(12, 5), FixedFormat(10, 5), False),
+        DenseSpec(16, k1, FixedFormat(8, 2), FixedFormat(16, 6), FixedFormat(8, 3, False), True, gran, block),
+        DenseSpec(10, 4, FixedFormat(6, 2), FixedFormat(12, 5), FixedFormat(10, 5), False),
     ]
     torch.manual_seed(0)
-    model = KofnMLP(64, FixedFormat(8, 1, False), specs, method=method)
+    model = KofnNet((64,), FixedFormat(8, 1, False), specs, method=method)
     train(model, ds.x_train[:400], ds.y_train[:400], dataclasses.replace(TrainConfig(), epochs=2, batch_size=50))
-    m = model.export("t")
+    m = model.to_ir("t")
     expect_k = {"weight": 12, "block": 3 * 64 // 8, "feature_map": 64}[gran] if method != "dense" else 64
     assert m.layers[0].k == expect_k
     if gran == "feature_map" and method != "dense":
