@@ -1,6 +1,8 @@
-"""Code generation: fixed-stride ROM packing, Verilog/HLS rendering, estimates. No torch here."""
+"""Code generation: fixed-stride ROM packing, Verilog/HLS rendering, estimates. No torch here.
 
-from .estimate import Latency, Resources, latency, memory_bits, resources
+Each IR layer kind has one handler (:mod:`kofn.codegen.kinds`) holding all of its code."""
+
+from .estimate import Latency, Resources, features, latency, memory_bits, resources
 from .packing import LayerRoms, RomImage, pack_layer, unpack_layer
 from .build import BuildPlan, plan_build, render_build
 from .plan import LayerPlan, default_lanes, plan_layers
@@ -17,6 +19,7 @@ __all__ = [
     "Resources",
     "RomImage",
     "default_lanes",
+    "features",
     "latency",
     "memory_bits",
     "pack_layer",
