@@ -45,6 +45,12 @@ def test_pick_with_another_objective():
     assert c["binding"] == ["min_accuracy"]
 
 
+#: The end-to-end sweep's targets.  Both DSPs and latency are exact functions of k and P
+#: (not of training), so which points meet them is known in advance: only k/n = 1/4 at
+#: P = 1 (2 DSPs, 674 cycles); P = 8 needs 16 DSPs, k/n = 1/2 at P = 1 takes 1,266 cycles.
+MAX_DSP, MAX_LATENCY = 12, 1000
+
+
 @pytest.fixture(scope="module")
 def small_sweep(tmp_path_factory):
     """One small sweep (4 trainings), shared by the tests below."""
@@ -52,38 +58,92 @@ def small_sweep(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("explore") / "ex"
     rc = main(["explore", "--out", str(out), "--ratios", "1/4,1/2", "--weight-bits", "4,8", "--lanes", "1,8",
-               "--epochs", "3", "--jobs", "2", "--max-dsp", "12", "-q"])
+               "--epochs", "3", "--jobs", "2", "--max-dsp", str(MAX_DSP), "--max-latency", str(MAX_LATENCY), "-q"])
     return rc, out
+
+
+def _dominates(a: dict, b: dict) -> bool:
+    """``a`` is at least as good as ``b`` on accuracy (higher), DSP, LUT and latency (lower),
+    and better on one (the README's Pareto front objectives)."""
+    ge = [a["accuracy"] >= b["accuracy"], a["dsp"] <= b["dsp"], a["lut"] <= b["lut"],
+          a["latency_cycles"] <= b["latency_cycles"]]
+    gt = [a["accuracy"] > b["accuracy"], a["dsp"] < b["dsp"], a["lut"] < b["lut"],
+          a["latency_cycles"] < b["latency_cycles"]]
+    return all(ge) and any(gt)
 
 
 @pytest.mark.slow
 def test_small_sweep_end_to_end(small_sweep):
-    from kofn.core import ir
-
+    """The sweep's points, front and pick, each checked against a recomputation: the
+    hardware figures that are exact by construction (DSPs, cycles), the integer accuracy
+    from the saved model, the front by pairwise dominance, the pick by the targets."""
     rc, out = small_sweep
     doc = json.loads((out / "explore.json").read_text())
-    assert rc == (0 if doc["pick"]["feasible"] else 1)
-    assert len(doc["trainings"]) == 4 and len(doc["points"]) == 8
-    for p in doc["points"]:
-        m = ir.load(out / "models" / p["tag"])
-        ks = [L.k for L in m.layers]
-        assert ks == ([16, 8] if p["ratio"] == "1/4" else [32, 16])  # k/n of 64 and 32 inputs
-        assert all(L.weight_fmt.width == p["weight_bits"] for L in m.layers)
-        assert 0.0 <= p["accuracy"] <= 1.0
-    # the same trained model at 8 lanes is faster and uses more DSPs than at 1 lane
-    by = {(p["tag"], p["lanes"]): p for p in doc["points"]}
-    for tag in {p["tag"] for p in doc["points"]}:
-        assert by[(tag, 8)]["latency_cycles"] < by[(tag, 1)]["latency_cycles"]
-        assert by[(tag, 8)]["dsp"] > by[(tag, 1)]["dsp"]
-    front = doc["pareto"]
     pts = doc["points"]
-    keys = (("accuracy", 1), ("dsp", -1), ("lut", -1), ("latency_cycles", -1))
-    for i in front:  # no point of the sweep dominates a front point
-        for j, q in enumerate(pts):
-            assert not (all(s * q[k] >= s * pts[i][k] for k, s in keys) and any(s * q[k] > s * pts[i][k] for k, s in keys))
-    chosen = doc["pick"]["point"]
-    if doc["pick"]["feasible"]:
-        assert chosen["dsp"] <= 12
+    assert doc["targets"] == {"max_dsp": MAX_DSP, "max_latency": MAX_LATENCY}
+    assert len(doc["trainings"]) == 4 and len(pts) == 8
+    assert sorted((p["ratio"], p["weight_bits"], p["lanes"]) for p in pts) == sorted(
+        (r, w, P) for r in ("1/4", "1/2") for w in (4, 8) for P in (1, 8))
+
+    # hardware: k of 64 and 32 inputs; one DSP per lane in both layers (4- and 8-bit weights
+    # times 9-bit activation operands: 13- and 17-bit products); latency, MLP schedule of
+    # codegen/estimate.py: n_in + sum_l (rows_l * ceil(k_l / P) + 4) + n_out, 64 inputs, 10 outputs
+    for p in pts:
+        ks = [16, 8] if p["ratio"] == "1/4" else [32, 16]
+        assert p["dsp"] == 2 * p["lanes"]
+        rows = (32, 10)
+        assert p["latency_cycles"] == 64 + sum(r * -(-k // p["lanes"]) + 4 for r, k in zip(rows, ks)) + 10
+
+    # accuracy: the integer reference of the saved model on the digits test split (the
+    # default config: round(20 % of 1797) = 359 images held out, seed 0), recomputed here
+    from kofn.app.data import load_digits
+    from kofn.core import ir
+    from kofn.core.fixed import quantize
+    from kofn.core.reference import run
+
+    ds = load_digits(0.2, seed=0)
+    assert len(ds.y_test) == 359
+    for tag in {p["tag"] for p in pts}:
+        m = ir.load(out / "models" / tag)
+        (first,) = {(p["ratio"], p["weight_bits"]) for p in pts if p["tag"] == tag}
+        assert [L.k for L in m.layers] == ([16, 8] if first[0] == "1/4" else [32, 16])
+        assert all(L.weight_fmt.width == first[1] for L in m.layers)
+        correct = int((run(m, quantize(ds.x_test, m.input_fmt)).argmax(axis=1) == ds.y_test).sum())
+        for p in pts:
+            if p["tag"] == tag:
+                assert p["accuracy"] == correct / 359, (tag, p["lanes"])
+
+    # the Pareto front: the flagged points, none dominated by any point, and every other
+    # point dominated by one on the front
+    front = doc["pareto"]
+    assert front == [i for i, p in enumerate(pts) if p["pareto"]]
+    for i in front:
+        assert not any(_dominates(q, pts[i]) for q in pts), i
+    for j in set(range(len(pts))) - set(front):
+        assert any(_dominates(pts[i], pts[j]) for i in front), j
+
+    # the pick: feasible (k/n 1/4 at P = 1 meets both targets, see MAX_DSP), the most accurate
+    # feasible point, ties broken by fewer LUTs, then cycles, then DSPs
+    def meets(p):
+        return p["dsp"] <= MAX_DSP and p["latency_cycles"] <= MAX_LATENCY
+
+    feasible = [i for i, p in enumerate(pts) if meets(p)]
+    assert sorted((pts[i]["ratio"], pts[i]["lanes"]) for i in feasible) == [("1/4", 1), ("1/4", 1)]
+    c = doc["pick"]
+    assert rc == 0 and c["feasible"] is True and c["violated"] == []
+    rank = lambda p: (-p["accuracy"], p["lut"], p["latency_cycles"], p["dsp"])  # noqa: E731
+    assert c["index"] == min(feasible, key=lambda i: rank(pts[i]))
+    assert c["point"] == pts[c["index"]]
+    # binding: the constraints that exclude the better points; those a better point
+    # violates alone, else all that better points violate
+    better = [p for p in pts if rank(p) < rank(c["point"])]
+    assert c["better_excluded"] == len(better)
+    viol = [[n for n, bad in (("max_dsp", p["dsp"] > MAX_DSP), ("max_latency", p["latency_cycles"] > MAX_LATENCY))
+             if bad] for p in better]
+    assert all(viol)  # every better point misses a target
+    alone = {v[0] for v in viol if len(v) == 1}
+    assert set(c["binding"]) == (alone or {n for v in viol for n in v})
+
     assert (out / "explore.png").stat().st_size > 10_000
     page = (out / "report.html").read_text()
     assert "Pareto front" in page and "data:image/png;base64," in page
