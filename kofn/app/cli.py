@@ -120,10 +120,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from ..core import ir
     from ..codegen import plan_layers, resources
     from ..codegen.synth import YosysNotFound, synthesize
-    from .flow import resources_report
+    from ..core import ir
+    from .report import Report, resources_report, write_json_atomic
 
     build = Path(args.build_dir)
     flist = build / "rtl" / "filelist.f"
@@ -133,9 +133,9 @@ def _synth(args: argparse.Namespace) -> int:
     sources = [f"rtl/{f}" for f in flist.read_text().split()]
     top = sources[-1].rsplit("/", 1)[1].removesuffix(".sv")
     rpath = build / "report.json"
-    report = json.loads(rpath.read_text()) if rpath.exists() else {}
-    model = ir.load(build / "model") if (build / "model").exists() else None
-    lanes = [l.get("lanes") or None for l in report.get("layers", [])] or None
+    report = Report.load(build) if rpath.exists() else None
+    model = report.model if report is not None else ir.load(build / "model") if (build / "model").exists() else None
+    lanes = [l.get("lanes") or None for l in report.layers] if report is not None else None
     out, by_family = {}, {}
     for fam in [f.strip() for f in args.family.split(",") if f.strip()]:
         est = resources_report(resources(model, plan_layers(model, lanes), family=fam), fam) if model else {}
@@ -153,12 +153,10 @@ def _synth(args: argparse.Namespace) -> int:
             e, y = est.get(key), getattr(r, key)
             err = "exact" if e == y else (f"{(e - y) / y * 100:+.1f} %" if e is not None and y else "-")
             print(f"| {key} | {e if e is not None else '-'} | {y} | {err} |")
-    (build / "synth.json").write_text(json.dumps(out, indent=2) + "\n")
-    if report:
-        res = report.setdefault("resources", {})
-        res.setdefault("synth", {}).update({f: {k: v for k, v in d.items() if k != "cells"} for f, d in out.items()})
-        res.setdefault("by_family", {}).update(by_family)
-        rpath.write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(build / "synth.json", out)
+    if report is not None:
+        report = report.with_synth(out, by_family)
+        report.write(build)
         from .report_html import write_flow_html
 
         write_flow_html(report, build)
@@ -198,7 +196,8 @@ def _explore(args: argparse.Namespace) -> int:
     return 0 if doc["pick"]["feasible"] else 1
 
 
-def _verdict(report: dict) -> int:
+def _verdict(rep) -> int:
+    report = rep.to_json()
     bad = [k for k, v in report["bitexact"].items() if v["mismatches"]]
     lat = report["latency"]
     summary = {

@@ -33,9 +33,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
-
-from .config import METHODS, TrainConfig
-from ..core.fixed import FixedFormat, quantize
+from ..core.fixed import FixedFormat
+from ..core.layers import DenseSpec
+from .config import METHODS, FlowConfig, TrainConfig
 
 __all__ = ["Preset", "PRESETS", "parse_ratio", "k_for", "run_compare", "plot_compare"]
 
@@ -74,36 +74,28 @@ def k_for(n: int, ratio: Fraction) -> int:
     return max(1, math.floor(n * ratio + Fraction(1, 2)))
 
 
-def _specs(n_in: int, preset: Preset, ratio: Fraction | None):
-    from ..pruning import LayerSpec
-
+def _specs(n_in: int, preset: Preset, ratio: Fraction | None) -> list[DenseSpec]:
     specs, n = [], n_in
     for i, out in enumerate(preset.sizes):
         last = i == len(preset.sizes) - 1
         pruned = ratio is not None and (preset.scope == "all" or i == 0)
         k = k_for(n, ratio) if pruned else n
-        specs.append(LayerSpec(out, k, relu=not last, **(LOGITS if last else HIDDEN)))
+        specs.append(DenseSpec(out, k, relu=not last, **(LOGITS if last else HIDDEN)))
         n = out
     return specs
 
 
 def _one_run(method, ratio, seed, ds, preset, train_cfg, log):
-    import torch
-
     from ..codegen import memory_bits, plan_layers
-    from ..pruning import KofnMLP, accuracy, train
-    from ..core.reference import run as reference_run
+    from .training import train_to_ir
 
-    torch.manual_seed(seed)
     specs = _specs(ds.n_features, preset, None if method == "dense" else ratio)
-    model = KofnMLP(ds.n_features, INPUT, specs, method=method, train_cfg=train_cfg, seed=seed)
+    cfg = FlowConfig(layers=tuple(specs), name=method, seed=seed, input=INPUT,
+                     train=dataclasses.replace(train_cfg, method=method))
     t0 = time.perf_counter()
-    hist = train(model, ds.x_train, ds.y_train, train_cfg, seed=seed, progress=log)
+    t = train_to_ir(cfg, ds, log)  # the flow's own path: train, export, integer reference
     wall = time.perf_counter() - t0
-    acc_float = accuracy(model, ds.x_test, ds.y_test)
-    ir = model.export(f"{method}")
-    out = reference_run(ir, quantize(ds.x_test, ir.input_fmt))
-    acc_int = float((out.argmax(1) == ds.y_test).mean())
+    hist, ir, acc_float, acc_int = t.history, t.ir, t.accuracy_float, t.accuracy_int
     metrics = hist.metrics[-1][0] if hist.metrics and hist.metrics[-1][0] else None
     return {
         "method": method,
@@ -225,13 +217,13 @@ def measure_step_times(
     Models are fresh, at mid-schedule (``progress = 0.5``)."""
     import torch
 
-    from ..pruning import KofnMLP
+    from ..pruning import KofnNet
     from ..pruning.train import make_optimizer, train_step
 
     torch.manual_seed(seed)
     steppers = {}
     for method, ratio in todo:
-        model = KofnMLP(n_in, INPUT, _specs(n_in, preset, None if method == "dense" else ratio),
+        model = KofnNet((n_in,), INPUT, _specs(n_in, preset, None if method == "dense" else ratio),
                         method=method, train_cfg=train_cfg, seed=seed)
         model.set_total_steps(rounds * steps)
         model.set_progress(0.5)

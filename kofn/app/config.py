@@ -10,7 +10,6 @@ every key.
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 import types
 import typing
@@ -23,7 +22,7 @@ from ..core.errors import ConfigError
 from ..core.errors import fail as _fail
 from ..core.fixed import FixedFormat
 from ..core.names import check_identifier
-from ..core.rules import row_stride
+from ..core.layers import LAYER_SPECS, LayerSpec, validate_chain
 from ..pruning.hparams import (  # noqa: F401  (re-exported: the [train] table's types)
     GRANULARITIES,
     METHODS,
@@ -39,11 +38,10 @@ from ..pruning.hparams import (  # noqa: F401  (re-exported: the [train] table's
 __all__ = [
     "METHODS",
     "GRANULARITIES",
-    "row_stride",
     "ConfigError",
     "DataConfig",
     "TrainConfig",
-    "LayerConfig",
+    "LayerSpec",
     "SimConfig",
     "HwConfig",
     "FlowConfig",
@@ -76,151 +74,6 @@ class DataConfig:
             _fail(f"{key}.path", "is required for dataset 'mnist' (a folder of IDX files)")
         if not 0.0 < self.test_fraction < 1.0:
             _fail(f"{key}.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
-
-
-LAYER_TYPES = ("dense", "conv", "maxpool")
-
-
-@dataclass(frozen=True)
-class LayerConfig:
-    type: str = "dense"  # "dense", "conv" (Conv2d) or "maxpool" (2x2, stride 2)
-    out_features: int = 0  # dense: output neurons
-    k: int = 0  # kept per group: inputs (weight), kernels (kernel), neurons/filters (feature_map)
-    weight: FixedFormat = FixedFormat(8, 2)
-    bias: FixedFormat = FixedFormat(16, 6)
-    output: FixedFormat = FixedFormat(8, 3, signed=False)
-    relu: bool = True
-    lanes: int | None = None  # parallel MAC lanes P; default: largest divisor of the row's weights up to 8
-    granularity: str = "weight"  # "weight" (k of n inputs per neuron/filter), "kernel" (conv: k of C_in
-    #                              whole kernels per filter), "block" (dense: k of every `block` consecutive
-    #                              inputs, N:M) or "feature_map" (k of the neurons/filters)
-    block: int | None = None  # M of the "block" granularity
-    out_channels: int = 0  # conv: filters
-    kernel: int = 0  # conv: K of a square K x K kernel
-    stride: int = 1  # conv
-    padding: str = "valid"  # conv: "valid" (none) or "same" (K // 2 zeros on every side, odd K)
-    bn: bool = False  # conv: BatchNorm2d after the convolution, folded into it before quantization
-
-    @property
-    def pad(self) -> int:
-        return self.kernel // 2 if self.padding == "same" else 0
-
-    def validate(self, key: str, shape: tuple, last: bool = False) -> tuple:
-        """Check the layer against its input ``shape`` ((H, W, C) image or (n,) vector);
-        returns its output shape."""
-        if self.type not in LAYER_TYPES:
-            _fail(f"{key}.type", f"must be one of {', '.join(LAYER_TYPES)}, got {self.type!r}")
-        if self.type == "maxpool":
-            return self._validate_pool(key, shape, last)
-        if self.type == "conv":
-            return self._validate_conv(key, shape, last)
-        for name in ("out_channels", "kernel"):
-            if getattr(self, name):
-                _fail(f"{key}.{name}", "only meaningful for type = 'conv'")
-        if self.bn:
-            _fail(f"{key}.bn", "only meaningful for type = 'conv'")
-        n = int(math.prod(shape))
-        if self.k == 0:
-            _fail(f"{key}.k", "missing required key")
-        if self.out_features == 0:
-            _fail(f"{key}.out_features", "missing required key")
-        if self.out_features < 1:
-            _fail(f"{key}.out_features", f"must be >= 1, got {self.out_features}")
-        if self.granularity not in GRANULARITIES:
-            _fail(f"{key}.granularity", f"must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}")
-        if self.granularity == "kernel":
-            _fail(f"{key}.granularity", "'kernel' applies to Conv2d layers; a dense layer has no kernels")
-        if self.granularity == "block":
-            if self.block is None or self.block < 1 or n % self.block:
-                _fail(f"{key}.block", f"granularity 'block' needs a block M >= 1 dividing the layer's {n} inputs, got {self.block}")
-        elif self.block is not None:
-            _fail(f"{key}.block", f"only meaningful with granularity = 'block', not {self.granularity!r}")
-        n_group = self.group_size(shape)
-        if self.granularity == "feature_map" and last:
-            _fail(f"{key}.granularity", "the last layer's outputs are the model's outputs; they cannot be pruned away")
-        what = {"weight": "the layer's inputs n", "block": "the block M", "feature_map": "out_features"}
-        if not 1 <= self.k <= n_group:
-            _fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
-        if self.lanes is not None and not 1 <= self.lanes <= self.row_k(n):
-            _fail(f"{key}.lanes", f"must be in 1..{self.row_k(n)} (entries per row), got {self.lanes}")
-        self._validate_formats(key)
-        return (self.k if self.granularity == "feature_map" else self.out_features,)
-
-    def _validate_formats(self, key: str) -> None:
-        if not self.weight.signed:
-            _fail(f"{key}.weight.signed", "weights must be signed")
-        if not self.bias.signed:
-            _fail(f"{key}.bias.signed", "biases must be signed")
-
-    def _validate_pool(self, key: str, shape: tuple, last: bool) -> tuple:
-        if len(shape) != 3:
-            _fail(f"{key}.type", "maxpool needs an image; it cannot follow a dense layer")
-        if last:
-            _fail(f"{key}.type", "the last layer must be dense")
-        for name in ("out_features", "k", "out_channels", "kernel"):
-            if getattr(self, name):
-                _fail(f"{key}.{name}", "not meaningful for type = 'maxpool'")
-        if self.lanes is not None:
-            _fail(f"{key}.lanes", "a pooling layer has no MAC lanes")
-        h, w, c = shape
-        if h < 2 or w < 2:
-            _fail(f"{key}.type", f"a 2x2 pool needs an image of at least 2x2, got {h}x{w}")
-        return (h // 2, w // 2, c)
-
-    def _validate_conv(self, key: str, shape: tuple, last: bool) -> tuple:
-        if len(shape) != 3:
-            _fail(f"{key}.type", "conv needs an image; it cannot follow a dense layer")
-        if last:
-            _fail(f"{key}.type", "the last layer must be dense")
-        if self.out_features:
-            _fail(f"{key}.out_features", "not meaningful for type = 'conv' (use out_channels)")
-        for name in ("k", "out_channels", "kernel"):
-            if getattr(self, name) == 0:
-                _fail(f"{key}.{name}", "missing required key")
-        if self.out_channels < 1:
-            _fail(f"{key}.out_channels", f"must be >= 1, got {self.out_channels}")
-        if not 1 <= self.kernel <= 7:
-            _fail(f"{key}.kernel", f"must be in 1..7 (a square K x K kernel), got {self.kernel}")
-        if not 1 <= self.stride <= self.kernel:
-            _fail(f"{key}.stride", f"must be in 1..kernel ({self.kernel}), got {self.stride}")
-        if self.padding not in ("valid", "same"):
-            _fail(f"{key}.padding", f"must be 'valid' or 'same', got {self.padding!r}")
-        if self.padding == "same" and self.kernel % 2 == 0:
-            _fail(f"{key}.padding", f"'same' needs an odd kernel (symmetric padding), got {self.kernel}")
-        if self.granularity not in ("weight", "kernel", "feature_map"):
-            _fail(f"{key}.granularity", f"a conv layer takes 'weight', 'kernel' or 'feature_map', got {self.granularity!r}")
-        if self.block is not None:
-            _fail(f"{key}.block", "the block granularity applies to dense layers")
-        h, w, c = shape
-        oh = (h + 2 * self.pad - self.kernel) // self.stride + 1
-        ow = (w + 2 * self.pad - self.kernel) // self.stride + 1
-        if min(oh, ow) < 1:
-            _fail(f"{key}.kernel", f"a {self.kernel}x{self.kernel} kernel does not fit the {h}x{w} input")
-        taps = self.kernel * self.kernel
-        n_group = self.group_size(shape)
-        what = {"weight": "C_in*K*K weights", "kernel": "C_in kernels", "feature_map": "out_channels"}
-        if not 1 <= self.k <= n_group:
-            _fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
-        row = {"weight": self.k, "kernel": self.k * taps, "feature_map": c * taps}[self.granularity]  # weights per filter
-        if self.lanes is not None and not 1 <= self.lanes <= row:
-            _fail(f"{key}.lanes", f"must be in 1..{row} (weights per filter), got {self.lanes}")
-        self._validate_formats(key)
-        return (oh, ow, self.k if self.granularity == "feature_map" else self.out_channels)
-
-    def group_size(self, shape: tuple) -> int:
-        """The n that k-of-n chooses from, given the layer's input ``shape``: inputs (or
-        C_in*K*K weights), kernels (C_in), the block M, or neurons/filters."""
-        if self.granularity == "feature_map":
-            return self.out_channels if self.type == "conv" else self.out_features
-        if self.granularity == "block":
-            return self.block
-        if self.granularity == "kernel":
-            return shape[2]
-        return int(math.prod(shape)) if self.type == "dense" else shape[2] * self.kernel * self.kernel
-
-    def row_k(self, n: int) -> int:
-        """Entries per output neuron in hardware (the ROM's fixed stride) for ``n`` inputs."""
-        return row_stride(self.granularity, self.k, n, self.block)
 
 
 @dataclass(frozen=True)
@@ -263,7 +116,7 @@ class HwConfig:
 
 @dataclass(frozen=True)
 class FlowConfig:
-    layers: tuple[LayerConfig, ...] = ()
+    layers: tuple[LayerSpec, ...] = ()
     name: str = "kofn_mlp"
     model: str = ""  # an ONNX file (relative to the config): a float model is k-of-n pruned and fine-tuned
     #                  with the [[layers]] settings; a quantized k-of-n one goes straight to codegen
@@ -285,15 +138,17 @@ class FlowConfig:
             if self.model:
                 return  # a quantized ONNX model brings its own layers (checked when it is read)
             _fail("layers", "at least one [[layers]] table is required")
-        image = any(l.type != "dense" for l in self.layers)
-        shape = self.data.image_shape if image else (self.data.n_features,)
-        for i, layer in enumerate(self.layers):
-            shape = layer.validate(f"layers[{i}]", shape, last=i == len(self.layers) - 1)
+        validate_chain(self.layers, self.input_shape)
 
     @property
     def is_image_model(self) -> bool:
         """True when a layer is a convolution or a pool (the model then takes HWC images)."""
-        return any(l.type != "dense" for l in self.layers)
+        return any(layer.image for layer in self.layers)
+
+    @property
+    def input_shape(self) -> tuple:
+        """What the first layer reads: the dataset's ``(H, W, C)`` image, or its features ``(n,)``."""
+        return self.data.image_shape if self.is_image_model else (self.data.n_features,)
 
 
 _FORMAT_KEYS = {"width", "int_bits", "signed"}
@@ -319,10 +174,34 @@ def _build_format(value: Any, key: str) -> FixedFormat:
         raise ConfigError(f"{key}: {e}") from None
 
 
+def _build_layer(table: Any, key: str) -> LayerSpec:
+    """A ``[[layers]]`` table: its ``type`` (default ``dense``) picks the spec class."""
+    if not isinstance(table, dict):
+        _fail(key, f"must be a table, got {table!r}")
+    table = dict(table)
+    kind = table.pop("type", "dense")
+    if kind not in LAYER_SPECS:
+        _fail(f"{key}.type", f"must be one of {', '.join(LAYER_SPECS)}, got {kind!r}")
+    cls = LAYER_SPECS[kind]
+    own = {f.name for f in dataclasses.fields(cls)}
+    for name in table:
+        if name in own:
+            continue
+        if name == "lanes" and kind == "maxpool":
+            _fail(f"{key}.lanes", "a pooling layer has no MAC lanes")
+        other = [t for t, c in LAYER_SPECS.items() if name in {f.name for f in dataclasses.fields(c)}]
+        if other:
+            _fail(f"{key}.{name}", f"only meaningful for type = {' or '.join(repr(o) for o in other)}, "
+                                   f"not {kind!r}")
+    return _build(cls, table, key)
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is FixedFormat:
         return _build_format(value, key)
+    if tp == LayerSpec:
+        return _build_layer(value, key)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     if origin is tuple:  # tuple[X, ...]

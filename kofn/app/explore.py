@@ -34,6 +34,7 @@ from typing import Callable, Sequence
 
 from .compare import k_for
 from ..core.fixed import accumulator_frac
+from ..core.ir import Conv2dLayer, DenseLayer
 
 __all__ = ["Targets", "sweep_configs", "pareto_front", "pick", "run_explore", "plot_pareto"]
 
@@ -81,7 +82,7 @@ def sweep_configs(cfg, ratios: Sequence[Fraction], weight_bits: Sequence[int], a
                 fmt_in = cfg.input
                 for i, l in enumerate(cfg.layers):
                     last = i == len(cfg.layers) - 1
-                    if l.type == "maxpool":
+                    if not l.weighted:
                         new = l
                     else:
                         n = l.group_size(shape)
@@ -117,20 +118,18 @@ def _train_one(args) -> dict:
     import torch
 
     from ..core import ir as ir_mod
-    from .flow import _integer_accuracy, _load_data, train_model
+    from .training import load_data, train_to_ir
 
     t0 = time.perf_counter()
     torch.set_num_threads(1)
-    ds = _load_data(cfg)
+    ds = load_data(cfg)
     init = _init_from_state(init_state) if init_state is not None else None
-    model, hist, acc_float = train_model(cfg, ds, lambda m: None, init=init, threads=1)
-    model_ir = model.export(cfg.name)
+    t = train_to_ir(cfg, ds, lambda m: None, init=init, threads=1)
     tag = "r{ratio}_w{weight_bits}_a{act_bits}".format(**params).replace("/", "-")
-    ir_mod.save(model_ir, Path(out_dir) / "models" / tag)
-    _, _, acc_int = _integer_accuracy(model_ir, ds)
-    return {**params, "tag": tag, "accuracy_float": acc_float, "accuracy": acc_int,
+    ir_mod.save(t.ir, Path(out_dir) / "models" / tag)
+    return {**params, "tag": tag, "accuracy_float": t.accuracy_float, "accuracy": t.accuracy_int,
             "train_seconds": round(time.perf_counter() - t0, 2),
-            "mask_metrics": hist.metrics[-1] if hist.metrics else []}
+            "mask_metrics": t.history.metrics[-1] if t.history.metrics else []}
 
 
 def _init_from_state(state: dict):
@@ -150,7 +149,8 @@ def hardware_points(model_ir, lanes: Sequence[int], family: str = "xc7") -> list
 
     out = []
     for p in lanes:
-        plan_lanes = [None if L.kind == "maxpool" else min(p, entries_per_row(L)) for L in model_ir.layers]
+        plan_lanes = [min(p, entries_per_row(L)) if isinstance(L, (DenseLayer, Conv2dLayer)) else None
+                      for L in model_ir.layers]
         plans = plan_layers(model_ir, plan_lanes)
         lat, res = latency(model_ir, plans), resources(model_ir, plans, family=family)
         out.append({"lanes": p, "latency_cycles": lat.total_cycles, "ii_cycles": lat.ii_cycles,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.fixed import FixedFormat
-from ..core.ir import Model
+from ..core.ir import Conv2dLayer, Model
 from ..core.rules import hwc_from_chw
 
 __all__ = [
@@ -62,17 +62,17 @@ def to_torch(model: Model):
     mods: OrderedDict = OrderedDict()
     flattened = False
     for L in model.layers:
-        if L.kind == "maxpool":
+        if not L.weighted:
             mods[L.name] = nn.MaxPool2d(2)
             continue
-        if L.kind == "conv":
+        if isinstance(L, Conv2dLayer):
             mod = nn.Conv2d(L.in_channels, L.rows, L.kernel, L.stride, L.pad)
             w = L.dense_weights().reshape(L.rows, L.kernel, L.kernel, L.in_channels).transpose(0, 3, 1, 2)
         else:
             w = L.dense_weights()
-            if not flattened and model.layers[0].kind != "dense":
+            if not flattened and model.layers[0].image:
                 mods["flatten"] = nn.Flatten()
-                prev = [l for l in model.layers if l.kind != "dense"][-1]
+                prev = model.image_layers[-1]
                 w = w[:, np.argsort(hwc_from_chw(prev.out_shape))]  # HWC columns -> CHW
             flattened = True
             mod = nn.Linear(L.n, L.rows)
@@ -103,7 +103,7 @@ def to_hls4ml(model: Model, out_dir: str | Path, part: str = "xc7z020clg400-1", 
     import hls4ml
 
     for L in model.layers:
-        if L.kind != "maxpool" and L.accumulator.width > 64:
+        if L.weighted and L.accumulator.width > 64:
             raise ExportError(f"layer {L.name!r}: a {L.accumulator.width}-bit accumulator exceeds ap_fixed's practical range")
     torch_model = to_torch(model)
     in_shape = model.input_shape if len(model.input_shape) == 1 else (
@@ -120,7 +120,7 @@ def to_hls4ml(model: Model, out_dir: str | Path, part: str = "xc7z020clg400-1", 
     for L in model.layers:
         if L.name not in names:
             raise ExportError(f"hls4ml did not keep layer {L.name!r} (it has {sorted(names)})")
-        if L.kind == "maxpool":
+        if not L.weighted:
             names[L.name]["Precision"] = {"result": L.output_fmt.ap_type()}
             continue
         acc = L.accumulator
@@ -133,7 +133,7 @@ def to_hls4ml(model: Model, out_dir: str | Path, part: str = "xc7z020clg400-1", 
         if L.relu:
             names[f"{L.name}_relu"]["Precision"] = {"result": L.output_fmt.ap_type()}
     if "flatten" in names:
-        first_dense = next(l for l in model.layers if l.kind == "dense")
+        first_dense = model.dense_layers[0]
         names["flatten"]["Precision"] = {"result": first_dense.input_fmt.ap_type()}
     cfg["Model"]["Strategy"] = "Latency"
     cfg["Model"]["ReuseFactor"] = 1
@@ -164,7 +164,7 @@ def check_hls4ml(model: Model, x_codes: np.ndarray, out_dir: str | Path, hls_mod
 
 def onnx_exactness_bound(model: Model) -> dict:
     """Widest accumulator and whether float32 ONNX arithmetic is exact (<= 24 bits)."""
-    widths = {L.name: L.accumulator.width for L in model.layers if L.kind != "maxpool"}
+    widths = {L.name: L.accumulator.width for L in model.layers if L.weighted}
     widest = max(widths.values())
     return {"accumulator_bits": widths, "widest": widest, "exact": widest <= 24}
 
@@ -211,12 +211,12 @@ def to_onnx(model: Model, path: str | Path | None = None):
         return const(f"{L.name}_w", w_codes * fmt.scale)  # exact in float32 up to 24-bit codes
 
     x = requant("x", model.input_fmt, False, "in")
-    image = model.layers[0].kind != "dense"
+    image = model.layers[0].image
     for L in model.layers:
-        if L.kind == "maxpool":
+        if not L.weighted:
             x = node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
             continue
-        if L.kind == "conv":
+        if isinstance(L, Conv2dLayer):
             w = L.dense_weights().reshape(L.rows, L.kernel, L.kernel, L.in_channels).transpose(0, 3, 1, 2)
             y = node("Conv", [x, weight(L, w), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)],
                      kernel_shape=[L.kernel, L.kernel], strides=[L.stride, L.stride], pads=[L.pad] * 4)
@@ -240,7 +240,7 @@ def to_onnx(model: Model, path: str | Path | None = None):
     layers_meta = {
         f"l{i}": {"name": L.name, "k": L.k, "granularity": getattr(L, "granularity", "weight"),
                   "weight_fmt": L.weight_fmt.to_dict(), "bias_fmt": L.bias_fmt.to_dict()}
-        for i, L in enumerate(model.layers) if L.kind != "maxpool"
+        for i, L in enumerate(model.layers) if L.weighted
     }
     for k, v in {"kofn.input_fmt": model.input_fmt.to_dict(), "kofn.output_fmt": model.output_fmt.to_dict(),
                  "kofn.exact_float32": bound["exact"], "kofn.widest_accumulator_bits": bound["widest"],

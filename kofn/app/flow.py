@@ -1,5 +1,15 @@
 """``kofn flow``: train -> export -> codegen -> RTL and C simulation -> estimates -> report.
 
+A typed pipeline; each stage takes the previous stages' results and returns its own:
+
+    source_model(cfg, ds)            -> Source       (a trained or imported IR + its accuracy)
+    plan_build(ir, cfg)              -> BuildPlan    (lanes, packed ROMs, exact schedule)
+    make_vectors(plan, cfg, ...)     -> Vectors      (random + test inputs, reference outputs)
+    generate(plan, vectors, out)     -> Design       (rtl/, rom/, hls/, vectors/ written)
+    simulate(plan, design, ...)      -> Simulations  (lint, RTL and HLS results)
+    assemble(...)                    -> Report       (frozen; every writer reads only this)
+    write_outputs(report, ...)                       (report.json/.md/.html, the IP's files)
+
 The build folder holds::
 
     config.toml            the configuration used
@@ -13,74 +23,86 @@ The build folder holds::
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Mapping
 
 import numpy as np
 
 from .. import __version__
+from ..codegen import BuildPlan, Design, LayerPlan
 from ..core import ir as ir_mod
-from .config import FlowConfig, load_config
-from ..core.fixed import quantize
+from ..core.ir import Conv2dLayer, Model
 from ..core.reference import run as reference_run
+from .config import FlowConfig, load_config
+from .progress import Progress
+from .report import Accuracy, LatencyFigures, Report, SimCheck, resources_report
+from .training import accuracy_of, integer_accuracy, load_data, train_to_ir
 
-__all__ = ["run_flow", "build_and_verify", "resimulate", "Progress", "build_model", "train_model", "resources_report"]
-
-
-class Progress:
-    """Stage-by-stage progress lines on stderr, with elapsed seconds."""
-
-    def __init__(self, stream=None, quiet: bool = False) -> None:
-        self.stream = stream or sys.stderr
-        self.quiet = quiet
-        self.t0 = time.perf_counter()
-        self.times: dict[str, float] = {}
-
-    def __call__(self, msg: str) -> None:
-        if not self.quiet:
-            print(f"[kofn {time.perf_counter() - self.t0:6.1f}s] {msg}", file=self.stream, flush=True)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        self(f"{name} ...")
-        t = time.perf_counter()
-        yield
-        self.times[name] = round(time.perf_counter() - t, 3)
-        self(f"{name} done in {self.times[name]:.1f}s")
+__all__ = ["run_flow", "build_and_verify", "resimulate", "Progress", "Source", "Vectors", "Simulations",
+           "source_model", "plan_build", "make_vectors", "generate", "simulate", "assemble", "write_outputs"]
 
 
-def _load_data(cfg: FlowConfig):
-    from .data import load_digits, load_mnist
+@dataclass(frozen=True)
+class Source:
+    """The IR to build, where it came from, and what is known of it before hardware."""
 
-    if cfg.data.dataset == "digits":
-        return load_digits(cfg.data.test_fraction, seed=cfg.seed)
-    return load_mnist(cfg.data.path)
+    ir: Model
+    accuracy: Accuracy | None
+    x_test: np.ndarray  # quantized test inputs
+    ref_test: np.ndarray | None  # the reference's outputs on them (None: compute them)
+    dataset: str | None
+    training: Mapping[str, Any] | None = None  # the report's summary of training
+    history: Mapping[str, Any] | None = None  # per-epoch curves (model/history.json)
+    source_model: str | None = None
 
 
-def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
-    return float((outputs.argmax(axis=1) == labels).mean())
+@dataclass(frozen=True)
+class Vectors:
+    """Inputs for both simulations and the reference's outputs: ``n_random`` random vectors,
+    then ``n_test`` test images; the RTL streams the first ``n_random + n_rtl_test``."""
+
+    inputs: np.ndarray
+    expected: np.ndarray
+    n_random: int
+    n_test: int
+    n_rtl_test: int
+
+    @property
+    def n_rtl(self) -> int:
+        return self.n_random + self.n_rtl_test
 
 
-def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, config_text: str | None = None) -> dict:
+@dataclass(frozen=True)
+class Simulations:
+    """What the simulators said: Verilator's lint, the RTL run (``kofn.sim.rtl.RtlResult``)
+    and the C simulation's outputs; ``None`` where a simulation was switched off."""
+
+    lint: str | None
+    rtl: Any
+    hls_outputs: np.ndarray | None
+
+
+def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None,
+             config_text: str | None = None) -> Report:
     """Run the whole flow for ``cfg`` into ``out_dir``; returns the report (also written)."""
-    import torch
-
     progress = progress or Progress()
     out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
     out.mkdir(parents=True, exist_ok=True)
     if config_text is not None:
         (out / "config.toml").write_text(config_text)
-
     with progress.stage("data"):
-        ds = _load_data(cfg)
+        ds = load_data(cfg)
         progress(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test images, {ds.n_features} features")
+    src = source_model(cfg, ds, out, progress)
+    return build_and_verify(src, cfg, out, ds.y_test, progress)
 
+
+def source_model(cfg: FlowConfig, ds, out: Path, progress: Progress) -> Source:
+    """Train ``cfg``'s model (from a float ONNX model's weights when ``cfg.model`` names one),
+    or import a quantized k-of-n ONNX model as it is; the IR is saved into ``out/model``."""
     init = None
     if cfg.model:
         from .onnx_import import float_init, onnx_to_ir, read_onnx
@@ -88,82 +110,29 @@ def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None, c
         net = read_onnx(cfg.model)
         if net.quantized:
             progress(f"{cfg.model}: a quantized k-of-n ONNX model; straight to codegen (no training)")
-            return _build_imported(onnx_to_ir(net, cfg.name), cfg, out, ds, progress)
+            return _imported(onnx_to_ir(net, cfg.name), cfg, ds, out, progress)
         if not cfg.layers:
             raise ValueError(f"{cfg.model} is a float model: give [[layers]] with k, granularity and formats for its layers")
-        image_shape = cfg.data.image_shape if cfg.is_image_model else (ds.n_features,)
-        init = float_init(net, cfg.layers, image_shape)
+        init = float_init(net, cfg.layers, cfg.data.image_shape if cfg.is_image_model else (ds.n_features,))
         progress(f"{cfg.model}: float ONNX model, {len(init)} weighted layers; fine-tuning with k-of-n QAT")
-
     with progress.stage("train"):
-        model, hist, acc_float = train_model(cfg, ds, progress, init=init)
-
+        t = train_to_ir(cfg, ds, progress, init=init)
     with progress.stage("export"):
-        model_ir = model.export(cfg.name)
-        ir_mod.save(model_ir, out / "model")
-        torch.save(model.state_dict(), out / "model" / "model.pt")
-        (out / "model" / "history.json").write_text(json.dumps(hist.as_dict()) + "\n")
-        x_test, ref_test, acc_int = _integer_accuracy(model_ir, ds)
-        progress(f"accuracy on {ds.name} test split: float {acc_float:.4f}, integer {acc_int:.4f}")
+        import torch
 
-    extra = {
-        "dataset": ds.name,
-        "accuracy": {"float": acc_float, "integer": acc_int, "test_images": int(len(ds.y_test))},
-        "training": {"method": cfg.train.method, "seconds": round(hist.seconds, 3),
-                     "step_ms_median": round(hist.step_seconds * 1e3, 3),
-                     "epochs": cfg.train.epochs, "final_loss": hist.loss[-1],
-                     "mask_metrics": hist.metrics[-1] if hist.metrics else []},
-    }
-    return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra, ref_test)
+        ir_mod.save(t.ir, out / "model")
+        torch.save(t.net.state_dict(), out / "model" / "model.pt")
+        history = t.history.as_dict()
+        (out / "model" / "history.json").write_text(json.dumps(history) + "\n")
+        progress(f"accuracy on {ds.name} test split: float {t.accuracy_float:.4f}, integer {t.accuracy_int:.4f}")
+    h = t.history
+    training = {"method": cfg.train.method, "seconds": round(h.seconds, 3), "step_ms_median": round(h.step_seconds * 1e3, 3),
+                "epochs": cfg.train.epochs, "final_loss": h.loss[-1], "mask_metrics": h.metrics[-1] if h.metrics else []}
+    return Source(t.ir, Accuracy(t.accuracy_float, t.accuracy_int, int(len(ds.y_test))), t.x_test, t.ref_test,
+                  ds.name, training, history)
 
 
-def build_model(cfg: FlowConfig, n_features: int, init=None):
-    """The untrained KofnMLP or KofnCNN that ``cfg`` describes (``init``: float weights
-    and biases per weighted layer to start from, or ``None``)."""
-    from ..pruning import ConvSpec, KofnCNN, KofnMLP, LayerSpec, PoolSpec
-
-    t = cfg.train
-    if cfg.is_image_model:
-        specs = [
-            PoolSpec() if l.type == "maxpool"
-            else ConvSpec(l.out_channels, l.kernel, l.k, l.weight, l.bias, l.output, l.stride, l.pad,
-                          l.relu, l.granularity, l.bn) if l.type == "conv"
-            else LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
-            for l in cfg.layers
-        ]
-        return KofnCNN(cfg.data.image_shape, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed, init=init)
-    specs = [LayerSpec(l.out_features, l.k, l.weight, l.bias, l.output, l.relu, l.granularity, l.block)
-             for l in cfg.layers]
-    return KofnMLP(n_features, cfg.input, specs, method=t.method, train_cfg=t, seed=cfg.seed, init=init)
-
-
-def train_model(cfg: FlowConfig, ds, progress, init=None, threads: int = 2):
-    """Build and train ``cfg``'s model on ``ds``: ``(model, history, float test accuracy)``.
-    The model is left with quantization on (what export and the hardware compute)."""
-    import torch
-
-    from ..pruning import accuracy, train
-
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(max(1, min(threads, torch.get_num_threads())))
-    progress(f"method {cfg.train.method}: " + ", ".join(_describe_layer(i, l) for i, l in enumerate(cfg.layers)))
-    model = build_model(cfg, ds.n_features, init)
-    hist = train(model, ds.x_train, ds.y_train, cfg.train, seed=cfg.seed, progress=progress)
-    model.set_quantize(False)
-    acc_float = accuracy(model, ds.x_test, ds.y_test)
-    model.set_quantize(True)
-    return model, hist, acc_float
-
-
-def _integer_accuracy(model_ir, ds) -> tuple[np.ndarray, np.ndarray, float]:
-    """The quantized test images, the reference's outputs on them, and its accuracy."""
-    x_test = quantize(ds.x_test, model_ir.input_fmt)
-    ref_test = reference_run(model_ir, x_test)
-    return x_test, ref_test, _accuracy(ref_test, ds.y_test)
-
-
-def _build_imported(model_ir, cfg: FlowConfig, out: Path, ds, progress: Progress) -> dict:
-    """A quantized model from ONNX: save its IR, measure its accuracy, build and verify."""
+def _imported(model_ir: Model, cfg: FlowConfig, ds, out: Path, progress: Progress) -> Source:
     if len(model_ir.input_shape) == 3 and tuple(model_ir.input_shape) != cfg.data.image_shape or (
         len(model_ir.input_shape) == 1 and model_ir.n_inputs != ds.n_features
     ):
@@ -172,227 +141,184 @@ def _build_imported(model_ir, cfg: FlowConfig, out: Path, ds, progress: Progress
         raise ValueError(f"the ONNX model has {len(model_ir.layers)} layers, the config {len(cfg.layers)} [[layers]]")
     with progress.stage("export"):
         ir_mod.save(model_ir, out / "model")
-        x_test, ref_test, acc_int = _integer_accuracy(model_ir, ds)
+        x_test, ref_test, acc_int = integer_accuracy(model_ir, ds)
         progress(f"accuracy on {ds.name} test split: integer {acc_int:.4f}")
-    extra = {"dataset": ds.name, "source_model": cfg.model,
-             "accuracy": {"float": None, "integer": acc_int, "test_images": int(len(ds.y_test))}}
-    return build_and_verify(model_ir, cfg, out, x_test, ds.y_test, progress, extra, ref_test)
+    return Source(model_ir, Accuracy(None, acc_int, int(len(ds.y_test))), x_test, ref_test, ds.name,
+                  source_model=cfg.model)
 
 
-def _describe_layer(i: int, l) -> str:
-    if l.type == "maxpool":
-        return f"l{i} maxpool 2x2"
-    what = {"weight": "n", "kernel": "kernels", "feature_map": "filters" if l.type == "conv" else "neurons",
-            "block": f"{l.block}"}[l.granularity]
-    head = f"l{i} conv {l.out_channels}@{l.kernel}x{l.kernel}" if l.type == "conv" else f"l{i} dense {l.out_features}"
-    return f"{head} {l.k}-of-{what}"
+def plan_build(model_ir: Model, cfg: FlowConfig) -> BuildPlan:
+    """``model_ir`` laid out with the config's lanes (its ``[[layers]]`` ``lanes``, when the
+    config has layers for it), top name, part and clock."""
+    from ..codegen import plan_build as plan
+
+    lanes = [layer.lanes for layer in cfg.layers] if cfg.layers else None
+    return plan(model_ir, lanes, top=cfg.hw.top, part=cfg.hw.part, clock_mhz=cfg.hw.clock_mhz)
 
 
-def _vectors(model_ir, cfg: FlowConfig, x_test: np.ndarray) -> tuple[np.ndarray, int, int]:
+def make_vectors(plan: BuildPlan, cfg: FlowConfig, x_test: np.ndarray, ref_test: np.ndarray | None = None) -> Vectors:
+    """Random inputs over the input format, then the test split; ``ref_test``: the reference's
+    outputs on ``x_test`` when the caller has them (not computed twice)."""
     from ..core.testing import random_inputs
 
     n_test = len(x_test) if cfg.sim.test_vectors < 0 else min(cfg.sim.test_vectors, len(x_test))
-    rnd = random_inputs(model_ir, cfg.sim.random_vectors, seed=cfg.sim.seed)
-    return np.concatenate([rnd, x_test[:n_test]]).astype(np.int64), cfg.sim.random_vectors, n_test
+    n_rand = cfg.sim.random_vectors
+    x = np.concatenate([random_inputs(plan.model, n_rand, seed=cfg.sim.seed), x_test[:n_test]]).astype(np.int64)
+    if ref_test is None:
+        expected = reference_run(plan.model, x)
+    else:
+        expected = np.concatenate([reference_run(plan.model, x[:n_rand]), ref_test[:n_test]])
+    n_rtl_test = n_test if cfg.sim.rtl_test_vectors < 0 else min(cfg.sim.rtl_test_vectors, n_test)
+    return Vectors(x, expected, n_rand, n_test, n_rtl_test)
 
 
-def build_and_verify(
-    model_ir,
-    cfg: FlowConfig,
-    out_dir: Path,
-    x_test: np.ndarray,
-    y_test: np.ndarray | None,
-    progress: Progress | None = None,
-    extra: dict | None = None,
-    ref_test: np.ndarray | None = None,
-) -> dict:
-    """Codegen, simulate and estimate ``model_ir``; writes and returns the report.
+def generate(plan: BuildPlan, vectors: Vectors, out: Path) -> Design:
+    """Render ``plan`` and write ``rtl/``, ``rom/``, ``hls/`` and ``vectors/`` into ``out``."""
+    from ..codegen import render_build, write_design
+    from ..sim.hls_csim import write_vectors_txt
 
-    ``ref_test``: the reference's outputs on ``x_test`` when the caller already has them
-    (they are not computed twice)."""
-    from ..codegen import memory_bits, plan_build, render_build, resources, write_design
+    design = render_build(plan)
+    write_design(design, out)
+    (out / "vectors").mkdir(exist_ok=True)
+    np.save(out / "vectors" / "inputs.npy", vectors.inputs)
+    np.save(out / "vectors" / "expected.npy", vectors.expected)
+    write_vectors_txt(vectors.inputs, out / "vectors" / "inputs.txt")
+    return design
+
+
+def simulate(plan: BuildPlan, design: Design, vectors: Vectors, cfg: FlowConfig, out: Path,
+             progress: Progress) -> Simulations:
+    """Lint and build both simulators in parallel, then run the C simulation and the RTL
+    simulation (random stalls, plus stall-free timing vectors for latency and II)."""
     from ..codegen.render import tdata_width
-    from ..sim.hls_csim import build_csim, run_csim, write_vectors_txt
+    from ..sim.hls_csim import build_csim, run_csim
     from ..sim.rtl import build_rtl, lint, simulate_rtl
 
-    progress = progress or Progress()
-    out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
-    top = cfg.hw.top
-    with progress.stage("codegen"):
-        build = plan_build(model_ir, [l.lanes for l in cfg.layers] if cfg.layers else None,
-                           top=top, part=cfg.hw.part, clock_mhz=cfg.hw.clock_mhz)
-        plans, lat = build.layers, build.latency
-        design = render_build(build)
-        write_design(design, out)
-        res = resources(model_ir, plans)
-        x, n_rand, n_test = _vectors(model_ir, cfg, x_test)
-        if ref_test is None:
-            expected = reference_run(model_ir, x)
-        else:
-            expected = np.concatenate([reference_run(model_ir, x[:n_rand]), ref_test[:n_test]])
-        n_rtl_test = n_test if cfg.sim.rtl_test_vectors < 0 else min(cfg.sim.rtl_test_vectors, n_test)
-        x_rtl, expected_rtl = x[: n_rand + n_rtl_test], expected[: n_rand + n_rtl_test]
-        (out / "vectors").mkdir(exist_ok=True)
-        np.save(out / "vectors" / "inputs.npy", x)
-        np.save(out / "vectors" / "expected.npy", expected)
-        write_vectors_txt(x, out / "vectors" / "inputs.txt")
-        progress(
-            f"{len(design.files)} files; P = {[p.lanes for p in plans]}; "
-            f"{len(x)} vectors ({n_rand} random + {n_test} test)"
-            + (f", RTL streams {len(x_rtl)} of them" if len(x_rtl) < len(x) else "")
-        )
-    rtl_sources = [out / s for s in design.sources]
-
-    report: dict = {
-        "kofn_version": __version__,
-        "name": model_ir.name,
-        "top": top,
-        **(extra or {}),
-        "layers": [_layer_report(p) for p in plans],
-        "bitexact": {},
-        "latency": {
-            "estimated_cycles": lat.total_cycles,
-            "measured_cycles": None,
-            "ii_cycles": lat.ii_cycles,
-            "measured_ii_cycles": None,
-            "per_layer": [{"name": l.name, "cycles": l.cycles} for l in lat.layers],
-            "throughput_per_s": round(lat.throughput(cfg.hw.clock_mhz), 1),
-            "clock_mhz": cfg.hw.clock_mhz,
-        },
-        "memory": memory_bits(plans),
-        "resources": resources_report(res, "xc7"),
-    }
-
+    top, model = plan.top, plan.model
+    sources = [out / s for s in design.sources]
     with progress.stage("build (Verilator + g++, in parallel)"):
         with ThreadPoolExecutor(max_workers=2) as pool:
-            f_lint = pool.submit(lint, rtl_sources, top) if cfg.sim.rtl else None
-            f_rtl = (
-                pool.submit(build_rtl, rtl_sources, top, out / "sim_build", out / "sim_build.log")
-                if cfg.sim.rtl
-                else None
-            )
+            f_lint = pool.submit(lint, sources, top) if cfg.sim.rtl else None
+            f_rtl = pool.submit(build_rtl, sources, top, out / "sim_build", out / "sim_build.log") if cfg.sim.rtl else None
             f_hls = pool.submit(build_csim, out / "hls", top, out / "csim") if cfg.sim.hls else None
             lint_msg = f_lint.result() if f_lint else None
             if f_rtl:
                 f_rtl.result()
             csim_bin = f_hls.result() if f_hls else None
-        if lint_msg is not None:
-            report["lint"] = {"verilator_wall": "clean" if not lint_msg else lint_msg}
-            if lint_msg:
-                progress(f"WARNING: verilator -Wall is not clean:\n{lint_msg}")
-
+    if lint_msg:
+        progress(f"WARNING: verilator -Wall is not clean:\n{lint_msg}")
+    hls_out = None
     if cfg.sim.hls:
+        x = vectors.inputs
         with progress.stage(f"HLS C simulation ({len(x)} vectors)"):
-            cs = run_csim(csim_bin, x, out / "csim")
-            mism = int((cs.outputs != expected).sum())
-            report["bitexact"]["hls"] = {"vectors": int(len(x)), "mismatches": mism}
-            progress(f"HLS C simulation: {mism} mismatching output codes")
-            if y_test is not None and n_test and "accuracy" in report:
-                report["accuracy"]["hls_on_test"] = _accuracy(cs.outputs[n_rand:], y_test[:n_test])
+            hls_out = run_csim(csim_bin, x, out / "csim").outputs
+            progress(f"HLS C simulation: {int((hls_out != vectors.expected).sum())} mismatching output codes")
+    rtl = None
     if cfg.sim.rtl:
-        with progress.stage(f"RTL simulation ({len(x_rtl)} vectors, stall probability {cfg.sim.stall_prob})"):
-            r = simulate_rtl(
-                out, top, x_rtl, expected_rtl,
-                in_tdata_w=tdata_width(model_ir.input_fmt),
-                out_signed=model_ir.output_fmt.signed,
-                build_dir=out / "sim_build",
-                stall_prob=cfg.sim.stall_prob,
-                timing_vectors=cfg.sim.timing_vectors,
-                seed=cfg.sim.seed,
-                progress=progress,
-            )
-            report["bitexact"]["rtl"] = {"vectors": r.vectors, "mismatches": r.mismatches,
-                                         "tlast_errors": r.tlast_errors, "sim_cycles": r.sim_cycles}
-            report["latency"]["measured_cycles"] = r.latency_cycles
-            report["latency"]["measured_ii_cycles"] = r.ii_cycles
-            progress(
-                f"RTL simulation: {r.mismatches} mismatching output codes; latency {r.latency_cycles} "
-                f"cycles (estimated {lat.total_cycles}), II {r.ii_cycles} (estimated {lat.ii_cycles})"
-            )
-    if y_test is not None and cfg.sim.rtl:
-        # hardware accuracy: the RTL's own outputs on the simulated test images
-        n_rand = cfg.sim.random_vectors
-        n_t = len(x_rtl) - n_rand
-        report["accuracy"]["rtl_on_test"] = _accuracy(r.outputs[n_rand:], y_test[:n_t]) if n_t else None
-    report["seconds"] = progress.times
-    from ..codegen.render import render_ip
-
-    ip_files = render_ip(model_ir, design, report, cfg.hw.part, cfg.hw.clock_mhz, source=cfg.source)
-    (out / "ip").mkdir(exist_ok=True)
-    for rel, text in ip_files.items():
-        (out / rel).write_text(text)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(render_markdown(report))
-    from .report_html import write_flow_html
-
-    write_flow_html(report, out)
-    progress(f"wrote {out / 'report.json'}, report.md and report.html")
-    return report
+        n = vectors.n_rtl
+        with progress.stage(f"RTL simulation ({n} vectors, stall probability {cfg.sim.stall_prob})"):
+            rtl = simulate_rtl(out, top, vectors.inputs[:n], vectors.expected[:n],
+                               in_tdata_w=tdata_width(model.input_fmt), out_signed=model.output_fmt.signed,
+                               build_dir=out / "sim_build", stall_prob=cfg.sim.stall_prob,
+                               timing_vectors=cfg.sim.timing_vectors, seed=cfg.sim.seed, progress=progress)
+            lat = plan.latency
+            progress(f"RTL simulation: {rtl.mismatches} mismatching output codes; latency {rtl.latency_cycles} "
+                     f"cycles (estimated {lat.total_cycles}), II {rtl.ii_cycles} (estimated {lat.ii_cycles})")
+    return Simulations(None if lint_msg is None else (lint_msg or "clean"), rtl, hls_out)
 
 
-def resources_report(res, family: str) -> dict:
-    """The ``resources`` entry of report.json for an estimate (:class:`kofn.codegen.Resources`)."""
-    return {"family": family, "dsp": res.dsp, "bram18": res.bram18, "ramb18": res.ramb18, "ramb36": res.ramb36,
-            "lut": res.lut, "ff": res.ff, "per_layer": [dataclasses.asdict(l) for l in res.layers],
-            "top": dataclasses.asdict(res.top), "model": "calibrated against Yosys synth_xilinx (see README)"}
-
-
-def _layer_report(p) -> dict:
+def layer_figures(p: LayerPlan) -> dict:
+    """A layer's line in ``report.json``'s ``layers``."""
     L = p.layer
     d = {"name": L.name, "kind": L.kind}
-    if L.kind == "maxpool":
+    if not p.has_core:
         return {**d, "in_shape": list(L.in_shape), "out_shape": list(L.out_shape)}
     d.update(n=L.n, k=L.k, rows=L.rows, lanes=p.lanes, steps=p.steps, acc_width=L.accumulator.width)
-    if L.kind == "conv":
+    if isinstance(L, Conv2dLayer):
         d.update(granularity=L.granularity, kernel=L.kernel, stride=L.stride, pad=L.pad,
                  in_shape=list(L.in_shape), out_shape=list(L.out_shape), weights_per_filter=L.k_eff)
     return d
 
 
-def resimulate(build_dir: Path, progress: Progress | None = None) -> dict:
+def assemble(src: Source, plan: BuildPlan, vectors: Vectors, sims: Simulations, y_test: np.ndarray | None,
+             seconds: Mapping[str, float]) -> Report:
+    """The build's :class:`Report` from every stage's result."""
+    from ..codegen import memory_bits, resources
+
+    lat, rtl = plan.latency, sims.rtl
+    bitexact = {}
+    acc = src.accuracy
+    n_rand = vectors.n_random
+    if sims.hls_outputs is not None:
+        bitexact["hls"] = SimCheck(int(len(vectors.inputs)), int((sims.hls_outputs != vectors.expected).sum()))
+        if y_test is not None and vectors.n_test:
+            acc = _replace(acc, hls_on_test=accuracy_of(sims.hls_outputs[n_rand:], y_test[:vectors.n_test]))
+    if rtl is not None:
+        bitexact["rtl"] = SimCheck(rtl.vectors, rtl.mismatches, rtl.tlast_errors, rtl.sim_cycles)
+        if y_test is not None and vectors.n_rtl_test:
+            acc = _replace(acc, rtl_on_test=accuracy_of(rtl.outputs[n_rand:], y_test[:vectors.n_rtl_test]))
+    latency = LatencyFigures(
+        estimated_cycles=lat.total_cycles, ii_cycles=lat.ii_cycles,
+        per_layer=tuple({"name": l.name, "cycles": l.cycles} for l in lat.layers),
+        throughput_per_s=round(lat.throughput(plan.clock_mhz), 1), clock_mhz=plan.clock_mhz,
+        measured_cycles=rtl.latency_cycles if rtl is not None else None,
+        measured_ii_cycles=rtl.ii_cycles if rtl is not None else None)
+    return Report(
+        kofn_version=__version__, name=plan.model.name, top=plan.top,
+        layers=tuple(layer_figures(p) for p in plan.layers), latency=latency,
+        memory=memory_bits(plan.layers), resources=resources_report(resources(plan.model, plan.layers), "xc7"),
+        bitexact=bitexact, dataset=src.dataset, source_model=src.source_model, accuracy=acc,
+        training=src.training, lint=sims.lint, seconds=dict(seconds), model=plan.model,
+        history=src.history)
+
+
+def _replace(acc: Accuracy | None, **kw) -> Accuracy | None:
+    import dataclasses
+
+    return dataclasses.replace(acc, **kw) if acc is not None else None
+
+
+def write_outputs(report: Report, plan: BuildPlan, design: Design, out: Path, source: str) -> None:
+    """``report.json``, ``report.md``, ``report.html`` and the IP's vendor files."""
+    from ..codegen.render import render_ip
+    from .report_html import write_flow_html
+
+    ip_files = render_ip(plan.model, design, report.to_json(), plan.part, plan.clock_mhz, source=source)
+    (out / "ip").mkdir(exist_ok=True)
+    for rel, text in ip_files.items():
+        (out / rel).write_text(text)
+    report.write(out)
+    write_flow_html(report, out)
+
+
+def build_and_verify(src: Source, cfg: FlowConfig, out_dir: Path, y_test: np.ndarray | None,
+                     progress: Progress | None = None) -> Report:
+    """Codegen, simulate and estimate ``src.ir``; writes and returns the report."""
+    progress = progress or Progress()
+    out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
+    with progress.stage("codegen"):
+        plan = plan_build(src.ir, cfg)
+        vectors = make_vectors(plan, cfg, src.x_test, src.ref_test)
+        design = generate(plan, vectors, out)
+        progress(f"{len(design.files)} files; P = {plan.lanes}; "
+                 f"{len(vectors.inputs)} vectors ({vectors.n_random} random + {vectors.n_test} test)"
+                 + (f", RTL streams {vectors.n_rtl} of them" if vectors.n_rtl < len(vectors.inputs) else ""))
+    sims = simulate(plan, design, vectors, cfg, out, progress)
+    report = assemble(src, plan, vectors, sims, y_test, progress.times)
+    write_outputs(report, plan, design, out, cfg.source)
+    progress(f"wrote {out / 'report.json'}, report.md and report.html")
+    return report
+
+
+def resimulate(build_dir: Path, progress: Progress | None = None) -> Report:
     """Regenerate and re-simulate a build folder from its saved IR and config (no training)."""
     build_dir = Path(build_dir).resolve()
     cfg_path = build_dir / "config.toml"
     cfg = load_config(cfg_path) if cfg_path.exists() else load_config(None)
-    model_ir = ir_mod.load(build_dir / "model")
-    old = json.loads((build_dir / "report.json").read_text()) if (build_dir / "report.json").exists() else {}
-    x_saved = np.load(build_dir / "vectors" / "inputs.npy")
-    x_test = x_saved[cfg.sim.random_vectors:]
-    extra = {k: old[k] for k in ("dataset", "accuracy", "training") if k in old}
-    if "accuracy" in extra:
-        extra["accuracy"] = {k: v for k, v in extra["accuracy"].items() if k != "rtl_on_test"}
-    return build_and_verify(model_ir, cfg, build_dir, x_test, None, progress, extra)
-
-
-def render_markdown(r: dict) -> str:
-    """A human-readable summary of a report."""
-    lines = [f"# kofn report: {r['name']}", "", f"Top module `{r['top']}`, kofn {r['kofn_version']}.", ""]
-    acc = r.get("accuracy")
-    if acc:
-        lines += ["## Accuracy", "", "| float | integer |", "|---|---|",
-                  f"| {'-' if acc['float'] is None else format(acc['float'], '.4f')} | {acc['integer']:.4f} |", ""]
-    lines += ["## Bit-exactness", "", "| simulation | vectors | mismatches |", "|---|---|---|"]
-    for k, v in r["bitexact"].items():
-        lines.append(f"| {k} | {v['vectors']} | {v['mismatches']} |")
-    lat = r["latency"]
-    lines += ["", "## Latency", "", "| | estimated | measured |", "|---|---|---|",
-              f"| cycles (first input beat to last output beat) | {lat['estimated_cycles']} | {lat['measured_cycles']} |",
-              f"| initiation interval | {lat['ii_cycles']} | {lat['measured_ii_cycles']} |", "",
-              f"Throughput at {lat['clock_mhz']} MHz: {lat['throughput_per_s']:.0f} inferences/s.", "",
-              "| layer | kind | n | k | rows | lanes P | steps S | cycles |", "|---|---|---|---|---|---|---|---|"]
-    for l, c in zip(r["layers"], lat["per_layer"]):
-        if l.get("kind") == "maxpool":
-            lines.append(f"| {l['name']} | maxpool {'x'.join(map(str, l['in_shape']))} | | | | | | {c['cycles']} |")
-            continue
-        kind = l.get("kind", "dense")
-        if kind == "conv":
-            kind = f"conv {l['kernel']}x{l['kernel']}/{l['stride']}, {l['granularity']}"
-        lines.append(f"| {l['name']} | {kind} | {l['n']} | {l['k']} | {l['rows']} | {l['lanes']} | {l['steps']} | {c['cycles']} |")
-    res, mem = r["resources"], r["memory"]
-    lines += ["", f"## Resources (estimate, {res.get('family', 'xc7')})", "", "| DSP | BRAM18 | LUT | FF |", "|---|---|---|---|",
-              f"| {res['dsp']} | {res['bram18']} | {res['lut']} | {res['ff']} |", "",
-              f"ROM bits: {mem['rom_bits']} (the same layers stored dense: {mem['dense_bits']}, "
-              f"{mem['dense_bits'] / max(1, mem['rom_bits']):.2f}x)."
-              + (f" Line buffers: {mem['line_buffer_bits']} bits; window registers: {mem['window_bits']} bits."
-                 if mem.get("line_buffer_bits") else ""), ""]
-    return "\n".join(lines)
+    old = Report.load(build_dir) if (build_dir / "report.json").exists() else None
+    model_ir = old.model if old is not None and old.model is not None else ir_mod.load(build_dir / "model")
+    x_test = np.load(build_dir / "vectors" / "inputs.npy")[cfg.sim.random_vectors:]
+    acc = _replace(old.accuracy, rtl_on_test=None) if old is not None else None
+    src = Source(model_ir, acc, x_test, None, old.dataset if old else None,
+                 training=old.training if old else None, history=old.history if old else None)
+    return build_and_verify(src, cfg, build_dir, None, progress)

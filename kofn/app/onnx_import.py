@@ -38,6 +38,9 @@ class OnnxImportError(ValueError):
     """The ONNX graph uses something kofn cannot import; the message names the node."""
 
 
+IMAGE_KINDS = ("conv", "maxpool")
+
+
 @dataclass
 class OnnxLayer:
     kind: str  # "conv", "dense" or "maxpool"
@@ -51,6 +54,16 @@ class OnnxLayer:
     output_fmt: FixedFormat | None = None  # when a requantization follows
     flatten: str | None = None  # dense after an image: "chw" or "hwc" input order
 
+    @property
+    def weighted(self) -> bool:
+        """A Conv or Gemm/MatMul (with weights), not a pool."""
+        return self.weight is not None
+
+    @property
+    def image(self) -> bool:
+        """Reads an image (Conv, MaxPool), not a vector."""
+        return self.kind in IMAGE_KINDS
+
 
 @dataclass
 class OnnxNet:
@@ -62,7 +75,7 @@ class OnnxNet:
     @property
     def quantized(self) -> bool:
         return self.input_fmt is not None and all(
-            l.kind == "maxpool" or (l.weight_fmt is not None and l.output_fmt is not None) for l in self.layers
+            not l.weighted or (l.weight_fmt is not None and l.output_fmt is not None) for l in self.layers
         )
 
 
@@ -129,7 +142,7 @@ def read_onnx(path_or_proto) -> OnnxNet:
     def set_fmt(fmt: FixedFormat, where: str) -> None:
         if last is None and not net.layers:
             net.input_fmt = fmt
-        elif last is not None and last.kind != "maxpool":
+        elif last is not None and last.weighted:
             last.output_fmt = fmt
         else:
             raise OnnxImportError(f"{where}: a requantization after a pool; kofn requantizes after Conv/Gemm only")
@@ -211,12 +224,12 @@ def read_onnx(path_or_proto) -> OnnxNet:
             if op == "Gemm" and (attr(n, "alpha", 1.0) != 1.0 or attr(n, "beta", 1.0) != 1.0 or attr(n, "transA", 0)):
                 raise OnnxImportError(f"{where}: Gemm with alpha, beta or transA is not supported")
             b = tensor(n.input[2], where)[0] if op == "Gemm" and len(n.input) > 2 and n.input[2] else np.zeros(w.shape[0])
-            first_dense = not any(l.kind == "dense" for l in net.layers)
+            first_dense = all(l.image for l in net.layers)
             last = OnnxLayer("dense", where, w, b, weight_fmt=wfmt,
                              flatten=flatten_order if first_dense and len(dims) == 3 else None)
             net.layers.append(last)
         elif op == "Add":
-            if last is None or last.kind != "dense" or not np.all(last.bias == 0):
+            if last is None or last.image or not np.all(last.bias == 0):
                 raise OnnxImportError(f"{where}: an Add that is not a MatMul's bias")
             last.bias = tensor(n.input[1], where)[0].reshape(-1)
         elif op == "Relu":
@@ -249,7 +262,7 @@ def read_onnx(path_or_proto) -> OnnxNet:
         raise OnnxImportError("the graph ends inside a requantization pattern")
     if cur != g.output[0].name:
         raise OnnxImportError(f"the chain ends at {cur!r}, not at the graph output {g.output[0].name!r}")
-    if not net.layers or net.layers[-1].kind != "dense":
+    if not net.layers or net.layers[-1].image:
         raise OnnxImportError("the last layer must be dense (Gemm or MatMul)")
     return net
 
@@ -281,10 +294,10 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
     bits)."""
     meta = json.loads(net.meta.get("kofn.layers", "{}"))
     for i, L in enumerate(net.layers):  # weights wider than 8 bits travel as floats; kofn's metadata has their format
-        if L.kind != "maxpool" and L.weight_fmt is None and "weight_fmt" in meta.get(f"l{i}", {}):
+        if L.weighted and L.weight_fmt is None and "weight_fmt" in meta.get(f"l{i}", {}):
             L.weight_fmt = FixedFormat.from_dict(meta[f"l{i}"]["weight_fmt"])
     if not net.quantized:
-        missing = [l.node for l in net.layers if l.kind != "maxpool" and (l.weight_fmt is None or l.output_fmt is None)]
+        missing = [l.node for l in net.layers if l.weighted and (l.weight_fmt is None or l.output_fmt is None)]
         raise OnnxImportError(
             "the model is not quantized: " + (", ".join(missing) if missing else "the input") +
             " has no DequantizeLinear weights or requantization; import it as a float model (config `model`) instead"
@@ -299,7 +312,7 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
     for i, L in enumerate(net.layers):
         lname = meta.get(f"l{i}", {}).get("name", f"l{i}")
         lm = meta.get(f"l{i}", {})
-        if L.kind == "maxpool":
+        if not L.weighted:
             layers.append(MaxPool2dLayer(lname, shape, fmt))
             shape = layers[-1].out_shape
             continue
@@ -316,7 +329,7 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
         if np.any(b_codes != np.round(b_codes)):
             raise OnnxImportError(f"{L.node}: a bias is not exact in {bf.describe()}")
         b_codes = b_codes.astype(np.int64)
-        if L.kind == "conv":
+        if L.image:
             c_out, c_in, k, _ = codes.shape
             hwc = codes.transpose(0, 2, 3, 1)  # [C_out, K, K, C_in]: window order
             kern = (codes != 0).reshape(c_out, c_in, k * k)
@@ -339,21 +352,21 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
             layers.append(DenseLayer(lname, w.shape[1], idx, np.take_along_axis(w, idx, axis=1), b_codes,
                                      fmt, wf, bf, L.output_fmt, L.relu))
             shape = (w.shape[0],)
-        accumulator_format(fmt, wf, bf, layers[-1].k_eff if L.kind == "conv" else layers[-1].k)
+        accumulator_format(fmt, wf, bf, layers[-1].k_eff if L.image else layers[-1].k)
         fmt = L.output_fmt
     return Model(name=name, layers=tuple(layers), meta={"source": "onnx"})
 
 
 def float_init(net: OnnxNet, layers, image_shape: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Initial ``(weight, bias)`` per weighted layer for a kofn model built from the config's
-    ``layers`` (:class:`kofn.app.config.LayerConfig`), checked against the ONNX structure.
+    ``layers`` (:mod:`kofn.core.layers` specs), checked against the ONNX structure.
 
     ``image_shape`` is the dataset's (H, W, C) or (n,).  The first dense layer after an image
     gets its columns reordered to kofn's HWC flatten when the ONNX model flattens CHW."""
     want = net.input_shape if len(net.input_shape) == 1 else (net.input_shape[1], net.input_shape[2], net.input_shape[0])
     if tuple(want) != tuple(image_shape):
         raise OnnxImportError(f"the ONNX input is {want} (HWC), the dataset's images are {tuple(image_shape)}")
-    kinds = [{"conv": "conv", "maxpool": "maxpool", "dense": "dense"}[l.kind] for l in net.layers]
+    kinds = [l.kind for l in net.layers]
     cfg_kinds = [l.type for l in layers]
     if kinds != cfg_kinds:
         raise OnnxImportError(f"the ONNX model's layers are {kinds}, the config's [[layers]] are {cfg_kinds}")
@@ -361,14 +374,14 @@ def float_init(net: OnnxNet, layers, image_shape: tuple[int, ...]) -> list[tuple
     shape = tuple(image_shape)
     for i, (L, c) in enumerate(zip(net.layers, layers)):
         key = f"layers[{i}] ({L.node})"
-        if L.kind == "maxpool":
+        if not L.weighted:
             shape = (shape[0] // 2, shape[1] // 2, shape[2])
             continue
         if c.granularity == "feature_map":
             raise OnnxImportError(f"{key}: feature-map pruning of an imported model is not supported (its next layer "
                                   "would change shape); use weight or kernel granularity")
         w = np.asarray(L.weight, dtype=np.float64)
-        if L.kind == "conv":
+        if L.image:
             got = (w.shape[0], w.shape[2], L.stride, L.pad)
             cfg = (c.out_channels, c.kernel, c.stride, c.pad)
             if got != cfg:

@@ -17,11 +17,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+from ..core.ir import Conv2dLayer, DenseLayer
+
+if TYPE_CHECKING:
+    from .report import Report
 
 __all__ = ["write_flow_html", "write_explore_html", "mask_matrix"]
 
@@ -96,7 +100,7 @@ def mask_matrix(layer) -> np.ndarray:
     """``[rows, n]`` 0/1 matrix of the inputs each neuron or filter keeps (kernel-level
     convolutions: ``[rows, C_in]`` of kept kernels)."""
     idx = np.asarray(layer.indices)
-    width = layer.in_channels if getattr(layer, "granularity", "") == "kernel" and layer.kind == "conv" else layer.n
+    width = layer.in_channels if isinstance(layer, Conv2dLayer) and layer.granularity == "kernel" else layer.n
     m = np.zeros((idx.shape[0], width), dtype=np.uint8)
     np.put_along_axis(m, idx, 1, axis=1)
     return m
@@ -134,14 +138,10 @@ def _bitexact_section(r: dict) -> list[str]:
             _table(["simulation", "vectors", "mismatching output codes", "verdict"], rows)]
 
 
-def _mask_section(build: Path, r: dict) -> list[str]:
-    from ..core import ir
-
-    try:
-        model = ir.load(build / "model")
-    except (FileNotFoundError, OSError):
+def _mask_section(model) -> list[str]:
+    if model is None:
         return []
-    layers = [L for L in model.layers if L.kind != "maxpool"]
+    layers = [L for L in model.layers if isinstance(L, (DenseLayer, Conv2dLayer))]
     if not layers:
         return []
     plt = _pyplot()
@@ -150,20 +150,18 @@ def _mask_section(build: Path, r: dict) -> list[str]:
     for ax, L in zip(axes[0], layers):
         m = mask_matrix(L)
         ax.imshow(m, aspect="auto", interpolation="nearest", cmap="Greys")
-        kernel = L.kind == "conv" and L.granularity == "kernel"
+        kernel = isinstance(L, Conv2dLayer) and L.granularity == "kernel"
         ax.set_title(f"{L.name}: {L.rows} x {m.shape[1]}, k = {L.k}", fontsize=9)
         ax.set_xlabel("input channel (kernel kept)" if kernel else "input")
-        ax.set_ylabel("filter" if L.kind == "conv" else "neuron")
+        ax.set_ylabel("filter" if isinstance(L, Conv2dLayer) else "neuron")
     return ["<h2>Masks</h2>",
             '<p class="note">Black: kept.  Every row keeps exactly k entries (the fixed stride of the ROMs).</p>',
             _img(_png(fig), "mask heatmaps")]
 
 
-def _training_section(build: Path, r: dict) -> list[str]:
-    hp = build / "model" / "history.json"
-    if not hp.exists():
+def _training_section(h, r: dict) -> list[str]:
+    if not h:
         return []
-    h = json.loads(hp.read_text())
     metrics = h.get("metrics") or []
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), constrained_layout=True)
@@ -278,17 +276,21 @@ def _memory_section(r: dict) -> list[str]:
             _img(_png(fig), "storage bits")]
 
 
-def write_flow_html(report: dict, build_dir: Path) -> Path:
-    """Render ``build_dir/report.html`` from a flow report (and the build's model and history)."""
+def write_flow_html(rep: "Report", build_dir: Path) -> Path:
+    """Render ``build_dir/report.html`` from a flow :class:`kofn.app.report.Report` alone
+    (its JSON figures, its IR for the masks, its training history for the curves)."""
     build = Path(build_dir)
+    report = rep.to_json()
     body = [f"<h1>kofn report: {html.escape(report['name'])}</h1>",
             f'<p class="sub">Top module <code>{html.escape(report["top"])}</code>, kofn {html.escape(report["kofn_version"])}'
             f"{', dataset ' + html.escape(str(report['dataset'])) if report.get('dataset') else ''}.</p>"]
     for section in (_accuracy_section(report), _bitexact_section(report), _hardware_section(report),
-                    _memory_section(report), _mask_section(build, report), _training_section(build, report)):
+                    _memory_section(report), _mask_section(rep.model), _training_section(rep.history, report)):
         body += section
     path = build / "report.html"
-    path.write_text(_page(f"kofn report: {report['name']}", body))
+    tmp = path.with_name(".report.html.tmp")
+    tmp.write_text(_page(f"kofn report: {report['name']}", body))
+    tmp.replace(path)
     return path
 
 

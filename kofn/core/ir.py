@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .fixed import AccumulatorFormat, FixedFormat, accumulator_format
-from .rules import conv_out_size
+from .fixed import FixedFormat
+from .ir_layers import Conv2dLayer, DenseLayer, MaxPool2dLayer
 
 __all__ = [
     "DenseLayer",
@@ -31,318 +31,6 @@ __all__ = [
 ]
 
 IR_VERSION = 2  # 2: Conv2d and MaxPool2d layers, input_shape
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, dtype=np.int64, copy=True)
-    a.setflags(write=False)
-    return a
-
-
-def _check_codes(where: str, weights: np.ndarray, bias: np.ndarray, weight_fmt: FixedFormat,
-                 bias_fmt: FixedFormat) -> None:
-    """Weight and bias codes lie in their (signed) formats."""
-    for arr, fmt, what in ((weights, weight_fmt, "weight"), (bias, bias_fmt, "bias")):
-        if arr.size and (arr.min() < fmt.min_int or arr.max() > fmt.max_int):
-            raise ValueError(f"{where}: a {what} code is outside {fmt.describe()}")
-    if not weight_fmt.signed or not bias_fmt.signed:
-        raise ValueError(f"{where}: weight and bias formats must be signed")
-
-
-def _scatter_rows(n: int, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``[rows, n]`` int64 matrix holding ``weights[r, j]`` at column ``indices[r, j]``, else 0."""
-    full = np.zeros((indices.shape[0], n), dtype=np.int64)
-    np.put_along_axis(full, indices, weights, axis=1)
-    return full
-
-
-@dataclass(frozen=True, eq=False)
-class DenseLayer:
-    """A dense layer where every output neuron keeps exactly ``k`` of its ``n`` inputs.
-
-    ``indices[r]`` lists, ascending, the inputs row ``r`` keeps; ``weights[r, j]`` is
-    the integer code (``weight_fmt``) of the weight on input ``indices[r, j]``.
-    """
-
-    name: str
-    n: int
-    indices: np.ndarray  # [rows, k] int64, ascending per row, unique
-    weights: np.ndarray  # [rows, k] int64 codes of weight_fmt
-    bias: np.ndarray  # [rows] int64 codes of bias_fmt
-    input_fmt: FixedFormat
-    weight_fmt: FixedFormat
-    bias_fmt: FixedFormat
-    output_fmt: FixedFormat
-    relu: bool
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "indices", _frozen(self.indices))
-        object.__setattr__(self, "weights", _frozen(self.weights))
-        object.__setattr__(self, "bias", _frozen(self.bias))
-        idx, w, b = self.indices, self.weights, self.bias
-        where = f"layer {self.name!r}"
-        if idx.ndim != 2 or w.shape != idx.shape:
-            raise ValueError(f"{where}: indices {idx.shape} and weights {w.shape} must both be [rows, k]")
-        if b.shape != (idx.shape[0],):
-            raise ValueError(f"{where}: bias shape {b.shape} != ({idx.shape[0]},)")
-        if not 1 <= self.k <= self.n:
-            raise ValueError(f"{where}: k={self.k} must be in 1..n={self.n}")
-        if idx.min() < 0 or idx.max() >= self.n:
-            raise ValueError(f"{where}: an index is outside 0..{self.n - 1}")
-        if self.k > 1 and np.any(np.diff(idx, axis=1) <= 0):
-            raise ValueError(f"{where}: indices must be strictly ascending in every row")
-        _check_codes(where, w, b, self.weight_fmt, self.bias_fmt)
-        self.accumulator  # validates the bias alignment and width
-
-    @property
-    def rows(self) -> int:
-        return int(self.indices.shape[0])
-
-    @property
-    def k(self) -> int:
-        return int(self.indices.shape[1])
-
-    @property
-    def accumulator(self) -> AccumulatorFormat:
-        return accumulator_format(self.input_fmt, self.weight_fmt, self.bias_fmt, self.k)
-
-    kind = "dense"
-
-    @property
-    def in_size(self) -> int:
-        return self.n
-
-    @property
-    def out_size(self) -> int:
-        return self.rows
-
-    @property
-    def field_indices(self) -> np.ndarray:
-        """Input index of every stored entry, ``[rows, k]`` (here: ``indices``)."""
-        return self.indices
-
-    @property
-    def field_weights(self) -> np.ndarray:
-        """Weight code of every stored entry, ``[rows, k]`` (here: ``weights``)."""
-        return self.weights
-
-    def dense_weights(self) -> np.ndarray:
-        """The ``[rows, n]`` integer weight matrix with zeros where the mask prunes."""
-        return _scatter_rows(self.n, self.field_indices, self.field_weights)
-
-    def to_json(self) -> dict:
-        return {
-            "kind": "dense",
-            "name": self.name,
-            "n": self.n,
-            "k": self.k,
-            "rows": self.rows,
-            "relu": self.relu,
-            "input_fmt": self.input_fmt.to_dict(),
-            "weight_fmt": self.weight_fmt.to_dict(),
-            "bias_fmt": self.bias_fmt.to_dict(),
-            "output_fmt": self.output_fmt.to_dict(),
-        }
-
-
-def _check_kofn_rows(idx: np.ndarray, n: int, where: str, what: str) -> None:
-    if idx.ndim != 2 or idx.shape[1] < 1:
-        raise ValueError(f"{where}: {what} must be [rows, k] with k >= 1, got {idx.shape}")
-    if idx.shape[1] > n:
-        raise ValueError(f"{where}: k={idx.shape[1]} must be in 1..n={n}")
-    if idx.min() < 0 or idx.max() >= n:
-        raise ValueError(f"{where}: a {what} entry is outside 0..{n - 1}")
-    if idx.shape[1] > 1 and np.any(np.diff(idx, axis=1) <= 0):
-        raise ValueError(f"{where}: {what} must be strictly ascending in every row")
-
-
-@dataclass(frozen=True, eq=False)
-class Conv2dLayer:
-    """A 2-D convolution where every filter keeps exactly ``k`` structures of its receptive field.
-
-    Activations are laid out HWC: an ``in_shape = (H, W, C_in)`` image is the vector
-    ``x[(y * W + x) * C_in + c]``, which is also the order pixels and channels arrive on
-    the AXI4-Stream.  A filter's receptive field (window) is ``K * K * C_in`` values in
-    the same order: field index ``f = (ky * K + kx) * C_in + c`` (tap ``t = ky * K + kx``).
-    Zero padding of ``pad`` pixels surrounds the image; ``stride`` is the same on both axes.
-
-    ``granularity`` sets what ``indices`` and ``weights`` hold per filter (row):
-
-    * ``weight``: ``indices[r]`` are ``k`` ascending field indices, ``weights[r, j]`` the
-      code of the weight at field index ``indices[r, j]``;
-    * ``kernel``: ``indices[r]`` are ``k`` ascending input channels, each kept as a whole
-      ``K x K`` kernel; ``weights[r, j * K * K + t]`` is the code of tap ``t`` of kernel ``j``.
-
-    The arithmetic of one output pixel of one filter is :func:`kofn.core.fixed.dense_layer`
-    over the window (see :attr:`field_indices` and :attr:`field_weights`).
-    """
-
-    name: str
-    in_shape: tuple[int, int, int]  # (H, W, C_in)
-    kernel: int
-    stride: int
-    pad: int
-    granularity: str
-    indices: np.ndarray  # [C_out, k]
-    weights: np.ndarray  # [C_out, k] (weight) or [C_out, k * K * K] (kernel)
-    bias: np.ndarray  # [C_out]
-    input_fmt: FixedFormat
-    weight_fmt: FixedFormat
-    bias_fmt: FixedFormat
-    output_fmt: FixedFormat
-    relu: bool
-
-    kind = "conv"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
-        for f in ("indices", "weights", "bias"):
-            object.__setattr__(self, f, _frozen(getattr(self, f)))
-        where = f"layer {self.name!r}"
-        if len(self.in_shape) != 3 or min(self.in_shape) < 1:
-            raise ValueError(f"{where}: in_shape must be (H, W, C_in) >= 1, got {self.in_shape}")
-        h, w, _ = self.in_shape
-        if not 1 <= self.kernel <= 7:
-            raise ValueError(f"{where}: kernel {self.kernel} must be in 1..7")
-        if self.stride < 1 or not 0 <= self.pad < self.kernel:
-            raise ValueError(f"{where}: stride {self.stride} must be >= 1 and pad {self.pad} in 0..{self.kernel - 1}")
-        if min(conv_out_size(h, self.kernel, self.stride, self.pad), conv_out_size(w, self.kernel, self.stride, self.pad)) < 1:
-            raise ValueError(f"{where}: a {self.kernel}x{self.kernel} kernel does not fit the {h}x{w} input")
-        if self.granularity not in ("weight", "kernel"):
-            raise ValueError(f"{where}: granularity must be 'weight' or 'kernel', got {self.granularity!r}")
-        idx, wts, b = self.indices, self.weights, self.bias
-        _check_kofn_rows(idx, self.n if self.granularity == "weight" else self.in_channels, where,
-                         "field index" if self.granularity == "weight" else "channel")
-        if wts.shape != (idx.shape[0], self.k_eff):
-            raise ValueError(f"{where}: weights {wts.shape} must be [{idx.shape[0]}, {self.k_eff}]")
-        if b.shape != (idx.shape[0],):
-            raise ValueError(f"{where}: bias shape {b.shape} != ({idx.shape[0]},)")
-        _check_codes(where, wts, b, self.weight_fmt, self.bias_fmt)
-        self.accumulator
-
-    @property
-    def in_channels(self) -> int:
-        return self.in_shape[2]
-
-    @property
-    def rows(self) -> int:
-        """Filters (output channels)."""
-        return int(self.indices.shape[0])
-
-    @property
-    def taps(self) -> int:
-        """``K * K``."""
-        return self.kernel * self.kernel
-
-    @property
-    def n(self) -> int:
-        """Receptive-field size ``K * K * C_in`` (the weight-level n)."""
-        return self.taps * self.in_channels
-
-    @property
-    def k(self) -> int:
-        """Kept structures per filter: weights (weight level) or kernels (kernel level)."""
-        return int(self.indices.shape[1])
-
-    @property
-    def k_eff(self) -> int:
-        """Weights stored per filter: ``k`` or ``k * K * K``."""
-        return self.k * (self.taps if self.granularity == "kernel" else 1)
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        h, w, _ = self.in_shape
-        return (conv_out_size(h, self.kernel, self.stride, self.pad),
-                conv_out_size(w, self.kernel, self.stride, self.pad), self.rows)
-
-    @property
-    def in_size(self) -> int:
-        return int(np.prod(self.in_shape))
-
-    @property
-    def out_size(self) -> int:
-        return int(np.prod(self.out_shape))
-
-    @property
-    def field_indices(self) -> np.ndarray:
-        """Window index of every stored weight, ``[C_out, k_eff]`` (kernel level: ``t * C_in + c_j``)."""
-        if self.granularity == "weight":
-            return self.indices
-        t = np.arange(self.taps)
-        return (t[None, None, :] * self.in_channels + self.indices[:, :, None]).reshape(self.rows, -1)
-
-    @property
-    def field_weights(self) -> np.ndarray:
-        return self.weights
-
-    @property
-    def accumulator(self) -> AccumulatorFormat:
-        return accumulator_format(self.input_fmt, self.weight_fmt, self.bias_fmt, self.k_eff)
-
-    def dense_weights(self) -> np.ndarray:
-        """``[C_out, K*K*C_in]`` weight codes over the whole window, zeros where pruned."""
-        return _scatter_rows(self.n, self.field_indices, self.field_weights)
-
-    def to_json(self) -> dict:
-        return {
-            "kind": "conv",
-            "name": self.name,
-            "in_shape": list(self.in_shape),
-            "out_channels": self.rows,
-            "kernel": self.kernel,
-            "stride": self.stride,
-            "pad": self.pad,
-            "granularity": self.granularity,
-            "k": self.k,
-            "relu": self.relu,
-            "input_fmt": self.input_fmt.to_dict(),
-            "weight_fmt": self.weight_fmt.to_dict(),
-            "bias_fmt": self.bias_fmt.to_dict(),
-            "output_fmt": self.output_fmt.to_dict(),
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class MaxPool2dLayer:
-    """``size x size`` max pooling with stride ``size`` on an HWC image (trailing rows and
-    columns that do not fill a window are dropped, as in ``torch.nn.MaxPool2d``).
-    Codes pass through unchanged: ``output_fmt`` is ``input_fmt``."""
-
-    name: str
-    in_shape: tuple[int, int, int]
-    input_fmt: FixedFormat
-    size: int = 2
-
-    kind = "maxpool"
-    relu = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
-        if self.size != 2:
-            raise ValueError(f"layer {self.name!r}: only 2x2 max pooling is supported, got {self.size}")
-        if len(self.in_shape) != 3 or self.in_shape[0] < self.size or self.in_shape[1] < self.size:
-            raise ValueError(f"layer {self.name!r}: in_shape {self.in_shape} is smaller than the {self.size}x{self.size} window")
-
-    @property
-    def output_fmt(self) -> FixedFormat:
-        return self.input_fmt
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        h, w, c = self.in_shape
-        return (h // self.size, w // self.size, c)
-
-    @property
-    def in_size(self) -> int:
-        return int(np.prod(self.in_shape))
-
-    @property
-    def out_size(self) -> int:
-        return int(np.prod(self.out_shape))
-
-    def to_json(self) -> dict:
-        return {"kind": "maxpool", "name": self.name, "in_shape": list(self.in_shape), "size": self.size,
-                "input_fmt": self.input_fmt.to_dict()}
 
 
 Layer = DenseLayer | Conv2dLayer | MaxPool2dLayer
@@ -365,15 +53,15 @@ class Model:
         object.__setattr__(self, "layers", tuple(self.layers))
         if not self.layers:
             raise ValueError("a model needs at least one layer")
-        if self.layers[-1].kind != "dense":
+        if self.layers[-1].image:
             raise ValueError("the last layer must be dense (flatten the image into a dense classifier)")
         names = [l.name for l in self.layers]
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique, got {names}")
         for prev, cur in zip(self.layers, self.layers[1:]):
-            if cur.kind != "dense" and prev.kind == "dense":
+            if cur.image and not prev.image:
                 raise ValueError(f"layer {cur.name!r} ({cur.kind}) follows a dense layer; images come before vectors")
-            if cur.kind != "dense" and tuple(cur.in_shape) != tuple(prev.out_shape):
+            if cur.image and tuple(cur.in_shape) != tuple(prev.out_shape):
                 raise ValueError(f"layer {cur.name!r} expects an image {cur.in_shape} but {prev.name!r} makes {prev.out_shape}")
             if cur.in_size != prev.out_size:
                 raise ValueError(f"layer {cur.name!r} has n={cur.in_size} but {prev.name!r} has {prev.out_size} outputs")
@@ -395,7 +83,7 @@ class Model:
     def input_shape(self) -> tuple[int, ...]:
         """``(H, W, C)`` for an image model, ``(n,)`` for a vector model."""
         first = self.layers[0]
-        return tuple(first.in_shape) if first.kind != "dense" else (first.n,)
+        return tuple(first.in_shape) if first.image else (first.n,)
 
     @property
     def n_inputs(self) -> int:
@@ -408,11 +96,11 @@ class Model:
     @property
     def image_layers(self) -> tuple[Layer, ...]:
         """The convolution and pooling layers (a prefix of ``layers``)."""
-        return tuple(l for l in self.layers if l.kind != "dense")
+        return tuple(l for l in self.layers if l.image)
 
     @property
     def dense_layers(self) -> tuple[DenseLayer, ...]:
-        return tuple(l for l in self.layers if l.kind == "dense")
+        return tuple(l for l in self.layers if not l.image)
 
 
 def save(model: Model, directory: str | Path) -> None:
@@ -427,7 +115,7 @@ def save(model: Model, directory: str | Path) -> None:
     }
     arrays = {}
     for i, layer in enumerate(model.layers):
-        if layer.kind == "maxpool":
+        if not layer.weighted:
             continue
         arrays[f"l{i}_indices"] = layer.indices
         arrays[f"l{i}_weights"] = layer.weights
@@ -445,38 +133,23 @@ def load(directory: str | Path) -> Model:
     with np.load(d / "model.npz") as z:
         layers = []
         for i, ld in enumerate(doc["layers"]):
-            if ld["kind"] == "maxpool":
-                layers.append(MaxPool2dLayer(ld["name"], tuple(ld["in_shape"]),
-                                             FixedFormat.from_dict(ld["input_fmt"]), ld["size"]))
-                continue
-            if ld["kind"] == "conv":
-                layers.append(
-                    Conv2dLayer(
-                        name=ld["name"], in_shape=tuple(ld["in_shape"]), kernel=ld["kernel"],
-                        stride=ld["stride"], pad=ld["pad"], granularity=ld["granularity"],
-                        indices=z[f"l{i}_indices"], weights=z[f"l{i}_weights"], bias=z[f"l{i}_bias"],
-                        input_fmt=FixedFormat.from_dict(ld["input_fmt"]),
-                        weight_fmt=FixedFormat.from_dict(ld["weight_fmt"]),
-                        bias_fmt=FixedFormat.from_dict(ld["bias_fmt"]),
-                        output_fmt=FixedFormat.from_dict(ld["output_fmt"]),
-                        relu=ld["relu"],
-                    )
-                )
-                continue
-            if ld["kind"] != "dense":
+            if ld["kind"] not in _FROM_JSON:
                 raise ValueError(f"unknown layer kind {ld['kind']!r}")
-            layers.append(
-                DenseLayer(
-                    name=ld["name"],
-                    n=ld["n"],
-                    indices=z[f"l{i}_indices"],
-                    weights=z[f"l{i}_weights"],
-                    bias=z[f"l{i}_bias"],
-                    input_fmt=FixedFormat.from_dict(ld["input_fmt"]),
-                    weight_fmt=FixedFormat.from_dict(ld["weight_fmt"]),
-                    bias_fmt=FixedFormat.from_dict(ld["bias_fmt"]),
-                    output_fmt=FixedFormat.from_dict(ld["output_fmt"]),
-                    relu=ld["relu"],
-                )
-            )
+            arrays = {a: z[f"l{i}_{a}"] for a in ("indices", "weights", "bias")} if f"l{i}_indices" in z else {}
+            layers.append(_FROM_JSON[ld["kind"]](ld, arrays))
     return Model(name=doc["name"], layers=tuple(layers), meta=doc.get("meta", {}))
+
+
+def _formats(ld: dict, *names: str) -> dict:
+    return {n: FixedFormat.from_dict(ld[n]) for n in names}
+
+
+_FMTS = ("input_fmt", "weight_fmt", "bias_fmt", "output_fmt")
+_FROM_JSON = {  # model.json "kind" -> the layer, from its JSON entry and its arrays
+    "dense": lambda ld, a: DenseLayer(name=ld["name"], n=ld["n"], relu=ld["relu"], **a, **_formats(ld, *_FMTS)),
+    "conv": lambda ld, a: Conv2dLayer(
+        name=ld["name"], in_shape=tuple(ld["in_shape"]), kernel=ld["kernel"], stride=ld["stride"], pad=ld["pad"],
+        granularity=ld["granularity"], relu=ld["relu"], **a, **_formats(ld, *_FMTS)),
+    "maxpool": lambda ld, a: MaxPool2dLayer(ld["name"], tuple(ld["in_shape"]), FixedFormat.from_dict(ld["input_fmt"]),
+                                            ld["size"]),
+}

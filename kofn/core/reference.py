@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .fixed import dense_layer
-from .ir import Conv2dLayer, MaxPool2dLayer, Model
+from .ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
 
 __all__ = ["run", "run_layers", "windows", "conv2d", "maxpool2d"]
 
@@ -79,16 +79,18 @@ def run_layers(model: Model, x: np.ndarray) -> list[np.ndarray]:
         raise ValueError(f"an input code is outside {fmt.describe()}")
     outs = []
     for L in model.layers:
-        if L.kind == "conv":
-            x = conv2d(x, L)
-        elif L.kind == "maxpool":
-            x = maxpool2d(x, L)
-        else:
-            x = dense_layer(
-                x, L.indices, L.weights, L.bias, L.input_fmt, L.weight_fmt, L.bias_fmt, L.output_fmt, L.relu
-            )
+        x = OPS[type(L)](x, L)
         outs.append(x)
     return outs
+
+
+def dense(x: np.ndarray, L: DenseLayer) -> np.ndarray:
+    """Output codes ``[batch, rows]`` of a dense layer: :func:`kofn.core.fixed.dense_layer`."""
+    return dense_layer(x, L.indices, L.weights, L.bias, L.input_fmt, L.weight_fmt, L.bias_fmt, L.output_fmt, L.relu)
+
+
+OPS = {DenseLayer: dense, Conv2dLayer: conv2d, MaxPool2dLayer: maxpool2d}
+"""The reference op of each IR layer class: ``op(codes[batch, in_size], layer) -> codes[batch, out_size]``."""
 
 
 def run(model: Model, x: np.ndarray) -> np.ndarray:

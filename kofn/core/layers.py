@@ -1,0 +1,229 @@
+"""One typed description of a layer before training: what a ``[[layers]]`` table of a flow
+config says, what training builds its modules from, what the ONNX import and the test
+designs produce.
+
+:class:`DenseSpec`, :class:`ConvSpec` and :class:`PoolSpec` are frozen dataclasses.  Each
+knows its shape rule and its validity rules (:meth:`validate` against the input shape,
+returning the output shape) and raises :class:`kofn.core.errors.ConfigError` naming the
+key.  :func:`validate_chain` checks a whole stack once, including the rules that span
+layers (images before vectors, the last layer dense).  The trained, integer form of a
+layer is the IR (:mod:`kofn.core.ir`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Sequence
+
+from .errors import fail
+from .fixed import FixedFormat
+from .rules import conv_out_size, row_stride
+
+__all__ = ["DenseSpec", "ConvSpec", "PoolSpec", "LayerSpec", "LAYER_SPECS", "validate_chain", "output_shape"]
+
+_DENSE_GRAN = ("weight", "block", "feature_map")
+_CONV_GRAN = ("weight", "kernel", "feature_map")
+
+
+def _check_formats(key: str, weight: FixedFormat, bias: FixedFormat) -> None:
+    if not weight.signed:
+        fail(f"{key}.weight.signed", "weights must be signed")
+    if not bias.signed:
+        fail(f"{key}.bias.signed", "biases must be signed")
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    """A dense (Linear) layer: ``out_features`` neurons, each keeping ``k`` of its group.
+
+    ``granularity``: ``weight`` (k of the n inputs per neuron), ``block`` (k of every
+    ``block`` consecutive inputs, N:M) or ``feature_map`` (k of the ``out_features``
+    neurons; the others are removed at export).  ``lanes`` is the hardware's MAC lanes P
+    (``None``: the default rule)."""
+
+    out_features: int
+    k: int
+    weight: FixedFormat = FixedFormat(8, 2)
+    bias: FixedFormat = FixedFormat(16, 6)
+    output: FixedFormat = FixedFormat(8, 3, signed=False)
+    relu: bool = True
+    granularity: str = "weight"
+    block: int | None = None
+    lanes: int | None = None
+
+    type: ClassVar[str] = "dense"
+    image: ClassVar[bool] = False  # takes an image (True) or a vector (False)
+    weighted: ClassVar[bool] = True
+
+    def group_size(self, shape: tuple) -> int:
+        """The n that k-of-n chooses from, given the input ``shape``."""
+        return {"feature_map": self.out_features, "block": self.block}.get(self.granularity) or int(math.prod(shape))
+
+    def row_k(self, n: int) -> int:
+        """Entries per output neuron in hardware (the ROM's fixed stride) for ``n`` inputs."""
+        return row_stride(self.granularity, self.k, n, self.block)
+
+    def out_shape(self, shape: tuple) -> tuple:
+        return (self.k if self.granularity == "feature_map" else self.out_features,)
+
+    def describe(self, i: int) -> str:
+        what = {"weight": "n", "feature_map": "neurons", "block": f"{self.block}"}[self.granularity]
+        return f"l{i} dense {self.out_features} {self.k}-of-{what}"
+
+    def validate(self, key: str, shape: tuple, last: bool = False) -> tuple:
+        """Check the layer against its input ``shape``; returns its output shape."""
+        n = int(math.prod(shape))
+        if self.out_features < 1:
+            fail(f"{key}.out_features", f"must be >= 1, got {self.out_features}")
+        if self.granularity == "kernel":
+            fail(f"{key}.granularity", "'kernel' applies to Conv2d layers; a dense layer has no kernels")
+        if self.granularity not in _DENSE_GRAN:
+            fail(f"{key}.granularity", f"must be one of {', '.join(_DENSE_GRAN)}, got {self.granularity!r}")
+        if self.granularity == "block":
+            if self.block is None or self.block < 1 or n % self.block:
+                fail(f"{key}.block", f"granularity 'block' needs a block M >= 1 dividing the layer's {n} inputs, "
+                                     f"got {self.block}")
+        elif self.block is not None:
+            fail(f"{key}.block", f"only meaningful with granularity = 'block', not {self.granularity!r}")
+        if self.granularity == "feature_map" and last:
+            fail(f"{key}.granularity", "the last layer's outputs are the model's outputs; they cannot be pruned away")
+        what = {"weight": "the layer's inputs n", "block": "the block M", "feature_map": "out_features"}
+        n_group = self.group_size(shape)
+        if not 1 <= self.k <= n_group:
+            fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
+        if self.lanes is not None and not 1 <= self.lanes <= self.row_k(n):
+            fail(f"{key}.lanes", f"must be in 1..{self.row_k(n)} (entries per row), got {self.lanes}")
+        _check_formats(key, self.weight, self.bias)
+        return self.out_shape(shape)
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A square ``kernel x kernel`` Conv2d layer of ``out_channels`` filters (+ folded
+    BatchNorm when ``bn``).  ``k`` counts, per ``granularity``: weights of the filter's
+    ``C_in*K*K`` (``weight``), whole input kernels of its ``C_in`` (``kernel``) or filters
+    of ``out_channels`` (``feature_map``; the others are removed at export)."""
+
+    out_channels: int
+    kernel: int
+    k: int
+    weight: FixedFormat = FixedFormat(8, 2)
+    bias: FixedFormat = FixedFormat(16, 6)
+    output: FixedFormat = FixedFormat(8, 3, signed=False)
+    stride: int = 1
+    padding: str = "valid"  # "valid" (none) or "same" (K // 2 zeros on every side, odd K)
+    relu: bool = True
+    granularity: str = "weight"
+    bn: bool = False
+    lanes: int | None = None
+
+    type: ClassVar[str] = "conv"
+    image: ClassVar[bool] = True
+    weighted: ClassVar[bool] = True
+
+    @property
+    def pad(self) -> int:
+        return self.kernel // 2 if self.padding == "same" else 0
+
+    def group_size(self, shape: tuple) -> int:
+        taps = self.kernel * self.kernel
+        return {"feature_map": self.out_channels, "kernel": shape[2]}.get(self.granularity) or shape[2] * taps
+
+    def row_k(self, c_in: int) -> int:
+        """Weights stored per filter for ``c_in`` input channels."""
+        taps = self.kernel * self.kernel
+        return {"weight": self.k, "kernel": self.k * taps}.get(self.granularity) or c_in * taps
+
+    def out_shape(self, shape: tuple) -> tuple:
+        h, w, _ = shape
+        return (conv_out_size(h, self.kernel, self.stride, self.pad), conv_out_size(w, self.kernel, self.stride, self.pad),
+                self.k if self.granularity == "feature_map" else self.out_channels)
+
+    def describe(self, i: int) -> str:
+        what = {"weight": "n", "kernel": "kernels", "feature_map": "filters"}[self.granularity]
+        return f"l{i} conv {self.out_channels}@{self.kernel}x{self.kernel} {self.k}-of-{what}"
+
+    def validate(self, key: str, shape: tuple, last: bool = False) -> tuple:
+        if len(shape) != 3:
+            fail(f"{key}.type", "conv needs an image; it cannot follow a dense layer")
+        if self.out_channels < 1:
+            fail(f"{key}.out_channels", f"must be >= 1, got {self.out_channels}")
+        if not 1 <= self.kernel <= 7:
+            fail(f"{key}.kernel", f"must be in 1..7 (a square K x K kernel), got {self.kernel}")
+        if not 1 <= self.stride <= self.kernel:
+            fail(f"{key}.stride", f"must be in 1..kernel ({self.kernel}), got {self.stride}")
+        if self.padding not in ("valid", "same"):
+            fail(f"{key}.padding", f"must be 'valid' or 'same', got {self.padding!r}")
+        if self.padding == "same" and self.kernel % 2 == 0:
+            fail(f"{key}.padding", f"'same' needs an odd kernel (symmetric padding), got {self.kernel}")
+        if self.granularity not in _CONV_GRAN:
+            fail(f"{key}.granularity", f"a conv layer takes 'weight', 'kernel' or 'feature_map', got {self.granularity!r}")
+        h, w, c = shape
+        oh, ow, _ = self.out_shape(shape)
+        if min(oh, ow) < 1:
+            fail(f"{key}.kernel", f"a {self.kernel}x{self.kernel} kernel does not fit the {h}x{w} input")
+        n_group = self.group_size(shape)
+        what = {"weight": "C_in*K*K weights", "kernel": "C_in kernels", "feature_map": "out_channels"}
+        if not 1 <= self.k <= n_group:
+            fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
+        row = self.row_k(c)
+        if self.lanes is not None and not 1 <= self.lanes <= row:
+            fail(f"{key}.lanes", f"must be in 1..{row} (weights per filter), got {self.lanes}")
+        _check_formats(key, self.weight, self.bias)
+        return self.out_shape(shape)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """2x2 max pooling, stride 2 (trailing odd rows and columns are dropped)."""
+
+    size: int = 2
+
+    type: ClassVar[str] = "maxpool"
+    image: ClassVar[bool] = True
+    weighted: ClassVar[bool] = False
+    lanes: ClassVar[None] = None
+
+    def out_shape(self, shape: tuple) -> tuple:
+        h, w, c = shape
+        return (h // self.size, w // self.size, c)
+
+    def describe(self, i: int) -> str:
+        return f"l{i} maxpool {self.size}x{self.size}"
+
+    def validate(self, key: str, shape: tuple, last: bool = False) -> tuple:
+        if len(shape) != 3:
+            fail(f"{key}.type", "maxpool needs an image; it cannot follow a dense layer")
+        if self.size != 2:
+            fail(f"{key}.size", f"only 2x2 max pooling is supported, got {self.size}")
+        h, w, _ = shape
+        if h < 2 or w < 2:
+            fail(f"{key}.type", f"a 2x2 pool needs an image of at least 2x2, got {h}x{w}")
+        return self.out_shape(shape)
+
+
+LayerSpec = DenseSpec | ConvSpec | PoolSpec
+LAYER_SPECS: dict[str, type] = {cls.type: cls for cls in (DenseSpec, ConvSpec, PoolSpec)}
+"""``[[layers]]`` ``type`` -> spec class."""
+
+
+def validate_chain(layers: Sequence[LayerSpec], input_shape: tuple, key: str = "layers") -> tuple:
+    """Check a whole stack against the model's input shape (``(H, W, C)`` or ``(n,)``);
+    returns the output shape.  Errors name ``{key}[i].<field>``."""
+    if not layers:
+        fail(key, "at least one layer is required")
+    shape = tuple(input_shape)
+    for i, layer in enumerate(layers):
+        shape = layer.validate(f"{key}[{i}]", shape, last=i == len(layers) - 1)
+    if layers[-1].image:
+        fail(f"{key}[{len(layers) - 1}].type", "the last layer must be dense (flatten the image into a dense classifier)")
+    return shape
+
+
+def output_shape(layers: Sequence[LayerSpec], input_shape: tuple) -> list[tuple]:
+    """The input shape of every layer, then the output shape: ``len(layers) + 1`` shapes."""
+    shapes = [tuple(input_shape)]
+    for layer in layers:
+        shapes.append(layer.out_shape(shapes[-1]))
+    return shapes
