@@ -70,6 +70,10 @@ class Handler:
     def dsp(self, plan, family: str) -> int:
         return 0
 
+    def lane_inputs(self, plan) -> list[int]:
+        """Per MAC lane, how many of the layer's inputs its multiplexer can select (no lanes: none)."""
+        return []
+
     def features(self, plan, family: str) -> dict[str, dict[str, float]]:
         raise NotImplementedError
 
