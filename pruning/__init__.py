@@ -3,6 +3,8 @@
 Names load lazily, so ``kofn.pruning.hparams`` (the ``[train]`` settings, no torch) can be
 read by the config without importing torch."""
 
+import sys
+import types
 from importlib import import_module
 
 _EXPORTS = {
@@ -30,3 +32,18 @@ def __getattr__(name: str):
         globals().update({n: getattr(mod, n) for n in _EXPORTS[_WHERE[name]]})
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """``train`` is both a submodule and the function it exports: whenever the import system
+    binds the submodule ``kofn.pruning.train`` here (``import kofn.pruning.train``,
+    ``from kofn.pruning.train import ...``), bind the function instead, so that
+    ``from kofn.pruning import train`` always gives the function."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _WHERE.get(name) == name and hasattr(value, name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
