@@ -48,6 +48,14 @@ def test_default_flow_report(default_build):
     assert r["lint"]["verilator_wall"] == "clean"
     assert {"dsp", "bram18", "lut", "ff"} <= set(r["resources"])
     assert 0 < r["memory"]["rom_bits"] < r["memory"]["dense_bits"]
+    # the IP's README reports the RTL simulation's cycles in its measured column (sim_cycles > 0:
+    # the RTL simulation really ran and counted them)
+    assert r["bitexact"]["rtl"]["sim_cycles"] > 0
+    readme = (out / "README.md").read_text()
+    lat = r["latency"]
+    assert f"| {lat['estimated_cycles']} | {lat['measured_cycles']} |" in readme
+    assert f"| {lat['ii_cycles']} | {lat['measured_ii_cycles']} |" in readme
+    assert "not simulated" not in readme
 
 
 def test_default_flow_report_html_renders(default_build, tmp_path):

@@ -9,24 +9,26 @@ import re
 import pytest
 
 from designs import design
-from kofn.codegen import latency, memory_bits, plan_layers, render, resources, write_design
-from kofn.codegen.render import render_ip
+from kofn.app.flow import layer_figures
+from kofn.app.ip import ip_files
+from kofn.app.report import LatencyFigures, Report, resources_report
+from kofn.codegen import memory_bits, plan_build, render_build, resources, write_design
 
 
-def _build(tmp_path, name="cnn_mixed"):
+def _build(tmp_path, name="cnn_mixed", measured=None):
+    """Render a design and its IP files from a :class:`Report`; ``measured``: the RTL
+    simulation's ``(latency, ii)`` the report carries, or ``None`` (no simulation ran)."""
     m, lanes = design(name)
-    plans = plan_layers(m, lanes)
-    d = render(m, plans, latency(m, plans))
+    plan = plan_build(m, lanes, clock_mhz=125.0)
+    d = render_build(plan)
     write_design(d, tmp_path)
-    lat, res = latency(m, plans), resources(m, plans)
-    report = {
-        "latency": {"estimated_cycles": lat.total_cycles, "ii_cycles": lat.ii_cycles,
-                    "measured_cycles": lat.total_cycles, "measured_ii_cycles": lat.ii_cycles,
-                    "throughput_per_s": lat.throughput(125.0)},
-        "resources": {"dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff},
-        "memory": memory_bits(plans),
-    }
-    files = render_ip(m, d, report, "xcu250-figd2104-2L-e", 125.0, source="test.toml")
+    lat = plan.latency
+    report = Report(
+        kofn_version="test", name=m.name, top=plan.top, layers=tuple(layer_figures(p) for p in plan.layers),
+        latency=LatencyFigures(lat.total_cycles, lat.ii_cycles, (), lat.throughput(125.0), 125.0,
+                               *(measured or (None, None))),
+        memory=memory_bits(plan.layers), resources=resources_report(resources(m, plan.layers), "xc7"), model=m)
+    files = ip_files(report, d, "xcu250-figd2104-2L-e", source="test.toml")
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_text(text)
@@ -65,7 +67,20 @@ def test_xdc_and_readme(tmp_path):
     assert rows == {"aclk": "in", "aresetn": "in", "s_axis_tdata": "in", "s_axis_tvalid": "in",
                     "s_axis_tready": "out", "s_axis_tlast": "in", "m_axis_tdata": "out", "m_axis_tvalid": "out",
                     "m_axis_tready": "in", "m_axis_tlast": "out"}
-    assert f"| {lat.total_cycles} | {lat.total_cycles} |" in readme
-    assert f"| {lat.ii_cycles} | {lat.ii_cycles} |" in readme
+    # no simulation in this report: the measured column says so instead of repeating the estimate
+    assert f"| {lat.total_cycles} | not simulated |" in readme
+    assert f"| {lat.ii_cycles} | not simulated |" in readme
     assert "8x8 image with 2 channel(s)" in readme
     assert "kofn_dense.sv, kofn_conv.sv, kofn_maxpool.sv, kofn_top.sv" in readme
+
+
+def test_readme_measured_column_is_the_simulation(tmp_path):
+    """The writer puts the report's measured figures, not the estimate, in the measured column
+    (values chosen apart from the estimate so that a mix-up shows; that the RTL meets the
+    estimate is proved by the simulation tests and the default flow's README check)."""
+    m, lanes = design("cnn_mixed")
+    lat = plan_build(m, lanes).latency
+    _, _, _, files = _build(tmp_path, measured=(lat.total_cycles + 3, lat.ii_cycles + 5))
+    readme = files["README.md"]
+    assert f"| {lat.total_cycles} | {lat.total_cycles + 3} |" in readme
+    assert f"| {lat.ii_cycles} | {lat.ii_cycles + 5} |" in readme

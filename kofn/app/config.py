@@ -187,7 +187,7 @@ def _build_layer(table: Any, key: str) -> LayerSpec:
     for name in table:
         if name in own:
             continue
-        if name == "lanes" and kind == "maxpool":
+        if name == "lanes" and not cls.weighted:
             _fail(f"{key}.lanes", "a pooling layer has no MAC lanes")
         other = [t for t, c in LAYER_SPECS.items() if name in {f.name for f in dataclasses.fields(c)}]
         if other:

@@ -280,12 +280,11 @@ def _replace(acc: Accuracy | None, **kw) -> Accuracy | None:
 
 def write_outputs(report: Report, plan: BuildPlan, design: Design, out: Path, source: str) -> None:
     """``report.json``, ``report.md``, ``report.html`` and the IP's vendor files."""
-    from ..codegen.render import render_ip
+    from .ip import ip_files
     from .report_html import write_flow_html
 
-    ip_files = render_ip(plan.model, design, report.to_json(), plan.part, plan.clock_mhz, source=source)
     (out / "ip").mkdir(exist_ok=True)
-    for rel, text in ip_files.items():
+    for rel, text in ip_files(report, design, plan.part, source).items():
         (out / rel).write_text(text)
     report.write(out)
     write_flow_html(report, out)

@@ -196,7 +196,7 @@ def read_onnx(path_or_proto) -> OnnxNet:
             zp = consts.get(n.input[2]) if len(n.input) > 2 else np.uint8(0)
             if np.any(np.asarray(zp) != 0):
                 raise OnnxImportError(f"{where}: activation zero point must be 0")
-            signed = np.asarray(zp).dtype.kind == "i"
+            signed = np.issubdtype(np.asarray(zp).dtype, np.signedinteger)
             width = np.asarray(zp).dtype.itemsize * 8
             frac = _pow2_frac(scale, where)
             set_fmt(FixedFormat(width, width - frac, signed=signed), where)
