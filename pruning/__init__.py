@@ -3,8 +3,6 @@
 Names load lazily, so ``kofn.pruning.hparams`` (the ``[train]`` settings, no torch) can be
 read by the config without importing torch."""
 
-import sys
-import types
 from importlib import import_module
 
 _EXPORTS = {
@@ -18,7 +16,7 @@ _EXPORTS = {
     "metrics": ["layer_metrics", "model_metrics", "selection_metrics"],
     "net": ["KofnNet"],
     "quant": ["FakeQuant", "fake_quant", "round_half_up_ste"],
-    "train": ["TrainHistory", "accuracy", "train"],
+    "trainer": ["TrainHistory", "accuracy", "train"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
@@ -27,23 +25,6 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str):
     if name in _WHERE:
         mod = import_module(f".{_WHERE[name]}", __name__)
-        # bind every name of that submodule: importing `.train` set the attribute `train`
-        # to the submodule, which the function of that name must replace
         globals().update({n: getattr(mod, n) for n in _EXPORTS[_WHERE[name]]})
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """``train`` is both a submodule and the function it exports: whenever the import system
-    binds the submodule ``kofn.pruning.train`` here (``import kofn.pruning.train``,
-    ``from kofn.pruning.train import ...``), bind the function instead, so that
-    ``from kofn.pruning import train`` always gives the function."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, types.ModuleType) and _WHERE.get(name) == name and hasattr(value, name):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

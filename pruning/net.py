@@ -230,4 +230,3 @@ class KofnNet(nn.Module):
         self.train(was)
         return Model(name=name, layers=tuple(layers), meta={"method": self.method})
 
-    export = to_ir  # kofn/app still calls export(); to go once its callers say to_ir

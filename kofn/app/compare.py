@@ -218,7 +218,7 @@ def measure_step_times(
     import torch
 
     from ..pruning import KofnNet
-    from ..pruning.train import make_optimizer, train_step
+    from ..pruning.trainer import make_optimizer, train_step
 
     torch.manual_seed(seed)
     steppers = {}

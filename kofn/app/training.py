@@ -70,7 +70,7 @@ def train_to_ir(cfg: FlowConfig, ds, progress: Callable[[str], None], init=None,
     compute)."""
     import torch
 
-    from ..pruning.train import accuracy, train
+    from ..pruning import accuracy, train
 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(max(1, min(threads, torch.get_num_threads())))
@@ -80,6 +80,6 @@ def train_to_ir(cfg: FlowConfig, ds, progress: Callable[[str], None], init=None,
     net.set_quantize(False)
     acc_float = accuracy(net, ds.x_test, ds.y_test)
     net.set_quantize(True)
-    model_ir = net.export(cfg.name)
+    model_ir = net.to_ir(cfg.name)
     x_test, ref_test, acc_int = integer_accuracy(model_ir, ds)
     return Trained(net, model_ir, hist, acc_float, acc_int, x_test, ref_test)
