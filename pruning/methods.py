@@ -32,9 +32,12 @@ import math
 import torch
 from torch import nn
 
-from .hparams import DPPConfig, DTPConfig, GradualConfig, MagnitudeConfig, PSPConfig, SRSTEConfig, TrainConfig
-from .groups import Grouping, check_kofn
+from .baselines import FixedPruner, GradualPruner, MagnitudePruner, RandomPruner, SRSTEPruner
+from .groups import Grouping
+from .hparams import DPPConfig, DTPConfig, PSPConfig, TrainConfig
 from .masks import gumbel_like, kofn_topk, relaxed_khot
+from .pruner import KofnPruner
+
 
 __all__ = [
     "KofnPruner",
@@ -51,71 +54,7 @@ __all__ = [
 ]
 
 
-class KofnPruner(nn.Module):
-    """Base parametrization: exactly ``k`` of ``n`` structures per group at eval/export."""
 
-    method = "base"
-    #: True when :meth:`pre_quant` rescales the weight (PSP); the model then registers it
-    #: before the fake quantizer so the exported codes are the quantized product.
-    has_pre_quant = False
-
-    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping) -> None:
-        super().__init__()
-        if tuple(weight.shape) != grouping.shape:
-            raise ValueError(f"weight {tuple(weight.shape)} does not match grouping {grouping.shape}")
-        if not 1 <= k <= grouping.n:
-            raise ValueError(f"k={k} must be in 1..n={grouping.n} ({grouping.describe()})")
-        self.grouping = grouping
-        self.k = k
-        self.progress = 0.0
-        self.total_steps = 1
-        self.last_mask: torch.Tensor | None = None  # [G, n] mask of the latest forward (bias masking)
-
-    # -- hooks ----------------------------------------------------------------------------
-    def set_progress(self, fraction: float) -> None:
-        """Fraction of training done, in [0, 1]; schedules read it."""
-        self.progress = float(fraction)
-
-    def set_total_steps(self, total: int) -> None:
-        """Training steps in all (DTP's annealing is defined over them)."""
-        self.total_steps = max(1, int(total))
-
-    def regularizer(self) -> torch.Tensor | None:
-        return None
-
-    def mask_parameters(self) -> list[nn.Parameter]:
-        return []
-
-    def optimizer_options(self, cfg: TrainConfig) -> dict:
-        """Adam options of :meth:`mask_parameters`: ``mask_lr``, no weight decay."""
-        return {"lr": cfg.mask_lr, "weight_decay": 0.0}
-
-    def pre_quant(self, w: torch.Tensor) -> torch.Tensor:
-        return w
-
-    # -- masks ----------------------------------------------------------------------------
-    def train_mask(self, w: torch.Tensor) -> torch.Tensor:
-        return self.hard_mask(w)
-
-    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def selection(self, w: torch.Tensor) -> torch.Tensor:
-        """Inclusion probability of every structure, ``[G, n]``, rows summing to ``k``.
-        A deterministic mask is its own (fully confident) selection."""
-        return self.hard_mask(w).float()
-
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        m = self.train_mask(w) if self.training else self.hard_mask(w).detach()
-        self.last_mask = m
-        return w * self.grouping.expand(m.to(w.dtype))
-
-    def extra_repr(self) -> str:
-        return f"k={self.k}, {self.grouping.describe()}"
-
-
-# ----------------------------------------------------------------------------------------
 class DPPPruner(KofnPruner):
     """Dynamic Probabilistic Pruning.
 
@@ -348,126 +287,6 @@ class DTPPruner(KofnPruner):
 
 
 # ----------------------------------------------------------------------------------------
-class MagnitudePruner(KofnPruner):
-    """One-shot magnitude pruning: dense until ``prune_at`` of training, then the top-k
-    structure norms of the weights at that moment, frozen for the rest (fine-tuning)."""
-
-    method = "magnitude"
-
-    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: MagnitudeConfig = MagnitudeConfig()) -> None:
-        super().__init__(weight, k, grouping)
-        self.cfg = cfg
-        self.register_buffer("mask", torch.ones(grouping.groups, grouping.n))
-        self.register_buffer("pruned", torch.zeros((), dtype=torch.bool))
-
-    def train_mask(self, w: torch.Tensor) -> torch.Tensor:
-        if not bool(self.pruned) and self.progress >= self.cfg.prune_at:
-            self.mask.copy_(kofn_topk(self.grouping.norms(w.detach()), self.k))
-            self.pruned.fill_(True)
-        return self.mask
-
-    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
-        return self.mask if bool(self.pruned) else kofn_topk(self.grouping.norms(w.detach()), self.k)
-
-
-class GradualPruner(KofnPruner):
-    """Gradual magnitude pruning (Zhu & Gupta 2017) down to exactly k-of-n: between
-    ``start`` and ``end`` of training the kept count per group falls as
-    ``k_t = k + round((n - k)(1 - f)^3)``; pruning is monotone (a pruned structure
-    gets no gradient and never returns)."""
-
-    method = "gradual"
-
-    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: GradualConfig = GradualConfig()) -> None:
-        super().__init__(weight, k, grouping)
-        self.cfg = cfg
-        self.register_buffer("mask", torch.ones(grouping.groups, grouping.n))
-        self.register_buffer("kept", torch.tensor(grouping.n))
-
-    def target(self) -> int:
-        span = max(self.cfg.end - self.cfg.start, 1e-12)
-        f = min(max((self.progress - self.cfg.start) / span, 0.0), 1.0)
-        return self.k + int(round((self.grouping.n - self.k) * (1.0 - f) ** 3))
-
-    def _keep(self, w: torch.Tensor, k: int) -> torch.Tensor:
-        """The top-k structure norms among those still kept (pruned ones rank last)."""
-        return kofn_topk(self.grouping.norms(w.detach()) * self.mask + self.mask, k)
-
-    def train_mask(self, w: torch.Tensor) -> torch.Tensor:
-        kt = self.target()
-        if kt < int(self.kept):
-            self.mask.copy_(self._keep(w, kt))
-            self.kept.fill_(kt)
-        return self.mask
-
-    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
-        return self.mask if int(self.kept) == self.k else self._keep(w, self.k)
-
-
-class _SRSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, w: torch.Tensor, m: torch.Tensor, decay: float) -> torch.Tensor:  # noqa: D102
-        ctx.save_for_backward(w, m)
-        ctx.decay = decay
-        return w * m
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor):  # noqa: D102
-        w, m = ctx.saved_tensors
-        return g + ctx.decay * (1 - m) * w, None, None
-
-
-class SRSTEPruner(KofnPruner):
-    """SR-STE: the top-k by magnitude is recomputed every step; the masked weight goes
-    forward, the gradient reaches the dense weight unmasked (straight-through) plus
-    ``decay * (1 - mask) * w``, which pulls the pruned weights toward zero."""
-
-    method = "srste"
-
-    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: SRSTEConfig = SRSTEConfig()) -> None:
-        super().__init__(weight, k, grouping)
-        self.cfg = cfg
-
-    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
-        return kofn_topk(self.grouping.norms(w.detach()), self.k)
-
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return super().forward(w)
-        m = self.hard_mask(w)
-        self.last_mask = m
-        return _SRSTE.apply(w, self.grouping.expand(m.to(w.dtype)), self.cfg.decay)
-
-
-class FixedPruner(KofnPruner):
-    """A given structure-level mask ``[G, n]``, checked to be exactly k-of-n."""
-
-    method = "fixed"
-
-    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, mask: torch.Tensor, where: str = "mask") -> None:
-        super().__init__(weight, k, grouping)
-        mask = torch.as_tensor(mask, dtype=torch.float32)
-        if tuple(mask.shape) == grouping.shape:  # a weight-shaped mask: take one entry per structure
-            st = grouping.structures(mask)
-            if not torch.all(st == st[..., :1]):
-                raise ValueError(f"{where}: mask is not constant over the {grouping.granularity} structures")
-            mask = st[..., 0]
-        check_kofn(mask, k, where)
-        self.register_buffer("mask", mask.clone())
-
-    def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
-        return self.mask
-
-
-class RandomPruner(FixedPruner):
-    """A random k-hot mask drawn once (seeded), then fixed."""
-
-    method = "random"
-
-    def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, seed: int = 0) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        scores = torch.rand(grouping.groups, grouping.n, generator=gen)
-        super().__init__(weight, k, grouping, kofn_topk(scores, k))
 
 
 def make_pruner(method: str, weight: torch.Tensor, k: int, grouping: Grouping, train_cfg=None, seed: int = 0) -> KofnPruner:
