@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .. import __version__
 from ..core.fixed import FixedFormat
 from ..core.ir import Model
 from ..core.names import check_identifier
@@ -35,7 +34,6 @@ __all__ = [
     "render",
     "write_design",
     "tdata_width",
-    "render_ip",
     "DENSE_MODULE",
     "CONV_MODULE",
     "POOL_MODULE",
@@ -165,34 +163,6 @@ def render(
         header_tcl=_header("#"), top=top, part=part, clock_ns=clock_ns
     )
     return Design(top=top, files=files)
-
-
-def render_ip(model: Model, design: Design, report: dict, part: str, clock_mhz: float,
-              source: str = "") -> dict[str, str]:
-    """Vendor-facing files for a build: ``ip/package_ip.tcl`` (Vivado IP packaging with
-    AXI4-Stream interfaces inferred), ``ip/clock.xdc`` and a ``README.md`` with the port
-    table, latency, II and the resource estimate.  ``report`` is the flow's report."""
-    env = _env()
-    lat, res, mem = report["latency"], report["resources"], report["memory"]
-    in_fmt, out_fmt = model.input_fmt, model.output_fmt
-    rtl = design.sources
-    roms = sorted(f for f in design.files if f.startswith("rom/"))
-    common = dict(header_tcl=_header("#"), top=design.top, model_name=model.name, part=part,
-                  n_in=model.n_inputs, n_out=model.n_outputs, latency=lat["estimated_cycles"], ii=lat["ii_cycles"])
-    return {
-        "ip/package_ip.tcl": env.get_template("ip/package_ip.tcl.j2").render(**common, rtl_files=rtl, rom_files=roms),
-        "ip/clock.xdc": env.get_template("ip/clock.xdc.j2").render(**common, clock_mhz=clock_mhz,
-                                                                    clock_ns=1e3 / clock_mhz),
-        "README.md": env.get_template("ip/README.md.j2").render(
-            **common, header_md=_header("").strip(), version=__version__, source=source or "an IR",
-            accuracy=report.get("accuracy"), dataset=report.get("dataset", ""),
-            in_tdata_w=tdata_width(in_fmt), out_tdata_w=tdata_width(out_fmt), in_w=in_fmt.width,
-            in_desc=in_fmt.describe(), out_desc=out_fmt.describe(), image=len(model.input_shape) == 3,
-            in_shape=model.input_shape, clock_mhz=clock_mhz, throughput=lat["throughput_per_s"],
-            res=res, mem=mem, rtl_files=[f.split("/", 1)[1] for f in rtl],
-            measured_latency=lat.get("measured_cycles"), measured_ii=lat.get("measured_ii_cycles"),
-        ),
-    }
 
 
 def write_design(design: Design, out_dir: str | Path) -> list[Path]:
