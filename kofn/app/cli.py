@@ -133,7 +133,11 @@ def _synth(args: argparse.Namespace) -> int:
     sources = [f"rtl/{f}" for f in flist.read_text().split()]
     top = sources[-1].rsplit("/", 1)[1].removesuffix(".sv")
     rpath = build / "report.json"
-    report = Report.load(build) if rpath.exists() else None
+    try:
+        report = Report.load(build) if rpath.exists() else None
+    except (ValueError, OSError) as e:
+        print(f"kofn synth: {e}", file=sys.stderr)
+        return 2
     model = report.model if report is not None else ir.load(build / "model") if (build / "model").exists() else None
     lanes = [l.get("lanes") or None for l in report.layers] if report is not None else None
     out, by_family = {}, {}

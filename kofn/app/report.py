@@ -145,6 +145,9 @@ class Report:
         """Read ``build_dir/report.json``, with the build's IR and training history when present."""
         build = Path(build_dir)
         doc = json.loads((build / "report.json").read_text())
+        missing = [k for k in ("kofn_version", "name", "top", "layers", "latency", "memory", "resources") if k not in doc]
+        if missing:
+            raise ValueError(f"{build / 'report.json'} is not a kofn flow report (it lacks {', '.join(missing)})")
         model = ir_mod.load(build / "model") if (build / "model" / "model.json").exists() else None
         hp = build / "model" / "history.json"
         return cls.from_json(doc, model, json.loads(hp.read_text()) if hp.exists() else None)

@@ -188,21 +188,21 @@ def test_kofn_synth_on_a_small_build(tmp_path, capsys):
     from designs import design
     from kofn.core import ir
     from kofn.app.cli import main
-    from kofn.codegen import latency, plan_layers, render, resources, write_design
+    from kofn.app.flow import layer_figures
+    from kofn.app.report import LatencyFigures, Report, resources_report
+    from kofn.codegen import memory_bits, plan_build, render_build, resources, write_design
 
     m, lanes = design("pad")
-    plans = plan_layers(m, lanes)
-    d = render(m, plans, latency(m, plans))
+    plan = plan_build(m, lanes)
+    plans = plan.layers
+    d = render_build(plan)
     write_design(d, tmp_path)
     ir.save(m, tmp_path / "model")
     res = resources(m, plans)
-    (tmp_path / "report.json").write_text(json.dumps({
-        "name": m.name, "top": d.top, "kofn_version": "test", "bitexact": {},
-        "layers": [{"name": p.layer.name, "kind": p.kind, "lanes": p.lanes} for p in plans],
-        "latency": {"estimated_cycles": 1, "measured_cycles": None, "ii_cycles": 2, "clock_mhz": 100.0,
-                    "throughput_per_s": 1.0, "per_layer": [{"name": p.layer.name, "cycles": 1} for p in plans]},
-        "resources": {"dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff,
-                      "per_layer": [{"dsp": l.dsp, "bram18": l.bram18, "lut": l.lut, "ff": l.ff} for l in res.layers]}}))
+    lat = plan.latency
+    Report(kofn_version="test", name=m.name, top=d.top, layers=tuple(layer_figures(p) for p in plans),
+           latency=LatencyFigures(lat.total_cycles, lat.ii_cycles, (), lat.throughput(100.0), 100.0),
+           memory=memory_bits(plans), resources=resources_report(res, "xc7"), model=m).write(tmp_path)
     assert main(["synth", str(tmp_path), "--family", "xc7"]) == 0
     table = capsys.readouterr().out
     syn = json.loads((tmp_path / "synth.json").read_text())["xc7"]
