@@ -98,9 +98,6 @@ class KofnNet(nn.Module):
         return self.bns[str(i)] if str(i) in self.bns else None
 
     # -- what training needs ---------------------------------------------------------
-    def weighted_modules(self) -> list[nn.Module]:
-        return list(self.mods)
-
     def quantized_weight(self, i: int) -> torch.Tensor:
         """Weighted layer ``i``'s weight before its mask: its parametrization chain up to the
         pruner (``FakeQuant(pre_quant(w))``, BatchNorm folded first where there is one)."""

@@ -46,3 +46,19 @@ def design(name: str, seed: int = 0):
         return random_cnn(shape, spec, seed=seed, **kw), lanes
     sizes, ks, lanes, kw = DESIGNS[name]
     return random_model(sizes, ks, seed=seed, **kw), lanes
+
+
+def estimate_report(plan, measured=None):
+    """The :class:`kofn.app.report.Report` a flow would write for ``plan`` (a
+    :class:`kofn.codegen.BuildPlan`) before any simulation; ``measured``: an RTL simulation's
+    ``(latency, ii)`` for it to carry, or ``None``."""
+    from kofn.app.flow import layer_figures
+    from kofn.app.report import LatencyFigures, Report, resources_report
+    from kofn.codegen import memory_bits, resources
+
+    m, lat = plan.model, plan.latency
+    return Report(
+        kofn_version="test", name=m.name, top=plan.top, layers=tuple(layer_figures(p) for p in plan.layers),
+        latency=LatencyFigures(lat.total_cycles, lat.ii_cycles, (), lat.throughput(plan.clock_mhz), plan.clock_mhz,
+                               *(measured or (None, None))),
+        memory=memory_bits(plan.layers), resources=resources_report(resources(m, plan.layers), "xc7"), model=m)

@@ -8,11 +8,9 @@ import re
 
 import pytest
 
-from designs import design
-from kofn.app.flow import layer_figures
+from designs import design, estimate_report
 from kofn.app.ip import ip_files
-from kofn.app.report import LatencyFigures, Report, resources_report
-from kofn.codegen import memory_bits, plan_build, render_build, resources, write_design
+from kofn.codegen import plan_build, render_build, write_design
 
 
 def _build(tmp_path, name="cnn_mixed", measured=None):
@@ -23,12 +21,7 @@ def _build(tmp_path, name="cnn_mixed", measured=None):
     d = render_build(plan)
     write_design(d, tmp_path)
     lat = plan.latency
-    report = Report(
-        kofn_version="test", name=m.name, top=plan.top, layers=tuple(layer_figures(p) for p in plan.layers),
-        latency=LatencyFigures(lat.total_cycles, lat.ii_cycles, (), lat.throughput(125.0), 125.0,
-                               *(measured or (None, None))),
-        memory=memory_bits(plan.layers), resources=resources_report(resources(m, plan.layers), "xc7"), model=m)
-    files = ip_files(report, d, "xcu250-figd2104-2L-e", source="test.toml")
+    files = ip_files(estimate_report(plan, measured), d, "xcu250-figd2104-2L-e", source="test.toml")
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_text(text)

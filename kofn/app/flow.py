@@ -23,6 +23,7 @@ The build folder holds::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -273,8 +274,6 @@ def assemble(src: Source, plan: BuildPlan, vectors: Vectors, sims: Simulations, 
 
 
 def _replace(acc: Accuracy | None, **kw) -> Accuracy | None:
-    import dataclasses
-
     return dataclasses.replace(acc, **kw) if acc is not None else None
 
 

@@ -99,15 +99,6 @@ class Report:
     model: Model | None = field(default=None, compare=False, repr=False)
     history: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def proved(self) -> bool:
-        """Both simulations ran, matched on every output code, and the measured cycles equal
-        the estimate."""
-        rtl, hls = self.bitexact.get("rtl"), self.bitexact.get("hls")
-        return (rtl is not None and hls is not None and rtl.mismatches == 0 and not rtl.tlast_errors
-                and hls.mismatches == 0 and self.latency.measured_cycles == self.latency.estimated_cycles
-                and self.latency.measured_ii_cycles == self.latency.ii_cycles)
-
     def to_json(self) -> dict:
         d: dict[str, Any] = {"kofn_version": self.kofn_version, "name": self.name, "top": self.top}
         if self.dataset is not None:

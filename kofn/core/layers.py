@@ -20,7 +20,7 @@ from .errors import fail
 from .fixed import FixedFormat
 from .rules import conv_out_size, row_stride
 
-__all__ = ["DenseSpec", "ConvSpec", "PoolSpec", "LayerSpec", "LAYER_SPECS", "validate_chain", "output_shape"]
+__all__ = ["DenseSpec", "ConvSpec", "PoolSpec", "LayerSpec", "LAYER_SPECS", "validate_chain"]
 
 _DENSE_GRAN = ("weight", "block", "feature_map")
 _CONV_GRAN = ("weight", "kernel", "feature_map")
@@ -220,10 +220,3 @@ def validate_chain(layers: Sequence[LayerSpec], input_shape: tuple, key: str = "
         fail(f"{key}[{len(layers) - 1}].type", "the last layer must be dense (flatten the image into a dense classifier)")
     return shape
 
-
-def output_shape(layers: Sequence[LayerSpec], input_shape: tuple) -> list[tuple]:
-    """The input shape of every layer, then the output shape: ``len(layers) + 1`` shapes."""
-    shapes = [tuple(input_shape)]
-    for layer in layers:
-        shapes.append(layer.out_shape(shapes[-1]))
-    return shapes

@@ -185,12 +185,10 @@ def test_calibration_predicts_held_out_designs(corpus_synth):
 @needs_yosys
 @pytest.mark.slow
 def test_kofn_synth_on_a_small_build(tmp_path, capsys):
-    from designs import design
+    from designs import design, estimate_report
     from kofn.core import ir
     from kofn.app.cli import main
-    from kofn.app.flow import layer_figures
-    from kofn.app.report import LatencyFigures, Report, resources_report
-    from kofn.codegen import memory_bits, plan_build, render_build, resources, write_design
+    from kofn.codegen import plan_build, render_build, resources, write_design
 
     m, lanes = design("pad")
     plan = plan_build(m, lanes)
@@ -199,10 +197,7 @@ def test_kofn_synth_on_a_small_build(tmp_path, capsys):
     write_design(d, tmp_path)
     ir.save(m, tmp_path / "model")
     res = resources(m, plans)
-    lat = plan.latency
-    Report(kofn_version="test", name=m.name, top=d.top, layers=tuple(layer_figures(p) for p in plans),
-           latency=LatencyFigures(lat.total_cycles, lat.ii_cycles, (), lat.throughput(100.0), 100.0),
-           memory=memory_bits(plans), resources=resources_report(res, "xc7"), model=m).write(tmp_path)
+    estimate_report(plan).write(tmp_path)
     assert main(["synth", str(tmp_path), "--family", "xc7"]) == 0
     table = capsys.readouterr().out
     syn = json.loads((tmp_path / "synth.json").read_text())["xc7"]
