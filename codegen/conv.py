@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from ..core.rules import index_bits
 from .cells import mux_luts, reachable
+from .dataflow import ConvStage
 from .handler import CORE_MODULE, MacHandler, nets, param, port
 from .rom import unpack_entries
 
-__all__ = ["ConvHandler", "CONV_MODULE", "WINDOW_CYCLES"]
+__all__ = ["ConvHandler", "CONV_MODULE", "CONV_DF_MODULE", "WINDOW_CYCLES"]
 
 CONV_MODULE = "kofn_conv"  # line buffer + window generator + serializer around a core
+CONV_DF_MODULE = "kofn_conv_df"  # dataflow: ping-pong frame buffer + window loader
 WINDOW_CYCLES = 6  # per convolution window: latch, start, 3 pipeline stages, done hand-off
 
 
@@ -164,3 +166,38 @@ class ConvHandler(MacHandler):
         return {**super().hls_ctx(plan, in_type_name), "h": h, "w": w, "c_in": c_in, "oh": oh, "ow": ow,
                 "kernel": L.kernel, "conv_stride": L.stride, "pad": L.pad, "taps": L.taps, "kept_kernels": L.k,
                 "desc": f"conv {L.kernel}x{L.kernel}/{L.stride} pad {L.pad}, {h}x{w}x{c_in} -> {oh}x{ow}x{L.rows}"}
+
+    # -- dataflow ------------------------------------------------------------------------
+    df_modules = (CORE_MODULE, CONV_DF_MODULE)
+
+    def df_stage(self, plan) -> ConvStage:
+        return ConvStage(plan.layer.name, plan.layer.out_shape, plan.layer.kernel, plan.steps)
+
+    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_full: str) -> dict:
+        """The layer as a dataflow stage (``kofn_conv_df``: frame buffer written by stream ``src``,
+        window loader) and its core, whose results leave as the stream ``res_<name>``."""
+        if values != 1:
+            raise ValueError(f"layer {plan.layer.name!r}: a convolution takes one value per beat, not {values}")
+        L = plan.layer
+        (h, w, c_in), (oh, ow, c_out) = L.in_shape, L.out_shape
+        n, a_w = L.name, L.input_fmt.width
+        what = f"k={L.k} of {L.in_channels} kernels" if self.kernel_level(L) else f"k={L.k} of {L.n} weights"
+        front = {
+            "name": f"u_{n}", "module": CONV_DF_MODULE,
+            "params": [[param("H", h), param("W", w), param("C_IN", c_in), param("K", L.kernel),
+                        param("STRIDE", L.stride), param("PAD", L.pad)],
+                       [param("OH", oh), param("OW", ow), param("A_W", a_w)]],
+            "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
+                      port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), port("full", f"full_{n}"),
+                      port("down_full", down_full), port("win_flat", f"win_{n}"), port("core_start", f"start_{n}"),
+                      port("core_issue_first", f"first_{n}"), port("core_issue_last", f"last_{n}")],
+        }
+        core = self.mac_instance(plan, rom_prefix, f"u_{n}_mac", f"start_{n}", f"win_{n}", "", "",
+                                 df={"issue_first": f"first_{n}", "issue_last": f"last_{n}",
+                                     "res_valid": f"res_{n}_valid", "res_data": f"res_{n}_data"})
+        return {"nets": [nets(f"full_{n}", width=2),
+                         nets(f"start_{n}", f"first_{n}", f"last_{n}", f"res_{n}_valid", f"res_{n}_ready"),
+                         nets(f"win_{n}", width=L.n * a_w), nets(f"res_{n}_data", width=L.output_fmt.width)],
+                "block": {"comment": f"{n}: {self._desc(plan)}, {what} per filter, P={plan.lanes}",
+                          "instances": [front, core]},
+                "out": f"res_{n}"}

@@ -4,7 +4,8 @@ one's ``done``."""
 
 from __future__ import annotations
 
-from .handler import MacHandler, nets
+from .dataflow import DenseStage
+from .handler import MacHandler, nets, param, port
 
 __all__ = ["DenseHandler", "PIPELINE_CYCLES"]
 
@@ -30,3 +31,33 @@ class DenseHandler(MacHandler):
         return {"nets": [nets(f"out{i}", width=L.rows * L.output_fmt.width, type="logic"),
                          nets(f"done{i}", type="logic")],
                 "block": {"comment": None, "instances": [inst]}}
+
+    # -- dataflow ------------------------------------------------------------------------
+    def df_stage(self, plan) -> DenseStage:
+        return DenseStage(plan.layer.name, plan.layer.rows, plan.steps)
+
+    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_full: str) -> dict:
+        """The layer as a dataflow stage: its ping-pong input buffer (written by stream ``src``,
+        ``values`` per beat), its start control and its core, whose results leave as the stream
+        ``res_<name>``; ``down_full``: the next buffer's bank flags."""
+        L = plan.layer
+        n, a_w = L.name, L.input_fmt.width
+        buf = {"name": f"u_{n}_buf", "module": "kofn_vecbuf",
+               "params": [[param("N", L.n), param("A_W", a_w), param("V", values)]],
+               "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
+                         port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), port("full", f"full_{n}"),
+                         port("rel", f"rel_{n}"), port("rel_bank", f"relb_{n}"), port("bank_flat", f"act_{n}")]}
+        ctrl = {"name": f"u_{n}_ctrl", "module": "kofn_df_ctrl", "params": [],
+                "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_full", f"full_{n}"),
+                          port("out_full", down_full), port("can_start", f"last_{n}"), port("start", f"start_{n}"),
+                          port("bank", f"bank_{n}")]}
+        core = self.mac_instance(plan, rom_prefix, f"u_{n}_mac", f"start_{n}", f"act_{n}", "", "", banks=2,
+                                 df={"start_bank": f"bank_{n}", "issue_last": f"last_{n}", "rel": f"rel_{n}",
+                                     "rel_bank": f"relb_{n}", "res_valid": f"res_{n}_valid",
+                                     "res_data": f"res_{n}_data"})
+        return {"nets": [nets(f"full_{n}", width=2), nets(f"rel_{n}", f"relb_{n}", f"start_{n}", f"bank_{n}",
+                                                             f"last_{n}", f"res_{n}_valid", f"res_{n}_ready"),
+                         nets(f"act_{n}", width=2 * L.n * a_w), nets(f"res_{n}_data", width=L.output_fmt.width)],
+                "block": {"comment": f"{n}: dense {L.n} -> {L.rows}, k={L.k}, P={plan.lanes}, "
+                                     f"{plan.steps} step(s) per neuron", "instances": [buf, ctrl, core]},
+                "out": f"res_{n}"}

@@ -31,9 +31,9 @@ from .dense import PIPELINE_CYCLES
 from .kinds import handler
 from .plan import LayerPlan
 from .rom import bram_cells
-from .timing import LayerLatency, Latency, latency, schedule
+from .timing import LayerLatency, Latency, latency, sequential_walk
 
-__all__ = ["LayerLatency", "Latency", "latency", "schedule", "LayerResources", "Resources", "resources",
+__all__ = ["LayerLatency", "Latency", "latency", "sequential_walk", "LayerResources", "Resources", "resources",
            "features", "lane_inputs", "rom_cost", "memory_bits", "csr_bits", "COEFFICIENTS", "DSP_PORTS",
            "PIPELINE_CYCLES", "WINDOW_CYCLES"]
 

@@ -43,6 +43,7 @@ class Handler:
     image = False  # a streaming image stage in front of the collector, else a vector layer behind it
     has_core = False  # a MAC core with index, weight and bias ROMs
     modules: tuple[str, ...] = ()  # RTL modules it instantiates, submodules first
+    df_modules: tuple[str, ...] = ()  # the same under the dataflow schedule
     hls_templates: dict[str, str] = {}  # "cpp": the layer's function, "h": its typedefs
 
     # -- packing ------------------------------------------------------------------------
@@ -118,6 +119,7 @@ class MacHandler(Handler):
 
     has_core = True
     modules = (CORE_MODULE,)
+    df_modules = (CORE_MODULE,)
 
     def kernel_level(self, layer) -> bool:
         """Whether the index ROM holds kept input channels (whole kernels) instead of inputs."""
@@ -200,8 +202,10 @@ class MacHandler(Handler):
 
     # -- rendering -----------------------------------------------------------------------
     def mac_instance(self, plan, rom_prefix: str, name: str, start: str, in_flat: str, out_flat: str,
-                     done: str) -> dict:
-        """The MAC core instance ``name`` of the layer."""
+                     done: str, banks: int = 1, df: dict | None = None) -> dict:
+        """The MAC core instance ``name`` of the layer.  ``df``: the dataflow ports' nets
+        (``start_bank``, ``issue_first``, ``issue_last``, ``rel``, ``rel_bank``, ``res_valid``,
+        ``res_data``; missing ones are left open), ``banks``: the input banks."""
         L = plan.layer
         acc, o = L.accumulator, L.output_fmt
         kmode = self.kernel_level(L)
@@ -225,10 +229,13 @@ class MacHandler(Handler):
              param("RELU", bool(L.relu))],
             [param("IDX_FILE", f"{rom_prefix}{L.name}_idx.mem"), param("W_FILE", f"{rom_prefix}{L.name}_w.mem"),
              param("B_FILE", f"{rom_prefix}{L.name}_b.mem")],
-            [param("ROM_BLOCK", [r.bias.in_bram, r.weight.in_bram, r.index.in_bram])],
+            [param("ROM_BLOCK", [r.bias.in_bram, r.weight.in_bram, r.index.in_bram]), param("BANKS", banks)],
         ]
-        ports = [port("clk", "aclk"), port("rst", "rst"), port("start", start), port("in_flat", in_flat),
-                 port("out_flat", out_flat), port("done", done)]
+        df = {"start_bank": "1'b0", **(df or {})}
+        ports = [port("clk", "aclk"), port("rst", "rst"), port("start", start),
+                 port("start_bank", df["start_bank"]), port("in_flat", in_flat),
+                 port("out_flat", out_flat), port("done", done)] + [
+            port(p_, df.get(p_, "")) for p_ in ("issue_first", "issue_last", "rel", "rel_bank", "res_valid", "res_data")]
         return {"name": name, "module": CORE_MODULE, "params": params, "ports": ports}
 
     def hls_ctx(self, plan, in_type_name: str) -> dict:

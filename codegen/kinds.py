@@ -34,7 +34,10 @@ def handler(layer) -> Handler:
                     f"(layer {getattr(layer, 'name', '?')!r}); known classes: {known}")
 
 
-def rtl_modules(layers=None) -> list[str]:
+DF_MODULES = ("kofn_vecbuf", "kofn_df_ctrl", "kofn_axis_out")  # the dataflow top's own modules
+
+
+def rtl_modules(layers=None, schedule: str = "sequential") -> list[str]:
     """The RTL modules ``layers`` instantiate (all kinds' when ``None``), submodules first."""
     kinds = list(HANDLERS.values())
     if layers is not None:
@@ -42,5 +45,8 @@ def rtl_modules(layers=None) -> list[str]:
         kinds = [h for h in kinds if any(u is h for u in used)]
     out: list[str] = []
     for h in kinds:
-        out += [m for m in h.modules if m not in out]
+        mods = h.df_modules if schedule == "dataflow" else h.modules
+        out += [m for m in mods if m not in out]
+    if schedule == "dataflow":
+        out += list(DF_MODULES)
     return out

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 from ..core.rules import index_bits
-from .handler import Handler, param
+from .dataflow import PoolFilter
+from .handler import Handler, nets, param, port
 
 __all__ = ["MaxPoolHandler", "POOL_MODULE"]
 
@@ -76,3 +77,26 @@ class MaxPoolHandler(Handler):
         (h, w, c_in), (oh, ow, _) = L.in_shape, L.out_shape
         return {**self._hls_base(plan, in_type_name), "out_type_name": in_type_name, "h": h, "w": w, "c_in": c_in,
                 "oh": oh, "ow": ow, "desc": f"2x2 max pool, {h}x{w}x{c_in} -> {oh}x{ow}x{c_in}"}
+
+    # -- dataflow ------------------------------------------------------------------------
+    df_modules = (POOL_MODULE,)
+
+    def df_filter(self, plan) -> PoolFilter:
+        return PoolFilter(plan.layer.in_shape)
+
+    def df_pool_verilog(self, plan, src: str, dst: str, reserved: bool) -> dict:
+        """The pool between stream ``src`` and a new stream ``dst``; ``reserved``: ``src`` comes
+        from a MAC core whose output bank is reserved, so every beat is taken at once (the
+        buffer behind never refuses a pooled beat, and dropped beats must not wait either)."""
+        L = plan.layer
+        h, w, c_in = L.in_shape
+        inst = {"name": f"u_{L.name}", "module": POOL_MODULE,
+                "params": [[param("H", h), param("W", w), param("C", c_in), param("A_W", L.input_fmt.width),
+                            param("SIGNED", bool(L.input_fmt.signed))]],
+                "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
+                          port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"),
+                          port("out_valid", f"{dst}_valid"), port("out_ready", "1'b1" if reserved else f"{dst}_ready"),
+                          port("out_data", f"{dst}_data")]}
+        return {"nets": [nets(f"{dst}_valid", f"{dst}_ready"), nets(f"{dst}_data", width=L.output_fmt.width)],
+                "block": {"comment": f"{L.name}: {self._desc(plan)}", "instances": [inst]},
+                "out": dst}

@@ -21,7 +21,7 @@ from ..core.ir import Model
 from ..core.names import check_identifier
 from ..core.rules import index_bits
 from .conv import CONV_MODULE
-from .handler import CORE_MODULE
+from .handler import CORE_MODULE, nets, param, port
 from .kinds import handler, rtl_modules
 from .maxpool import POOL_MODULE
 from .plan import LayerPlan
@@ -91,6 +91,56 @@ def _top_ctx(model: Model, plans: Sequence[LayerPlan], rom_prefix: str) -> dict:
     )
 
 
+def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in: int, v_out: int) -> dict:
+    """The dataflow top's nets and instances: every MAC layer's stage behind its ping-pong
+    buffer, pools on the streams between them, and the output buffer with its m_axis side."""
+    mac = [p for p in plans if handler(p.layer).has_core]
+    buffers = [f"full_{p.layer.name}" for p in mac[1:]] + ["full_out"]
+    nets_, blocks, unused = [], [], []
+    src, reserved, values = "s_in", False, v_in
+    k = 0
+    for p in plans:
+        h = handler(p.layer)
+        if reserved:
+            unused.append(f"{src}_ready")  # a reserved producer never waits
+        if not h.has_core:
+            if values != 1:
+                raise ValueError(f"layer {p.layer.name!r}: max pooling takes one value per beat, not {values} "
+                                 f"(hw.stream_in > 1 needs a dense first layer)")
+            r = h.df_pool_verilog(p, src, f"p_{p.layer.name}", reserved)
+        else:
+            if values != 1 and h.image:
+                raise ValueError(f"layer {p.layer.name!r}: a convolution takes one value per beat, not {values} "
+                                 f"(hw.stream_in > 1 needs a dense first layer)")
+            r = h.df_verilog(p, rom_prefix, src, values, buffers[k])
+            k += 1
+            reserved, values = True, 1
+        nets_ += r["nets"]
+        blocks.append(r["block"])
+        src = r["out"]
+    unused.append(f"{src}_ready")
+    if handler(mac[0].layer).image:
+        unused.append(f"full_{mac[0].layer.name}")  # s_axis waits on tready, not on the bank flags
+    o = model.output_fmt
+    out_buf = {"name": "u_out_buf", "module": "kofn_vecbuf",
+               "params": [[param("N", model.n_outputs), param("A_W", o.width), param("V", 1)]],
+               "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
+                         port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), port("full", "full_out"),
+                         port("rel", "rel_out"), port("rel_bank", "relb_out"), port("bank_flat", "obank")]}
+    out = {"name": "u_out", "module": "kofn_axis_out",
+           "params": [[param("N", model.n_outputs), param("O_W", o.width), param("SIGNED", bool(o.signed)),
+                       param("V", v_out), param("LANE_W", tdata_width(o))]],
+           "ports": [port("clk", "aclk"), port("rst", "rst"), port("full", "full_out"), port("bank_flat", "obank"),
+                     port("rel", "rel_out"), port("rel_bank", "relb_out"), port("tdata", "m_axis_tdata"),
+                     port("tvalid", "m_axis_tvalid"), port("tready", "m_axis_tready"), port("tlast", "m_axis_tlast")]}
+    nets_ += [nets("full_out", width=2), nets("rel_out", "relb_out"),
+              nets("obank", width=2 * model.n_outputs * o.width)]
+    blocks.append({"comment": f"Output: {model.n_outputs} values, {v_out} per m_axis beat", "instances": [out_buf, out]})
+    in_w, lane = model.input_fmt.width, tdata_width(model.input_fmt)
+    return dict(nets=nets_, blocks=blocks, unused_nets=unused,
+                in_unused=[f"s_axis_tdata[{j * lane + lane - 1}:{j * lane + in_w}]" for j in range(v_in) if lane > in_w])
+
+
 def render(
     model: Model,
     plans: Sequence[LayerPlan],
@@ -99,6 +149,9 @@ def render(
     rom_prefix: str = "rom/",
     part: str = "xc7z020clg400-1",
     clock_ns: float = 10.0,
+    schedule: str = "sequential",
+    stream_in: int = 1,
+    stream_out: int = 1,
 ) -> Design:
     """Render RTL, ROM images and HLS C++ for ``model`` laid out as ``plans``; ``latency``
     (:func:`kofn.codegen.estimate.latency`) goes into the top's header comment.
@@ -106,32 +159,42 @@ def render(
     Returns a :class:`Design` whose files are ``rtl/*.sv``, ``rom/*.mem`` and ``hls/*``.
     """
     check_identifier(top, "top module name")
-    if top in rtl_modules():
+    if top in rtl_modules() + rtl_modules(schedule="dataflow"):
         raise ValueError(f"top module name {top!r} clashes with a layer module")
     env = _env()
     files: dict[str, str] = {}
     v_header = _header("//")
     in_fmt, out_fmt = model.input_fmt, model.output_fmt
-    rtl = rtl_modules([p.layer for p in plans])
+    rtl = rtl_modules([p.layer for p in plans], schedule)
     for mod in rtl:
         files[f"rtl/{mod}.sv"] = static_source(f"verilog/{mod}.sv")
-    files[f"rtl/{top}.sv"] = env.get_template("verilog/top.sv.j2").render(
-        header=v_header,
-        top=top,
-        model_name=model.name,
-        n_in=model.n_inputs,
-        in_shape=model.input_shape,
-        n_out=model.n_outputs,
-        in_w=in_fmt.width,
-        out_w=out_fmt.width,
-        out_signed=out_fmt.signed,
-        out_desc=out_fmt.describe(),
-        in_tdata_w=tdata_width(in_fmt),
-        out_tdata_w=tdata_width(out_fmt),
-        latency=latency.total_cycles,
-        ii=latency.ii_cycles,
-        **_top_ctx(model, plans, rom_prefix),
-    )
+    if schedule == "dataflow":
+        files[f"rtl/{top}.sv"] = env.get_template("verilog/top_df.sv.j2").render(
+            header=v_header, top=top, model_name=model.name, image=handler(plans[0].layer).image,
+            in_shape=model.input_shape, in_w=in_fmt.width, in_lane_w=tdata_width(in_fmt), v_in=stream_in,
+            in_tdata_w=stream_in * tdata_width(in_fmt), in_beats=-(-model.n_inputs // stream_in),
+            out_lane_w=tdata_width(out_fmt), v_out=stream_out, out_tdata_w=stream_out * tdata_width(out_fmt),
+            out_beats=-(-model.n_outputs // stream_out), out_desc=out_fmt.describe(), out_signed=out_fmt.signed,
+            latency=latency.total_cycles, ii=latency.ii_cycles,
+            **_top_ctx_df(model, plans, rom_prefix, stream_in, stream_out))
+    else:
+        files[f"rtl/{top}.sv"] = env.get_template("verilog/top.sv.j2").render(
+            header=v_header,
+            top=top,
+            model_name=model.name,
+            n_in=model.n_inputs,
+            in_shape=model.input_shape,
+            n_out=model.n_outputs,
+            in_w=in_fmt.width,
+            out_w=out_fmt.width,
+            out_signed=out_fmt.signed,
+            out_desc=out_fmt.describe(),
+            in_tdata_w=tdata_width(in_fmt),
+            out_tdata_w=tdata_width(out_fmt),
+            latency=latency.total_cycles,
+            ii=latency.ii_cycles,
+            **_top_ctx(model, plans, rom_prefix),
+        )
     files["rtl/filelist.f"] = "".join(f"{m}.sv\n" for m in rtl + [top])
     for p in plans:
         for what, rom in zip(("idx", "w", "b"), handler(p.layer).roms(p)):
@@ -155,6 +218,7 @@ def render(
         in_w=in_fmt.width,
         out_frac=out_fmt.frac,
         layers=layers_h,
+        dataflow=schedule == "dataflow",
     )
     files[f"hls/{top}.h"] = env.get_template("hls/kofn_top.h.j2").render(**hctx)
     files[f"hls/{top}.cpp"] = env.get_template("hls/kofn_top.cpp.j2").render(**hctx)

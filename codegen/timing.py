@@ -27,7 +27,7 @@ So ``II = n_in + sum_conv OH*OW*(D + 6 + C_out) + sum_dense (D_l + 4) + n_out + 
 which is the formula above for a model without images.  The latency is ``II - 1``
 unless a stage drops trailing input (rows a strided "valid" convolution never
 reads, odd rows and columns a pool drops): that input, and the work it causes, come
-after the last output beat.  :func:`schedule` walks one inference beat by beat
+after the last output beat.  :func:`sequential_walk` walks one inference beat by beat
 through the same rules as the RTL (which beat completes which row, which output rows
 are then due, which pooled beats leave) and returns both numbers exactly.  Each
 kind's cycles and its stage of the walk are its handler's (:mod:`kofn.codegen.kinds`).
@@ -39,10 +39,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..core.ir import Model
+from .dataflow import simulate
 from .kinds import handler
 from .plan import LayerPlan
 
-__all__ = ["LayerLatency", "Latency", "latency", "schedule"]
+__all__ = ["LayerLatency", "Latency", "latency", "df_latency", "sequential_walk"]
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,21 @@ class LayerLatency:
 
 @dataclass(frozen=True)
 class Latency:
+    """``layers``: per layer its cycles (sequential: added to one inference; dataflow: the
+    stage's busy cycles per inference); ``input_cycles``/``output_cycles``: the stream beats;
+    ``total_cycles``: first input beat to last output beat of an isolated inference;
+    ``ii_cycles``: between back-to-back inferences.  Dataflow also gives, for
+    :data:`kofn.codegen.dataflow.DF_VECTORS` back-to-back inferences, the cycle of each one's
+    first input beat (``first_in``) and last output beat (``last_out``)."""
+
     layers: tuple[LayerLatency, ...]
     input_cycles: int
     output_cycles: int
     total_cycles: int
     ii_cycles: int
+    schedule: str = "sequential"
+    first_in: tuple[int, ...] = ()
+    last_out: tuple[int, ...] = ()
 
     def throughput(self, clock_mhz: float) -> float:
         """Inferences per second at ``clock_mhz`` when streamed back to back."""
@@ -81,7 +92,7 @@ class _Collector:
         return self.dense_cycles
 
 
-def schedule(model: Model, plans: Sequence[LayerPlan]) -> tuple[int, int]:
+def sequential_walk(model: Model, plans: Sequence[LayerPlan]) -> tuple[int, int]:
     """``(latency, ii)`` in cycles, by walking one inference beat by beat (see the module doc)."""
     image = [p for p in plans if handler(p.layer).image]
     dense = [p for p in plans if not handler(p.layer).image]
@@ -99,11 +110,34 @@ def schedule(model: Model, plans: Sequence[LayerPlan]) -> tuple[int, int]:
     return collector.last_out, t
 
 
-def latency(model: Model, plans: Sequence[LayerPlan]) -> Latency:
+def df_latency(model: Model, plans: Sequence[LayerPlan], stream_in: int = 1, stream_out: int = 1) -> Latency:
+    """The dataflow schedule's cycles (:mod:`kofn.codegen.dataflow`)."""
+    in_beats, out_beats = -(-model.n_inputs // stream_in), -(-model.n_outputs // stream_out)
+    in_filters, stages, stage_filters = [], [], []
+    for p in plans:
+        h = handler(p.layer)
+        if h.has_core:
+            stages.append(h.df_stage(p))
+            stage_filters.append([])
+        else:
+            (stage_filters[-1] if stages else in_filters).append(h.df_filter(p))
+    sched = simulate(in_beats, in_filters, stages, stage_filters, out_beats)
+    per = dict(sched.stage_periods)
+    layers = tuple(LayerLatency(p.layer.name, p.depth, per.get(p.layer.name, 0)) for p in plans)
+    return Latency(layers=layers, input_cycles=in_beats, output_cycles=out_beats, total_cycles=sched.latency,
+                   ii_cycles=sched.ii, schedule="dataflow", first_in=sched.first_in, last_out=sched.last_out)
+
+
+def latency(model: Model, plans: Sequence[LayerPlan], schedule: str = "sequential", stream_in: int = 1,
+            stream_out: int = 1) -> Latency:
     """Cycles per layer, in total (first input beat to last output beat) and between inferences."""
+    if schedule == "dataflow":
+        return df_latency(model, plans, stream_in, stream_out)
+    if stream_in != 1 or stream_out != 1:
+        raise ValueError("the sequential schedule streams one value per beat (hw.stream_in = hw.stream_out = 1)")
     layers = tuple(LayerLatency(p.layer.name, p.depth, handler(p.layer).cycles(p)) for p in plans)
     ii = model.n_inputs + sum(l.cycles for l in layers) + model.n_outputs + 1
-    total, ii_walk = schedule(model, plans)  # exact for every model; MLPs give total = ii - 1
+    total, ii_walk = sequential_walk(model, plans)  # exact for every model; MLPs give total = ii - 1
     if ii_walk != ii:  # the walk and the closed form count the same work
         raise AssertionError(f"schedule walk gives II {ii_walk}, the closed form {ii}")
     return Latency(

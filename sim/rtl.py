@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..core.rules import steady_ii
 from .tools import verilator_bin, verilator_env
 
 __all__ = ["RtlResult", "lint", "build_rtl", "simulate_rtl"]
@@ -29,9 +30,11 @@ class RtlResult:
     mismatches: int  # differing output codes, both phases
     tlast_errors: int
     latency_cycles: int  # first input beat accepted -> last output beat accepted, no stalls
-    ii_cycles: int | None  # first beat to first beat of back-to-back inferences, no stalls
+    ii_cycles: int | None  # between the last two inferences' last output beats, back to back, no stalls
     sim_cycles: int
     passed: bool
+    first_in: tuple[int, ...] = ()  # timing phase: each inference's first input beat (edges from the first)
+    last_out: tuple[int, ...] = ()  # ... and its last output beat
 
 
 def _use_verilator() -> None:
@@ -79,8 +82,11 @@ def simulate_rtl(
     x: np.ndarray,
     expected: np.ndarray,
     *,
-    in_tdata_w: int,
+    in_lane_w: int,
     out_signed: bool,
+    out_lane_w: int,
+    in_values: int = 1,
+    out_values: int = 1,
     build_dir: Path,
     stall_prob: float = 0.25,
     timing_vectors: int = 4,
@@ -108,7 +114,10 @@ def simulate_rtl(
                 "seed": seed,
                 "stall_prob": stall_prob,
                 "timing_vectors": max(2, timing_vectors),
-                "in_tdata_w": in_tdata_w,
+                "in_lane_w": in_lane_w,
+                "out_lane_w": out_lane_w,
+                "in_values": in_values,
+                "out_values": out_values,
                 "out_signed": out_signed,
             }
         )
@@ -152,8 +161,10 @@ def simulate_rtl(
         vectors=r["vectors"],
         mismatches=r["mismatches"],
         tlast_errors=r["tlast_errors"],
-        latency_cycles=r["latencies"][0],
-        ii_cycles=r["iis"][0] if r["iis"] else None,
+        latency_cycles=r["last_out"][0] - r["first_in"][0],
+        ii_cycles=steady_ii(r["last_out"]) if len(r["last_out"]) > 1 else None,
         sim_cycles=r["cycles_total"],
         passed=failed == 0,
+        first_in=tuple(r["first_in"]),
+        last_out=tuple(r["last_out"]),
     )

@@ -9,6 +9,12 @@
 // of ACC_W bits that cannot overflow, round-half-up shift by SHIFT, saturation
 // to the output format, then ReLU.
 //
+// Dataflow use (kofn.codegen.dataflow): `start` may also be sampled in the last issue cycle
+// (`issue_last`), which continues with the next activation without a gap; with BANKS = 2,
+// `in_flat` holds two banks and `start_bank` (sampled with `start`) picks the one this
+// activation reads; `rel` pulses in the cycle of its last gather (then that bank may be
+// rewritten), and every result also leaves as a stream (`res_valid`, `res_data`).
+//
 // Kernel mode (KK > 1, used by kernel-level convolutions): a row keeps KC whole
 // kernels of KK taps; the index ROM holds one word per row with the KC channel
 // indices (CIDX_W bits each), and entry e = j*KK + t of the weight ROM is tap t of
@@ -50,14 +56,22 @@ module kofn_dense #(
     parameter IDX_FILE = "",
     parameter W_FILE = "",
     parameter B_FILE = "",
-    parameter bit [2:0] ROM_BLOCK = 3'b000
+    parameter bit [2:0] ROM_BLOCK = 3'b000,
+    parameter int BANKS = 1
 ) (
     input  logic                   clk,
     input  logic                   rst,
     input  logic                   start,
-    input  logic [N_IN*A_W-1:0]    in_flat,
+    input  logic                   start_bank,
+    input  logic [BANKS*N_IN*A_W-1:0] in_flat,
     output logic [N_OUT*O_W-1:0]   out_flat,
-    output logic                   done
+    output logic                   done,
+    output logic                   issue_first,
+    output logic                   issue_last,
+    output logic                   rel,
+    output logic                   rel_bank,
+    output logic                   res_valid,
+    output logic [O_W-1:0]         res_data
 );
     localparam int S = (K + P - 1) / P;
     localparam int DEPTH = N_OUT * S;
@@ -75,10 +89,18 @@ module kofn_dense #(
     localparam int IROM_W = KMODE ? KC * CIDX_W : P * IDX_W;
     localparam int IROM_D = KMODE ? N_OUT : DEPTH;
 
-    // Input activations as an array, so each lane is a mux over N_IN entries.
+    // Input activations as an array, so each lane is a mux over N_IN entries; with two
+    // banks, one shared 2:1 mux in front of the lanes picks the activation's bank.
+    logic bank1;  // the bank of the word in stage 1 (the gather)
+    wire [N_IN*A_W-1:0] in_sel;
+    if (BANKS == 2) begin : g_banks
+        assign in_sel = bank1 ? in_flat[N_IN*A_W +: N_IN*A_W] : in_flat[0 +: N_IN*A_W];
+    end else begin : g_bank
+        assign in_sel = in_flat;
+    end
     logic [A_W-1:0] act [0:N_IN-1];
     for (genvar i = 0; i < N_IN; i++) begin : g_act
-        assign act[i] = in_flat[i*A_W +: A_W];
+        assign act[i] = in_sel[i*A_W +: A_W];
     end
 
     // Stage 0: address, step and row counters.
@@ -86,7 +108,11 @@ module kofn_dense #(
     logic [AD_W-1:0] addr;
     logic [ST_W-1:0] step;
     logic [RW_W-1:0] row;
+    logic fbank;
+    assign issue_first = run && (addr == '0);
+    assign issue_last = !run || (addr == AD_LAST);
     always_ff @(posedge clk) begin
+        if (start) fbank <= start_bank;
         if (rst) begin
             run <= 1'b0;
             addr <= '0;
@@ -106,7 +132,7 @@ module kofn_dense #(
     end
 
     // Stage 1: ROM read (the index and weight ROMs; the bias ROM reads in stage 2).
-    logic v1, first1, last1;
+    logic v1, first1, last1, end1;
     logic [RW_W-1:0] row1;
     /* verilator lint_off UNUSEDSIGNAL */
     logic [ST_W-1:0] step1;  // kernel mode only
@@ -115,9 +141,13 @@ module kofn_dense #(
         v1 <= run && !rst;
         first1 <= (step == '0);
         last1 <= (step == ST_LAST);
+        end1 <= (addr == AD_LAST);
         row1 <= row;
         step1 <= step;
+        bank1 <= fbank;
     end
+    assign rel = v1 && end1;
+    assign rel_bank = bank1;
 
     logic [IROM_W-1:0] idx_q;
     logic [P*W_W-1:0] w_q;
@@ -247,6 +277,8 @@ module kofn_dense #(
         if (rst) done <= 1'b0;
         else done <= v3 && last3;
     end
+    assign res_valid = v3 && !rst;
+    assign res_data = res[O_W-1:0];
     // One write enable per output (a decoder), not a variable part-select: synthesis
     // would build a barrel shifter for the latter.
     for (genvar r = 0; r < N_OUT; r++) begin : g_out

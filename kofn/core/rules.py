@@ -3,11 +3,13 @@ export, import, codegen and the estimates.  Numpy only."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import math
 
 import numpy as np
 
-__all__ = ["conv_out_size", "same_padding", "fixed_stride_rows", "hwc_from_chw", "index_bits", "row_stride"]
+__all__ = ["conv_out_size", "same_padding", "fixed_stride_rows", "hwc_from_chw", "index_bits", "row_stride", "steady_ii"]
 
 
 def fixed_stride_rows(mask: np.ndarray, stride: int) -> np.ndarray:
@@ -63,3 +65,19 @@ def row_stride(granularity: str, k: int, n: int, block: int | None = None) -> in
     if granularity == "feature_map":
         return n
     return k
+
+
+def steady_ii(last_out: Sequence[int]) -> int | float:
+    """The steady-state initiation interval of back-to-back inferences from their last output
+    beats: the mean interval over the shortest period the tail repeats with (two stages whose
+    buffer hand-offs bind can alternate, e.g. 18, 22, 18, 22: II 20); an int when whole."""
+    d = [b - a for a, b in zip(last_out, last_out[1:])]
+    if not d:
+        raise ValueError("the II needs at least two inferences")
+    for p in range(1, len(d) // 3 + 1):
+        if d[-p:] == d[-2 * p : -p] == d[-3 * p : -2 * p]:
+            ii = sum(d[-p:]) / p
+            return int(ii) if ii == int(ii) else ii
+    tail = d[len(d) // 2 :]
+    ii = sum(tail) / len(tail)
+    return int(ii) if ii == int(ii) else ii
