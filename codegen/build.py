@@ -13,6 +13,8 @@ from typing import Sequence
 from ..core.ir import Model
 from .estimate import Latency, latency
 from .plan import LayerPlan, plan_layers
+from .folding import Folding, fold, stream_values
+from .kinds import handler
 from .render import Design, render, tdata_width
 
 __all__ = ["BuildPlan", "plan_build", "render_build", "axis_args"]
@@ -32,22 +34,48 @@ class BuildPlan:
     schedule: str = "dataflow"
     stream_in: int = 1  # values per s_axis beat
     stream_out: int = 1  # values per m_axis beat
+    folding: Folding | None = None  # how "auto" lanes were chosen (None: all hand-set)
 
     @property
     def lanes(self) -> list[int]:
         return [p.lanes for p in self.layers]
 
+    @property
+    def efficiency(self) -> dict:
+        """MAC efficiency: kept MACs per inference / (multipliers x II), and the II at which
+        these multipliers would be busy every cycle (``limit_ii``)."""
+        macs = sum(handler(p.layer).macs(p.layer) for p in self.layers)
+        mult = sum(self.lanes)
+        ii = self.latency.ii_cycles
+        return {"macs": macs, "multipliers": mult, "ii": ii, "mac_efficiency": round(macs / (mult * ii), 4),
+                "limit_ii": -(-macs // mult)}
 
-def plan_build(model: Model, lanes: Sequence[int | None] | None = None, top: str = "kofn_top",
+
+def plan_build(model: Model, lanes: Sequence[int | str | None] | None = None, top: str = "kofn_top",
                part: str = "xc7z020clg400-1", clock_mhz: float = 100.0, schedule: str = "dataflow",
-               stream_in: int = 1, stream_out: int = 1) -> BuildPlan:
-    """Plan ``model`` with ``lanes`` per layer (``None``: the default rule) and schedule it
-    (``schedule``: ``"dataflow"``, overlapped stages, or ``"sequential"``, one layer at a time)."""
+               stream_in: int = 0, stream_out: int = 0, target_ii: int = 0, max_dsp: int = 0) -> BuildPlan:
+    """Plan ``model`` with ``lanes`` per layer and schedule it.
+
+    ``lanes``: per layer P, ``None`` (the default rule) or ``"auto"`` (folded to ``target_ii``
+    or within ``max_dsp`` multipliers, :mod:`kofn.codegen.folding`).  ``schedule``:
+    ``"dataflow"`` (overlapped stages) or ``"sequential"`` (one layer at a time, least area).
+    ``stream_in``/``stream_out``: values per AXI beat, 0 for the fewest that do not bind the II."""
     if schedule not in ("dataflow", "sequential"):
         raise ValueError(f"schedule must be 'dataflow' or 'sequential', got {schedule!r}")
+    folding = None
+    if lanes is not None and any(p == "auto" for p in lanes):
+        folding = fold(model, lanes, target_ii, max_dsp)
+        lanes = folding.lanes
     plans = tuple(plan_layers(model, lanes))
+    if schedule == "sequential":
+        stream_in, stream_out = stream_in or 1, stream_out or 1
+    else:
+        slowest = max(handler(p.layer).df_period(p.layer, p.lanes) for p in plans if p.has_core)
+        image = handler(plans[0].layer).image
+        stream_in = stream_in or (1 if image else stream_values(model.n_inputs, slowest))
+        stream_out = stream_out or stream_values(model.n_outputs, slowest)
     return BuildPlan(model, plans, latency(model, plans, schedule, stream_in, stream_out), top, part, clock_mhz,
-                     schedule, stream_in, stream_out)
+                     schedule, stream_in, stream_out, folding)
 
 
 def render_build(build: BuildPlan) -> Design:

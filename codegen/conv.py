@@ -12,7 +12,7 @@ from ..core.rules import index_bits
 from .cells import mux_luts, reachable
 from .dataflow import ConvStage
 from .handler import CORE_MODULE, MacHandler, nets, param, port
-from .rom import unpack_entries
+from .rom import steps_per_row, unpack_entries
 
 __all__ = ["ConvHandler", "CONV_MODULE", "CONV_DF_MODULE", "WINDOW_CYCLES"]
 
@@ -169,6 +169,12 @@ class ConvHandler(MacHandler):
 
     # -- dataflow ------------------------------------------------------------------------
     df_modules = (CORE_MODULE, CONV_DF_MODULE)
+
+    def df_period(self, layer, lanes: int) -> int:
+        """Busy cycles per inference of the layer's dataflow stage at ``lanes``: a pixel costs
+        max(D, K + 3) (:class:`kofn.codegen.dataflow.ConvStage`)."""
+        oh, ow, c_out = layer.out_shape
+        return oh * ow * max(c_out * steps_per_row(layer.k_eff, lanes), layer.kernel + 3)
 
     def df_stage(self, plan) -> ConvStage:
         return ConvStage(plan.layer.name, plan.layer.out_shape, plan.layer.kernel, plan.steps)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .dataflow import DenseStage
 from .handler import MacHandler, nets, param, port
+from .rom import steps_per_row
 
 __all__ = ["DenseHandler", "PIPELINE_CYCLES"]
 
@@ -33,6 +34,10 @@ class DenseHandler(MacHandler):
                 "block": {"comment": None, "instances": [inst]}}
 
     # -- dataflow ------------------------------------------------------------------------
+    def df_period(self, layer, lanes: int) -> int:
+        """Busy cycles per inference of the layer's dataflow stage at ``lanes``."""
+        return layer.rows * steps_per_row(layer.k, lanes)
+
     def df_stage(self, plan) -> DenseStage:
         return DenseStage(plan.layer.name, plan.layer.rows, plan.steps)
 

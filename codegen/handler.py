@@ -53,6 +53,10 @@ class Handler:
     def pack(self, layer, lanes: int) -> LayerRoms:
         raise TypeError(f"layer {layer.name!r}: a {self.kind} layer has no ROMs")
 
+    def macs(self, layer) -> int:
+        """Kept multiply-accumulates per inference (0: no MAC core)."""
+        return 0
+
     # -- latency -------------------------------------------------------------------------
     def cycles(self, plan) -> int:
         """Cycles the layer adds to one inference."""
@@ -124,6 +128,11 @@ class MacHandler(Handler):
     def kernel_level(self, layer) -> bool:
         """Whether the index ROM holds kept input channels (whole kernels) instead of inputs."""
         return False
+
+    def macs(self, layer) -> int:
+        """Kept MACs per inference: every output's kept weights, once per position."""
+        positions = layer.out_shape[0] * layer.out_shape[1] if self.image else 1
+        return positions * layer.rows * self.entries_per_row(layer)
 
     # -- packing ------------------------------------------------------------------------
     def pack(self, layer, lanes: int) -> LayerRoms:

@@ -70,6 +70,7 @@ class Latency:
     schedule: str = "sequential"
     first_in: tuple[int, ...] = ()
     last_out: tuple[int, ...] = ()
+    stages: tuple[tuple[str, int], ...] = ()  # dataflow: (stage, busy cycles per inference), streams included
 
     def throughput(self, clock_mhz: float) -> float:
         """Inferences per second at ``clock_mhz`` when streamed back to back."""
@@ -125,7 +126,8 @@ def df_latency(model: Model, plans: Sequence[LayerPlan], stream_in: int = 1, str
     per = dict(sched.stage_periods)
     layers = tuple(LayerLatency(p.layer.name, p.depth, per.get(p.layer.name, 0)) for p in plans)
     return Latency(layers=layers, input_cycles=in_beats, output_cycles=out_beats, total_cycles=sched.latency,
-                   ii_cycles=sched.ii, schedule="dataflow", first_in=sched.first_in, last_out=sched.last_out)
+                   ii_cycles=sched.ii, schedule="dataflow", first_in=sched.first_in, last_out=sched.last_out,
+                   stages=sched.stage_periods)
 
 
 def latency(model: Model, plans: Sequence[LayerPlan], schedule: str = "sequential", stream_in: int = 1,

@@ -84,7 +84,7 @@ class SimConfig:
     test_vectors: int = -1  # test-split vectors to simulate; -1 = all
     rtl_test_vectors: int = -1  # of those, how many the RTL simulation streams too; -1 = all
     stall_prob: float = 0.25  # per-cycle probability of a tvalid gap / tready stall
-    timing_vectors: int = 4  # stall-free vectors streamed first to measure latency and II
+    timing_vectors: int = 12  # stall-free vectors streamed first to measure latency and II
     seed: int = 0
 
     def validate(self, key: str) -> None:
@@ -95,8 +95,9 @@ class SimConfig:
                 _fail(f"{key}.{name}", f"must be -1 (all) or >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.stall_prob < 1.0:
             _fail(f"{key}.stall_prob", f"must be in [0, 1), got {self.stall_prob}")
-        if self.timing_vectors < 2:
-            _fail(f"{key}.timing_vectors", f"must be >= 2 (II needs two inferences), got {self.timing_vectors}")
+        if self.timing_vectors < 10:
+            _fail(f"{key}.timing_vectors", f"must be >= 10 (the steady II is measured over back-to-back "
+                                           f"inferences after the pipeline fills), got {self.timing_vectors}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,11 @@ class HwConfig:
     top: str = "kofn_top"  # RTL top module and HLS top function name
     part: str = "xc7z020clg400-1"  # FPGA part written into the Vitis HLS Tcl
     clock_mhz: float = 100.0
+    schedule: str = "dataflow"  # "dataflow": layers overlap across inferences; "sequential": one at a time
+    stream_in: int = 0  # input values per s_axis beat (0: auto, the fewest that do not bind the II)
+    stream_out: int = 0  # output values per m_axis beat (0: auto, likewise)
+    target_ii: int = 0  # lanes = "auto": the fewest multipliers whose stages all fit this II ...
+    max_dsp: int = 0  # ... or the lowest II within this many multipliers (0: unset)
 
     def validate(self, key: str) -> None:
         try:
@@ -112,6 +118,16 @@ class HwConfig:
             _fail(f"{key}.top", str(e))
         if not self.clock_mhz > 0:
             _fail(f"{key}.clock_mhz", f"must be > 0, got {self.clock_mhz}")
+        if self.schedule not in ("dataflow", "sequential"):
+            _fail(f"{key}.schedule", f"must be 'dataflow' or 'sequential', got {self.schedule!r}")
+        for name in ("stream_in", "stream_out", "target_ii", "max_dsp"):
+            if getattr(self, name) < 0:
+                _fail(f"{key}.{name}", f"must be >= 0 (0: {'auto' if name.startswith('stream') else 'unset'}), "
+                                       f"got {getattr(self, name)}")
+        if self.schedule == "sequential" and max(self.stream_in, self.stream_out) > 1:
+            _fail(f"{key}.stream_in", "the sequential schedule streams one value per beat")
+        if self.target_ii and self.max_dsp:
+            _fail(f"{key}.max_dsp", "give hw.target_ii or hw.max_dsp, not both")
 
 
 @dataclass(frozen=True)
@@ -139,6 +155,11 @@ class FlowConfig:
                 return  # a quantized ONNX model brings its own layers (checked when it is read)
             _fail("layers", "at least one [[layers]] table is required")
         validate_chain(self.layers, self.input_shape)
+        if any(layer.lanes == "auto" for layer in self.layers) and not (self.hw.target_ii or self.hw.max_dsp):
+            _fail("hw.target_ii", 'lanes = "auto" needs hw.target_ii (fewest multipliers reaching it) or '
+                                  "hw.max_dsp (lowest II within it)")
+        if self.hw.stream_in > 1 and self.layers[0].image:
+            _fail("hw.stream_in", "an image model's first layer takes one value per beat (set 0 or 1)")
 
     @property
     def is_image_model(self) -> bool:
@@ -211,6 +232,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if isinstance(value, str) and str in args:  # e.g. lanes = "auto"
+            return value
         return _coerce(value, args[0], key)
     if tp is bool:
         if not isinstance(value, bool):

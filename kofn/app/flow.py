@@ -153,8 +153,10 @@ def plan_build(model_ir: Model, cfg: FlowConfig) -> BuildPlan:
     config has layers for it), top name, part and clock."""
     from ..codegen import plan_build as plan
 
+    hw = cfg.hw
     lanes = [layer.lanes for layer in cfg.layers] if cfg.layers else None
-    return plan(model_ir, lanes, top=cfg.hw.top, part=cfg.hw.part, clock_mhz=cfg.hw.clock_mhz)
+    return plan(model_ir, lanes, top=hw.top, part=hw.part, clock_mhz=hw.clock_mhz, schedule=hw.schedule,
+                stream_in=hw.stream_in, stream_out=hw.stream_out, target_ii=hw.target_ii, max_dsp=hw.max_dsp)
 
 
 def make_vectors(plan: BuildPlan, cfg: FlowConfig, x_test: np.ndarray, ref_test: np.ndarray | None = None) -> Vectors:
@@ -191,7 +193,7 @@ def simulate(plan: BuildPlan, design: Design, vectors: Vectors, cfg: FlowConfig,
              progress: Progress) -> Simulations:
     """Lint and build both simulators in parallel, then run the C simulation and the RTL
     simulation (random stalls, plus stall-free timing vectors for latency and II)."""
-    from ..codegen.render import tdata_width
+    from ..codegen import axis_args
     from ..sim.hls_csim import build_csim, run_csim
     from ..sim.rtl import build_rtl, lint, simulate_rtl
 
@@ -218,8 +220,7 @@ def simulate(plan: BuildPlan, design: Design, vectors: Vectors, cfg: FlowConfig,
     if cfg.sim.rtl:
         n = vectors.n_rtl
         with progress.stage(f"RTL simulation ({n} vectors, stall probability {cfg.sim.stall_prob})"):
-            rtl = simulate_rtl(out, top, vectors.inputs[:n], vectors.expected[:n],
-                               in_tdata_w=tdata_width(model.input_fmt), out_signed=model.output_fmt.signed,
+            rtl = simulate_rtl(out, top, vectors.inputs[:n], vectors.expected[:n], **axis_args(plan),
                                build_dir=out / "sim_build", stall_prob=cfg.sim.stall_prob,
                                timing_vectors=cfg.sim.timing_vectors, seed=cfg.sim.seed, progress=progress)
             lat = plan.latency
@@ -263,14 +264,16 @@ def assemble(src: Source, plan: BuildPlan, vectors: Vectors, sims: Simulations, 
         per_layer=tuple({"name": l.name, "cycles": l.cycles} for l in lat.layers),
         throughput_per_s=round(lat.throughput(plan.clock_mhz), 1), clock_mhz=plan.clock_mhz,
         measured_cycles=rtl.latency_cycles if rtl is not None else None,
-        measured_ii_cycles=rtl.ii_cycles if rtl is not None else None)
+        measured_ii_cycles=rtl.ii_cycles if rtl is not None else None,
+        schedule=plan.schedule, stream_in=plan.stream_in, stream_out=plan.stream_out,
+        per_stage=tuple({"name": n, "cycles": c} for n, c in lat.stages))
     return Report(
         kofn_version=__version__, name=plan.model.name, top=plan.top,
         layers=tuple(layer_figures(p) for p in plan.layers), latency=latency,
         memory=memory_bits(plan.layers), resources=resources_report(resources(plan.model, plan.layers), "xc7"),
         bitexact=bitexact, dataset=src.dataset, source_model=src.source_model, accuracy=acc,
-        training=src.training, lint=sims.lint, seconds=dict(seconds), model=plan.model,
-        history=src.history)
+        training=src.training, lint=sims.lint, seconds=dict(seconds), efficiency=plan.efficiency,
+        model=plan.model, history=src.history)
 
 
 def _replace(acc: Accuracy | None, **kw) -> Accuracy | None:
@@ -298,6 +301,12 @@ def build_and_verify(src: Source, cfg: FlowConfig, out_dir: Path, y_test: np.nda
         plan = plan_build(src.ir, cfg)
         vectors = make_vectors(plan, cfg, src.x_test, src.ref_test)
         design = generate(plan, vectors, out)
+        if plan.folding is not None:
+            progress(plan.folding.describe())
+        eff = plan.efficiency
+        progress(f"{plan.schedule} schedule: II {eff['ii']:,} cycles on {eff['multipliers']} multipliers, "
+                 f"MAC efficiency {eff['mac_efficiency']:.2f}; {plan.stream_in} value(s) per input beat, "
+                 f"{plan.stream_out} per output beat")
         progress(f"{len(design.files)} files; P = {plan.lanes}; "
                  f"{len(vectors.inputs)} vectors ({vectors.n_random} random + {vectors.n_test} test)"
                  + (f", RTL streams {vectors.n_rtl} of them" if vectors.n_rtl < len(vectors.inputs) else ""))

@@ -66,13 +66,18 @@ class LatencyFigures:
     throughput_per_s: float
     clock_mhz: float
     measured_cycles: int | None = None
-    measured_ii_cycles: int | None = None
+    measured_ii_cycles: int | float | None = None
+    schedule: str = "sequential"
+    stream_in: int = 1  # values per s_axis beat
+    stream_out: int = 1  # values per m_axis beat
+    per_stage: tuple[Mapping[str, Any], ...] = ()  # dataflow: busy cycles per inference, streams included
 
     def to_json(self) -> dict:
         return {"estimated_cycles": self.estimated_cycles, "measured_cycles": self.measured_cycles,
                 "ii_cycles": self.ii_cycles, "measured_ii_cycles": self.measured_ii_cycles,
                 "per_layer": [dict(p) for p in self.per_layer], "throughput_per_s": self.throughput_per_s,
-                "clock_mhz": self.clock_mhz}
+                "clock_mhz": self.clock_mhz, "schedule": self.schedule, "stream_in": self.stream_in,
+                "stream_out": self.stream_out, "per_stage": [dict(p) for p in self.per_stage]}
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class Report:
     training: Mapping[str, Any] | None = None
     lint: str | None = None  # "clean" or Verilator's warnings; None when the RTL was not linted
     seconds: Mapping[str, float] = field(default_factory=dict)
+    efficiency: Mapping[str, Any] | None = None  # macs, multipliers, ii, mac_efficiency, limit_ii
     model: Model | None = field(default=None, compare=False, repr=False)
     history: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
@@ -111,6 +117,8 @@ class Report:
             d["training"] = dict(self.training)
         d.update(layers=[dict(l) for l in self.layers], bitexact={k: v.to_json() for k, v in self.bitexact.items()},
                  latency=self.latency.to_json(), memory=dict(self.memory), resources=dict(self.resources))
+        if self.efficiency is not None:
+            d["efficiency"] = dict(self.efficiency)
         if self.lint is not None:
             d["lint"] = {"verilator_wall": self.lint}
         d["seconds"] = dict(self.seconds)
@@ -122,7 +130,9 @@ class Report:
         lat = dict(d["latency"])
         return cls(
             kofn_version=d["kofn_version"], name=d["name"], top=d["top"], layers=tuple(d["layers"]),
-            latency=LatencyFigures(**{**lat, "per_layer": tuple(lat["per_layer"])}),
+            latency=LatencyFigures(**{**lat, "per_layer": tuple(lat["per_layer"]),
+                                      "per_stage": tuple(lat.get("per_stage", ()))}),
+            efficiency=d.get("efficiency"),
             memory=d["memory"], resources=d["resources"],
             bitexact={k: SimCheck(**v) for k, v in d.get("bitexact", {}).items()},
             dataset=d.get("dataset"), source_model=d.get("source_model"),
@@ -191,8 +201,18 @@ def render_markdown(r: Mapping[str, Any]) -> str:
     lines += ["", "## Latency", "", "| | estimated | measured |", "|---|---|---|",
               f"| cycles (first input beat to last output beat) | {lat['estimated_cycles']} | {lat['measured_cycles']} |",
               f"| initiation interval | {lat['ii_cycles']} | {lat['measured_ii_cycles']} |", "",
-              f"Throughput at {lat['clock_mhz']} MHz: {lat['throughput_per_s']:.0f} inferences/s.", "",
-              "| layer | kind | n | k | rows | lanes P | steps S | cycles |", "|---|---|---|---|---|---|---|---|"]
+              f"Throughput at {lat['clock_mhz']} MHz: {lat['throughput_per_s']:.0f} inferences/s "
+              f"({lat.get('schedule', 'sequential')} schedule, {lat.get('stream_in', 1)} value(s) per input beat, "
+              f"{lat.get('stream_out', 1)} per output beat).", ""]
+    eff = r.get("efficiency")
+    if eff:
+        lines += [f"MAC efficiency {eff['mac_efficiency']:.2f}: {eff['macs']:,} kept MACs per inference on "
+                  f"{eff['multipliers']} multipliers at II {eff['ii']:,} (the multipliers' limit: II {eff['limit_ii']:,}).", ""]
+    if lat.get("per_stage"):
+        lines += ["| stage | busy cycles per inference |", "|---|---|"]
+        lines += [f"| {st['name']} | {st['cycles']:,} |" for st in lat["per_stage"]]
+        lines.append("")
+    lines += ["| layer | kind | n | k | rows | lanes P | steps S | cycles |", "|---|---|---|---|---|---|---|---|"]
     for l, c in zip(r["layers"], lat["per_layer"]):
         lines.append(_markdown_layer_row(l, c["cycles"]))
     res, mem = r["resources"], r["memory"]

@@ -33,6 +33,13 @@ def _check_formats(key: str, weight: FixedFormat, bias: FixedFormat) -> None:
         fail(f"{key}.bias.signed", "biases must be signed")
 
 
+
+def _check_lanes(key: str, lanes, row: int, what: str) -> None:
+    if lanes is None or lanes == "auto":
+        return
+    if isinstance(lanes, str) or not 1 <= lanes <= row:
+        fail(f"{key}.lanes", f"must be \"auto\" or in 1..{row} ({what}), got {lanes!r}")
+
 @dataclass(frozen=True)
 class DenseSpec:
     """A dense (Linear) layer: ``out_features`` neurons, each keeping ``k`` of its group.
@@ -50,7 +57,7 @@ class DenseSpec:
     relu: bool = True
     granularity: str = "weight"
     block: int | None = None
-    lanes: int | None = None
+    lanes: int | str | None = None  # P, or "auto" (kofn.codegen.folding picks it)
 
     type: ClassVar[str] = "dense"
     image: ClassVar[bool] = False  # takes an image (True) or a vector (False)
@@ -92,8 +99,7 @@ class DenseSpec:
         n_group = self.group_size(shape)
         if not 1 <= self.k <= n_group:
             fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
-        if self.lanes is not None and not 1 <= self.lanes <= self.row_k(n):
-            fail(f"{key}.lanes", f"must be in 1..{self.row_k(n)} (entries per row), got {self.lanes}")
+        _check_lanes(key, self.lanes, self.row_k(n), "entries per row")
         _check_formats(key, self.weight, self.bias)
         return self.out_shape(shape)
 
@@ -116,7 +122,7 @@ class ConvSpec:
     relu: bool = True
     granularity: str = "weight"
     bn: bool = False
-    lanes: int | None = None
+    lanes: int | str | None = None  # P, or "auto" (kofn.codegen.folding picks it)
 
     type: ClassVar[str] = "conv"
     image: ClassVar[bool] = True
@@ -168,8 +174,7 @@ class ConvSpec:
         if not 1 <= self.k <= n_group:
             fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
         row = self.row_k(c)
-        if self.lanes is not None and not 1 <= self.lanes <= row:
-            fail(f"{key}.lanes", f"must be in 1..{row} (weights per filter), got {self.lanes}")
+        _check_lanes(key, self.lanes, row, "weights per filter")
         _check_formats(key, self.weight, self.bias)
         return self.out_shape(shape)
 
