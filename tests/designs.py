@@ -60,5 +60,7 @@ def estimate_report(plan, measured=None):
     return Report(
         kofn_version="test", name=m.name, top=plan.top, layers=tuple(layer_figures(p) for p in plan.layers),
         latency=LatencyFigures(lat.total_cycles, lat.ii_cycles, (), lat.throughput(plan.clock_mhz), plan.clock_mhz,
-                               *(measured or (None, None))),
-        memory=memory_bits(plan.layers), resources=resources_report(resources(m, plan.layers), "xc7"), model=m)
+                               *(measured or (None, None)), schedule=plan.schedule, stream_in=plan.stream_in,
+                               stream_out=plan.stream_out),
+        memory=memory_bits(plan.layers), resources=resources_report(resources(m, plan.layers), "xc7"), model=m,
+        efficiency=plan.efficiency)

@@ -34,7 +34,10 @@ def ip_files(report: Report, design: Design, part: str, source: str = "") -> dic
         "README.md": env.get_template("ip/README.md.j2").render(
             **common, header_md=header("").strip(), version=__version__, source=source or "an IR",
             accuracy=acc, dataset=report.dataset or "",
-            in_tdata_w=tdata_width(in_fmt), out_tdata_w=tdata_width(out_fmt), in_w=in_fmt.width,
+            in_tdata_w=lat.stream_in * tdata_width(in_fmt), out_tdata_w=lat.stream_out * tdata_width(out_fmt),
+            in_w=in_fmt.width, in_lane_w=tdata_width(in_fmt), out_lane_w=tdata_width(out_fmt),
+            v_in=lat.stream_in, v_out=lat.stream_out, in_beats=-(-model.n_inputs // lat.stream_in),
+            out_beats=-(-model.n_outputs // lat.stream_out), out_signed=out_fmt.signed, schedule=lat.schedule,
             in_desc=in_fmt.describe(), out_desc=out_fmt.describe(), image=len(model.input_shape) == 3,
             in_shape=model.input_shape, clock_mhz=lat.clock_mhz, throughput=lat.throughput_per_s,
             res=report.resources, mem=report.memory, rtl_files=[f.split("/", 1)[1] for f in rtl],
