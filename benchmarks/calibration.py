@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kofn.core.fixed import FixedFormat as F
 
-__all__ = ["CorpusDesign", "CORPUS", "design_model", "build_design", "run_corpus", "samples", "fit", "predict"]
+__all__ = ["CorpusDesign", "CORPUS", "design_model", "design_build", "estimate", "build_design", "run_corpus", "samples",
+           "fit", "predict"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class CorpusDesign:
     spec: tuple  # mlp: ks; cnn: random_cnn layer spec
     lanes: tuple
     kwargs: tuple = ()  # (key, FixedFormat) pairs for random_model / random_cnn
+    schedule: str = "sequential"  # the RTL it is built as ("dataflow" designs are named *_df)
 
 
 def _d(name, sizes, ks, lanes, **kw):
@@ -73,6 +75,12 @@ CORPUS: tuple[CorpusDesign, ...] = (
                                 ("dense", 6, 5)), (3, 7, 2)),
     _c("c10_5x5", (10, 10, 1), (("conv", 4, 5, 1, 2, "kernel", 1), ("pool",), ("dense", 8, 20)), (25, None, 4)),
 )
+#: Every design again as dataflow hardware (ping-pong buffers, conv frame RAMs), plus one
+#: whose convolution frame buffer is large enough for block RAM.
+CORPUS = CORPUS + tuple(replace(d, name=f"{d.name}_df", schedule="dataflow") for d in CORPUS) + (
+    replace(_c("c16_frame_df", (16, 16, 4), (("conv", 4, 3, 1, 1, "kernel", 2), ("pool",), ("dense", 10, 16)),
+               (9, None, 4)), schedule="dataflow"),
+)
 
 
 def design_model(d: CorpusDesign, seed: int = 0):
@@ -86,24 +94,38 @@ def design_model(d: CorpusDesign, seed: int = 0):
     return m, plan_layers(m, list(d.lanes))
 
 
-def build_design(d: CorpusDesign, out: Path, seed: int = 0):
-    """Render ``d`` into ``out``; returns ``(model, plans, design)``."""
-    from kofn.codegen.estimate import latency
-    from kofn.codegen.render import render, write_design
+def design_build(d: CorpusDesign, seed: int = 0):
+    """``d`` laid out as a :class:`kofn.codegen.BuildPlan` (its schedule, automatic stream widths)."""
+    from kofn.codegen import plan_build
 
     m, plans = design_model(d, seed)
-    design = render(m, plans, latency(m, plans))
+    return plan_build(m, [p.lanes or None for p in plans], schedule=d.schedule)
+
+
+def estimate(d: CorpusDesign, family: str, seed: int = 0):
+    """kofn's :class:`kofn.codegen.Resources` estimate of ``d``."""
+    from kofn.codegen.estimate import resources
+
+    b = design_build(d, seed)
+    return resources(b.model, b.layers, family, b.schedule, b.stream_in, b.stream_out)
+
+
+def build_design(d: CorpusDesign, out: Path, seed: int = 0):
+    """Render ``d`` into ``out``; returns ``(model, plans, design)``."""
+    from kofn.codegen import render_build, write_design
+
+    b = design_build(d, seed)
+    design = render_build(b)
     write_design(design, out)
-    return m, plans, design
+    return b.model, b.layers, design
 
 
 def _one(args) -> dict:
     d, out, family = args
-    from kofn.codegen.estimate import resources
     from kofn.codegen.synth import synthesize
 
-    m, plans, design = build_design(d, out)
-    est = resources(m, plans, family=family)
+    _, _, design = build_design(d, out)
+    est = estimate(d, family)
     try:
         syn = synthesize(out, design.sources, design.top, family)
     except RuntimeError as e:  # recorded, not fatal: one design must not sink the corpus
@@ -135,7 +157,7 @@ def samples(results: list[dict]) -> list[tuple[str, str, str, dict, dict]]:
     instance of the synthesized results (``run_corpus`` output): the MAC core
     (``u_<layer>`` or ``u_<layer>_mac``), a convolution front end (``u_<layer>``), a
     pool (``u_<layer>``) and the top's own logic."""
-    from kofn.codegen.estimate import features
+    from kofn.codegen.estimate import df_instances, features
 
     by_name = {d.name: d for d in CORPUS}
     out = []
@@ -144,7 +166,13 @@ def samples(results: list[dict]) -> list[tuple[str, str, str, dict, dict]]:
         if not inst or r["name"] not in by_name:
             continue
         fam = r["family"]
-        m, plans = design_model(by_name[r["name"]])
+        d = by_name[r["name"]]
+        if d.schedule == "dataflow":
+            b = design_build(d)
+            for _, name, comp, f in df_instances(b.model, b.layers, fam, b.stream_in, b.stream_out):
+                out.append((r["name"], fam, comp, f, inst[name]))
+            continue
+        m, plans = design_model(d)
         for p in plans:
             f = features(p, fam)
             name = p.layer.name
@@ -192,11 +220,17 @@ def predict(d: CorpusDesign, family: str, coef: dict[str, dict[str, float]]) -> 
     :func:`~kofn.codegen.estimate.features` weighted by the coefficients (1.0 for a
     feature without one), rounded per block (every layer, then the top's own logic) and
     summed; but with ``coef`` instead of the installed coefficients."""
-    from kofn.codegen.estimate import features
+    from kofn.codegen.estimate import df_instances, features
 
-    m, plans = design_model(d)
+    if d.schedule == "dataflow":  # rounded per instance, as the estimator does
+        b = design_build(d)
+        blocks = [{f"{comp}_lut": f["lut"], f"{comp}_ff": f["ff"]}
+                  for _, _, comp, f in df_instances(b.model, b.layers, family, b.stream_in, b.stream_out)]
+    else:
+        m, plans = design_model(d)
+        blocks = [features(p, family) for p in plans] + [features(None, family, m)]
     out = {"lut": 0, "ff": 0}
-    for feats in [features(p, family) for p in plans] + [features(None, family, m)]:
+    for feats in blocks:
         block = {"lut": 0.0, "ff": 0.0}
         for comp, f in feats.items():
             c = coef.get(comp, {})

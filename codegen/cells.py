@@ -11,7 +11,8 @@ import numpy as np
 from ..core.rules import index_bits
 from .rom import bram_cells, rom_in_bram
 
-__all__ = ["DSP_PORTS", "operand_bits", "uses_dsp", "mux_luts", "rom_luts", "rom_cost", "reachable", "csr_bits"]
+__all__ = ["DSP_PORTS", "operand_bits", "uses_dsp", "mux_luts", "rom_luts", "rom_cost", "reachable", "csr_bits",
+           "vecbuf_features"]
 
 DSP_PORTS = {"xc7": (25, 18), "xcup": (27, 18)}  # DSP48E1 25x18, DSP48E2 27x18 signed multipliers
 
@@ -66,3 +67,9 @@ def csr_bits(rows: int, n: int, nnz: int, weight_bits: int, bias_bits: int) -> i
     """Compressed sparse rows at the same sparsity: a weight and a column index per nonzero,
     ``rows + 1`` row pointers, plus the biases (which every storage holds)."""
     return nnz * (weight_bits + index_bits(n)) + (rows + 1) * index_bits(nnz + 1) + rows * bias_bits
+
+
+def vecbuf_features(n: int, width: int, values: int) -> dict[str, dict[str, float]]:
+    """Features of a ``kofn_vecbuf`` of ``n`` values (two banks), written ``values`` per beat."""
+    beats = -(-n // values)
+    return {"lut": {"we": 2 * n, "one": 1.0}, "ff": {"regs": 2 * n * width, "ctr": index_bits(beats), "one": 1.0}}

@@ -12,7 +12,7 @@ from ..core.rules import index_bits
 from .cells import mux_luts, reachable
 from .dataflow import ConvStage
 from .handler import CORE_MODULE, MacHandler, nets, param, port
-from .rom import steps_per_row, unpack_entries
+from .rom import rom_in_bram, steps_per_row, unpack_entries
 
 __all__ = ["ConvHandler", "CONV_MODULE", "CONV_DF_MODULE", "WINDOW_CYCLES"]
 
@@ -176,6 +176,35 @@ class ConvHandler(MacHandler):
         oh, ow, c_out = layer.out_shape
         return oh * ow * max(c_out * steps_per_row(layer.k_eff, lanes), layer.kernel + 3)
 
+    @staticmethod
+    def frame_ram(layer) -> tuple[int, int]:
+        """``(depth, width)`` of each of the K frame-buffer RAMs of ``kofn_conv_df``: both
+        banks of every K-th input row, one pixel (C_in values) per word."""
+        h, w, c = layer.in_shape
+        return 2 * -(-h // layer.kernel) * w, c * layer.input_fmt.width
+
+    def df_brams(self, plan) -> list[tuple[int, int]]:
+        depth, width = self.frame_ram(plan.layer)
+        return [(depth, width)] * plan.layer.kernel if rom_in_bram(depth, width) else []
+
+    def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
+        L, n = plan.layer, plan.layer.name
+        h, w, c = L.in_shape
+        k, a_w = L.kernel, L.input_fmt.width
+        depth, width = self.frame_ram(L)
+        lutram = not rom_in_bram(depth, width)
+        core = MacHandler.features(self, plan, family, df=True)
+        front = {"lut": {"land": L.n * a_w * mux_luts(k), "ram": k * width * -(-depth // 64) if lutram else 0,
+                         "addr": k * index_bits(depth), "one": 1.0},
+                 "ff": {"win": 2 * L.n * a_w, "stage": (c - 1) * a_w, "rd": k * width if lutram else 0,
+                        "ctr": 8 * index_bits(max(h, w) + k), "one": 1.0}}
+        return [(f"u_{n}", "convdf", front), (f"u_{n}_mac", "core", {"lut": core["core_lut"], "ff": core["core_ff"]})]
+
+    def df_memory(self, plan) -> dict[str, int]:
+        L = plan.layer
+        depth, width = self.frame_ram(L)
+        return {**super().memory(plan), "line_buffer": L.kernel * depth * width, "window": 2 * L.n * L.input_fmt.width}
+
     def df_stage(self, plan) -> ConvStage:
         return ConvStage(plan.layer.name, plan.layer.out_shape, plan.layer.kernel, plan.steps)
 
@@ -192,7 +221,8 @@ class ConvHandler(MacHandler):
             "name": f"u_{n}", "module": CONV_DF_MODULE,
             "params": [[param("H", h), param("W", w), param("C_IN", c_in), param("K", L.kernel),
                         param("STRIDE", L.stride), param("PAD", L.pad)],
-                       [param("OH", oh), param("OW", ow), param("A_W", a_w)]],
+                       [param("OH", oh), param("OW", ow), param("A_W", a_w),
+                        param("RAM_BLOCK", bool(self.df_brams(plan)))]],
             "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
                       port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), port("full", f"full_{n}"),
                       port("down_full", down_full), port("win_flat", f"win_{n}"), port("core_start", f"start_{n}"),

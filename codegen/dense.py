@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .dataflow import DenseStage
 from .handler import MacHandler, nets, param, port
+from .cells import vecbuf_features
 from .rom import steps_per_row
 
 __all__ = ["DenseHandler", "PIPELINE_CYCLES"]
@@ -37,6 +38,16 @@ class DenseHandler(MacHandler):
     def df_period(self, layer, lanes: int) -> int:
         """Busy cycles per inference of the layer's dataflow stage at ``lanes``."""
         return layer.rows * steps_per_row(layer.k, lanes)
+
+    def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
+        L, n = plan.layer, plan.layer.name
+        core = self.features(plan, family, df=True)
+        return [(f"u_{n}_buf", "buf", vecbuf_features(L.n, L.input_fmt.width, values)),
+                (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 1.0}}),
+                (f"u_{n}_mac", "core", {"lut": core["core_lut"], "ff": core["core_ff"]})]
+
+    def df_memory(self, plan) -> dict[str, int]:
+        return {**self.memory(plan), "line_buffer": 2 * plan.layer.n * plan.layer.input_fmt.width}
 
     def df_stage(self, plan) -> DenseStage:
         return DenseStage(plan.layer.name, plan.layer.rows, plan.steps)

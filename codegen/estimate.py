@@ -24,7 +24,7 @@ from typing import Sequence
 
 from ..core.ir import Model
 from ..core.rules import index_bits
-from .cells import DSP_PORTS, csr_bits, mux_luts, rom_cost
+from .cells import DSP_PORTS, csr_bits, mux_luts, rom_cost, vecbuf_features
 from .coefficients import COEFFICIENTS
 from .conv import WINDOW_CYCLES
 from .dense import PIPELINE_CYCLES
@@ -34,6 +34,7 @@ from .rom import bram_cells
 from .timing import LayerLatency, Latency, latency, sequential_walk
 
 __all__ = ["LayerLatency", "Latency", "latency", "sequential_walk", "LayerResources", "Resources", "resources",
+           "df_instances", "vecbuf_features",
            "features", "lane_inputs", "rom_cost", "memory_bits", "csr_bits", "COEFFICIENTS", "DSP_PORTS",
            "PIPELINE_CYCLES", "WINDOW_CYCLES"]
 
@@ -97,7 +98,58 @@ def _predict(feats: dict[str, dict[str, float]], family: str) -> dict[str, float
     return out
 
 
-def resources(model: Model, plans: Sequence[LayerPlan], family: str = "xc7") -> Resources:
+def df_instances(model: Model, plans: Sequence[LayerPlan], family: str, stream_in: int = 1,
+                 stream_out: int = 1) -> list[tuple[str, str, str, dict[str, dict[str, float]]]]:
+    """The dataflow top's module instances with their features: ``(layer or "top", instance,
+    component, {"lut": {...}, "ff": {...}})``, one per instance ``kofn synth`` reports.  The
+    same list drives the estimate and the calibration (``benchmarks/calibration.py``)."""
+    out = []
+    values = stream_in
+    for p in plans:
+        h = handler(p.layer)
+        for inst, comp, f in h.df_features(p, family, values):
+            out.append((p.layer.name, inst, comp, f))
+        if h.has_core:
+            values = 1
+    n, o = model.n_outputs, model.output_fmt
+    out.append(("top", "u_out_buf", "buf", vecbuf_features(n, o.width, 1)))
+    beats = -(-n // stream_out)
+    out.append(("top", "u_out", "axout", {
+        "lut": {"bank": n * o.width, "mux": stream_out * o.width * mux_luts(beats), "one": 1.0},
+        "ff": {"ctr": index_bits(beats) + 1, "one": 1.0}}))
+    return out
+
+
+def _df_resources(model: Model, plans: Sequence[LayerPlan], family: str, stream_in: int,
+                  stream_out: int) -> Resources:
+    insts = df_instances(model, plans, family, stream_in, stream_out)
+    out = []
+    for p in plans:
+        h = handler(p.layer)
+        lut = ff = 0
+        for layer, _, comp, f in insts:
+            if layer == p.layer.name:
+                pred = _predict({f"{comp}_lut": f["lut"], f"{comp}_ff": f["ff"]}, family)
+                lut, ff = lut + round(pred["lut"]), ff + round(pred["ff"])
+        n18 = n36 = 0
+        for depth, width in [(r.depth, r.word_bits) for r in h.roms(p) if r.in_bram] + h.df_brams(p):
+            a18, a36 = bram_cells(depth, width)
+            n18, n36 = n18 + a18, n36 + a36
+        out.append(LayerResources(p.layer.name, h.dsp(p, family), n18 + 2 * n36, lut, ff,
+                                  sum(r.bits for r in h.roms(p)), n18, n36))
+    t_lut = t_ff = 0
+    for layer, _, comp, f in insts:
+        if layer == "top":
+            pred = _predict({f"{comp}_lut": f["lut"], f"{comp}_ff": f["ff"]}, family)
+            t_lut, t_ff = t_lut + round(pred["lut"]), t_ff + round(pred["ff"])
+    top = LayerResources("top", 0, 0, t_lut, t_ff, 0)
+    return Resources(layers=tuple(out), top=top, dsp=sum(l.dsp for l in out), bram18=sum(l.bram18 for l in out),
+                     ramb18=sum(l.ramb18 for l in out), ramb36=sum(l.ramb36 for l in out),
+                     lut=sum(l.lut for l in out) + top.lut, ff=sum(l.ff for l in out) + top.ff)
+
+
+def resources(model: Model, plans: Sequence[LayerPlan], family: str = "xc7", schedule: str = "sequential",
+              stream_in: int = 1, stream_out: int = 1) -> Resources:
     """Per-layer and total DSP, block RAM, LUT and FF estimates for ``family``.
 
     DSP and block RAM follow the synthesis rules exactly (one DSP48 per MAC lane whose
@@ -107,6 +159,8 @@ def resources(model: Model, plans: Sequence[LayerPlan], family: str = "xc7") -> 
     by :data:`COEFFICIENTS`, fitted per family to Yosys on the calibration corpus."""
     if family not in DSP_PORTS:
         raise ValueError(f"family {family!r}: expected one of {', '.join(DSP_PORTS)}")
+    if schedule == "dataflow":
+        return _df_resources(model, plans, family, stream_in, stream_out)
     out = []
     for p in plans:
         h = handler(p.layer)
@@ -133,18 +187,20 @@ def resources(model: Model, plans: Sequence[LayerPlan], family: str = "xc7") -> 
     )
 
 
-def memory_bits(plans: Sequence[LayerPlan]) -> dict:
+def memory_bits(plans: Sequence[LayerPlan], schedule: str = "sequential") -> dict:
     """``rom_bits``: every ROM image as packed (indices, weights, biases, lane padding
     included); ``dense_bits``: the same layers stored dense (every weight of every neuron
     or filter, plus biases); ``csr_bits``: compressed sparse rows at the same sparsity
     (:func:`csr_bits`); ``line_buffer_bits``: the convolutions' K-row line buffers
     and the pools' row of running maxima; ``window_bits``: the convolutions' window
-    registers; ``per_layer``: rom, dense and CSR bits of each layer with weights."""
+    registers; ``per_layer``: rom, dense and CSR bits of each layer with weights.  Under the
+    dataflow schedule the line buffers are the stages' ping-pong buffers (two banks of a
+    vector, or of a convolution's whole input frame) and the window registers are doubled."""
     total = {"rom": 0, "dense": 0, "csr": 0, "line_buffer": 0, "window": 0}
     per = []
     for p in plans:
         h = handler(p.layer)
-        m = h.memory(p)
+        m = h.df_memory(p) if schedule == "dataflow" else h.memory(p)
         total = {k: v + m[k] for k, v in total.items()}
         if h.has_core:
             per.append({"name": p.layer.name, "rom_bits": m["rom"], "dense_bits": m["dense"], "csr_bits": m["csr"]})

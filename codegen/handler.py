@@ -82,6 +82,19 @@ class Handler:
     def features(self, plan, family: str) -> dict[str, dict[str, float]]:
         raise NotImplementedError
 
+    def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
+        """Dataflow: ``(instance, component, {"lut": {...}, "ff": {...}})`` per module instance
+        of the layer's stage (``values``: values per beat into its buffer)."""
+        raise NotImplementedError
+
+    def df_brams(self, plan) -> list[tuple[int, int]]:
+        """Dataflow: ``(depth, width)`` of each buffer RAM the stage puts in block RAM."""
+        return []
+
+    def df_memory(self, plan) -> dict[str, int]:
+        """:meth:`memory` under the dataflow schedule (buffers in ``line_buffer``)."""
+        return self.memory(plan)
+
     def memory(self, plan) -> dict[str, int]:
         """Bits by storage: ``rom``, ``dense``, ``csr``, ``line_buffer``, ``window``."""
         raise NotImplementedError
@@ -165,8 +178,9 @@ class MacHandler(Handler):
         idx = unpack_entries(p.roms.index, p.steps * p.lanes)
         return [reachable(idx[:, q :: p.lanes], p.layer.n) for q in range(p.lanes)]
 
-    def features(self, plan, family: str) -> dict[str, dict[str, float]]:
-        """The MAC core's features ``core_lut`` and ``core_ff``."""
+    def features(self, plan, family: str, df: bool = False) -> dict[str, dict[str, float]]:
+        """The MAC core's features ``core_lut`` and ``core_ff`` (``df``: as a dataflow stage,
+        whose results leave as a stream and whose dense input has two banks)."""
         p, L = plan, plan.layer
         a_bits = operand_bits(L)
         dsp = uses_dsp(a_bits, L.weight_fmt.width, family)
@@ -182,7 +196,8 @@ class MacHandler(Handler):
                 "rom": sum(rom_luts(r.depth, r.word_bits) for r in roms if not r.in_bram),
                 "mul": 0 if dsp else p.lanes * L.input_fmt.width * L.weight_fmt.width,
                 "add": (p.lanes + 1) * acc_w + rq_w,
-                "outw": L.rows * L.output_fmt.width,
+                "outw": 0 if df else L.rows * L.output_fmt.width,
+                "bank": L.n * L.input_fmt.width if df and not self.image else 0,
                 "one": 1.0,
             },
             "core_ff": {
@@ -191,7 +206,7 @@ class MacHandler(Handler):
                 "idx_q": p.roms.index.word_bits if not p.roms.index.in_bram else 0,
                 "w_q": p.roms.weight.word_bits if not p.roms.weight.in_bram else 0,
                 "prod": 0 if dsp else p.lanes * prod_w,
-                "out": L.rows * L.output_fmt.width,
+                "out": 0 if df else L.rows * L.output_fmt.width,
                 "acc": acc_w + rq_w,
                 "ctrl": index_bits(p.depth) + index_bits(p.steps) + 4 * index_bits(L.rows),
                 "kctr": p.lanes * (index_bits(L.taps) + index_bits(L.k)) if kmode else 0,

@@ -62,5 +62,7 @@ def estimate_report(plan, measured=None):
         latency=LatencyFigures(lat.total_cycles, lat.ii_cycles, (), lat.throughput(plan.clock_mhz), plan.clock_mhz,
                                *(measured or (None, None)), schedule=plan.schedule, stream_in=plan.stream_in,
                                stream_out=plan.stream_out),
-        memory=memory_bits(plan.layers), resources=resources_report(resources(m, plan.layers), "xc7"), model=m,
+        memory=memory_bits(plan.layers, plan.schedule),
+        resources=resources_report(resources(m, plan.layers, "xc7", plan.schedule, plan.stream_in, plan.stream_out),
+                                   "xc7"), model=m,
         efficiency=plan.efficiency)

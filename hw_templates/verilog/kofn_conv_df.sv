@@ -11,6 +11,8 @@
 // pixel it waits until the next-window register is free, reads the K columns (K cycles),
 // and the data lands one cycle later (padding as zeros); the window is then ready.  After the
 // frame's last read the bank is released.
+// The RAMs are block RAM when RAM_BLOCK (kofn.codegen's rule for ROMs, applied to the frame
+// RAM's shape), else distributed (LUT) RAM.
 // Core: starts on a ready window whenever it can issue without a gap; in the core's first
 // issue cycle the window is copied into the register the lanes read (win_flat), so the next
 // window loads while this one computes.  Each pixel costs max(D, K + 3) cycles, D = C_OUT * S.
@@ -23,7 +25,8 @@ module kofn_conv_df #(
     parameter int PAD = 0,
     parameter int OH = 6,
     parameter int OW = 6,
-    parameter int A_W = 8
+    parameter int A_W = 8,
+    parameter bit RAM_BLOCK = 1'b0
 ) (
     input  logic                     clk,
     input  logic                     rst,
@@ -185,14 +188,22 @@ module kofn_conv_df #(
     wire col_ok = (ix >= 0) && (ix < CW'(W));
     logic [PX-1:0] rd [0:K-1];
     for (genvar r = 0; r < K; r++) begin : g_slot
-        logic [PX-1:0] ram [0:RD-1];
         wire signed [QW-1:0] q = q0 + QW'(r < 32'(s0));
         /* verilator lint_off UNUSEDSIGNAL */
         wire [31:0] ra = 32'(par) * HKW + 32'($signed(q)) * W + 32'($signed(ix));  // masked when outside
         /* verilator lint_on UNUSEDSIGNAL */
-        always_ff @(posedge clk) begin
-            if (we && wslot == SL_W'(r)) ram[waddr] <= wword;
-            rd[r] <= ram[ra[AW-1:0]];
+        if (RAM_BLOCK) begin : g_bram
+            (* ram_style = "block" *) logic [PX-1:0] ram [0:RD-1];
+            always_ff @(posedge clk) begin
+                if (we && wslot == SL_W'(r)) ram[waddr] <= wword;
+                rd[r] <= ram[ra[AW-1:0]];
+            end
+        end else begin : g_lutram
+            (* ram_style = "distributed" *) logic [PX-1:0] ram [0:RD-1];
+            always_ff @(posedge clk) begin
+                if (we && wslot == SL_W'(r)) ram[waddr] <= wword;
+                rd[r] <= ram[ra[AW-1:0]];
+            end
         end
     end
 

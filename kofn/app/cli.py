@@ -142,7 +142,9 @@ def _synth(args: argparse.Namespace) -> int:
     lanes = [l.get("lanes") or None for l in report.layers] if report is not None else None
     out, by_family = {}, {}
     for fam in [f.strip() for f in args.family.split(",") if f.strip()]:
-        est = resources_report(resources(model, plan_layers(model, lanes), family=fam), fam) if model else {}
+        lat = report.latency if report is not None else None
+        sched = dict(schedule=lat.schedule, stream_in=lat.stream_in, stream_out=lat.stream_out) if lat else {}
+        est = resources_report(resources(model, plan_layers(model, lanes), family=fam, **sched), fam) if model else {}
         by_family[fam] = est
         print(f"{fam}: running yosys synth_xilinx ...", file=sys.stderr, flush=True)
         try:

@@ -270,7 +270,9 @@ def assemble(src: Source, plan: BuildPlan, vectors: Vectors, sims: Simulations, 
     return Report(
         kofn_version=__version__, name=plan.model.name, top=plan.top,
         layers=tuple(layer_figures(p) for p in plan.layers), latency=latency,
-        memory=memory_bits(plan.layers), resources=resources_report(resources(plan.model, plan.layers), "xc7"),
+        memory=memory_bits(plan.layers, plan.schedule),
+        resources=resources_report(resources(plan.model, plan.layers, "xc7", plan.schedule, plan.stream_in,
+                                             plan.stream_out), "xc7"),
         bitexact=bitexact, dataset=src.dataset, source_model=src.source_model, accuracy=acc,
         training=src.training, lint=sims.lint, seconds=dict(seconds), efficiency=plan.efficiency,
         model=plan.model, history=src.history)

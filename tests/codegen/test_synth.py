@@ -82,13 +82,13 @@ def corpus_synth(tmp_path_factory):
 def test_predict_is_the_estimators_arithmetic():
     """``calibration.predict`` (used to score coefficients fitted here) gives exactly what the
     estimator gives with its installed coefficients, on every corpus design."""
-    from calibration import CORPUS, design_model, predict
+    from calibration import CORPUS, estimate, predict
     from kofn.codegen.coefficients import COEFFICIENTS
-    from kofn.codegen.estimate import resources
 
+    assert {d.schedule for d in CORPUS} == {"sequential", "dataflow"}
     for fam in FAMILIES:
         for d in CORPUS:
-            e = resources(*design_model(d), family=fam)
+            e = estimate(d, fam)
             assert predict(d, fam, COEFFICIENTS[fam]) == {"lut": e.lut, "ff": e.ff}, (d.name, fam)
 
 
