@@ -56,8 +56,18 @@ def small_sweep(tmp_path_factory):
     """One small sweep (4 trainings), shared by the tests below."""
     from kofn.app.cli import main
 
-    out = tmp_path_factory.mktemp("explore") / "ex"
-    rc = main(["explore", "--out", str(out), "--ratios", "1/4,1/2", "--weight-bits", "4,8", "--lanes", "1,8",
+    import re
+
+    from kofn.app.config import default_config_text
+
+    # the sequential schedule, whose closed-form cycles the test recomputes independently
+    # (the dataflow schedule's cycles are checked against RTL simulation in tests/sim)
+    base = tmp_path_factory.mktemp("explore")
+    cfg = base / "seq.toml"
+    cfg.write_text(re.sub(r'^schedule = "dataflow"', 'schedule = "sequential"', default_config_text(), count=1,
+                          flags=re.M))
+    out = base / "ex"
+    rc = main(["explore", str(cfg), "--out", str(out), "--ratios", "1/4,1/2", "--weight-bits", "4,8", "--lanes", "1,8",
                "--epochs", "3", "--jobs", "2", "--max-dsp", str(MAX_DSP), "--max-latency", str(MAX_LATENCY), "-q"])
     return rc, out
 

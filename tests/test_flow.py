@@ -43,6 +43,13 @@ def test_default_flow_report(default_build):
         assert r["bitexact"][sim]["mismatches"] == 0
     assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
     assert r["latency"]["measured_ii_cycles"] == r["latency"]["ii_cycles"]
+    # issue 13's acceptance: the default design runs its multipliers at >= 80 % of their limit
+    eff = r["efficiency"]
+    assert r["latency"]["schedule"] == "dataflow"
+    assert eff["ii"] == r["latency"]["measured_ii_cycles"]
+    assert eff["mac_efficiency"] == round(eff["macs"] / (eff["multipliers"] * eff["ii"]), 4) >= 0.80
+    assert eff["macs"] == 32 * 16 + 10 * 8  # 64-32-10 keeping 16 and 8 inputs per neuron
+    assert eff["multipliers"] == sum(l["lanes"] for l in r["layers"])
     assert r["accuracy"]["integer"] >= 0.93
     assert r["accuracy"]["rtl_on_test"] == r["accuracy"]["integer"]
     assert r["lint"]["verilator_wall"] == "clean"
@@ -67,6 +74,7 @@ def test_default_flow_report_html_renders(default_build, tmp_path):
     assert "http://" not in page and "https://" not in page  # nothing fetched from anywhere
     for heading in ("Accuracy", "Bit-exactness", "Latency and resources", "Weight storage", "Masks", "Training"):
         assert f"<h2>{heading}" in page
+    assert "MAC efficiency" in page and 'alt="busy cycles per dataflow stage"' in page
     r = assert_renders(out / "report.html", tmp_path)
     assert "kofn report: digits_mlp" in r.dom
 
@@ -196,6 +204,7 @@ def test_cnn_digits_example(tmp_path):
     assert r["latency"]["measured_ii_cycles"] == r["latency"]["ii_cycles"]
     assert r["accuracy"]["integer"] >= 0.90
     assert r["accuracy"]["rtl_on_test"] == r["accuracy"]["integer"] == r["accuracy"]["hls_on_test"]
+    assert r["efficiency"]["mac_efficiency"] >= 0.80  # issue 13's acceptance
     conv2 = r["layers"][2]
     assert (conv2["kind"], conv2["granularity"], conv2["k"]) == ("conv", "kernel", 4)
     assert r["memory"]["line_buffer_bits"] > 0
@@ -220,12 +229,14 @@ def test_lenet5_example_reduced(tmp_path, mnist_dir):
     """examples/lenet5_mnist.toml, trained for one epoch: a few images through RTL, more
     through HLS, bit-exact, cycles estimated = measured."""
     cfg = _reduced_example("lenet5_mnist.toml", tmp_path, dict(epochs=1, random_vectors=2, test_vectors=100,
-                                                               rtl_test_vectors=3, timing_vectors=2), mnist_dir)
+                                                               rtl_test_vectors=8, timing_vectors=10), mnist_dir)
     assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     r = json.loads((tmp_path / "o" / "report.json").read_text())
-    assert r["bitexact"]["rtl"] == {**r["bitexact"]["rtl"], "vectors": 5, "mismatches": 0}
+    assert r["bitexact"]["rtl"] == {**r["bitexact"]["rtl"], "vectors": 10, "mismatches": 0}
     assert r["bitexact"]["hls"] == {"vectors": 102, "mismatches": 0}
     assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
+    assert r["latency"]["measured_ii_cycles"] == r["latency"]["ii_cycles"]
+    assert r["efficiency"]["mac_efficiency"] >= 0.80  # issue 13's acceptance, on the shipped folding
     assert [l["kind"] for l in r["layers"]] == ["conv", "maxpool", "conv", "maxpool", "dense", "dense"]
     assert (r["layers"][2]["granularity"], r["layers"][2]["k"], r["layers"][2]["n"]) == ("kernel", 5, 500)
     _assert_exports_exact(tmp_path / "o", 102, hls4ml_vectors=20)
@@ -236,8 +247,8 @@ def test_cnn_feature_map_and_weight_level_flow(tmp_path):
     the other two, and the second conv's inputs with them) and whose second conv keeps 20 of
     its weights (weight level), trained briefly, is bit-exact in RTL and HLS simulation."""
     cfg = _reduced_example("cnn_digits.toml", tmp_path, dict(epochs=3, random_vectors=20, test_vectors=40), replace=[
-        ("k = 9\nlanes = 9\nbn = true", 'granularity = "feature_map"\nk = 6\nlanes = 9\nbn = true'),
-        ('granularity = "kernel"\nk = 4\nlanes = 9', 'granularity = "weight"\nk = 20\nlanes = 5'),
+        ('k = 9\nlanes = "auto"\nbn = true', 'granularity = "feature_map"\nk = 6\nlanes = 9\nbn = true'),
+        ('granularity = "kernel"\nk = 4\nlanes = "auto"', 'granularity = "weight"\nk = 20\nlanes = 5'),
     ])
     assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     r = json.loads((tmp_path / "o" / "report.json").read_text())

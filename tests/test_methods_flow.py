@@ -23,7 +23,9 @@ def _config(tmp_path, method: str, layer0: str = "") -> str:
     text = re.sub(r"^test_vectors = -?\d+", "test_vectors = 40", text, flags=re.M)
     if layer0:
         text = text.replace('out_features = 32\nk = 16\ngranularity = "weight"', layer0, 1)
-        text = text.replace("lanes = 8                    # parallel", "# lanes: default", 1)
+        old = 'lanes = "auto"               # parallel'
+        assert old in text
+        text = text.replace(old, "# lanes: default", 1)
     cfg = tmp_path / f"{method}.toml"
     cfg.write_text(text)
     return str(cfg)
@@ -61,7 +63,9 @@ def test_feature_map_granularity_through_flow(tmp_path):
     """Keep 12 of layer 0's 32 neurons: the hardware has 12 rows and layer 1 reads 12 inputs."""
     layer0 = 'out_features = 32\nk = 12\ngranularity = "feature_map"'
     out = tmp_path / "o"
-    text = open(_config(tmp_path, "dpp", layer0)).read().replace("k = 8\nlanes = 8", "k = 8\nlanes = 4", 1)
+    text = open(_config(tmp_path, "dpp", layer0)).read()
+    assert 'k = 8\nlanes = "auto"' in text
+    text = text.replace('k = 8\nlanes = "auto"', "k = 8\nlanes = 4", 1)
     (tmp_path / "fm.toml").write_text(text)
     assert main(["flow", str(tmp_path / "fm.toml"), "--out", str(out), "--quiet"]) == 0
     r = _check(out)

@@ -142,17 +142,18 @@ def _init_from_state(state: dict):
     return out
 
 
-def hardware_points(model_ir, lanes: Sequence[int], family: str = "xc7") -> list[dict]:
+def hardware_points(model_ir, lanes: Sequence[int], family: str = "xc7", schedule: str = "dataflow") -> list[dict]:
     """Exact cycles and estimated resources of ``model_ir`` at every P in ``lanes``."""
-    from ..codegen import latency, plan_layers, resources
+    from ..codegen import plan_build, resources
     from ..codegen.packing import entries_per_row
 
     out = []
     for p in lanes:
         plan_lanes = [min(p, entries_per_row(L)) if isinstance(L, (DenseLayer, Conv2dLayer)) else None
                       for L in model_ir.layers]
-        plans = plan_layers(model_ir, plan_lanes)
-        lat, res = latency(model_ir, plans), resources(model_ir, plans, family=family)
+        b = plan_build(model_ir, plan_lanes, schedule=schedule)
+        lat = b.latency
+        res = resources(model_ir, b.layers, family, b.schedule, b.stream_in, b.stream_out)
         out.append({"lanes": p, "latency_cycles": lat.total_cycles, "ii_cycles": lat.ii_cycles,
                     "dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff})
     return out
@@ -291,7 +292,7 @@ def run_explore(cfg, out_dir: Path, ratios: Sequence[Fraction], weight_bits: Seq
     points = []
     for r in trained:
         model_ir = ir_mod.load(out / "models" / r["tag"])
-        for hw in hardware_points(model_ir, lanes, family):
+        for hw in hardware_points(model_ir, lanes, family, cfg.hw.schedule):
             points.append({k: r[k] for k in ("tag", "ratio", "weight_bits", "act_bits", "accuracy", "accuracy_float")}
                           | hw)
     front = pareto_front(points)

@@ -208,6 +208,10 @@ def _hardware_section(r: dict) -> list[str]:
              ("measured (RTL)", f"{lat['measured_cycles']:,} cycles" if lat.get("measured_cycles") is not None else "-"),
              ("II", f"{lat['ii_cycles']:,} cycles"),
              (f"throughput @ {lat['clock_mhz']:g} MHz", f"{lat['throughput_per_s']:,.0f}/s")]
+    eff = r.get("efficiency")
+    if eff:
+        cards.append(("MAC efficiency", f"{eff['mac_efficiency']:.2f}"))
+        cards.append(("multipliers", f"{eff['multipliers']} (limit II {eff['limit_ii']:,})"))
     out = ["<h2>Latency and resources</h2>", '<div class="cards">' + "".join(
         f'<div class="card">{html.escape(a)}<b>{html.escape(b)}</b></div>' for a, b in cards) + "</div>"]
     head = ["", "DSP", "BRAM18", "LUT", "FF"]
@@ -236,10 +240,21 @@ def _hardware_section(r: dict) -> list[str]:
                        "LUT syn", "FF est", "FF syn"], lrows))
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 2.8), constrained_layout=True)
-    ax.bar([l["name"] for l in lat["per_layer"]], [l["cycles"] for l in lat["per_layer"]], color="#f58518")
-    ax.set_ylabel("cycles per inference")
-    ax.set_title("where the cycles go", fontsize=10)
-    out.append(_img(_png(fig), "cycles per layer"))
+    stages = lat.get("per_stage") or []
+    if stages:  # dataflow: every stage's busy cycles per inference, the streams included
+        names, cyc = [st["name"] for st in stages], [st["cycles"] for st in stages]
+        ax.bar(names, cyc, color=["#4c78a8" if c < max(cyc) else "#e45756" for c in cyc])
+        ax.axhline(lat["ii_cycles"], color="#444", lw=1, ls="--", label=f"II {lat['ii_cycles']:,}")
+        ax.legend(fontsize=8, loc="upper right")
+        ax.set_ylabel("busy cycles per inference")
+        ax.set_title(f"dataflow stages (red: binding); {lat.get('stream_in', 1)} value(s) per input beat, "
+                     f"{lat.get('stream_out', 1)} per output beat", fontsize=10)
+        out.append(_img(_png(fig), "busy cycles per dataflow stage"))
+    else:
+        ax.bar([l["name"] for l in lat["per_layer"]], [l["cycles"] for l in lat["per_layer"]], color="#f58518")
+        ax.set_ylabel("cycles per inference")
+        ax.set_title("where the cycles go (sequential schedule)", fontsize=10)
+        out.append(_img(_png(fig), "cycles per layer"))
     return out
 
 
