@@ -62,7 +62,8 @@ def _estimates(results: list[dict], coefficients) -> list[dict]:
 
 
 def fit_and_report(results: list[dict]) -> int:
-    results = [r for r in results if "synth" in r]
+    names = {d.name for d in CORPUS}
+    results = [r for r in results if "synth" in r and r["name"] in names]
     smp = samples(results)
     families = sorted({r["family"] for r in results})
     coef = {f: fit(smp, f) for f in families}

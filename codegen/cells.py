@@ -72,4 +72,5 @@ def csr_bits(rows: int, n: int, nnz: int, weight_bits: int, bias_bits: int) -> i
 def vecbuf_features(n: int, width: int, values: int) -> dict[str, dict[str, float]]:
     """Features of a ``kofn_vecbuf`` of ``n`` values (two banks), written ``values`` per beat."""
     beats = -(-n // values)
-    return {"lut": {"we": 2 * n, "one": 1.0}, "ff": {"regs": 2 * n * width, "ctr": index_bits(beats), "one": 1.0}}
+    # one clock enable per (bank, beat): the V values of a beat share it
+    return {"lut": {"we": 2 * beats, "one": 1.0}, "ff": {"regs": 2 * n * width, "ctr": index_bits(beats), "one": 1.0}}

@@ -198,7 +198,7 @@ class ConvHandler(MacHandler):
                          "addr": k * index_bits(depth), "one": 1.0},
                  "ff": {"win": 2 * L.n * a_w, "stage": (c - 1) * a_w, "rd": k * width if lutram else 0,
                         "ctr": 8 * index_bits(max(h, w) + k), "one": 1.0}}
-        return [(f"u_{n}", "convdf", front), (f"u_{n}_mac", "core", {"lut": core["core_lut"], "ff": core["core_ff"]})]
+        return [(f"u_{n}", "convdf", front), (f"u_{n}_mac", "dfcore", {"lut": core["core_lut"], "ff": core["core_ff"]})]
 
     def df_memory(self, plan) -> dict[str, int]:
         L = plan.layer

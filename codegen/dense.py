@@ -44,7 +44,7 @@ class DenseHandler(MacHandler):
         core = self.features(plan, family, df=True)
         return [(f"u_{n}_buf", "buf", vecbuf_features(L.n, L.input_fmt.width, values)),
                 (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 1.0}}),
-                (f"u_{n}_mac", "core", {"lut": core["core_lut"], "ff": core["core_ff"]})]
+                (f"u_{n}_mac", "dfcore", {"lut": core["core_lut"], "ff": core["core_ff"]})]
 
     def df_memory(self, plan) -> dict[str, int]:
         return {**self.memory(plan), "line_buffer": 2 * plan.layer.n * plan.layer.input_fmt.width}

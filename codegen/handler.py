@@ -197,7 +197,7 @@ class MacHandler(Handler):
                 "mul": 0 if dsp else p.lanes * L.input_fmt.width * L.weight_fmt.width,
                 "add": (p.lanes + 1) * acc_w + rq_w,
                 "outw": 0 if df else L.rows * L.output_fmt.width,
-                "bank": L.n * L.input_fmt.width if df and not self.image else 0,
+                "bank": L.input_fmt.width * self._bank_mux(plan) if df and not self.image else 0,
                 "one": 1.0,
             },
             "core_ff": {
@@ -206,13 +206,31 @@ class MacHandler(Handler):
                 "idx_q": p.roms.index.word_bits if not p.roms.index.in_bram else 0,
                 "w_q": p.roms.weight.word_bits if not p.roms.weight.in_bram else 0,
                 "prod": 0 if dsp else p.lanes * prod_w,
-                "out": 0 if df else L.rows * L.output_fmt.width,
+                "out": L.rows * L.output_fmt.width,
                 "acc": acc_w + rq_w,
                 "ctrl": index_bits(p.depth) + index_bits(p.steps) + 4 * index_bits(L.rows),
                 "kctr": p.lanes * (index_bits(L.taps) + index_bits(L.k)) if kmode else 0,
                 "one": 1.0,
+            } if not df else {
+                # dataflow: no output registers (results leave as a stream); the registers the
+                # RTL declares: counters and their pipeline copies, the bias read, the accumulator
+                "idx_q": p.roms.index.word_bits if not p.roms.index.in_bram else 0,
+                "w_q": p.roms.weight.word_bits if not p.roms.weight.in_bram else 0,
+                "prod": 0 if dsp else p.lanes * prod_w,
+                "acc": acc_w,
+                "bias": L.bias_fmt.width if not p.roms.bias.in_bram else 0,
+                "ctrl": index_bits(p.depth) + 2 * index_bits(p.steps) + 4 * index_bits(L.rows),
+                "kctr": p.lanes * (index_bits(L.taps) + index_bits(L.k)) if kmode else 0,
+                "one": 1.0,
             },
         }
+
+    def _bank_mux(self, plan) -> int:
+        """LUTs per activation bit of the dataflow input's bank select: one shared 2:1 mux per
+        input, or the bank as one more select bit in every lane's mux, whichever is smaller
+        (synthesis picks the cheaper; a single lane over many inputs folds it in)."""
+        per_lane = sum(mux_luts(2 * r) - mux_luts(r) for r in self.lane_inputs(plan))
+        return min(plan.layer.n, per_lane)
 
     def memory(self, plan) -> dict[str, int]:
         L = plan.layer

@@ -89,7 +89,7 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
     stat = out / f"stat_{family}.json"
     inst = out / f"instances_{family}.txt"
     script = (f"read_verilog -sv {' '.join(sources)}; synth_xilinx -family {FAMILIES[family][0]} -noiopad -top {top}; "
-              f"tee -q -o {stat} stat -json; tee -q -o {inst} dump {top}/t:$paramod*")
+              f"tee -q -o {stat} stat -json; tee -q -o {inst} dump {top}/t:$paramod* {top}/t:kofn_*")
     t0 = time.perf_counter()
     res = subprocess.run([yosys, "-q", "-l", str(out / f"yosys_{family}.log"), "-p", script], cwd=build,
                          capture_output=True, text=True, timeout=timeout)

@@ -195,7 +195,7 @@ def _training_section(h, r: dict) -> list[str]:
 
 def _synth_layer(synth: dict, layer: str) -> dict | None:
     inst = synth.get("instances") or {}
-    parts = [v for k, v in inst.items() if k in (f"u_{layer}", f"u_{layer}_mac")]
+    parts = [v for k, v in inst.items() if k in (f"u_{layer}", f"u_{layer}_mac", f"u_{layer}_buf", f"u_{layer}_ctrl")]
     if not parts:
         return None
     return {key: sum(p[key] for p in parts) for key in ("dsp", "bram18", "lut", "ff")}
@@ -232,7 +232,12 @@ def _hardware_section(r: dict) -> list[str]:
     if res.get("top"):
         t = res["top"]
         s = (synth[fam0].get("instances") or {}).get("top") if fam0 else None
-        lrows.append(("top", "AXI-Stream, collector", "", 0, s and s["dsp"], 0, s and s["bram18"], t["lut"],
+        if fam0 and lat.get("schedule") == "dataflow":  # the output buffer and m_axis side
+            own = synth[fam0].get("instances") or {}
+            parts = [own[k] for k in ("top", "u_out_buf", "u_out") if k in own]
+            s = {key: sum(p[key] for p in parts) for key in ("dsp", "bram18", "lut", "ff")} if parts else None
+        what = "output buffer, m_axis" if lat.get("schedule") == "dataflow" else "AXI-Stream, collector"
+        lrows.append(("top", what, "", 0, s and s["dsp"], 0, s and s["bram18"], t["lut"],
                       s and s["lut"], t["ff"], s and s["ff"]))
     out.append(f"<p>Per layer: cycles (exact) and resources, estimate against Yosys"
                f"{' (' + fam0 + ')' if fam0 else ''}.</p>")

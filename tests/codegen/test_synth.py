@@ -196,7 +196,7 @@ def test_kofn_synth_on_a_small_build(tmp_path, capsys):
     d = render_build(plan)
     write_design(d, tmp_path)
     ir.save(m, tmp_path / "model")
-    res = resources(m, plans)
+    res = resources(m, plans, "xc7", plan.schedule, plan.stream_in, plan.stream_out)
     estimate_report(plan).write(tmp_path)
     assert main(["synth", str(tmp_path), "--family", "xc7"]) == 0
     table = capsys.readouterr().out
@@ -207,9 +207,15 @@ def test_kofn_synth_on_a_small_build(tmp_path, capsys):
     assert f"| dsp | {res.dsp} | {syn['dsp']} | exact |" in table
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["resources"]["synth"]["xc7"]["dsp"] == syn["dsp"]
-    # per-instance figures: one per layer plus the top's own logic, adding up to the total
+    # per-instance figures: every module instance of the dataflow top (each layer's buffer,
+    # control and core, the output buffer and m_axis side) plus the top's own logic, adding
+    # up to the total
+    from kofn.codegen.estimate import df_instances
+
     inst = report["resources"]["synth"]["xc7"]["instances"]
-    assert set(inst) == {f"u_{p.layer.name}" for p in plans} | {"top"}
+    expected = {name for _, name, _, _ in df_instances(m, plans, "xc7", plan.stream_in, plan.stream_out)}
+    assert expected == {"u_l0_buf", "u_l0_ctrl", "u_l0_mac", "u_l1_buf", "u_l1_ctrl", "u_l1_mac", "u_out_buf", "u_out"}
+    assert set(inst) == expected | {"top"}
     assert sum(v["lut"] for v in inst.values()) == syn["lut"]
     assert sum(v["ff"] for v in inst.values()) == syn["ff"]
     assert "Yosys synth_xilinx xc7" in (tmp_path / "report.html").read_text()
