@@ -81,6 +81,9 @@ CORPUS: tuple[CorpusDesign, ...] = (
 DF_TWINS = ("m16_k4_p1", "m32_k8_p8", "m64_k16_p8", "m48_k12_p3", "m100_k10_p5", "m40_k5_p5_w4", "m20_k5_p2_o16",
             "m24_k6_p3_w4a4s", "m3l", "c8_w_pool", "c8_kernel", "c6_stride", "c10_5x5")
 CORPUS = CORPUS + tuple(replace(d, name=f"{d.name}_df", schedule="dataflow") for d in CORPUS if d.name in DF_TWINS) + (
+    # kernel level with two whole kernels per step (P = 2*K*K): each lane's tap is a constant
+    replace(_c("c6_kk2_df", (6, 6, 3), (("conv", 6, 3, 1, 1, "weight", 12), ("conv", 8, 3, 1, 1, "kernel", 3),
+                                        ("pool",), ("dense", 10, 12)), (4, 18, None, 2)), schedule="dataflow"),
     replace(_c("c16_frame_df", (16, 16, 4), (("conv", 4, 3, 1, 1, "kernel", 2), ("pool",), ("dense", 10, 16)),
                (9, None, 4)), schedule="dataflow"),
 )

@@ -195,7 +195,9 @@ class MacHandler(Handler):
                 "kmode": p.lanes * index_bits(L.n) if kmode else 0,
                 "rom": sum(rom_luts(r.depth, r.word_bits) for r in roms if not r.in_bram),
                 "mul": 0 if dsp else p.lanes * L.input_fmt.width * L.weight_fmt.width,
-                "add": (p.lanes + 1) * acc_w + rq_w,
+                "add": (p.lanes + 1) * acc_w + rq_w if not df else 0,
+                "tree": (p.lanes - 1) * acc_w if df else 0,  # the lanes' adder tree (fabric adders)
+                "sel": p.lanes * p.steps if df and kmode else 0,  # per-step kernel/tap tables
                 "outw": 0 if df else L.rows * L.output_fmt.width,
                 "bank": L.input_fmt.width * self._bank_mux(plan) if df and not self.image else 0,
                 "one": 1.0,
