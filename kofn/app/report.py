@@ -102,6 +102,7 @@ class Report:
     lint: str | None = None  # "clean" or Verilator's warnings; None when the RTL was not linted
     seconds: Mapping[str, float] = field(default_factory=dict)
     efficiency: Mapping[str, Any] | None = None  # macs, multipliers, ii, mac_efficiency, limit_ii
+    timing: Mapping[str, Any] | None = None  # kofn synth: per family, Fmax (ecp5) or logic-only path (xc7)
     model: Model | None = field(default=None, compare=False, repr=False)
     history: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
@@ -119,6 +120,8 @@ class Report:
                  latency=self.latency.to_json(), memory=dict(self.memory), resources=dict(self.resources))
         if self.efficiency is not None:
             d["efficiency"] = dict(self.efficiency)
+        if self.timing is not None:
+            d["timing"] = dict(self.timing)
         if self.lint is not None:
             d["lint"] = {"verilator_wall": self.lint}
         d["seconds"] = dict(self.seconds)
@@ -132,7 +135,7 @@ class Report:
             kofn_version=d["kofn_version"], name=d["name"], top=d["top"], layers=tuple(d["layers"]),
             latency=LatencyFigures(**{**lat, "per_layer": tuple(lat["per_layer"]),
                                       "per_stage": tuple(lat.get("per_stage", ()))}),
-            efficiency=d.get("efficiency"),
+            efficiency=d.get("efficiency"), timing=d.get("timing"),
             memory=d["memory"], resources=d["resources"],
             bitexact={k: SimCheck(**v) for k, v in d.get("bitexact", {}).items()},
             dataset=d.get("dataset"), source_model=d.get("source_model"),
@@ -161,6 +164,19 @@ class Report:
                                                    for f, s in synth.items()}}
         res["by_family"] = {**res.get("by_family", {}), **by_family}
         return dataclasses.replace(self, resources=res)
+
+    def with_timing(self, timing: Mapping[str, Mapping]) -> "Report":
+        """This report with ``kofn synth``'s timing per family merged into ``timing``: for ``ecp5``
+        the post-route result (:class:`kofn.codegen.pnr.PnrResult`) plus the throughput at the
+        achieved Fmax; for ``xc7`` Yosys ``sta``'s logic-only path (no routing)."""
+        merged = dict(self.timing or {})
+        for fam, t in timing.items():
+            t = dict(t)
+            if "fmax_mhz" in t:
+                t["throughput_per_s_at_fmax"] = round(t["fmax_mhz"] * 1e6 / self.latency.ii_cycles, 1)
+                t["throughput_per_s_at_clock"] = self.latency.throughput_per_s
+            merged[fam] = t
+        return dataclasses.replace(self, timing=merged)
 
     def write(self, build_dir: str | Path) -> None:
         """``report.json`` and ``report.md`` into ``build_dir``, each replaced atomically."""
@@ -208,6 +224,17 @@ def render_markdown(r: Mapping[str, Any]) -> str:
     if eff:
         lines += [f"MAC efficiency {eff['mac_efficiency']:.2f}: {eff['macs']:,} kept MACs per inference on "
                   f"{eff['multipliers']} multipliers at II {eff['ii']:,} (the multipliers' limit: II {eff['limit_ii']:,}).", ""]
+    for fam, t in (r.get("timing") or {}).items():
+        if "fmax_mhz" in t:
+            cp = t.get("critical_path") or {}
+            lines += [f"Timing ({fam} {t['device']} speed {t['speed']}, nextpnr post-route): {t['verdict']}; "
+                      f"{t['throughput_per_s_at_fmax']:,.0f} inferences/s at that clock. Critical path "
+                      f"{cp.get('delay_ns', '-')} ns ({cp.get('routing_ns', '-')} ns routing) in `{cp.get('module', '-')}`, "
+                      f"{cp.get('from', '-')} to {cp.get('to', '-')}. LUT4 {t['lut4']:,}, FF {t['ff']:,}, "
+                      f"MULT18X18D {t['mult18']}, DP16KD {t['dp16kd']}.", ""]
+        elif t.get("ns"):
+            lines += [f"Timing ({fam}, Yosys sta): longest logic-only path {t['ns']} ns "
+                      f"(at most {t['mhz_logic_only']} MHz, routing excluded) in `{t['module']}`.", ""]
     if lat.get("per_stage"):
         lines += ["| stage | busy cycles per inference |", "|---|---|"]
         lines += [f"| {st['name']} | {st['cycles']:,} |" for st in lat["per_stage"]]

@@ -208,6 +208,10 @@ def _hardware_section(r: dict) -> list[str]:
              ("measured (RTL)", f"{lat['measured_cycles']:,} cycles" if lat.get("measured_cycles") is not None else "-"),
              ("II", f"{lat['ii_cycles']:,} cycles"),
              (f"throughput @ {lat['clock_mhz']:g} MHz", f"{lat['throughput_per_s']:,.0f}/s")]
+    for fam, t in (r.get("timing") or {}).items():
+        if "fmax_mhz" in t:  # place and route ran: the clock the design reaches
+            cards.append((f"Fmax {fam} (post-route)", f"{t['fmax_mhz']:.1f} MHz {'✓' if t['met'] else '✗'}"))
+            cards.append((f"throughput @ {t['fmax_mhz']:.0f} MHz", f"{t['throughput_per_s_at_fmax']:,.0f}/s"))
     eff = r.get("efficiency")
     if eff:
         cards.append(("MAC efficiency", f"{eff['mac_efficiency']:.2f}"))
@@ -221,6 +225,7 @@ def _hardware_section(r: dict) -> list[str]:
         est = res.get("by_family", {}).get(fam, res)
         rows.append((f"estimate error vs {fam}", *[_err(est[k], s[k]) for k in ("dsp", "bram18", "lut", "ff")]))
     out.append(_table(head, rows))
+    out += _timing_rows(r.get("timing") or {})
     if not synth:
         out.append('<p class="note">No synthesis figures yet: run <code>kofn synth BUILD</code> (Yosys) to add them.</p>')
     fam0 = next(iter(synth), None)
@@ -261,6 +266,26 @@ def _hardware_section(r: dict) -> list[str]:
         ax.set_title("where the cycles go (sequential schedule)", fontsize=10)
         out.append(_img(_png(fig), "cycles per layer"))
     return out
+
+
+def _timing_rows(timing: dict) -> list[str]:
+    """``kofn synth``'s timing: nextpnr's post-route result, Yosys sta's logic-only path."""
+    rows = []
+    for fam, t in timing.items():
+        if "fmax_mhz" in t:
+            cp = t.get("critical_path") or {}
+            rows.append((f"{fam} {t['device']} -{t['speed']} (nextpnr, post-route)", f"{t['fmax_mhz']:.1f}",
+                         f"{t['clock_mhz']:g}", "met" if t["met"] else "FAILED", f"{cp.get('delay_ns', '-')} "
+                         f"({cp.get('routing_ns', '-')} routing)", cp.get("module", "-"),
+                         f"{cp.get('from', '-')} → {cp.get('to', '-')}"))
+        elif t.get("ns"):
+            rows.append((f"{fam} (Yosys sta, logic only, no routing)", f"≤ {t['mhz_logic_only']:.1f}", "", "",
+                         f"{t['ns']}", t["module"], f"{t['source']} → {t['sink']}"))
+    if not rows:
+        return []
+    return ["<p>Timing: Fmax in MHz against the constraint; the critical path's delay in ns, the design "
+            "instance holding most of it, source and sink.</p>",
+            _table(["timing", "Fmax MHz", "constraint MHz", "verdict", "path ns", "instance", "path"], rows)]
 
 
 def _err(e, s) -> str:

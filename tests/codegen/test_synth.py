@@ -219,3 +219,10 @@ def test_kofn_synth_on_a_small_build(tmp_path, capsys):
     assert sum(v["lut"] for v in inst.values()) == syn["lut"]
     assert sum(v["ff"] for v in inst.values()) == syn["ff"]
     assert "Yosys synth_xilinx xc7" in (tmp_path / "report.html").read_text()
+    # the logic-only timing path (Yosys sta over the flattened netlist): a positive delay made of
+    # cells the netlist holds, ending in a design instance, labelled as excluding routing
+    lp = syn["logic_path"]
+    assert lp["ns"] > 0 and lp["excludes"] == "routing" and lp["untimed"] == []
+    assert set(lp["cells"]) <= set(syn["cells"])
+    assert lp["module"] in expected
+    assert report["timing"]["xc7"]["ns"] == lp["ns"]
