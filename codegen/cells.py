@@ -73,4 +73,7 @@ def vecbuf_features(n: int, width: int, values: int) -> dict[str, dict[str, floa
     """Features of a ``kofn_vecbuf`` of ``n`` values (two banks), written ``values`` per beat."""
     beats = -(-n // values)
     # one clock enable per (bank, beat): the V values of a beat share it
-    return {"lut": {"we": 2 * beats, "one": 1.0}, "ff": {"regs": 2 * n * width, "ctr": index_bits(beats), "one": 1.0}}
+    # the write is registered once: the beat's V values, its position and bank
+    return {"lut": {"we": 2 * beats, "one": 1.0},
+            "ff": {"regs": 2 * n * width, "ctr": index_bits(beats), "wreg": values * width + index_bits(beats),
+                   "one": 1.0}}

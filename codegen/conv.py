@@ -205,10 +205,11 @@ class ConvHandler(MacHandler):
         depth, width = self.frame_ram(L)
         return {**super().memory(plan), "line_buffer": L.kernel * depth * width, "window": 2 * L.n * L.input_fmt.width}
 
-    def df_stage(self, plan) -> ConvStage:
-        return ConvStage(plan.layer.name, plan.layer.out_shape, plan.layer.kernel, plan.steps)
+    def df_stage(self, plan, rel_early: int = 0) -> ConvStage:  # its frame buffer releases on the last read
+        return ConvStage(plan.layer.name, plan.layer.out_shape, plan.layer.kernel, plan.steps,
+                         self.df_pipeline(plan).extra)
 
-    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_full: str) -> dict:
+    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_full: str, rel_early: int = 0) -> dict:
         """The layer as a dataflow stage (``kofn_conv_df``: frame buffer written by stream ``src``,
         window loader) and its core, whose results leave as the stream ``res_<name>``."""
         if values != 1:

@@ -11,18 +11,22 @@ cycle for cycle (the RTL's registers decide on the cycle after an event):
 * **dense** stage (:class:`DenseStage`): starts frame t in cycle ``s`` when its input bank is
   full, the next buffer's bank t mod 2 is empty (reserved, so results never wait) and its core
   can issue without a gap (``s >= s_prev + D``); it issues ``D = rows * S`` words in cycles
-  ``s+1 .. s+D``, result r leaves in cycle ``s + (r+1)*S + 3`` and the input bank is free
-  again from ``s + D + 2``.
+  ``s+1 .. s+D``, result r leaves in cycle ``s + (r+1)*S + 3 + X`` and the input bank is free
+  again from ``s + D + 2``.  ``X`` is the pipelined core's extra depth
+  (:attr:`kofn.core.rules.CorePipeline.extra`: gather stages + tree levels + 4).  When the
+  buffer's producer is a MAC stage, the core releases the bank ``E`` cycles early
+  (:func:`kofn.codegen.timing.df_rel_early`), free from ``s + D + 2 - E``.
 * **conv** stage (:class:`ConvStage`): starts a frame when its input bank is full, the next
   bank empty and its loader idle; per output pixel the loader waits for the next-window
   register, reads K columns and the window is ready K+2 cycles after the read began; the core
   starts on a ready window (``s_i >= s_{i-1} + D``), so a pixel costs ``max(D, K + 3)``.
-  Results leave as for dense; the input bank is free one cycle after the frame's last read.
+  Results leave as for dense (``+ 3 + X``); the input bank is free one cycle after the frame's last read.
 * **pooling** (:class:`PoolFilter`) passes the beat completing a 2x2 window in the same cycle.
 * **sink** (m_axis): frame t's beats leave in consecutive cycles from the cycle its bank is
   full (and the previous frame's beats are out); its bank is free after the last beat.
 
-A buffer's bank counts as full from the cycle after the beat that completed it.  The steady
+A frame buffer's bank counts as full from the cycle after the beat that completed it, a vector
+buffer's (``kofn_vecbuf`` registers its writes once) from the cycle after that.  The steady
 initiation interval is the slowest stage's period (plus the buffer hand-offs when two
 neighbours are both slow); :func:`simulate` returns every inference's first input beat and
 last output beat for back-to-back inferences, which the cocotb testbench measures exactly.
@@ -65,10 +69,13 @@ def _through(filters, n_beats: int) -> list[int]:
 
 @dataclass
 class _Link:
-    """A ping-pong buffer: the cycle from which frame t's bank is full, and free again."""
+    """A ping-pong buffer: the cycle from which frame t's bank is full, and free again.
+    ``lag``: cycles from accepting a frame's last beat to its bank counting as full (a
+    convolution's frame buffer 1; a vector buffer, whose writes are registered once, 2)."""
 
     full: list
     free: list
+    lag: int = 1
 
     def free_for(self, t: int) -> int:
         """First cycle bank t mod 2 may take frame t (frame t-2 released)."""
@@ -80,9 +87,11 @@ class DenseStage:
 
     name = ""
 
-    def __init__(self, name: str, rows: int, steps: int):
+    def __init__(self, name: str, rows: int, steps: int, extra: int = 0, early: int = 0):
         self.name, self.rows, self.steps = name, rows, steps
         self.depth = rows * steps
+        self.early = early  # the input bank is released this many cycles before the last gather
+        self.lat = 3 + extra  # issue of a row's last word to its result
 
     @property
     def period(self) -> int:
@@ -91,20 +100,21 @@ class DenseStage:
     def frame(self, t, inp: _Link, out: _Link, filters, st: dict):
         s = max(inp.full[t], out.free_for(t), st.get("prev", -self.depth) + self.depth)
         st["prev"] = s
-        inp.free.append(s + self.depth + 2)
-        beats = [s + (r + 1) * self.steps + 3 for r in range(self.rows)]
+        inp.free.append(s + self.depth + 2 - self.early)
+        beats = [s + (r + 1) * self.steps + self.lat for r in range(self.rows)]
         passed = _through(filters, len(beats))
-        out.full.append(beats[passed[-1]] + 1)
+        out.full.append(beats[passed[-1]] + out.lag)
         return s
 
 
 class ConvStage:
     """A convolution's frame buffer, window loader and core."""
 
-    def __init__(self, name: str, out_shape, kernel: int, steps: int):
+    def __init__(self, name: str, out_shape, kernel: int, steps: int, extra: int = 0):
         self.name = name
         self.oh, self.ow, self.c_out = out_shape
         self.k, self.steps = kernel, steps
+        self.lat = 3 + extra  # issue of a row's last word to its result
         self.depth = self.c_out * steps  # core issue cycles per pixel
 
     @property
@@ -123,12 +133,12 @@ class ConvStage:
             last_read = dw + self.k
             ready = dw + self.k + 2
             core = ready if core is None else max(ready, core + self.depth)
-            beats += [core + (r + 1) * self.steps + 3 for r in range(self.c_out)]
+            beats += [core + (r + 1) * self.steps + self.lat for r in range(self.c_out)]
             enter = last_read + 1
         st["core"], st["idle"] = core, last_read + 1
         inp.free.append(last_read + 1)
         passed = _through(filters, len(beats))
-        out.full.append(beats[passed[-1]] + 1)
+        out.full.append(beats[passed[-1]] + out.lag)
         return s
 
 
@@ -158,7 +168,8 @@ def simulate(in_beats: int, in_filters: Sequence, stages: Sequence, stage_filter
     ``in_filters``: the pools between s_axis and the first buffer; ``stage_filters[i]``: those
     after stage ``i``."""
     states = [{} for _ in stages]  # each stage's state across frames
-    links = [_Link([], []) for _ in range(len(stages) + 1)]
+    # a dense stage reads a vector buffer, a convolution its frame buffer; m_axis reads a vector buffer
+    links = [_Link([], [], 1 if isinstance(st, ConvStage) else 2) for st in stages] + [_Link([], [], 2)]
     passed = _through(in_filters, in_beats)
     last_pass = passed[-1]
     first_in, last_out = [], []
@@ -174,7 +185,7 @@ def simulate(in_beats: int, in_filters: Sequence, stages: Sequence, stage_filter
             if j == 0:
                 first_in.append(beat)
             if j == last_pass:
-                links[0].full.append(beat + 1)
+                links[0].full.append(beat + links[0].lag)
         for i, st in enumerate(stages):
             st.frame(t, links[i], links[i + 1], stage_filters[i], states[i])
         s = links[-1].full[t] if sink_prev is None else max(links[-1].full[t], sink_prev + out_beats)

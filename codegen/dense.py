@@ -16,6 +16,7 @@ PIPELINE_CYCLES = 4  # ROM read, multiply, accumulate, write-back (incl. start h
 
 class DenseHandler(MacHandler):
     kind = "dense"
+    df_banks = 2  # its dataflow core reads a ping-pong vector buffer
     hls_templates = {"cpp": "hls/layer_dense.cpp.j2", "h": "hls/layer_dense.h.j2"}
 
     def entries_per_row(self, layer) -> int:
@@ -49,10 +50,10 @@ class DenseHandler(MacHandler):
     def df_memory(self, plan) -> dict[str, int]:
         return {**self.memory(plan), "line_buffer": 2 * plan.layer.n * plan.layer.input_fmt.width}
 
-    def df_stage(self, plan) -> DenseStage:
-        return DenseStage(plan.layer.name, plan.layer.rows, plan.steps)
+    def df_stage(self, plan, rel_early: int = 0) -> DenseStage:
+        return DenseStage(plan.layer.name, plan.layer.rows, plan.steps, self.df_pipeline(plan).extra, rel_early)
 
-    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_full: str) -> dict:
+    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_full: str, rel_early: int = 0) -> dict:
         """The layer as a dataflow stage: its ping-pong input buffer (written by stream ``src``,
         ``values`` per beat), its start control and its core, whose results leave as the stream
         ``res_<name>``; ``down_full``: the next buffer's bank flags."""
@@ -68,6 +69,7 @@ class DenseHandler(MacHandler):
                           port("out_full", down_full), port("can_start", f"last_{n}"), port("start", f"start_{n}"),
                           port("bank", f"bank_{n}")]}
         core = self.mac_instance(plan, rom_prefix, f"u_{n}_mac", f"start_{n}", f"act_{n}", "", "", banks=2,
+                                 rel_early=rel_early,
                                  df={"start_bank": f"bank_{n}", "issue_last": f"last_{n}", "rel": f"rel_{n}",
                                      "rel_bank": f"relb_{n}", "res_valid": f"res_{n}_valid",
                                      "res_data": f"res_{n}_data"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.fixed import bits_for_range, from_twos_complement, product_range, to_twos_complement
-from ..core.rules import index_bits
+from ..core.rules import CorePipeline, core_pipeline, index_bits
 from .cells import csr_bits, mux_luts, operand_bits, reachable, rom_luts, uses_dsp
 from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
 
@@ -138,9 +138,15 @@ class MacHandler(Handler):
     modules = (CORE_MODULE,)
     df_modules = (CORE_MODULE,)
 
+    df_banks = 1  # banks of the core's input in the dataflow schedule (a dense stage's buffer: 2)
+
     def kernel_level(self, layer) -> bool:
         """Whether the index ROM holds kept input channels (whole kernels) instead of inputs."""
         return False
+
+    def df_pipeline(self, plan) -> CorePipeline:
+        """The pipelined core's stages in the dataflow schedule (:func:`kofn.core.rules.core_pipeline`)."""
+        return core_pipeline(plan.layer.n, plan.lanes, self.df_banks)
 
     def macs(self, layer) -> int:
         """Kept MACs per inference: every output's kept weights, once per position."""
@@ -223,8 +229,32 @@ class MacHandler(Handler):
                 "bias": L.bias_fmt.width if not p.roms.bias.in_bram else 0,
                 "ctrl": index_bits(p.depth) + 2 * index_bits(p.steps) + 4 * index_bits(L.rows),
                 "kctr": p.lanes * (index_bits(L.taps) + index_bits(L.k)) if kmode else 0,
+                **self._pipe_ff(plan, dsp, rq_w),
                 "one": 1.0,
             },
+        }
+
+    def _pipe_ff(self, plan, dsp: bool, rq_w: int) -> dict[str, float]:
+        """Registers of the pipelined core (``kofn_dense`` with ``PIPE = 1``): the gather's
+        candidates and delayed selects, the weights' delay, the tree's levels, the control
+        copies and the requantization registers.  A DSP absorbs the operand registers (A/B)."""
+        p, L = plan, plan.layer
+        pipe = self.df_pipeline(plan)
+        sel = index_bits(L.n) + (1 if self.df_banks == 2 else 0)
+        sb = -(-sel // pipe.gather)
+        cand = sum(2 ** max(0, sel - min(sel, (g + 1) * sb)) for g in range(pipe.gather))
+        n, tree = p.lanes, 0
+        for _ in range(pipe.tree):
+            n = (n + 1) // 2
+            tree += n
+        d1 = pipe.gather + 2 + pipe.tree
+        return {
+            "gather": p.lanes * L.input_fmt.width * cand,
+            "csel": p.lanes * sum(max(0, sel - (g + 1) * sb) for g in range(pipe.gather - 1)),
+            "wsh": p.lanes * L.weight_fmt.width * pipe.gather,
+            "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
+            "tree": tree * L.accumulator.width,
+            "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows),
         }
 
     def _bank_mux(self, plan) -> int:
@@ -246,10 +276,11 @@ class MacHandler(Handler):
 
     # -- rendering -----------------------------------------------------------------------
     def mac_instance(self, plan, rom_prefix: str, name: str, start: str, in_flat: str, out_flat: str,
-                     done: str, banks: int = 1, df: dict | None = None) -> dict:
+                     done: str, banks: int = 1, df: dict | None = None, rel_early: int = 0) -> dict:
         """The MAC core instance ``name`` of the layer.  ``df``: the dataflow ports' nets
         (``start_bank``, ``issue_first``, ``issue_last``, ``rel``, ``rel_bank``, ``res_valid``,
-        ``res_data``; missing ones are left open), ``banks``: the input banks."""
+        ``res_data``; missing ones are left open), ``banks``: the input banks, ``rel_early``: how
+        many cycles before its last gather the core releases its input bank (dataflow only)."""
         L = plan.layer
         acc, o = L.accumulator, L.output_fmt
         kmode = self.kernel_level(L)
@@ -275,6 +306,10 @@ class MacHandler(Handler):
              param("B_FILE", f"{rom_prefix}{L.name}_b.mem")],
             [param("ROM_BLOCK", [r.bias.in_bram, r.weight.in_bram, r.index.in_bram]), param("BANKS", banks)],
         ]
+        if df is not None:  # the dataflow cores are pipelined (kofn_dense's PIPE = 1)
+            pipe = self.df_pipeline(plan)
+            params.append([param("PIPE", True), param("GATHER_ST", pipe.gather), param("TREE_ST", pipe.tree),
+                           param("REL_EARLY", rel_early)])
         df = {"start_bank": "1'b0", **(df or {})}
         ports = [port("clk", "aclk"), port("rst", "rst"), port("start", start),
                  port("start_bank", df["start_bank"]), port("in_flat", in_flat),

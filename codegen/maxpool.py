@@ -49,7 +49,7 @@ class MaxPoolHandler(Handler):
         return {
             "pool_lut": {"buf": L.input_fmt.width * math.ceil(depth / 32), "cmp": L.input_fmt.width,
                          "ctr": index_bits(c) + index_bits(w) + index_bits(h), "one": 1.0},
-            "pool_ff": {"ctr": index_bits(c) + index_bits(w) + index_bits(h), "one": 1.0},
+            "pool_ff": {"ctr": index_bits(c) + index_bits(w) + index_bits(h), "addr": index_bits(depth), "one": 1.0},
         }
 
     def memory(self, plan) -> dict[str, int]:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Callable
 
 from .synth import YosysNotFound
+from .templating import template_dir
 
 __all__ = ["ECP5_DEVICES", "PnrResult", "PnrError", "place_and_route", "parse_report", "nextpnr_command",
            "instance_of"]
@@ -48,7 +49,8 @@ ECP5_DEVICES = ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k", "um5g-
 _PHASES = (("Info: Packing", "packing"), ("Info: Creating initial analytic placement", "placing"),
            ("Info: Running simulated annealing placer", "refining the placement"), ("Info: Routing..", "routing"),
            ("Info: Router1 time", "routed; timing analysis"))
-_ROUTE_ITER = re.compile(r"^Info:\s+(\d+) \|\s+(\d+)\s+(\d+) \|")  # router1: iteration | arcs routed, remaining
+# router1's progress table: iterations | (re-)routed arcs | delta | remaining arcs | time
+_ROUTE_ITER = re.compile(r"^Info:\s+(\d+) \|\s+\d+\s+\d+ \|\s+-?\d+\s+-?\d+ \|\s+(\d+)\|")
 
 
 class PnrError(RuntimeError):
@@ -197,7 +199,10 @@ def place_and_route(build_dir: str | Path, sources: list[str], top: str = "kofn_
         f.unlink(missing_ok=True)
     say("yosys synth_ecp5 ...")
     t0 = time.perf_counter()
-    script = f"read_verilog -sv {' '.join(sources)}; synth_ecp5 -top {top} -json {netlist}; tee -q -o {stat} stat -json"
+    # KOFN_ECP5_DSP: the multipliers' registers go into the MULT18X18Ds (see kofn_ecp5_mul18.sv)
+    mul18 = template_dir() / "verilog" / "ecp5" / "kofn_ecp5_mul18.sv"
+    script = (f"read_verilog -sv -DKOFN_ECP5_DSP {' '.join(sources)} {mul18}; synth_ecp5 -top {top} -json {netlist}; "
+              f"tee -q -o {stat} stat -json")
     res = subprocess.run([yosys, "-q", "-l", str(out / "yosys_ecp5.log"), "-p", script], cwd=build,
                          capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0 or not netlist.exists():
@@ -228,7 +233,7 @@ def place_and_route(build_dir: str | Path, sources: list[str], top: str = "kofn_
                 m = _ROUTE_ITER.match(line)
                 if m and time.perf_counter() - beat > 30:  # a heartbeat while routing a large design
                     beat = time.perf_counter()
-                    say(f"nextpnr: routing, {m.group(2)} arcs routed in {m.group(1)} iterations "
+                    say(f"nextpnr: routing, {m.group(2)} arcs left after {m.group(1)} iterations "
                         f"({beat - t1:.0f} s)")
                 if time.perf_counter() - t1 > timeout:
                     proc.kill()

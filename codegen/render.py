@@ -27,7 +27,7 @@ from .maxpool import POOL_MODULE
 from .plan import LayerPlan
 from .rom import mem_lines
 from .templating import environment, header, static_source
-from .timing import Latency
+from .timing import Latency, df_rel_early
 
 __all__ = [
     "Design",
@@ -99,6 +99,7 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
     nets_, blocks, unused = [], [], []
     src, reserved, values = "s_in", False, v_in
     k = 0
+    early = df_rel_early(plans)
     for p in plans:
         h = handler(p.layer)
         if reserved:
@@ -112,7 +113,7 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
             if values != 1 and h.image:
                 raise ValueError(f"layer {p.layer.name!r}: a convolution takes one value per beat, not {values} "
                                  f"(hw.stream_in > 1 needs a dense first layer)")
-            r = h.df_verilog(p, rom_prefix, src, values, buffers[k])
+            r = h.df_verilog(p, rom_prefix, src, values, buffers[k], early[p.layer.name])
             k += 1
             reserved, values = True, 1
         nets_ += r["nets"]

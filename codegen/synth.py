@@ -146,8 +146,9 @@ def count_cells(cells: dict[str, int], family: str) -> dict[str, int]:
 
 
 def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top", family: str = "xc7",
-               timeout: float = 1800) -> SynthResult:
-    """``synth_xilinx -family F -noiopad`` on ``sources`` (paths relative to ``build_dir``)."""
+               timeout: float = 1800, timing: bool = True) -> SynthResult:
+    """``synth_xilinx -family F -noiopad`` on ``sources`` (paths relative to ``build_dir``);
+    ``timing``: also Yosys ``sta``'s logic-only path (7-series only)."""
     yosys = shutil.which("yosys")
     if yosys is None:
         raise YosysNotFound("yosys is not installed (Debian: apt-get install yosys); kofn synth needs it")
@@ -162,7 +163,7 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
     sta.unlink(missing_ok=True)
     script = (f"read_verilog -sv {' '.join(sources)}; synth_xilinx -family {FAMILIES[family][0]} -noiopad -top {top}; "
               f"tee -q -o {stat} stat -json; tee -q -o {inst} dump {top}/t:$paramod* {top}/t:kofn_*")
-    if family == "xc7":  # logic-only timing over the flattened netlist (see the module doc)
+    if timing and family == "xc7":  # logic-only timing over the flattened netlist (see the module doc)
         script += f"; flatten; read_verilog -lib -specify +/xilinx/cells_sim.v; tee -q -o {sta} sta"
     t0 = time.perf_counter()
     res = subprocess.run([yosys, "-q", "-l", str(out / f"yosys_{family}.log"), "-p", script], cwd=build,

@@ -43,7 +43,7 @@ from .dataflow import simulate
 from .kinds import handler
 from .plan import LayerPlan
 
-__all__ = ["LayerLatency", "Latency", "latency", "df_latency", "sequential_walk"]
+__all__ = ["LayerLatency", "Latency", "latency", "df_latency", "df_rel_early", "sequential_walk"]
 
 
 @dataclass(frozen=True)
@@ -111,14 +111,40 @@ def sequential_walk(model: Model, plans: Sequence[LayerPlan]) -> tuple[int, int]
     return collector.last_out, t
 
 
+def df_rel_early(plans: Sequence[LayerPlan]) -> dict[str, int]:
+    """Per MAC layer, how many cycles before its last gather its core releases its input bank
+    (``kofn_dense``'s ``REL_EARLY``).
+
+    A dense stage's buffer is written by the previous MAC stage (through any pools) or by
+    s_axis.  That producer starts a frame only once the bank is free, and its first result
+    leaves ``S_p + 3 + X_p`` cycles after its start (``X_p``: its pipeline's extra depth), or
+    later.  Releasing the bank ``E`` cycles early is safe while that first write still comes
+    after the consumer's last read: ``E <= S_p + X_p + 4``; kofn takes one cycle less, capped
+    at the consumer's issue cycles ``D``.  Without it, two slow neighbours with a deep
+    pipeline between them would bind the II at ``(D_p + D_c + latency) / 2``.  s_axis writes as
+    soon as a bank is free, and a convolution's frame buffer releases on its last read: 0."""
+    out, prev = {}, None
+    for p in plans:
+        h = handler(p.layer)
+        if not h.has_core:
+            continue
+        early = 0
+        if prev is not None and h.df_banks == 2:
+            early = min(p.depth, prev.steps + handler(prev.layer).df_pipeline(prev).extra + 3)
+        out[p.layer.name] = early
+        prev = p
+    return out
+
+
 def df_latency(model: Model, plans: Sequence[LayerPlan], stream_in: int = 1, stream_out: int = 1) -> Latency:
     """The dataflow schedule's cycles (:mod:`kofn.codegen.dataflow`)."""
     in_beats, out_beats = -(-model.n_inputs // stream_in), -(-model.n_outputs // stream_out)
     in_filters, stages, stage_filters = [], [], []
+    early = df_rel_early(plans)
     for p in plans:
         h = handler(p.layer)
         if h.has_core:
-            stages.append(h.df_stage(p))
+            stages.append(h.df_stage(p, early[p.layer.name]))
             stage_filters.append([])
         else:
             (stage_filters[-1] if stages else in_filters).append(h.df_filter(p))

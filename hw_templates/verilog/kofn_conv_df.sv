@@ -57,10 +57,6 @@ module kofn_conv_df #(
     localparam int OY_W = OH > 1 ? $clog2(OH) : 1;
     localparam int OX_W = OW > 1 ? $clog2(OW) : 1;
     localparam logic signed [CW-1:0] NPAD = -CW'(PAD);
-    localparam logic [SL_W-1:0] S0 = SL_W'((K - PAD % K) % K);  // (-PAD) mod K
-    localparam logic signed [QW-1:0] Q0 = PAD > 0 ? -QW'(1) : '0;  // floor(-PAD / K), PAD < K
-    localparam logic [SL_W-1:0] SADD = SL_W'(STRIDE % K);
-    localparam int QADD = STRIDE / K;
 
     // ---- write side ------------------------------------------------------------------
     logic [CH_W-1:0] c;
@@ -69,7 +65,7 @@ module kofn_conv_df #(
     logic [SL_W-1:0] wslot;
     logic [QW-1:0] wq;
     logic wbank;
-    assign in_ready = !full[wbank];
+    assign in_ready = wbank ? !full[1] : !full[0];
     wire in_fire = in_valid && in_ready;
     wire last_c = (c == CH_W'(C_IN - 1));
     wire last_x = (x == X_W'(W - 1));
@@ -93,17 +89,13 @@ module kofn_conv_df #(
     logic par;
     logic [OY_W-1:0] oy;
     logic [OX_W-1:0] ox;
-    logic signed [CW-1:0] iy0, ix0;
-    logic [SL_W-1:0] s0;
-    logic signed [QW-1:0] q0;
+    logic signed [CW-1:0] ix0;
     logic [KX_W-1:0] kx;
     logic wn_valid, land;
     wire last_kx = (kx == KX_W'(K - 1));
     wire last_ox = (ox == OX_W'(OW - 1));
     wire last_oy = (oy == OY_W'(OH - 1));
     wire rd_now = (lstate == L_READ);
-    wire [SL_W-1:0] s0_sum = s0 + SADD;
-    wire s0_wrap = 32'(s0) + 32'(SADD) >= K;
 
     always_ff @(posedge clk) begin
         if (rst) begin
@@ -113,15 +105,11 @@ module kofn_conv_df #(
             wslot <= '0;
             wq <= '0;
             wbank <= 1'b0;
-            full <= 2'b00;
             lstate <= L_IDLE;
             par <= 1'b0;
             oy <= '0;
             ox <= '0;
-            iy0 <= NPAD;
             ix0 <= NPAD;
-            s0 <= S0;
-            q0 <= Q0;
             kx <= '0;
         end else begin
             if (in_fire) begin
@@ -133,7 +121,6 @@ module kofn_conv_df #(
                         if (last_y) begin
                             wslot <= '0;
                             wq <= '0;
-                            full[wbank] <= 1'b1;
                             wbank <= !wbank;
                         end else if (wslot == SL_W'(K - 1)) begin
                             wslot <= '0;
@@ -145,7 +132,7 @@ module kofn_conv_df #(
                 end
             end
             case (lstate)
-                L_IDLE: if (full[par] && !down_full[par]) lstate <= L_WAIT;
+                L_IDLE: if ((par ? full[1] : full[0]) && !(par ? down_full[1] : down_full[0])) lstate <= L_WAIT;
                 L_WAIT: if (!wn_valid && !land) begin
                     lstate <= L_READ;
                     kx <= '0;
@@ -162,16 +149,9 @@ module kofn_conv_df #(
                             ix0 <= NPAD;
                             if (!last_oy) begin
                                 oy <= oy + 1'b1;
-                                iy0 <= iy0 + CW'(STRIDE);
-                                s0 <= s0_wrap ? SL_W'(32'(s0_sum) - K) : s0_sum;
-                                q0 <= q0 + QW'(QADD) + QW'(s0_wrap);
                             end else begin
                                 // the frame's last read: release its bank
                                 oy <= '0;
-                                iy0 <= NPAD;
-                                s0 <= S0;
-                                q0 <= Q0;
-                                full[par] <= 1'b0;
                                 par <= !par;
                                 lstate <= L_IDLE;
                             end
@@ -183,26 +163,75 @@ module kofn_conv_df #(
         end
     end
 
-    // RAM slots: slot r holds the window row ky = (r - s0) mod K, at row address q0 or q0 + 1.
-    wire signed [CW-1:0] ix = ix0 + CW'(kx);
-    wire col_ok = (ix >= 0) && (ix < CW'(W));
+    // The banks' flags, each on its own (an indexed update, full[wbank], would put 32-bit
+    // index arithmetic in front of them): set by a frame's last beat, cleared after its last read.
+    wire frame_in = in_fire && last_c && last_x && last_y;
+    wire frame_out = (lstate == L_READ) && last_kx && last_ox && last_oy;
+    for (genvar b = 0; b < 2; b++) begin : g_full
+        always_ff @(posedge clk) begin
+            if (rst) full[b] <= 1'b0;
+            else if (frame_in && wbank == b[0]) full[b] <= 1'b1;
+            else if (frame_out && par == b[0]) full[b] <= 1'b0;
+        end
+    end
+
+    // RAM slots: slot r holds the window row ky = (r - s0) mod K, at row address q0 or q0 + 1,
+    // where the window's top input row iy0 = oy * STRIDE - PAD = q0 * K + s0 (0 <= s0 < K).
+    // Everything that depends only on the output pixel (oy, ox, q0, s0, par) is registered
+    // every cycle: those change at the end of a window's reads, and the next read comes at
+    // least one cycle (L_WAIT) later.  The column ix = ix0 + kx is a counter, and which window
+    // rows and columns fall in the padding are constant tables of oy and ox.  So the read cycle
+    // holds one add (row base + column) in front of the RAM and a K:1 pick of the column flag.
+    logic signed [CW-1:0] ix;
+    wire [K-1:0] row_tab [0:OH-1];
+    wire [K-1:0] col_tab [0:OW-1];
+    for (genvar o = 0; o < OH; o++) begin : g_rt
+        for (genvar t = 0; t < K; t++) begin : g_t
+            assign row_tab[o][t] = (o * STRIDE - PAD + t >= 0) && (o * STRIDE - PAD + t < H);
+        end
+    end
+    for (genvar o = 0; o < OW; o++) begin : g_ct
+        for (genvar t = 0; t < K; t++) begin : g_t
+            assign col_tab[o][t] = (o * STRIDE - PAD + t >= 0) && (o * STRIDE - PAD + t < W);
+        end
+    end
+    logic [K-1:0] row_ok, col_m;
+    always_ff @(posedge clk) begin
+        ix <= rd_now ? ix + 1'b1 : ix0;
+        row_ok <= row_tab[oy];
+        col_m <= col_tab[ox];
+    end
+    wire col_ok = col_m[kx];
+    // s0 of every output row, a constant table (iy0 >= -PAD > -K: q0 is -1 or iy0 div K)
+    wire [SL_W-1:0] s_tab [0:OH-1];
+    for (genvar o = 0; o < OH; o++) begin : g_st
+        localparam int IY = o * STRIDE - PAD;
+        assign s_tab[o] = SL_W'(IY >= 0 ? IY % K : IY + K);
+    end
+    wire [SL_W-1:0] s0 = s_tab[oy];
     logic [PX-1:0] rd [0:K-1];
     for (genvar r = 0; r < K; r++) begin : g_slot
-        wire signed [QW-1:0] q = q0 + QW'(r < 32'(s0));
-        /* verilator lint_off UNUSEDSIGNAL */
-        wire [31:0] ra = 32'(par) * HKW + 32'($signed(q)) * W + 32'($signed(ix));  // masked when outside
-        /* verilator lint_on UNUSEDSIGNAL */
+        // this slot's row address times W, per output row: a constant table
+        wire [AW-1:0] rb_tab [0:OH-1];
+        for (genvar o = 0; o < OH; o++) begin : g_rb
+            localparam int IY = o * STRIDE - PAD;
+            localparam int Q = (IY >= 0 ? IY / K : -1) + (r < (IY >= 0 ? IY % K : IY + K) ? 1 : 0);
+            assign rb_tab[o] = AW'(Q * W);
+        end
+        logic [AW-1:0] rbase;
+        always_ff @(posedge clk) rbase <= (par ? AW'(HKW) : '0) + rb_tab[oy];
+        wire [AW-1:0] ra = rbase + AW'(ix);  // masked when outside
         if (RAM_BLOCK) begin : g_bram
             (* ram_style = "block" *) logic [PX-1:0] ram [0:RD-1];
             always_ff @(posedge clk) begin
                 if (we && wslot == SL_W'(r)) ram[waddr] <= wword;
-                rd[r] <= ram[ra[AW-1:0]];
+                rd[r] <= ram[ra];
             end
         end else begin : g_lutram
             (* ram_style = "distributed" *) logic [PX-1:0] ram [0:RD-1];
             always_ff @(posedge clk) begin
                 if (we && wslot == SL_W'(r)) ram[waddr] <= wword;
-                rd[r] <= ram[ra[AW-1:0]];
+                rd[r] <= ram[ra];
             end
         end
     end
@@ -216,7 +245,7 @@ module kofn_conv_df #(
         v_d <= rd_now && !rst;
         kx_d <= kx;
         s0_d <= s0;
-        for (int ky = 0; ky < K; ky++) ok_d[ky] <= col_ok && (iy0 + CW'(ky) >= 0) && (iy0 + CW'(ky) < CW'(H));
+        ok_d <= {K{col_ok}} & row_ok;
         land <= rd_now && last_kx && !rst;
         if (rst) wn_valid <= 1'b0;
         else if (land) wn_valid <= 1'b1;

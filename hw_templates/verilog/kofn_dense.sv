@@ -13,7 +13,24 @@
 // (`issue_last`), which continues with the next activation without a gap; with BANKS = 2,
 // `in_flat` holds two banks and `start_bank` (sampled with `start`) picks the one this
 // activation reads; `rel` pulses in the cycle of its last gather (then that bank may be
-// rewritten), and every result also leaves as a stream (`res_valid`, `res_data`).
+// rewritten), or REL_EARLY (1 .. DEPTH) cycles before it, and every result also leaves as a
+// stream (`res_valid`, `res_data`).
+//
+// Pipelined datapath (PIPE = 1, the dataflow schedule's cores; kofn.core.rules.core_pipeline
+// gives GATHER_ST and TREE_ST): every step of the MAC path gets a register of its own, so no
+// cycle holds more than a 16:1 multiplexer level, one multiply or one adder:
+//   gather:   GATHER_ST stages, each a 16:1 multiplexer (4 select bits, least significant
+//             first; with two banks the bank is the top select bit) into a register;
+//   multiply: the gathered activation and its weight (delayed to match) into operand
+//             registers, the product into a register: DSP48 A/B and M registers, MULT18X18D
+//             input and output registers (the gather's register keeps the route to the DSP
+//             out of the multiplexer's cycle);
+//   tree:     the P products summed in TREE_ST = ceil(log2 P) registered levels of 2-input adders;
+//   acc:      the accumulator (bias seeds a row's first step), a stage of its own;
+//   requant:  round half up into a register; compare with the output range into registers;
+//             saturate and ReLU into the result register.
+// A result then leaves GATHER_ST + TREE_ST + 4 cycles later than with PIPE = 0; the inputs
+// are read in the same cycle (stage 1), so `rel` and the conv window hand-off do not move.
 //
 // Kernel mode (KK > 1, used by kernel-level convolutions): a row keeps KC whole
 // kernels of KK taps; the index ROM holds one word per row with the KC channel
@@ -57,7 +74,11 @@ module kofn_dense #(
     parameter W_FILE = "",
     parameter B_FILE = "",
     parameter bit [2:0] ROM_BLOCK = 3'b000,
-    parameter int BANKS = 1
+    parameter int BANKS = 1,
+    parameter bit PIPE = 1'b0,
+    parameter int GATHER_ST = 1,
+    parameter int TREE_ST = 0,
+    parameter int REL_EARLY = 0
 ) (
     input  logic                   clk,
     input  logic                   rst,
@@ -89,19 +110,7 @@ module kofn_dense #(
     localparam int IROM_W = KMODE ? KC * CIDX_W : P * IDX_W;
     localparam int IROM_D = KMODE ? N_OUT : DEPTH;
 
-    // Input activations as an array, so each lane is a mux over N_IN entries; with two
-    // banks, one shared 2:1 mux in front of the lanes picks the activation's bank.
     logic bank1;  // the bank of the word in stage 1 (the gather)
-    wire [N_IN*A_W-1:0] in_sel;
-    if (BANKS == 2) begin : g_banks
-        assign in_sel = bank1 ? in_flat[N_IN*A_W +: N_IN*A_W] : in_flat[0 +: N_IN*A_W];
-    end else begin : g_bank
-        assign in_sel = in_flat;
-    end
-    logic [A_W-1:0] act [0:N_IN-1];
-    for (genvar i = 0; i < N_IN; i++) begin : g_act
-        assign act[i] = in_sel[i*A_W +: A_W];
-    end
 
     // Stage 0: address, step and row counters.
     logic run;
@@ -132,7 +141,10 @@ module kofn_dense #(
     end
 
     // Stage 1: ROM read (the index and weight ROMs; the bias ROM reads in stage 2).
-    logic v1, first1, last1, end1;
+    logic v1, first1, last1;
+    /* verilator lint_off UNUSEDSIGNAL */
+    logic end1;  // the word is the activation's last (unused when REL_EARLY > 0)
+    /* verilator lint_on UNUSEDSIGNAL */
     logic [RW_W-1:0] row1;
     /* verilator lint_off UNUSEDSIGNAL */
     logic [ST_W-1:0] step1;  // kernel mode only
@@ -146,8 +158,28 @@ module kofn_dense #(
         step1 <= step;
         bank1 <= fbank;
     end
-    assign rel = v1 && end1;
-    assign rel_bank = bank1;
+    if (REL_EARLY == 0) begin : g_rel
+        assign rel = v1 && end1;
+        assign rel_bank = bank1;
+    end else begin : g_rel_early
+        // Released REL_EARLY cycles before the last gather: the producer that then starts
+        // cannot write that bank before this core's last read (kofn.codegen.timing.df_rel_early).
+        assign rel = run && (addr == AD_W'(DEPTH - REL_EARLY));
+        assign rel_bank = fbank;
+    end
+
+    // Pipeline depth from the ROM read (stage 1) to the accumulator's input: one stage
+    // (PIPE = 0) or the gather, multiply and tree stages.
+    localparam int D1 = PIPE ? GATHER_ST + 2 + TREE_ST : 1;
+    // Yosys synth_ecp5 only (KOFN_ECP5_DSP, defined by `kofn synth --family ecp5`): the
+    // multiply's operand and product registers become those of a MULT18X18D
+    // (ecp5/kofn_ecp5_mul18.sv), which Yosys 0.23 does not infer.  Same cycles, same function.
+`ifdef KOFN_ECP5_DSP
+    localparam bit DSP_REGS = PIPE && A_W + 1 <= 18 && W_W <= 18;
+`else
+    localparam bit DSP_REGS = 1'b0;
+`endif
+    logic [RW_W-1:0] row_b;  // the row whose bias the accumulator takes next (stage D1)
 
     logic [IROM_W-1:0] idx_q;
     logic [P*W_W-1:0] w_q;
@@ -196,21 +228,18 @@ module kofn_dense #(
         if (B_FILE != "") begin : g_init
             initial $readmemh(B_FILE, rom);
         end
-        always_ff @(posedge clk) b_q <= rom[row1];
+        always_ff @(posedge clk) b_q <= rom[row_b];
     end else begin : g_b_lut
         `KOFN_LUT_ROM logic [B_W-1:0] rom [0:N_OUT-1];
         if (B_FILE != "") begin : g_init
             initial $readmemh(B_FILE, rom);
         end
-        always_ff @(posedge clk) b_q <= rom[row1];
+        always_ff @(posedge clk) b_q <= rom[row_b];
     end
 
-    // Stage 2: gather the selected activations and multiply, one product per lane.
-    logic signed [PROD_W-1:0] prod_q [0:P-1];
-    logic v2, first2, last2;
-    logic [RW_W-1:0] row2;
-    for (genvar p = 0; p < P; p++) begin : g_lane
-        wire [IDX_W-1:0] sel;
+    // Each lane's select: the ROM's index, or in kernel mode the (kernel, tap) entry's input.
+    wire [IDX_W-1:0] lane_sel [0:P-1];
+    for (genvar p = 0; p < P; p++) begin : g_sel
         if (KMODE) begin : g_kern
             // (kernel, tap) of this lane's entry e = step*P + p: a function of the step alone,
             // so synthesis folds it to a constant tap when P is a multiple of K*K (the lane
@@ -228,51 +257,262 @@ module kofn_dense #(
             wire [JW-1:0] kern1 = kerns[step1];
             // Padding entries (kernel >= KC) carry weight 0; any channel will do.
             wire [CIDX_W-1:0] ch = (32'(kern1) < KC) ? idx_q[32'(kern1) * CIDX_W +: CIDX_W] : '0;
-            assign sel = IDX_W'(32'(tap1) * N_CH + 32'(ch));
+            assign lane_sel[p] = IDX_W'(32'(tap1) * N_CH + 32'(ch));
         end else begin : g_idx
-            assign sel = idx_q[p*IDX_W +: IDX_W];
+            assign lane_sel[p] = idx_q[p*IDX_W +: IDX_W];
         end
-        wire [A_W-1:0] a = act[sel];
-        wire signed [A_W:0] a_ext = A_SIGNED ? {a[A_W-1], a} : {1'b0, a};
-        wire signed [W_W-1:0] w = w_q[p*W_W +: W_W];
-        // The exact product fits PROD_W bits (kofn.codegen computes it from the formats);
-        // the natural width's top bits are redundant sign bits.
-        /* verilator lint_off UNUSEDSIGNAL */
-        wire signed [A_W+W_W:0] full = a_ext * w;
-        /* verilator lint_on UNUSEDSIGNAL */
-        always_ff @(posedge clk) prod_q[p] <= PROD_W'(full);
-    end
-    always_ff @(posedge clk) begin
-        v2 <= v1 && !rst;
-        first2 <= first1;
-        last2 <= last1;
-        row2 <= row1;
     end
 
-    // Stage 3: adder tree plus accumulate; the bias seeds the first step of a row.
-    logic signed [ACC_W-1:0] lane_sum;
-    always_comb begin
-        lane_sum = '0;
-        for (int p = 0; p < P; p++) lane_sum = lane_sum + ACC_W'(prod_q[p]);
+    logic signed [PROD_W-1:0] prod_q [0:P-1];  // the products (stage D1 - TREE_ST)
+    logic signed [ACC_W-1:0] lane_sum;  // their sum, at the accumulator's input (stage D1)
+    logic vd, firstd, lastd;  // valid / first step / last step, aligned with lane_sum
+    logic [RW_W-1:0] rowd;
+    if (!PIPE) begin : g_flat
+        // Input activations as an array, so each lane is a mux over N_IN entries; with two
+        // banks, one shared 2:1 mux in front of the lanes picks the activation's bank.
+        wire [N_IN*A_W-1:0] in_sel;
+        if (BANKS == 2) begin : g_banks
+            assign in_sel = bank1 ? in_flat[N_IN*A_W +: N_IN*A_W] : in_flat[0 +: N_IN*A_W];
+        end else begin : g_bank
+            assign in_sel = in_flat;
+        end
+        logic [A_W-1:0] act [0:N_IN-1];
+        for (genvar i = 0; i < N_IN; i++) begin : g_act
+            assign act[i] = in_sel[i*A_W +: A_W];
+        end
+        // Stage 2: gather the selected activations and multiply, one product per lane.
+        for (genvar p = 0; p < P; p++) begin : g_lane
+            wire [A_W-1:0] a = act[lane_sel[p]];
+            wire signed [A_W:0] a_ext = A_SIGNED ? {a[A_W-1], a} : {1'b0, a};
+            wire signed [W_W-1:0] w = w_q[p*W_W +: W_W];
+            // The exact product fits PROD_W bits (kofn.codegen computes it from the formats);
+            // the natural width's top bits are redundant sign bits.
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire signed [A_W+W_W:0] full = a_ext * w;
+            /* verilator lint_on UNUSEDSIGNAL */
+            always_ff @(posedge clk) prod_q[p] <= PROD_W'(full);
+        end
+        always_ff @(posedge clk) begin
+            vd <= v1 && !rst;
+            firstd <= first1;
+            lastd <= last1;
+            rowd <= row1;
+        end
+        assign row_b = row1;
+        // Stage 3's adder tree (combinational, before the accumulator).
+        always_comb begin
+            lane_sum = '0;
+            for (int p = 0; p < P; p++) lane_sum = lane_sum + ACC_W'(prod_q[p]);
+        end
+    end else begin : g_pipe
+        // Gather: every lane's select is {bank, index}; each bank padded to 2**IDX_W entries.
+        // (Flat vectors with part-selects throughout: Yosys 0.23 reads no multi-dimensional
+        // packed arrays.)
+        localparam int SELW = IDX_W + (BANKS == 2 ? 1 : 0);
+        localparam int M0 = 1 << SELW;
+        localparam int SB = (SELW + GATHER_ST - 1) / GATHER_ST;  // select bits per stage
+        localparam int NI = 1 << IDX_W;
+        localparam int CW = M0 * A_W;  // one stage's candidates
+        wire [CW-1:0] src;
+        for (genvar b = 0; b < BANKS; b++) begin : g_sb
+            for (genvar i = 0; i < NI; i++) begin : g_si
+                if (i < N_IN) begin : g_v
+                    assign src[(b*NI + i)*A_W +: A_W] = in_flat[(b*N_IN + i)*A_W +: A_W];
+                end else begin : g_z
+                    assign src[(b*NI + i)*A_W +: A_W] = '0;
+                end
+            end
+        end
+        // Control and weights follow the data: stage 1 (v1 ...) delayed D1 cycles
+        // (D1 >= 2 here: at least one gather stage and the multiply).
+        logic [D1:1] v_sh, f_sh, l_sh;
+        logic [D1*RW_W-1:0] r_sh;  // entry i-1: the row i cycles after stage 1
+        logic [GATHER_ST*P*W_W-1:0] w_sh;
+        always_ff @(posedge clk) begin
+            v_sh <= {v_sh[D1-1:1], v1 && !rst} & {D1{!rst}};
+            f_sh <= {f_sh[D1-1:1], first1};
+            l_sh <= {l_sh[D1-1:1], last1};
+            r_sh <= {r_sh[(D1-1)*RW_W-1:0], row1};
+        end
+        if (GATHER_ST > 1) begin : g_wsh
+            always_ff @(posedge clk) w_sh <= {w_sh[(GATHER_ST-1)*P*W_W-1:0], w_q};
+        end else begin : g_wq
+            always_ff @(posedge clk) w_sh <= w_q;
+        end
+        assign vd = v_sh[D1];
+        assign firstd = f_sh[D1];
+        assign lastd = l_sh[D1];
+        assign rowd = r_sh[(D1-1)*RW_W +: RW_W];
+        assign row_b = r_sh[(D1-2)*RW_W +: RW_W];
+        for (genvar p = 0; p < P; p++) begin : g_lane
+            wire [SELW-1:0] sel0;
+            if (BANKS == 2) begin : g_b2
+                assign sel0 = {bank1, lane_sel[p]};
+            end else begin : g_b1
+                assign sel0 = lane_sel[p];
+            end
+            // Stage g keeps M0 >> min(SELW, (g+1)*SB) candidates at offset g*CW of `cand`;
+            // the rest of its slice stays 0 (constant registers synthesis removes).
+            /* verilator lint_off UNUSEDSIGNAL */
+            logic [GATHER_ST*CW-1:0] cand;
+            logic [GATHER_ST*SELW-1:0] csel;  // the select, delayed; a stage uses its own bits
+            /* verilator lint_on UNUSEDSIGNAL */
+            for (genvar g = 0; g < GATHER_ST; g++) begin : g_gst
+                localparam int LO = g * SB;
+                localparam int NB = (SELW - LO < SB) ? SELW - LO : SB;
+                localparam int NO = M0 >> (LO + NB);
+                wire [SELW-1:0] sg;
+                wire [CW-1:0] cin;
+                if (g == 0) begin : g_first
+                    assign sg = sel0;
+                    assign cin = src;
+                end else begin : g_next
+                    assign sg = csel[(g-1)*SELW +: SELW];
+                    assign cin = cand[(g-1)*CW +: CW];
+                end
+                wire [NB-1:0] s = sg[LO +: NB];
+                always_ff @(posedge clk) csel[g*SELW +: SELW] <= sg;
+                for (genvar j = 0; j < M0; j++) begin : g_c
+                    if (j < NO) begin : g_on
+                        always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= cin[((j << NB) | 32'(s))*A_W +: A_W];
+                    end else begin : g_off
+                        always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= '0;
+                    end
+                end
+            end
+            // Multiply: the gathered activation and its weight into operand registers (the
+            // DSP's A/B registers), the product into a register (DSP48 M/P, MULT18X18D output).
+            wire [A_W-1:0] a = cand[(GATHER_ST-1)*CW +: A_W];
+            wire signed [A_W:0] a_ext = A_SIGNED ? {a[A_W-1], a} : {1'b0, a};
+            wire signed [W_W-1:0] w = w_sh[((GATHER_ST-1)*P + p)*W_W +: W_W];
+            if (!DSP_REGS) begin : g_mul
+                logic signed [A_W:0] a_op;
+                logic signed [W_W-1:0] w_op;
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire signed [A_W+W_W:0] full = a_op * w_op;
+                /* verilator lint_on UNUSEDSIGNAL */
+                always_ff @(posedge clk) begin
+                    a_op <= a_ext;
+                    w_op <= w;
+                    prod_q[p] <= PROD_W'(full);
+                end
+            end else begin : g_mul18
+`ifdef KOFN_ECP5_DSP
+                wire signed [35:0] mp;
+                kofn_ecp5_mul18 u_m18 (.clk(clk), .a(18'(a_ext)), .b(18'(w)), .p(mp));
+                always_comb prod_q[p] = mp[PROD_W-1:0];
+`endif
+            end
+        end
+        // Adder tree: level t holds ceil(P / 2**t) partial sums; levels 1 .. TREE_ST are
+        // registers (level t at offset (t-1)*P*ACC_W of `tree`).
+        wire [P*ACC_W-1:0] t0;
+        for (genvar p = 0; p < P; p++) begin : g_t0
+            assign t0[p*ACC_W +: ACC_W] = ACC_W'(prod_q[p]);
+        end
+        if (TREE_ST == 0) begin : g_notree
+            assign lane_sum = $signed(t0[ACC_W-1:0]);
+        end else begin : g_tree
+            /* verilator lint_off UNUSEDSIGNAL */
+            logic [TREE_ST*P*ACC_W-1:0] tree;
+            /* verilator lint_on UNUSEDSIGNAL */
+            for (genvar t = 0; t < TREE_ST; t++) begin : g_tl
+                localparam int NIN = (P + (1 << t) - 1) >> t;
+                localparam int NOUT = (NIN + 1) / 2;
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [P*ACC_W-1:0] tin;  // level t's NIN sums (the rest unused)
+                /* verilator lint_on UNUSEDSIGNAL */
+                if (t == 0) begin : g_l0
+                    assign tin = t0;
+                end else begin : g_ln
+                    assign tin = tree[(t-1)*P*ACC_W +: P*ACC_W];
+                end
+                for (genvar j = 0; j < P; j++) begin : g_tj
+                    localparam int O = (t*P + j)*ACC_W;
+                    if (j < NOUT && 2*j + 1 < NIN) begin : g_add
+                        always_ff @(posedge clk) tree[O +: ACC_W] <= tin[2*j*ACC_W +: ACC_W] + tin[(2*j+1)*ACC_W +: ACC_W];
+                    end else if (j < NOUT) begin : g_pass
+                        always_ff @(posedge clk) tree[O +: ACC_W] <= tin[2*j*ACC_W +: ACC_W];
+                    end else begin : g_off
+                        always_ff @(posedge clk) tree[O +: ACC_W] <= '0;
+                    end
+                end
+            end
+            assign lane_sum = $signed(tree[(TREE_ST-1)*P*ACC_W +: ACC_W]);
+        end
     end
+
+    // Accumulate; the bias seeds the first step of a row.
     wire signed [ACC_W-1:0] bias_al = ACC_W'($signed(b_q)) <<< B_SHIFT;
     logic signed [ACC_W-1:0] acc;
-    logic v3, last3;
-    logic [RW_W-1:0] row3;
+    logic va, lasta;
+    logic [RW_W-1:0] rowa;
     always_ff @(posedge clk) begin
-        if (v2) acc <= (first2 ? bias_al : acc) + lane_sum;
-        v3 <= v2 && last2 && !rst;
-        last3 <= (row2 == RW_LAST);
-        row3 <= row2;
+        if (vd) acc <= (firstd ? bias_al : acc) + lane_sum;
+        va <= vd && lastd && !rst;
+        lasta <= (rowd == RW_LAST);
+        rowa <= rowd;
     end
 
-    // Write-back: round half up, saturate, ReLU.
-    wire signed [RQ_W-1:0] rounded = (RQ_W'(acc) + ROUND) >>> SHIFT;
-    wire signed [RQ_W-1:0] sat = rounded > Q_MAX ? Q_MAX : (rounded < Q_MIN ? Q_MIN : rounded);
-    // After saturation the value fits O_W bits; the upper bits are its sign extension.
+    // Requantization: round half up, saturate, ReLU (PIPE: each into a register).
     /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [RQ_W-1:0] res = (RELU && sat < 0) ? '0 : sat;
+    logic signed [RQ_W-1:0] res;  // fits O_W bits after saturation; the rest is its sign extension
     /* verilator lint_on UNUSEDSIGNAL */
+    logic v3, last3;
+    logic [RW_W-1:0] row3;
+    if (!PIPE) begin : g_wb
+        wire signed [RQ_W-1:0] rounded = (RQ_W'(acc) + ROUND) >>> SHIFT;
+        wire signed [RQ_W-1:0] sat = rounded > Q_MAX ? Q_MAX : (rounded < Q_MIN ? Q_MIN : rounded);
+        assign res = (RELU && sat < 0) ? '0 : sat;
+        assign v3 = va;
+        assign last3 = lasta;
+        assign row3 = rowa;
+    end else begin : g_wbp
+        // Three registers: the rounded value; its comparisons with the output range (and its
+        // sign) beside its low O_W bits; the saturated, ReLU'd result.
+        logic signed [RQ_W-1:0] rounded;
+        logic over, under, neg;
+        logic [O_W-1:0] low;
+        logic signed [RQ_W-1:0] res_q;
+        logic [2:0] vp, lp;
+        logic [3*RW_W-1:0] rp;
+        wire signed [RQ_W-1:0] low_ext = O_MIN < 0 ? RQ_W'($signed(low)) : RQ_W'($unsigned(low));
+        wire signed [RQ_W-1:0] sat = over ? Q_MAX : (under ? Q_MIN : low_ext);
+        wire sat_neg = under ? (O_MIN < 0) : (!over && neg);
+        // The range test.  kofn's output range is a format's, [-2**(O_W-1), 2**(O_W-1) - 1] or
+        // [0, 2**O_W - 1]: then it is a test of the bits above the format (an AND/OR tree, no
+        // carry chain); any other range compares.
+        wire over_c, under_c;
+        localparam bit SGN_RANGE = O_MIN == -(64'sd1 <<< (O_W - 1)) && O_MAX == (64'sd1 <<< (O_W - 1)) - 1;
+        localparam bit UNS_RANGE = O_MIN == 0 && O_MAX == (64'sd1 <<< O_W) - 1;
+        if (SGN_RANGE && RQ_W > O_W) begin : g_rs
+            wire [RQ_W-O_W:0] top = rounded[RQ_W-1:O_W-1];  // sign and the bits above the format
+            assign over_c = !top[RQ_W-O_W] && |top[RQ_W-O_W-1:0];
+            assign under_c = top[RQ_W-O_W] && !(&top[RQ_W-O_W-1:0]);
+        end else if (UNS_RANGE && RQ_W > O_W + 1) begin : g_ru
+            wire [RQ_W-O_W-1:0] top = rounded[RQ_W-1:O_W];
+            assign over_c = !top[RQ_W-O_W-1] && |top[RQ_W-O_W-2:0];
+            assign under_c = top[RQ_W-O_W-1];
+        end else begin : g_rc
+            assign over_c = rounded > Q_MAX;
+            assign under_c = rounded < Q_MIN;
+        end
+        always_ff @(posedge clk) begin
+            rounded <= (RQ_W'(acc) + ROUND) >>> SHIFT;
+            over <= over_c;
+            under <= under_c;
+            neg <= rounded[RQ_W-1];  // the sign bit (a compare with 0 would become a carry chain)
+            low <= rounded[O_W-1:0];
+            res_q <= (RELU && sat_neg) ? '0 : sat;
+            vp <= {vp[1:0], va && !rst} & {3{!rst}};
+            lp <= {lp[1:0], lasta};
+            rp <= {rp[2*RW_W-1:0], rowa};
+        end
+        assign res = res_q;
+        assign v3 = vp[2];
+        assign last3 = lp[2];
+        assign row3 = rp[2*RW_W +: RW_W];
+    end
     always_ff @(posedge clk) begin
         if (rst) done <= 1'b0;
         else done <= v3 && last3;

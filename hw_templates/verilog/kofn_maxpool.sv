@@ -20,7 +20,6 @@ module kofn_maxpool #(
     output logic [A_W-1:0] out_data
 );
     localparam int PW = W / 2;
-    localparam int PH = H / 2;
     localparam int CH_W = C > 1 ? $clog2(C) : 1;
     localparam int X_W = W > 1 ? $clog2(W) : 1;
     localparam int Y_W = H > 1 ? $clog2(H) : 1;
@@ -32,10 +31,14 @@ module kofn_maxpool #(
     logic [X_W-1:0] x;
     logic [Y_W-1:0] y;
 
-    wire in_area = (32'(x) < 2 * PW) && (32'(y) < 2 * PH);
+    // x < 2*PW and y < 2*PH: only an odd width's (height's) last column (row) is outside,
+    // so an equality test, not a magnitude compare
+    wire in_area = !(W % 2 == 1 && x == X_W'(W - 1)) && !(H % 2 == 1 && y == Y_W'(H - 1));
     wire first = in_area && !x[0] && !y[0];
     wire emit = in_area && x[0] && y[0];
-    wire [BA_W-1:0] a = BA_W'(32'(x >> 1) * C + 32'(c));
+    // The running maximum's address (x div 2) * C + c, kept as a counter so no multiply
+    // or add sits in front of the buffer read.
+    logic [BA_W-1:0] a;
     wire [A_W-1:0] held = mbuf[a];
     wire greater = SIGNED ? ($signed(in_data) > $signed(held)) : (in_data > held);
     wire [A_W-1:0] m = (first || greater) ? in_data : held;
@@ -50,7 +53,12 @@ module kofn_maxpool #(
             c <= '0;
             x <= '0;
             y <= '0;
+            a <= '0;
         end else if (in_fire) begin
+            if (c != CH_W'(C - 1)) a <= a + 1'b1;                  // next channel
+            else if (x == X_W'(W - 1)) a <= '0;                    // next row
+            else if (!x[0]) a <= a - BA_W'(C - 1);                 // same pooled column
+            else a <= a + 1'b1;                                    // next pooled column
             if (in_area && !emit) mbuf[a] <= m;
             c <= (c == CH_W'(C - 1)) ? '0 : c + 1'b1;
             if (c == CH_W'(C - 1)) begin

@@ -3,7 +3,8 @@
 // Write side: a stream of V values per beat (value j of beat b is entry b*V + j, lane 0 in
 // the least significant bits; entries past N in the last beat are ignored).  Frame t goes
 // to bank t mod 2.  in_ready = the bank being written is empty; the beat that completes a
-// frame sets that bank's `full` and moves to the other bank.
+// frame moves to the other bank, and sets its own bank's `full` one cycle later (writes are
+// registered once).
 // Read side: the consumer reads `bank_flat` (both banks: bank 1 above bank 0) and clears a
 // bank's `full` with `rel`/`rel_bank` when it no longer needs it.  A producer that cannot
 // stall (a MAC core) reserves its bank instead: it starts a frame only while that frame's
@@ -28,30 +29,48 @@ module kofn_vecbuf #(
     localparam logic [CW-1:0] LAST = CW'(BEATS - 1);
     logic [CW-1:0] cnt;
     logic wbank;
-    assign in_ready = !full[wbank];
+    assign in_ready = wbank ? !full[1] : !full[0];
     wire fire = in_valid && in_ready;
+    wire done = fire && (cnt == LAST);  // the beat that completes the frame
     always_ff @(posedge clk) begin
         if (rst) begin
             cnt <= '0;
             wbank <= 1'b0;
-            full <= 2'b00;
-        end else begin
-            if (rel) full[rel_bank] <= 1'b0;
-            if (fire) begin
-                cnt <= (cnt == LAST) ? '0 : cnt + 1'b1;
-                if (cnt == LAST) begin
-                    full[wbank] <= 1'b1;
-                    wbank <= !wbank;
-                end
-            end
+        end else if (fire) begin
+            cnt <= done ? '0 : cnt + 1'b1;
+            if (done) wbank <= !wbank;
+        end
+    end
+    // Writes are registered once (the beat, its bank and position), so the beat's value
+    // fans out to the 2*N entries from a register, not from the producer's logic; a bank
+    // counts as full from the edge that writes its last beat, one cycle after that beat
+    // was accepted (kofn.codegen.dataflow: a vector buffer's `lag` is 2).
+    logic we_q, done_q, wb_q;
+    logic [CW-1:0] cnt_q;
+    logic [V*A_W-1:0] d_q;
+    always_ff @(posedge clk) begin
+        we_q <= fire && !rst;
+        done_q <= done && !rst;
+        wb_q <= wbank;
+        cnt_q <= cnt;
+        d_q <= in_data;
+    end
+    // Each bank's flag on its own (no indexed update: Yosys would build 32-bit index
+    // arithmetic for full[wbank] into the flag's path).  Completing a frame wins over a
+    // release of the same bank, which cannot coincide: a bank is written only while empty.
+    for (genvar b = 0; b < 2; b++) begin : g_full
+        always_ff @(posedge clk) begin
+            if (rst) full[b] <= 1'b0;
+            else if (done_q && wb_q == b[0]) full[b] <= 1'b1;
+            else if (rel && rel_bank == b[0]) full[b] <= 1'b0;
         end
     end
     // One write enable per entry (a decoder), not a variable part-select.
     for (genvar b = 0; b < 2; b++) begin : g_bank
         for (genvar i = 0; i < N; i++) begin : g_val
             always_ff @(posedge clk)
-                if (fire && wbank == b[0] && cnt == CW'(i / V))
-                    bank_flat[(b*N + i)*A_W +: A_W] <= in_data[(i % V)*A_W +: A_W];
+                if (we_q && wb_q == b[0] && cnt_q == CW'(i / V))
+                    bank_flat[(b*N + i)*A_W +: A_W] <= d_q[(i % V)*A_W +: A_W];
         end
     end
 endmodule

@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["conv_out_size", "same_padding", "fixed_stride_rows", "hwc_from_chw", "index_bits", "row_stride", "steady_ii"]
+__all__ = ["conv_out_size", "same_padding", "fixed_stride_rows", "hwc_from_chw", "index_bits", "row_stride", "steady_ii",
+           "CorePipeline", "core_pipeline", "GATHER_RADIX_BITS"]
 
 
 def fixed_stride_rows(mask: np.ndarray, stride: int) -> np.ndarray:
@@ -54,6 +56,33 @@ def index_bits(n: int) -> int:
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     return max(1, math.ceil(math.log2(n)))
+
+
+GATHER_RADIX_BITS = 4  # select bits per gather stage: a 16:1 multiplexer per register
+
+
+@dataclass(frozen=True)
+class CorePipeline:
+    """The pipelined MAC core's stages (``kofn_dense`` with ``PIPE = 1``; see its header):
+    ``gather`` registered 16:1 multiplexer levels over the lane's ``{bank, index}`` select,
+    ``tree`` registered levels of the lanes' adder tree.  ``extra``: cycles a result leaves
+    later than in the 3-stage core (the gather's own register, the operand register and
+    three requantization registers, one of which the 3-stage core also has, make the 4)."""
+
+    gather: int
+    tree: int
+
+    @property
+    def extra(self) -> int:
+        return self.gather + self.tree + 4
+
+
+def core_pipeline(n: int, lanes: int, banks: int) -> CorePipeline:
+    """Stages of the pipelined core for ``lanes`` lanes selecting among ``n`` inputs in
+    ``banks`` (1 or 2) banks: ``ceil(select bits / 4)`` gather stages, ``ceil(log2 lanes)`` tree
+    levels.  The RTL takes both as parameters, so this is their only definition."""
+    sel = index_bits(n) + (1 if banks == 2 else 0)
+    return CorePipeline(gather=-(-sel // GATHER_RADIX_BITS), tree=(lanes - 1).bit_length())
 
 
 def row_stride(granularity: str, k: int, n: int, block: int | None = None) -> int:
