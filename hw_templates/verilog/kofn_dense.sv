@@ -362,7 +362,9 @@ module kofn_dense #(
                 localparam int NB = (SELW - LO < SB) ? SELW - LO : SB;
                 localparam int NO = M0 >> (LO + NB);
                 wire [SELW-1:0] sg;
-                wire [CW-1:0] cin;
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [CW-1:0] cin;  // the previous stage's candidates (this stage reads NO groups)
+                /* verilator lint_on UNUSEDSIGNAL */
                 if (g == 0) begin : g_first
                     assign sg = sel0;
                     assign cin = src;
@@ -374,7 +376,11 @@ module kofn_dense #(
                 always_ff @(posedge clk) csel[g*SELW +: SELW] <= sg;
                 for (genvar j = 0; j < M0; j++) begin : g_c
                     if (j < NO) begin : g_on
-                        always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= cin[((j << NB) | 32'(s))*A_W +: A_W];
+                        // candidate j selects among its own 2**NB inputs: a constant slice
+                        // first, so synthesis sees a 2**NB:1 multiplexer, not a shifter
+                        // over the whole stage
+                        wire [(A_W << NB)-1:0] grp = cin[(j << NB)*A_W +: (A_W << NB)];
+                        always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= grp[32'(s)*A_W +: A_W];
                     end else begin : g_off
                         always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= '0;
                     end
