@@ -7,8 +7,8 @@ corpus (78 synthesized designs); do not edit by hand.
 COEFFICIENTS = {
     "xc7": {
         "axout_lut": {
-            "bank": 0.7776,
-            "mux": 0.5571,
+            "bank": 0.8642,
+            "mux": 0.4198,
             "one": 0.0
         },
         "axout_ff": {
@@ -16,18 +16,19 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "buf_lut": {
-            "we": 1.1178,
-            "one": 49.5073
+            "we": 1.156,
+            "one": 11.5533
         },
         "buf_ff": {
             "regs": 1.0,
             "ctr": 1.0,
-            "one": 3.0
+            "wreg": 1.0,
+            "one": 6.0
         },
         "conv_lut": {
-            "lbwe": 6.5192,
-            "rowmux": 1.6536,
-            "pxmux": 0.1284,
+            "lbwe": 6.1689,
+            "rowmux": 1.6824,
+            "pxmux": 0.1508,
             "ser": 0.0,
             "one": 0.0
         },
@@ -38,29 +39,29 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "convdf_lut": {
-            "land": 0.1445,
-            "ram": 1.4545,
-            "addr": 6.7238,
-            "one": 56.173
+            "land": 0.2163,
+            "ram": 1.1316,
+            "addr": 6.8355,
+            "one": 6.4719
         },
         "convdf_ff": {
-            "win": 1.045,
-            "stage": 0.3106,
-            "rd": 0.9774,
-            "ctr": 0.5018,
-            "one": 33.7282
+            "win": 1.0525,
+            "stage": 0.0,
+            "rd": 1.0071,
+            "ctr": 1.7732,
+            "one": 0.0
         },
         "core_lut": {
-            "mux": 1.3009,
-            "kmode": 0.2714,
+            "mux": 1.2989,
+            "kmode": 0.2134,
             "rom": 0.0,
-            "mul": 2.6512,
+            "mul": 2.5413,
             "add": 0.0,
             "tree": 0.0,
             "sel": 0.0,
-            "outw": 0.305,
+            "outw": 0.293,
             "bank": 0.0,
-            "one": 36.8412
+            "one": 44.1283
         },
         "core_ff": {
             "idx_q": 1.5228,
@@ -73,25 +74,31 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "dfcore_lut": {
-            "mux": 1.8279,
+            "mux": 1.9625,
             "kmode": 0.0,
-            "rom": 0.0,
-            "mul": 3.4977,
+            "rom": 0.0203,
+            "mul": 2.8225,
             "add": 0.0,
             "tree": 0.0,
-            "sel": 5.1793,
+            "sel": 13.665,
             "outw": 0.0,
-            "bank": 1.2888,
-            "one": 0.0
+            "bank": 0.9274,
+            "one": 22.2166
         },
         "dfcore_ff": {
-            "idx_q": 2.6406,
+            "idx_q": 6.6128,
             "w_q": 0.0,
             "prod": 0.0,
             "acc": 0.0,
             "bias": 0.0,
-            "ctrl": 6.4881,
-            "kctr": 0.2744,
+            "ctrl": 6.5852,
+            "kctr": 0.0,
+            "gather": 0.6762,
+            "csel": 0.0,
+            "wsh": 0.0,
+            "op": 0.0,
+            "tree": 0.0,
+            "pipe": 0.0,
             "one": 0.0
         },
         "dfctl_lut": {
@@ -102,12 +109,13 @@ COEFFICIENTS = {
         },
         "pool_lut": {
             "buf": 0.0,
-            "cmp": 1.7433,
-            "ctr": 2.0425,
+            "cmp": 3.8551,
+            "ctr": 2.0451,
             "one": 0.0
         },
         "pool_ff": {
             "ctr": 1.0,
+            "addr": 2.0,
             "one": 0.0
         },
         "top_lut": {
@@ -123,8 +131,8 @@ COEFFICIENTS = {
     },
     "xcup": {
         "axout_lut": {
-            "bank": 0.7441,
-            "mux": 0.5968,
+            "bank": 0.7813,
+            "mux": 0.552,
             "one": 0.0
         },
         "axout_ff": {
@@ -132,18 +140,19 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "buf_lut": {
-            "we": 1.1511,
-            "one": 46.9693
+            "we": 1.1198,
+            "one": 21.7702
         },
         "buf_ff": {
             "regs": 1.0,
             "ctr": 1.0,
-            "one": 3.0
+            "wreg": 1.0,
+            "one": 6.0
         },
         "conv_lut": {
             "lbwe": 0.0,
-            "rowmux": 3.3254,
-            "pxmux": 0.3258,
+            "rowmux": 3.3757,
+            "pxmux": 0.2518,
             "ser": 0.0,
             "one": 0.0
         },
@@ -154,27 +163,27 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "convdf_lut": {
-            "land": 0.1529,
-            "ram": 1.3967,
-            "addr": 7.6894,
-            "one": 38.9188
+            "land": 0.2113,
+            "ram": 1.1186,
+            "addr": 7.416,
+            "one": 1.883
         },
         "convdf_ff": {
-            "win": 1.045,
-            "stage": 0.3106,
-            "rd": 0.9774,
-            "ctr": 0.5018,
-            "one": 33.7282
+            "win": 1.0525,
+            "stage": 0.0,
+            "rd": 1.0071,
+            "ctr": 1.7732,
+            "one": 0.0
         },
         "core_lut": {
-            "mux": 1.4264,
-            "kmode": 11.6051,
-            "rom": 1.4196,
-            "mul": 1.9258,
-            "add": 0.5816,
+            "mux": 1.4047,
+            "kmode": 11.8665,
+            "rom": 1.6915,
+            "mul": 1.8374,
+            "add": 0.4209,
             "tree": 0.0,
             "sel": 0.0,
-            "outw": 0.111,
+            "outw": 0.1482,
             "bank": 0.0,
             "one": 0.0
         },
@@ -189,25 +198,31 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "dfcore_lut": {
-            "mux": 2.2551,
-            "kmode": 11.6089,
-            "rom": 0.0,
-            "mul": 3.8094,
+            "mux": 1.9097,
+            "kmode": 0.0,
+            "rom": 0.685,
+            "mul": 2.2617,
             "add": 0.0,
-            "tree": 1.3293,
-            "sel": 0.0,
+            "tree": 0.4081,
+            "sel": 17.4891,
             "outw": 0.0,
-            "bank": 1.1838,
-            "one": 0.0
+            "bank": 0.9994,
+            "one": 15.308
         },
         "dfcore_ff": {
-            "idx_q": 3.3503,
-            "w_q": 1.7215,
+            "idx_q": 10.5996,
+            "w_q": 0.2928,
             "prod": 0.0,
-            "acc": 0.0,
+            "acc": 2.2724,
             "bias": 0.0,
-            "ctrl": 6.1234,
-            "kctr": 0.9372,
+            "ctrl": 4.9076,
+            "kctr": 0.0,
+            "gather": 0.7287,
+            "csel": 0.0,
+            "wsh": 0.0,
+            "op": 0.0,
+            "tree": 0.0,
+            "pipe": 0.0,
             "one": 0.0
         },
         "dfctl_lut": {
@@ -218,12 +233,13 @@ COEFFICIENTS = {
         },
         "pool_lut": {
             "buf": 0.0,
-            "cmp": 0.0,
-            "ctr": 4.5947,
+            "cmp": 3.8551,
+            "ctr": 2.0451,
             "one": 0.0
         },
         "pool_ff": {
             "ctr": 1.0,
+            "addr": 2.0,
             "one": 0.0
         },
         "top_lut": {
