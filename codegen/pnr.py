@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .synth import YosysNotFound
+from .synth import YosysNotFound, instance_of
 from .templating import template_dir
 
 __all__ = ["ECP5_DEVICES", "PnrResult", "PnrError", "place_and_route", "parse_report", "nextpnr_command",
@@ -97,16 +97,6 @@ class PnrResult:
         d = asdict(self)
         d.update(lut4=self.lut4, ff=self.ff, mult18=self.mult18, dp16kd=self.dp16kd, verdict=self.verdict)
         return d
-
-
-_INST = re.compile(r"(?:^|[\\.$ ])(u_[A-Za-z0-9_]+?)(?=\.)")
-
-
-def instance_of(name: str) -> str | None:
-    """The outermost ``u_*`` design instance in a flattened cell or net name, if any
-    (``u_l0_mac.acc_DFF_Q_5`` -> ``u_l0_mac``; ``$flatten\\u_l1_buf.$mux...`` -> ``u_l1_buf``)."""
-    m = _INST.search(name)
-    return m.group(1) if m else None
 
 
 def parse_report(doc: dict, clock_mhz: float) -> tuple[dict, bool, float, dict, dict]:

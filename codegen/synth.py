@@ -34,7 +34,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["FAMILIES", "SynthResult", "LogicPath", "synthesize", "count_cells", "parse_sta", "YosysNotFound"]
+__all__ = ["FAMILIES", "SynthResult", "LogicPath", "synthesize", "count_cells", "parse_sta", "instance_of", "YosysNotFound"]
 
 #: kofn family name -> (yosys synth_xilinx -family, DSP cell)
 FAMILIES = {"xc7": ("xc7", "DSP48E1"), "xcup": ("xcup", "DSP48E2")}
@@ -89,10 +89,18 @@ _STA_HEAD = re.compile(r"Latest arrival time in '([^']+)' is (\d+):")
 _STA_CELL = re.compile(r"^\s+(\d+) (\S+) \((\w+)\.(\S+)->(\S+)\)\s*$")
 
 
+_INST = re.compile(r"(?:^|[\\.$ ])(u_[A-Za-z0-9_]+?)(?=\.)")
+
+
+def instance_of(name: str) -> str | None:
+    """The outermost ``u_*`` design instance in a flattened cell or net name, if any
+    (``u_l0_mac.acc_DFF_Q_5`` -> ``u_l0_mac``; ``$flatten\\u_l1_buf.$mux...`` -> ``u_l1_buf``)."""
+    m = _INST.search(name)
+    return m.group(1) if m else None
+
+
 def parse_sta(log: str, untimed: tuple[str, ...] = ()) -> LogicPath | None:
     """The critical path from the text Yosys ``sta`` prints (times in ps, sink first)."""
-    from .pnr import instance_of
-
     m = _STA_HEAD.search(log)
     if not m:
         return None
