@@ -240,8 +240,7 @@ class MacHandler(Handler):
         copies and the requantization registers.  A DSP absorbs the operand registers (A/B)."""
         p, L = plan, plan.layer
         pipe = self.df_pipeline(plan)
-        sel = index_bits(L.n) + (1 if self.df_banks == 2 else 0)
-        sb = -(-sel // pipe.gather)
+        sel, sb = pipe.select_bits, pipe.stage_bits
         cand = sum(2 ** max(0, sel - min(sel, (g + 1) * sb)) for g in range(pipe.gather))
         n, tree = p.lanes, 0
         for _ in range(pipe.tree):

@@ -72,21 +72,14 @@ class PnrResult:
     critical_path: dict
     seconds: dict = field(default_factory=dict)  # {"synth": s, "pnr": s}
 
-    @property
-    def lut4(self) -> int:
-        return self.utilisation.get("TRELLIS_COMB", {}).get("used", 0)
+    def used(self, bel: str) -> int:
+        """How many of nextpnr's ``bel`` cells the design uses (0 when it reports none)."""
+        return self.utilisation.get(bel, {}).get("used", 0)
 
-    @property
-    def ff(self) -> int:
-        return self.utilisation.get("TRELLIS_FF", {}).get("used", 0)
-
-    @property
-    def mult18(self) -> int:
-        return self.utilisation.get("MULT18X18D", {}).get("used", 0)
-
-    @property
-    def dp16kd(self) -> int:
-        return self.utilisation.get("DP16KD", {}).get("used", 0)
+    lut4 = property(lambda self: self.used("TRELLIS_COMB"))
+    ff = property(lambda self: self.used("TRELLIS_FF"))
+    mult18 = property(lambda self: self.used("MULT18X18D"))
+    dp16kd = property(lambda self: self.used("DP16KD"))
 
     @property
     def verdict(self) -> str:

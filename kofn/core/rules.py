@@ -71,6 +71,12 @@ class CorePipeline:
 
     gather: int
     tree: int
+    select_bits: int  # {bank, index}: the gather's select width
+
+    @property
+    def stage_bits(self) -> int:
+        """Select bits each gather stage consumes (the last may take fewer)."""
+        return -(-self.select_bits // self.gather)
 
     @property
     def extra(self) -> int:
@@ -82,7 +88,7 @@ def core_pipeline(n: int, lanes: int, banks: int) -> CorePipeline:
     ``banks`` (1 or 2) banks: ``ceil(select bits / 4)`` gather stages, ``ceil(log2 lanes)`` tree
     levels.  The RTL takes both as parameters, so this is their only definition."""
     sel = index_bits(n) + (1 if banks == 2 else 0)
-    return CorePipeline(gather=-(-sel // GATHER_RADIX_BITS), tree=(lanes - 1).bit_length())
+    return CorePipeline(gather=-(-sel // GATHER_RADIX_BITS), tree=(lanes - 1).bit_length(), select_bits=sel)
 
 
 def row_stride(granularity: str, k: int, n: int, block: int | None = None) -> int:
