@@ -5,6 +5,7 @@ and LUT ROMs, block-RAM ROM cost, reachable multiplexer inputs, CSR storage.  Ki
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from ..core.rules import index_bits
 from .rom import bram_cells, rom_in_bram
 
 __all__ = ["DSP_PORTS", "operand_bits", "uses_dsp", "mux_luts", "rom_luts", "rom_cost", "reachable", "csr_bits",
-           "vecbuf_features"]
+           "vecbuf_features", "StagePath", "mux_levels", "lutram_levels", "vecbuf_write_path"]
 
 DSP_PORTS = {"xc7": (25, 18), "xcup": (27, 18)}  # DSP48E1 25x18, DSP48E2 27x18 signed multipliers
 
@@ -77,3 +78,44 @@ def vecbuf_features(n: int, width: int, values: int) -> dict[str, dict[str, floa
     return {"lut": {"we": 2 * beats, "one": 1.0},
             "ff": {"regs": 2 * n * width, "ctr": index_bits(beats), "wreg": values * width + index_bits(beats),
                    "one": 1.0}}
+
+
+# -- register-to-register paths (the Fmax model, kofn.codegen.fmax) -------------------------
+@dataclass(frozen=True)
+class StagePath:
+    """One class of register-to-register path the RTL builds, described before synthesis:
+    ``levels`` of LUT logic (a 2**b:1 multiplexer or a ROM of b address bits counts
+    :func:`mux_levels`), the longest ``carry`` chain on it (bits of an adder or compare),
+    and the ``fanout`` of its widest driver (LUT inputs one register bit feeds).  The Fmax
+    model (:mod:`kofn.codegen.fmax`) turns these into a delay."""
+
+    instance: str  # the RTL instance (u_l0_mac, u_l1_buf, ...)
+    stage: str  # which of its paths ("gather 1", "rom read", "accumulate", ...)
+    levels: int
+    carry: int = 0
+    fanout: int = 1
+
+    def as_dict(self) -> dict:
+        return {"instance": self.instance, "stage": self.stage, "levels": self.levels, "carry": self.carry,
+                "fanout": self.fanout}
+
+
+def vecbuf_write_path(inst: str, n: int, width: int, values: int) -> StagePath:
+    """``kofn_vecbuf``'s registered write: the write position (counter, bank and valid
+    registers) decoded into each beat's enable in both banks (``2 * beats`` decoders), each
+    the clock enable of ``values * width`` registers; all of them the driver's loads."""
+    beats = -(-n // values)
+    return StagePath(inst, "write", 1 + mux_levels(beats), 0, 2 * beats * values * width)
+
+
+def mux_levels(inputs: int) -> int:
+    """LUT levels of an ``inputs``:1 multiplexer (or a LUT ROM of that depth): a level per
+    two select bits (a 4:1 multiplexer is one LUT6, or a LUT4 pair and a hard mux); 1 for a
+    single input (the register's own input logic)."""
+    return max(1, -(-index_bits(max(2, inputs)) // 2))
+
+
+def lutram_levels(depth: int) -> int:
+    """LUT levels of a distributed-RAM read of ``depth`` words: the 16- or 64-word cell, then
+    a multiplexer over the cells."""
+    return 1 + (mux_levels(-(-depth // 16)) if depth > 16 else 0)

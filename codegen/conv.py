@@ -9,9 +9,9 @@ channels, and the taps of a kept kernel need no index (:mod:`kofn.codegen.packin
 from __future__ import annotations
 
 from ..core.rules import index_bits
-from .cells import mux_luts, reachable
+from .cells import StagePath, lutram_levels, mux_levels, mux_luts, reachable
 from .dataflow import ConvStage
-from .handler import CORE_MODULE, MacHandler, nets, param, port
+from .handler import CORE_MODULE, KEEP_REG_MODULE, MacHandler, nets, param, port
 from .rom import rom_in_bram, steps_per_row, unpack_entries
 
 __all__ = ["ConvHandler", "CONV_MODULE", "CONV_DF_MODULE", "WINDOW_CYCLES"]
@@ -168,7 +168,7 @@ class ConvHandler(MacHandler):
                 "desc": f"conv {L.kernel}x{L.kernel}/{L.stride} pad {L.pad}, {h}x{w}x{c_in} -> {oh}x{ow}x{L.rows}"}
 
     # -- dataflow ------------------------------------------------------------------------
-    df_modules = (CORE_MODULE, CONV_DF_MODULE)
+    df_modules = (KEEP_REG_MODULE, CORE_MODULE, CONV_DF_MODULE)
 
     def df_period(self, layer, lanes: int) -> int:
         """Busy cycles per inference of the layer's dataflow stage at ``lanes``: a pixel costs
@@ -196,9 +196,27 @@ class ConvHandler(MacHandler):
         core = MacHandler.features(self, plan, family, df=True)
         front = {"lut": {"land": L.n * a_w * mux_luts(k), "ram": k * width * -(-depth // 64) if lutram else 0,
                          "addr": k * index_bits(depth), "one": 1.0},
-                 "ff": {"win": 2 * L.n * a_w, "stage": (c - 1) * a_w, "rd": k * width if lutram else 0,
+                 "ff": {"win": 2 * L.n * a_w, "stage": (c - 1) * a_w + width + index_bits(depth), "rd": k * width if lutram else 0,
                         "ctr": 8 * index_bits(max(h, w) + k), "one": 1.0}}
         return [(f"u_{n}", "convdf", front), (f"u_{n}_mac", "dfcore", {"lut": core["core_lut"], "ff": core["core_ff"]})]
+
+    def df_paths(self, plan, values: int) -> list[StagePath]:
+        """The frame buffer's read and registered write (K RAMs of :meth:`frame_ram`'s shape,
+        their addresses feeding every cell: 4 bits per distributed-RAM cell of 16 words), its
+        write-address counter, the window's load (one enable for the whole window register),
+        then the core's paths."""
+        L, n = plan.layer, plan.layer.name
+        depth, width = self.frame_ram(L)
+        k, a_w = L.kernel, L.input_fmt.width
+        if rom_in_bram(depth, width):
+            ram = [StagePath(f"u_{n}", "frame read", 1, index_bits(depth), k),
+                   StagePath(f"u_{n}", "frame write", 2, 0, k)]
+        else:
+            cells = k * -(-width // 4) * -(-depth // 16)  # distributed-RAM cells of 16 x 4 bits
+            ram = [StagePath(f"u_{n}", "frame read", lutram_levels(depth) + mux_levels(k), index_bits(depth), cells),
+                   StagePath(f"u_{n}", "frame write", 1 + mux_levels(-(-depth // 16)), 0, cells)]
+        return [*ram, StagePath(f"u_{n}", "write address", 2, index_bits(depth)),
+                StagePath(f"u_{n}", "window load", 2, 0, L.n * a_w), *self.core_paths(plan, f"u_{n}_mac")]
 
     def df_memory(self, plan) -> dict[str, int]:
         L = plan.layer

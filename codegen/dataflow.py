@@ -13,7 +13,7 @@ cycle for cycle (the RTL's registers decide on the cycle after an event):
   can issue without a gap (``s >= s_prev + D``); it issues ``D = rows * S`` words in cycles
   ``s+1 .. s+D``, result r leaves in cycle ``s + (r+1)*S + 3 + X`` and the input bank is free
   again from ``s + D + 2``.  ``X`` is the pipelined core's extra depth
-  (:attr:`kofn.core.rules.CorePipeline.extra`: gather stages + tree levels + 4).  When the
+  (:attr:`kofn.core.rules.CorePipeline.extra`: gather stages + tree levels + 5).  When the
   buffer's producer is a MAC stage, the core releases the bank ``E`` cycles early
   (:func:`kofn.codegen.timing.df_rel_early`), free from ``s + D + 2 - E``.
 * **conv** stage (:class:`ConvStage`): starts a frame when its input bank is full, the next
@@ -25,8 +25,8 @@ cycle for cycle (the RTL's registers decide on the cycle after an event):
 * **sink** (m_axis): frame t's beats leave in consecutive cycles from the cycle its bank is
   full (and the previous frame's beats are out); its bank is free after the last beat.
 
-A frame buffer's bank counts as full from the cycle after the beat that completed it, a vector
-buffer's (``kofn_vecbuf`` registers its writes once) from the cycle after that.  The steady
+A buffer's bank counts as full two cycles after the beat that completed it: both kinds
+(``kofn_vecbuf``, ``kofn_conv_df``'s frame buffer) register their writes once.  The steady
 initiation interval is the slowest stage's period (plus the buffer hand-offs when two
 neighbours are both slow); :func:`simulate` returns every inference's first input beat and
 last output beat for back-to-back inferences, which the cocotb testbench measures exactly.
@@ -70,8 +70,8 @@ def _through(filters, n_beats: int) -> list[int]:
 @dataclass
 class _Link:
     """A ping-pong buffer: the cycle from which frame t's bank is full, and free again.
-    ``lag``: cycles from accepting a frame's last beat to its bank counting as full (a
-    convolution's frame buffer 1; a vector buffer, whose writes are registered once, 2)."""
+    ``lag``: cycles from accepting a frame's last beat to its bank counting as full (2: both
+    buffer kinds register their writes once)."""
 
     full: list
     free: list
@@ -169,7 +169,7 @@ def simulate(in_beats: int, in_filters: Sequence, stages: Sequence, stage_filter
     after stage ``i``."""
     states = [{} for _ in stages]  # each stage's state across frames
     # a dense stage reads a vector buffer, a convolution its frame buffer; m_axis reads a vector buffer
-    links = [_Link([], [], 1 if isinstance(st, ConvStage) else 2) for st in stages] + [_Link([], [], 2)]
+    links = [_Link([], [], 2) for _ in stages] + [_Link([], [], 2)]  # every buffer registers its writes
     passed = _through(in_filters, in_beats)
     last_pass = passed[-1]
     first_in, last_out = [], []

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from .dataflow import DenseStage
 from .handler import MacHandler, nets, param, port
-from .cells import vecbuf_features
+from ..core.rules import index_bits
+from .cells import StagePath, mux_levels, vecbuf_features, vecbuf_write_path
 from .rom import steps_per_row
 
 __all__ = ["DenseHandler", "PIPELINE_CYCLES"]
@@ -46,6 +47,17 @@ class DenseHandler(MacHandler):
         return [(f"u_{n}_buf", "buf", vecbuf_features(L.n, L.input_fmt.width, values)),
                 (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 1.0}}),
                 (f"u_{n}_mac", "dfcore", {"lut": core["core_lut"], "ff": core["core_ff"]})]
+
+    def df_paths(self, plan, values: int) -> list[StagePath]:
+        """The buffer's registered write (:func:`~kofn.codegen.cells.vecbuf_write_path`); the start control (the core's last-issue test on its
+        address counter, the bank flags, then the reset of the core's counters); then the
+        core's paths."""
+        L, n = plan.layer, plan.layer.name
+        ad = index_bits(plan.depth)
+        return [vecbuf_write_path(f"u_{n}_buf", L.n, L.input_fmt.width, values),
+                StagePath(f"u_{n}_ctrl", "start", 2 + mux_levels(2 ** ad), ad,
+                          ad + index_bits(plan.steps) + index_bits(L.rows) + 3),
+                *self.core_paths(plan, f"u_{n}_mac")]
 
     def df_memory(self, plan) -> dict[str, int]:
         return {**self.memory(plan), "line_buffer": 2 * plan.layer.n * plan.layer.input_fmt.width}

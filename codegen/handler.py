@@ -13,12 +13,13 @@ import numpy as np
 
 from ..core.fixed import bits_for_range, from_twos_complement, product_range, to_twos_complement
 from ..core.rules import CorePipeline, core_pipeline, index_bits
-from .cells import csr_bits, mux_luts, operand_bits, reachable, rom_luts, uses_dsp
+from .cells import StagePath, csr_bits, mux_levels, mux_luts, operand_bits, reachable, rom_luts, uses_dsp
 from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
 
-__all__ = ["Handler", "MacHandler", "CORE_MODULE", "param", "port", "nets"]
+__all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "StagePath", "param", "port", "nets"]
 
 CORE_MODULE = "kofn_dense"  # the sparse MAC core of dense and convolution layers
+KEEP_REG_MODULE = "kofn_keep_reg"  # the pipelined core's kept select copies (its submodule)
 
 
 def param(name: str, value, width: int | None = None) -> dict:
@@ -91,6 +92,11 @@ class Handler:
         """Dataflow: ``(depth, width)`` of each buffer RAM the stage puts in block RAM."""
         return []
 
+    def df_paths(self, plan, values: int) -> list[StagePath]:
+        """Dataflow: the stage's register-to-register paths (the Fmax model's input,
+        :mod:`kofn.codegen.fmax`); ``values``: values per beat into its buffer."""
+        return []
+
     def df_memory(self, plan) -> dict[str, int]:
         """:meth:`memory` under the dataflow schedule (buffers in ``line_buffer``)."""
         return self.memory(plan)
@@ -136,7 +142,7 @@ class MacHandler(Handler):
 
     has_core = True
     modules = (CORE_MODULE,)
-    df_modules = (CORE_MODULE,)
+    df_modules = (KEEP_REG_MODULE, CORE_MODULE)
 
     df_banks = 1  # banks of the core's input in the dataflow schedule (a dense stage's buffer: 2)
 
@@ -246,15 +252,76 @@ class MacHandler(Handler):
         for _ in range(pipe.tree):
             n = (n + 1) // 2
             tree += n
-        d1 = pipe.gather + 2 + pipe.tree
+        d1 = pipe.gather + 3 + pipe.tree
+        sb0 = min(sel, sb)
+        copies = 2 ** (sel - sb0) if self.select_copies(plan) else 0  # one per first-stage candidate
         return {
-            "gather": p.lanes * L.input_fmt.width * cand,
-            "csel": p.lanes * sum(max(0, sel - (g + 1) * sb) for g in range(pipe.gather - 1)),
-            "wsh": p.lanes * L.weight_fmt.width * pipe.gather,
+            # the input register (stage 1) and the candidates
+            "gather": self.df_banks * L.n * L.input_fmt.width + p.lanes * L.input_fmt.width * cand,
+            # each lane's select register and copies, and the selects delayed for later stages
+            "csel": p.lanes * (sel + (copies * sb0 if copies > 1 else 0)
+                               + sum(max(0, sel - (g + 1) * sb) for g in range(pipe.gather - 1))),
+            "wsh": p.lanes * L.weight_fmt.width * (pipe.gather + 1),
             "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
             "tree": tree * L.accumulator.width,
             "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows),
         }
+
+    def select_copies(self, plan) -> bool:
+        """Whether the pipelined core gives each first-stage gather candidate its own copy of
+        the select (``kofn_dense``'s ``SEL_COPIES``): when the first stage has more than one
+        candidate, outside kernel mode, and every lane's first-stage select bits vary over
+        the index ROM (a constant bit lets synthesis shrink the multiplexers, see
+        :meth:`lane_inputs`, which a kept copy would prevent)."""
+        if self.kernel_level(plan.layer):
+            return False
+        pipe = self.df_pipeline(plan)
+        sb0 = min(pipe.select_bits, pipe.stage_bits)
+        if pipe.select_bits - sb0 < 1:
+            return False
+        mask = (1 << sb0) - 1
+        idx = unpack_entries(plan.roms.index, plan.steps * plan.lanes)
+        for q in range(plan.lanes):
+            v = idx[:, q :: plan.lanes].ravel()
+            if (int(np.bitwise_and.reduce(v)) & mask) or (int(np.bitwise_and.reduce(~v)) & mask):
+                return False
+        return True
+
+    def core_paths(self, plan, inst: str) -> list[StagePath]:
+        """The pipelined core's register-to-register paths (``kofn_dense`` with ``PIPE = 1``):
+        the ROM read (its address counter feeds every LUT of the index and weight ROMs), the
+        select copies (one per first-stage candidate; kernel mode computes the select from the
+        channel ROM word first), each gather stage (a 2**b:1 multiplexer; its select drives
+        ``A_W`` multiplexers per candidate it serves: one in the first stage, behind its
+        copy, every candidate of the lane in later stages), the
+        adder tree and the accumulator (carry chains of the accumulator's width), the
+        rounding (the requantization width) and the range test."""
+        L = plan.layer
+        pipe = self.df_pipeline(plan)
+        a_w, acc_w, o_w = L.input_fmt.width, L.accumulator.width, L.output_fmt.width
+        rq_w = max(acc_w, o_w + 1) + 1
+        kmode = self.kernel_level(L)
+        idx, w = plan.roms.index, plan.roms.weight
+        lut_roms = [r for r in (idx, w) if not r.in_bram]
+        out = [StagePath(inst, "address counter", 2, index_bits(plan.depth)),
+               StagePath(inst, "ROM read", max((mux_levels(r.depth) for r in lut_roms), default=1), 0,
+                         max(1, sum(r.word_bits * -(-r.depth // 16) for r in lut_roms)))]
+        sel, sb = pipe.select_bits, pipe.stage_bits
+        copies = self.select_copies(plan)
+        for g in range(pipe.gather):
+            nb = min(sb, sel - g * sb)
+            cands = 2 ** (sel - min(sel, (g + 1) * sb))  # this stage's candidates per lane
+            out.append(StagePath(inst, f"gather {g + 1}", mux_levels(2 ** nb), 0,
+                                 (1 if g == 0 and copies else cands) * a_w * 2 ** (nb - 1)))
+        # the select register and copies load the index ROM's register, or in kernel mode
+        # tap * N_CH + the kernel's channel from the channel ROM word
+        out.append(StagePath(inst, "select copy", 1 + (mux_levels(L.k) if kmode else 0),
+                             index_bits(L.n) if kmode else 0, 1 + (2 ** (sel - min(sel, sb)) if copies else 0)))
+        if pipe.tree:
+            out.append(StagePath(inst, "adder tree", 1, acc_w))
+        out += [StagePath(inst, "accumulate", 2, acc_w), StagePath(inst, "round", 1, rq_w),
+                StagePath(inst, "range test", mux_levels(rq_w - o_w + 1))]
+        return out
 
     def _bank_mux(self, plan) -> int:
         """LUTs per activation bit of the dataflow input's bank select: one shared 2:1 mux per
@@ -308,7 +375,7 @@ class MacHandler(Handler):
         if df is not None:  # the dataflow cores are pipelined (kofn_dense's PIPE = 1)
             pipe = self.df_pipeline(plan)
             params.append([param("PIPE", True), param("GATHER_ST", pipe.gather), param("TREE_ST", pipe.tree),
-                           param("REL_EARLY", rel_early)])
+                           param("REL_EARLY", rel_early), param("SEL_COPIES", self.select_copies(plan))])
         df = {"start_bank": "1'b0", **(df or {})}
         ports = [port("clk", "aclk"), port("rst", "rst"), port("start", start),
                  port("start_bank", df["start_bank"]), port("in_flat", in_flat),

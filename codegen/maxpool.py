@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from ..core.rules import index_bits
+from .cells import StagePath, lutram_levels
 from .dataflow import PoolFilter
 from .handler import Handler, nets, param, port
 
@@ -84,6 +85,17 @@ class MaxPoolHandler(Handler):
     def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
         f = self.features(plan, family)
         return [(f"u_{plan.layer.name}", "pool", {"lut": f["pool_lut"], "ff": f["pool_ff"]})]
+
+    def df_paths(self, plan, values: int) -> list[StagePath]:
+        """The running maximum: the compare (a carry chain of the activation width) and its
+        multiplexer, whose result is also the next stage's buffer write; and the buffer's
+        read-ahead (the next address, a distributed-RAM read and the bypass multiplexer)."""
+        L = plan.layer
+        h, w, c = L.in_shape
+        depth = max(1, (w // 2) * c)
+        a_w = L.input_fmt.width
+        return [StagePath(f"u_{L.name}", "compare", 3, a_w, 2 * a_w),
+                StagePath(f"u_{L.name}", "buffer read-ahead", lutram_levels(depth) + 2, index_bits(depth), a_w)]
 
     def df_filter(self, plan) -> PoolFilter:
         return PoolFilter(plan.layer.in_shape)

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .synth import YosysNotFound, instance_of
+from .synth import YosysNotFound, instance_of, load_stat_json
 from .templating import template_dir
 
 __all__ = ["ECP5_DEVICES", "PnrResult", "PnrError", "place_and_route", "parse_report", "nextpnr_command",
@@ -191,7 +191,7 @@ def place_and_route(build_dir: str | Path, sources: list[str], top: str = "kofn_
     if res.returncode != 0 or not netlist.exists():
         raise PnrError(f"yosys synth_ecp5 failed ({res.returncode}); see {out / 'yosys_ecp5.log'}:\n{res.stderr[-2000:]}")
     t_syn = time.perf_counter() - t0
-    doc = json.loads(stat.read_text())
+    doc = load_stat_json(stat.read_text())
     cells = {k: int(v) for k, v in (doc.get("design") or {}).get("num_cells_by_type", {}).items()}
     say(f"yosys synth_ecp5 in {t_syn:.0f} s; nextpnr-ecp5 --{device} --package {package} --speed {speed} "
         f"--freq {clock_mhz:g} ...")

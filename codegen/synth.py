@@ -178,7 +178,7 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
                          capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0 or not stat.exists():
         raise RuntimeError(f"yosys failed ({res.returncode}); see {out / f'yosys_{family}.log'}:\n{res.stderr[-2000:]}")
-    doc = json.loads(stat.read_text())
+    doc = load_stat_json(stat.read_text())
     cells = _top_cells(doc, top)
     path = None
     if sta.exists():
@@ -218,6 +218,15 @@ def _leaf_cells(mods: dict, name: str) -> dict[str, int]:
         for cc, nn in (_leaf_cells(mods, sub).items() if sub in mods else [(c, int(n))]):
             cells[cc] = cells.get(cc, 0) + nn * (int(n) if sub in mods else 1)
     return cells
+
+
+def load_stat_json(text: str) -> dict:
+    """Yosys ``stat -json``'s document.  Yosys 0.23 writes a bare line per submodule type
+    (``   $paramod\\kofn_keep_reg\\W=... 84``) into the ``design`` section when a submodule
+    itself has submodules (kofn_dense's kept select copies), which is not JSON: those lines go;
+    the design's cell totals after them are complete."""
+    keep = [ln for ln in text.splitlines() if not re.match(r"^\s*[^\s\"{}\[\],]\S*\s+\d+\s*$", ln)]
+    return json.loads("\n".join(keep))
 
 
 def _top_cells(doc: dict, top: str) -> dict[str, int]:

@@ -5,7 +5,7 @@
 // Row y goes to RAM slot y mod K at row address y div K, one word per pixel (C_IN values,
 // channel 0 in the low bits), so the K rows of any window lie in K different RAMs and a
 // window column is one read cycle.  in_ready = the bank being written is empty; the frame's
-// last beat sets its `full`.
+// last beat sets its `full` (writes are registered: one cycle after it is accepted).
 // Window loader: a frame starts when its bank is full and the downstream buffer's bank of
 // the same frame is empty (`down_full`, reserved: results never wait).  For each output
 // pixel it waits until the next-window register is free, reads the K columns (K cycles),
@@ -48,7 +48,6 @@ module kofn_conv_df #(
     localparam int RD = 2 * HKW;
     localparam int AW = $clog2(RD);
     localparam int CW = $clog2((H > W ? H : W) + K + STRIDE + PAD + 1) + 2;  // signed coordinates
-    localparam int QW = $clog2(HK + 2) + 2;
     localparam int CH_W = C_IN > 1 ? $clog2(C_IN) : 1;
     localparam int X_W = W > 1 ? $clog2(W) : 1;
     localparam int Y_W = H > 1 ? $clog2(H) : 1;
@@ -63,7 +62,6 @@ module kofn_conv_df #(
     logic [X_W-1:0] x;
     logic [Y_W-1:0] y;
     logic [SL_W-1:0] wslot;
-    logic [QW-1:0] wq;
     logic wbank;
     assign in_ready = wbank ? !full[1] : !full[0];
     wire in_fire = in_valid && in_ready;
@@ -81,7 +79,27 @@ module kofn_conv_df #(
         assign wword = in_data;
     end
     wire we = in_fire && last_c;
-    wire [AW-1:0] waddr = AW'(32'(wbank) * HKW + 32'(wq) * W + 32'(x));
+    // The write address wbank * HKW + (y div K) * W + x, kept as a counter (no multiply or add in
+    // front of the RAMs): the next pixel, the next row of the same RAM row address (back to
+    // its start), the next RAM row (K rows on), or the other bank's start.
+    logic [AW-1:0] wa;
+    always_ff @(posedge clk) begin
+        if (rst) wa <= '0;
+        else if (we) begin
+            if (!last_x) wa <= wa + 1'b1;
+            else if (last_y) wa <= wbank ? '0 : AW'(HKW);
+            else if (wslot == SL_W'(K - 1)) wa <= wa + 1'b1;
+            else wa <= wa - AW'(W - 1);
+        end
+    end
+    // Writes are registered once (the pixel, its RAM, address and the frame's end), so the
+    // producer's logic ends in a register here, not at the RAMs; a bank counts as full from the
+    // edge that writes its last pixel, one cycle after that beat was accepted
+    // (kofn.codegen.dataflow: the frame buffer's `lag` is 2, as a vector buffer's).
+    logic we_q, frame_in_q, wbank_q;
+    logic [SL_W-1:0] wslot_q;
+    logic [AW-1:0] waddr_q;
+    logic [PX-1:0] wword_q;
 
     // ---- loader ------------------------------------------------------------------------
     localparam logic [1:0] L_IDLE = 2'd0, L_WAIT = 2'd1, L_READ = 2'd2;
@@ -103,7 +121,6 @@ module kofn_conv_df #(
             x <= '0;
             y <= '0;
             wslot <= '0;
-            wq <= '0;
             wbank <= 1'b0;
             lstate <= L_IDLE;
             par <= 1'b0;
@@ -120,11 +137,9 @@ module kofn_conv_df #(
                         y <= last_y ? '0 : y + 1'b1;
                         if (last_y) begin
                             wslot <= '0;
-                            wq <= '0;
                             wbank <= !wbank;
                         end else if (wslot == SL_W'(K - 1)) begin
                             wslot <= '0;
-                            wq <= wq + 1'b1;
                         end else begin
                             wslot <= wslot + 1'b1;
                         end
@@ -167,10 +182,18 @@ module kofn_conv_df #(
     // index arithmetic in front of them): set by a frame's last beat, cleared after its last read.
     wire frame_in = in_fire && last_c && last_x && last_y;
     wire frame_out = (lstate == L_READ) && last_kx && last_ox && last_oy;
+    always_ff @(posedge clk) begin
+        we_q <= we && !rst;
+        frame_in_q <= frame_in && !rst;
+        wbank_q <= wbank;
+        wslot_q <= wslot;
+        waddr_q <= wa;
+        wword_q <= wword;
+    end
     for (genvar b = 0; b < 2; b++) begin : g_full
         always_ff @(posedge clk) begin
             if (rst) full[b] <= 1'b0;
-            else if (frame_in && wbank == b[0]) full[b] <= 1'b1;
+            else if (frame_in_q && wbank_q == b[0]) full[b] <= 1'b1;
             else if (frame_out && par == b[0]) full[b] <= 1'b0;
         end
     end
@@ -224,13 +247,13 @@ module kofn_conv_df #(
         if (RAM_BLOCK) begin : g_bram
             (* ram_style = "block" *) logic [PX-1:0] ram [0:RD-1];
             always_ff @(posedge clk) begin
-                if (we && wslot == SL_W'(r)) ram[waddr] <= wword;
+                if (we_q && wslot_q == SL_W'(r)) ram[waddr_q] <= wword_q;
                 rd[r] <= ram[ra];
             end
         end else begin : g_lutram
             (* ram_style = "distributed" *) logic [PX-1:0] ram [0:RD-1];
             always_ff @(posedge clk) begin
-                if (we && wslot == SL_W'(r)) ram[waddr] <= wword;
+                if (we_q && wslot_q == SL_W'(r)) ram[waddr_q] <= wword_q;
                 rd[r] <= ram[ra];
             end
         end

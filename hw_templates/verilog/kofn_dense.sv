@@ -19,6 +19,9 @@
 // Pipelined datapath (PIPE = 1, the dataflow schedule's cores; kofn.core.rules.core_pipeline
 // gives GATHER_ST and TREE_ST): every step of the MAC path gets a register of its own, so no
 // cycle holds more than a 16:1 multiplexer level, one multiply or one adder:
+//   copy:     the inputs into a register (stage 1, so they are read when PIPE = 0 reads
+//             them), each lane's select into a register and (SEL_COPIES) into one kept copy
+//             per first gather candidate (no select bit then drives more than A_W multiplexers);
 //   gather:   GATHER_ST stages, each a 16:1 multiplexer (4 select bits, least significant
 //             first; with two banks the bank is the top select bit) into a register;
 //   multiply: the gathered activation and its weight (delayed to match) into operand
@@ -29,7 +32,7 @@
 //   acc:      the accumulator (bias seeds a row's first step), a stage of its own;
 //   requant:  round half up into a register; compare with the output range into registers;
 //             saturate and ReLU into the result register.
-// A result then leaves GATHER_ST + TREE_ST + 4 cycles later than with PIPE = 0; the inputs
+// A result then leaves GATHER_ST + TREE_ST + 5 cycles later than with PIPE = 0; the inputs
 // are read in the same cycle (stage 1), so `rel` and the conv window hand-off do not move.
 //
 // Kernel mode (KK > 1, used by kernel-level convolutions): a row keeps KC whole
@@ -78,7 +81,8 @@ module kofn_dense #(
     parameter bit PIPE = 1'b0,
     parameter int GATHER_ST = 1,
     parameter int TREE_ST = 0,
-    parameter int REL_EARLY = 0
+    parameter int REL_EARLY = 0,
+    parameter bit SEL_COPIES = 1'b0
 ) (
     input  logic                   clk,
     input  logic                   rst,
@@ -169,8 +173,8 @@ module kofn_dense #(
     end
 
     // Pipeline depth from the ROM read (stage 1) to the accumulator's input: one stage
-    // (PIPE = 0) or the gather, multiply and tree stages.
-    localparam int D1 = PIPE ? GATHER_ST + 2 + TREE_ST : 1;
+    // (PIPE = 0) or the input/select copy, gather, multiply and tree stages.
+    localparam int D1 = PIPE ? GATHER_ST + 3 + TREE_ST : 1;
     // Yosys synth_ecp5 only (KOFN_ECP5_DSP, defined by `kofn synth --family ecp5`): the
     // multiply's operand and product registers become those of a MULT18X18D
     // (ecp5/kofn_ecp5_mul18.sv), which Yosys 0.23 does not infer.  Same cycles, same function.
@@ -323,21 +327,30 @@ module kofn_dense #(
                 end
             end
         end
+        // Stage 1 reads the inputs into src_q (one register per input bit, shared by the
+        // lanes; the padding's constant zeros are no registers after synthesis) while each
+        // lane registers its select: once whole (sel_q, for the later gather stages) and once
+        // per first-stage candidate (its SB0 bits, kept apart by kofn_keep_reg; SEL_COPIES), so
+        // no select bit drives more than one candidate's A_W multiplexers: the fan-out of one
+        // select register over every candidate, not the logic, set the critical path after
+        // routing.  kofn.codegen sets SEL_COPIES only where every lane's first-stage select
+        // bits vary over the ROM (and not in kernel mode): a bit that never changes lets
+        // synthesis shrink the multiplexers instead, which a kept copy would hide from it.
+        localparam int SB0 = SELW < SB ? SELW : SB;
+        localparam int NO0 = M0 >> SB0;  // the first gather stage's candidates per lane
+        logic [CW-1:0] src_q;
+        always_ff @(posedge clk) src_q <= src;
         // Control and weights follow the data: stage 1 (v1 ...) delayed D1 cycles
-        // (D1 >= 2 here: at least one gather stage and the multiply).
+        // (D1 >= 3 here: the copy stage, at least one gather stage and the multiply).
         logic [D1:1] v_sh, f_sh, l_sh;
         logic [D1*RW_W-1:0] r_sh;  // entry i-1: the row i cycles after stage 1
-        logic [GATHER_ST*P*W_W-1:0] w_sh;
+        logic [(GATHER_ST+1)*P*W_W-1:0] w_sh;
         always_ff @(posedge clk) begin
             v_sh <= {v_sh[D1-1:1], v1 && !rst} & {D1{!rst}};
             f_sh <= {f_sh[D1-1:1], first1};
             l_sh <= {l_sh[D1-1:1], last1};
             r_sh <= {r_sh[(D1-1)*RW_W-1:0], row1};
-        end
-        if (GATHER_ST > 1) begin : g_wsh
-            always_ff @(posedge clk) w_sh <= {w_sh[(GATHER_ST-1)*P*W_W-1:0], w_q};
-        end else begin : g_wq
-            always_ff @(posedge clk) w_sh <= w_q;
+            w_sh <= {w_sh[GATHER_ST*P*W_W-1:0], w_q};
         end
         assign vd = v_sh[D1];
         assign firstd = f_sh[D1];
@@ -350,6 +363,16 @@ module kofn_dense #(
                 assign sel0 = {bank1, lane_sel[p]};
             end else begin : g_b1
                 assign sel0 = lane_sel[p];
+            end
+            logic [SELW-1:0] sel_q;
+            always_ff @(posedge clk) sel_q <= sel0;
+            wire [NO0*SB0-1:0] srep;  // candidate j's copy at j*SB0
+            if (SEL_COPIES && NO0 > 1) begin : g_rep
+                for (genvar j = 0; j < NO0; j++) begin : g_r
+                    kofn_keep_reg #(.W(SB0)) u_s (.clk(clk), .d(sel0[SB0-1:0]), .q(srep[j*SB0 +: SB0]));
+                end
+            end else begin : g_one
+                assign srep = {NO0{sel_q[SB0-1:0]}};
             end
             // Stage g keeps M0 >> min(SELW, (g+1)*SB) candidates at offset g*CW of `cand`;
             // the rest of its slice stays 0 (constant registers synthesis removes).
@@ -366,13 +389,12 @@ module kofn_dense #(
                 wire [CW-1:0] cin;  // the previous stage's candidates (this stage reads NO groups)
                 /* verilator lint_on UNUSEDSIGNAL */
                 if (g == 0) begin : g_first
-                    assign sg = sel0;
-                    assign cin = src;
+                    assign sg = sel_q;
+                    assign cin = src_q;
                 end else begin : g_next
                     assign sg = csel[(g-1)*SELW +: SELW];
                     assign cin = cand[(g-1)*CW +: CW];
                 end
-                wire [NB-1:0] s = sg[LO +: NB];
                 always_ff @(posedge clk) csel[g*SELW +: SELW] <= sg;
                 for (genvar j = 0; j < M0; j++) begin : g_c
                     if (j < NO) begin : g_on
@@ -380,7 +402,13 @@ module kofn_dense #(
                         // first, so synthesis sees a 2**NB:1 multiplexer, not a shifter
                         // over the whole stage
                         wire [(A_W << NB)-1:0] grp = cin[(j << NB)*A_W +: (A_W << NB)];
-                        always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= grp[32'(s)*A_W +: A_W];
+                        wire [NB-1:0] sj;
+                        if (g == 0) begin : g_sr
+                            assign sj = srep[j*SB0 +: NB];
+                        end else begin : g_ss
+                            assign sj = sg[LO +: NB];
+                        end
+                        always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= grp[32'(sj)*A_W +: A_W];
                     end else begin : g_off
                         always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= '0;
                     end
@@ -390,7 +418,7 @@ module kofn_dense #(
             // DSP's A/B registers), the product into a register (DSP48 M/P, MULT18X18D output).
             wire [A_W-1:0] a = cand[(GATHER_ST-1)*CW +: A_W];
             wire signed [A_W:0] a_ext = A_SIGNED ? {a[A_W-1], a} : {1'b0, a};
-            wire signed [W_W-1:0] w = w_sh[((GATHER_ST-1)*P + p)*W_W +: W_W];
+            wire signed [W_W-1:0] w = w_sh[(GATHER_ST*P + p)*W_W +: W_W];
             if (!DSP_REGS) begin : g_mul
                 logic signed [A_W:0] a_op;
                 logic signed [W_W-1:0] w_op;

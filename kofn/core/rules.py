@@ -66,8 +66,9 @@ class CorePipeline:
     """The pipelined MAC core's stages (``kofn_dense`` with ``PIPE = 1``; see its header):
     ``gather`` registered 16:1 multiplexer levels over the lane's ``{bank, index}`` select,
     ``tree`` registered levels of the lanes' adder tree.  ``extra``: cycles a result leaves
-    later than in the 3-stage core (the gather's own register, the operand register and
-    three requantization registers, one of which the 3-stage core also has, make the 4)."""
+    later than in the 3-stage core (the input and select copy register, the gather's own
+    register, the operand register and three requantization registers, one of which the
+    3-stage core also has, make the 5)."""
 
     gather: int
     tree: int
@@ -80,7 +81,7 @@ class CorePipeline:
 
     @property
     def extra(self) -> int:
-        return self.gather + self.tree + 4
+        return self.gather + self.tree + 5
 
 
 def core_pipeline(n: int, lanes: int, banks: int) -> CorePipeline:

@@ -176,3 +176,43 @@ def test_kofn_synth_rejects_unknown_family(tmp_path, capsys):
     (tmp_path / "rtl" / "filelist.f").write_text("kofn_top.sv\n")
     assert main(["synth", str(tmp_path), "--family", "ice40"]) == 2
     assert "expected xc7, xcup or ecp5" in capsys.readouterr().err
+
+
+def test_stat_json_with_nested_submodules():
+    """Yosys 0.23's ``stat -json`` with a submodule inside a submodule (kofn_dense's kept
+    select copies) writes bare ``<module> <count>`` lines into its design section: they are
+    dropped, and the design's totals read as written."""
+    from kofn.codegen.synth import _top_cells, load_stat_json
+
+    text = """{
+   "creator": "Yosys 0.23",
+   "modules": {
+      "$paramod\\\\kofn_keep_reg\\\\W=s32'00000000000000000000000000000100": {
+         "num_cells": 4,
+         "num_cells_by_type": {
+            "FDRE": 4
+         }
+      },
+      "\\\\kofn_top": {
+         "num_cells": 2,
+         "num_cells_by_type": {
+            "LUT6": 1,
+            "$paramod\\\\kofn_keep_reg\\\\W=s32'00000000000000000000000000000100": 1
+         }
+      }
+   },
+       $paramod\\kofn_keep_reg\\W=s32'00000000000000000000000000000100     1
+      "design": {
+         "num_cells": 5,
+         "num_cells_by_type": {
+            "FDRE": 4,
+            "LUT6": 1
+         }
+      }
+}
+"""
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    doc = load_stat_json(text)
+    assert _top_cells(doc, "kofn_top") == {"FDRE": 4, "LUT6": 1}
+    assert len(doc["modules"]) == 2
