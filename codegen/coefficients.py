@@ -7,8 +7,8 @@ corpus (78 synthesized designs); do not edit by hand.
 COEFFICIENTS = {
     "xc7": {
         "axout_lut": {
-            "bank": 0.8642,
-            "mux": 0.4198,
+            "bank": 0.7542,
+            "mux": 0.5828,
             "one": 0.0
         },
         "axout_ff": {
@@ -26,9 +26,9 @@ COEFFICIENTS = {
             "one": 6.0
         },
         "conv_lut": {
-            "lbwe": 6.1689,
-            "rowmux": 1.6824,
-            "pxmux": 0.1508,
+            "lbwe": 5.8972,
+            "rowmux": 1.6878,
+            "pxmux": 0.1634,
             "ser": 0.0,
             "one": 0.0
         },
@@ -39,29 +39,29 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "convdf_lut": {
-            "land": 0.2163,
-            "ram": 1.1316,
-            "addr": 6.8355,
-            "one": 6.4719
+            "land": 0.1918,
+            "ram": 1.1306,
+            "addr": 7.0763,
+            "one": 4.2013
         },
         "convdf_ff": {
-            "win": 1.0525,
-            "stage": 0.0,
-            "rd": 1.0071,
-            "ctr": 1.7732,
-            "one": 0.0
+            "win": 1.0765,
+            "stage": 0.241,
+            "rd": 1.0066,
+            "ctr": 1.9777,
+            "one": 8.3255
         },
         "core_lut": {
-            "mux": 1.2989,
-            "kmode": 0.2134,
+            "mux": 1.2995,
+            "kmode": 0.2159,
             "rom": 0.0,
-            "mul": 2.5413,
+            "mul": 2.5482,
             "add": 0.0,
             "tree": 0.0,
             "sel": 0.0,
-            "outw": 0.293,
+            "outw": 0.2918,
             "bank": 0.0,
-            "one": 44.1283
+            "one": 43.8237
         },
         "core_ff": {
             "idx_q": 1.5228,
@@ -74,29 +74,29 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "dfcore_lut": {
-            "mux": 1.9625,
+            "mux": 1.8988,
             "kmode": 0.0,
-            "rom": 0.0203,
-            "mul": 2.8225,
+            "rom": 0.2534,
+            "mul": 3.0808,
             "add": 0.0,
             "tree": 0.0,
-            "sel": 13.665,
+            "sel": 11.615,
             "outw": 0.0,
-            "bank": 0.9274,
-            "one": 22.2166
+            "bank": 0.9337,
+            "one": 26.218
         },
         "dfcore_ff": {
-            "idx_q": 6.6128,
+            "idx_q": 5.9433,
             "w_q": 0.0,
             "prod": 0.0,
             "acc": 0.0,
             "bias": 0.0,
-            "ctrl": 6.5852,
+            "ctrl": 5.8185,
             "kctr": 0.0,
-            "gather": 0.6762,
-            "csel": 0.0,
+            "gather": 0.7819,
+            "csel": 0.8521,
             "wsh": 0.0,
-            "op": 0.0,
+            "op": 0.1847,
             "tree": 0.0,
             "pipe": 0.0,
             "one": 0.0
@@ -109,14 +109,14 @@ COEFFICIENTS = {
         },
         "pool_lut": {
             "buf": 0.0,
-            "cmp": 3.8551,
-            "ctr": 2.0451,
+            "cmp": 3.256,
+            "ctr": 2.4875,
             "one": 0.0
         },
         "pool_ff": {
             "ctr": 1.0,
-            "addr": 2.0,
-            "one": 0.0
+            "addr": 3.0,
+            "one": 12.0
         },
         "top_lut": {
             "colwe": 1.2207,
@@ -131,8 +131,8 @@ COEFFICIENTS = {
     },
     "xcup": {
         "axout_lut": {
-            "bank": 0.7813,
-            "mux": 0.552,
+            "bank": 0.8759,
+            "mux": 0.3801,
             "one": 0.0
         },
         "axout_ff": {
@@ -140,8 +140,8 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "buf_lut": {
-            "we": 1.1198,
-            "one": 21.7702
+            "we": 1.1177,
+            "one": 21.8156
         },
         "buf_ff": {
             "regs": 1.0,
@@ -151,8 +151,8 @@ COEFFICIENTS = {
         },
         "conv_lut": {
             "lbwe": 0.0,
-            "rowmux": 3.3757,
-            "pxmux": 0.2518,
+            "rowmux": 3.2913,
+            "pxmux": 0.3547,
             "ser": 0.0,
             "one": 0.0
         },
@@ -163,27 +163,27 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "convdf_lut": {
-            "land": 0.2113,
-            "ram": 1.1186,
-            "addr": 7.416,
-            "one": 1.883
-        },
-        "convdf_ff": {
-            "win": 1.0525,
-            "stage": 0.0,
-            "rd": 1.0071,
-            "ctr": 1.7732,
+            "land": 0.1942,
+            "ram": 1.1126,
+            "addr": 7.547,
             "one": 0.0
         },
+        "convdf_ff": {
+            "win": 1.0765,
+            "stage": 0.241,
+            "rd": 1.0066,
+            "ctr": 1.9777,
+            "one": 8.3255
+        },
         "core_lut": {
-            "mux": 1.4047,
-            "kmode": 11.8665,
-            "rom": 1.6915,
-            "mul": 1.8374,
-            "add": 0.4209,
+            "mux": 1.4068,
+            "kmode": 11.8155,
+            "rom": 1.6579,
+            "mul": 1.8309,
+            "add": 0.4466,
             "tree": 0.0,
             "sel": 0.0,
-            "outw": 0.1482,
+            "outw": 0.1443,
             "bank": 0.0,
             "one": 0.0
         },
@@ -198,27 +198,27 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "dfcore_lut": {
-            "mux": 1.9097,
+            "mux": 1.8109,
             "kmode": 0.0,
-            "rom": 0.685,
-            "mul": 2.2617,
+            "rom": 0.0,
+            "mul": 2.59,
             "add": 0.0,
-            "tree": 0.4081,
-            "sel": 17.4891,
+            "tree": 0.9246,
+            "sel": 12.0948,
             "outw": 0.0,
-            "bank": 0.9994,
-            "one": 15.308
+            "bank": 1.028,
+            "one": 41.3873
         },
         "dfcore_ff": {
-            "idx_q": 10.5996,
-            "w_q": 0.2928,
+            "idx_q": 11.4821,
+            "w_q": 0.0,
             "prod": 0.0,
-            "acc": 2.2724,
+            "acc": 0.0,
             "bias": 0.0,
-            "ctrl": 4.9076,
+            "ctrl": 6.2026,
             "kctr": 0.0,
-            "gather": 0.7287,
-            "csel": 0.0,
+            "gather": 0.91,
+            "csel": 0.4025,
             "wsh": 0.0,
             "op": 0.0,
             "tree": 0.0,
@@ -233,14 +233,14 @@ COEFFICIENTS = {
         },
         "pool_lut": {
             "buf": 0.0,
-            "cmp": 3.8551,
-            "ctr": 2.0451,
+            "cmp": 3.256,
+            "ctr": 2.4875,
             "one": 0.0
         },
         "pool_ff": {
             "ctr": 1.0,
-            "addr": 2.0,
-            "one": 0.0
+            "addr": 3.0,
+            "one": 12.0
         },
         "top_lut": {
             "colwe": 1.1587,
