@@ -50,6 +50,14 @@ class BuildPlan:
         return {"macs": macs, "multipliers": mult, "ii": ii, "mac_efficiency": round(macs / (mult * ii), 4),
                 "limit_ii": -(-macs // mult)}
 
+    @property
+    def fmax_estimate(self):
+        """The Fmax model's prediction for ECP5-85 speed 6 (:mod:`kofn.codegen.fmax`;
+        ``None`` for the sequential schedule, which it does not model)."""
+        from .fmax import estimate_fmax
+
+        return estimate_fmax(self.model, self.layers, self.schedule, self.stream_in, self.stream_out)
+
 
 def plan_build(model: Model, lanes: Sequence[int | str | None] | None = None, top: str = "kofn_top",
                part: str = "xc7z020clg400-1", clock_mhz: float = 100.0, schedule: str = "dataflow",

@@ -314,7 +314,8 @@ class MacHandler(Handler):
             out.append(StagePath(inst, f"gather {g + 1}", mux_levels(2 ** nb), 0,
                                  (1 if g == 0 and copies else cands) * a_w * 2 ** (nb - 1)))
         # the select register and copies load the index ROM's register, or in kernel mode
-        # tap * N_CH + the kernel's channel from the channel ROM word
+        # tap * N_CH + the kernel's channel from the channel ROM word (the step's tap and
+        # kernel are registers; the kernel picks its channel field)
         out.append(StagePath(inst, "select copy", 1 + (mux_levels(L.k) if kmode else 0),
                              index_bits(L.n) if kmode else 0, 1 + (2 ** (sel - min(sel, sb)) if copies else 0)))
         if pipe.tree:

@@ -166,3 +166,25 @@ def test_explore_report_renders(small_sweep, tmp_path):
     need_chromium()
     _, out = small_sweep
     assert_renders(out / "report.html", tmp_path)
+
+
+def test_min_fmax_target():
+    """``--min-fmax`` keeps the points whose Fmax estimate reaches it; a point without an
+    estimate (the sequential schedule has no Fmax model) cannot meet it."""
+    pts = [dict(p, fmax_mhz=f) for p, f in zip(POINTS, (160.0, 170.0, 120.0, 150.0, None, 155.0))]
+    c = pick(pts, Targets(min_fmax=150))
+    assert c["feasible"] and c["index"] == 0 and c["binding"] == ["min_fmax"]  # 2 is more accurate but slow
+    assert Targets(min_fmax=150).violations(pts[4]) == ["min_fmax"]
+    assert pick(pts, Targets(min_fmax=180))["feasible"] is False
+
+
+def test_hardware_points_carry_the_fmax_estimate():
+    from designs import design
+    from kofn.app.explore import hardware_points
+    from kofn.codegen import plan_build
+
+    m, _ = design("pad")
+    df, seq = hardware_points(m, [2], schedule="dataflow")[0], hardware_points(m, [2], schedule="sequential")[0]
+    b = plan_build(m, [2, 2])
+    assert df["fmax_mhz"] == round(b.fmax_estimate.fmax_mhz, 1) and df["fmax_mhz"] > 0
+    assert seq["fmax_mhz"] is None

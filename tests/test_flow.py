@@ -53,6 +53,12 @@ def test_default_flow_report(default_build):
     assert r["accuracy"]["integer"] >= 0.93
     assert r["accuracy"]["rtl_on_test"] == r["accuracy"]["integer"]
     assert r["lint"]["verilator_wall"] == "clean"
+    # the Fmax model's estimate, before any synthesis, with the throughput at that clock (the
+    # JSON rounds Fmax to 0.1 MHz and the period to 1 ps)
+    fx, ii = r["timing"]["estimate"], r["latency"]["ii_cycles"]
+    assert abs(fx["fmax_mhz"] - 1000 / fx["period_ns"]) <= 0.06
+    assert abs(fx["throughput_per_s_at_fmax"] - fx["fmax_mhz"] * 1e6 / ii) <= 0.05 * 1e6 / ii
+    assert fx["critical"]["instance"].startswith("u_l") and "Fmax estimate" in (out / "report.md").read_text()
     assert {"dsp", "bram18", "lut", "ff"} <= set(r["resources"])
     assert 0 < r["memory"]["rom_bits"] < r["memory"]["dense_bits"]
     # the IP's README reports the RTL simulation's cycles in its measured column (sim_cycles > 0:

@@ -257,10 +257,17 @@ module kofn_dense #(
                 assign taps[s] = TW'((s * P + p) % KK);
                 assign kerns[s] = JW'((s * P + p) / KK);
             end
-            wire [TW-1:0] tap1 = taps[step1];
-            wire [JW-1:0] kern1 = kerns[step1];
+            // looked up from the step in stage 0, beside the ROM read, into registers
+            logic [TW-1:0] tap1;
+            logic [JW-1:0] kern1;
+            logic kok1;  // kern1 < KC: a kept kernel, not padding
+            always_ff @(posedge clk) begin
+                tap1 <= taps[step];
+                kern1 <= kerns[step];
+                kok1 <= 32'(kerns[step]) < KC;
+            end
             // Padding entries (kernel >= KC) carry weight 0; any channel will do.
-            wire [CIDX_W-1:0] ch = (32'(kern1) < KC) ? idx_q[32'(kern1) * CIDX_W +: CIDX_W] : '0;
+            wire [CIDX_W-1:0] ch = kok1 ? idx_q[32'(kern1) * CIDX_W +: CIDX_W] : '0;
             assign lane_sel[p] = IDX_W'(32'(tap1) * N_CH + 32'(ch));
         end else begin : g_idx
             assign lane_sel[p] = idx_q[p*IDX_W +: IDX_W];

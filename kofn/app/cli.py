@@ -224,7 +224,11 @@ def _explore(args: argparse.Namespace) -> int:
         wbits, abits, lanes = ints(args.weight_bits), ints(args.act_bits), ints(args.lanes)
         if min(wbits + abits) < 2 or min(lanes) < 1:
             raise ValueError("widths must be >= 2 bits and lanes >= 1")
-        targets = Targets(args.max_dsp, args.max_lut, args.max_ff, args.max_bram18, args.max_latency, args.min_accuracy)
+        if args.min_fmax is not None and cfg.hw.schedule != "dataflow":
+            raise ValueError("--min-fmax: the Fmax model covers the dataflow schedule only "
+                             f"(this config's hw.schedule is {cfg.hw.schedule!r})")
+        targets = Targets(args.max_dsp, args.max_lut, args.max_ff, args.max_bram18, args.max_latency, args.min_accuracy,
+                          args.min_fmax)
         progress = Progress(quiet=args.quiet)
         doc = run_explore(cfg, Path(args.out), ratios, wbits, abits, lanes, epochs=args.epochs, jobs=args.jobs,
                           targets=targets, objective=args.objective, family=args.family,
@@ -329,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--max-bram18", type=int, default=None)
     x.add_argument("--max-latency", type=int, default=None, help="cycles, first input beat to last output beat")
     x.add_argument("--min-accuracy", type=float, default=None, help="integer test accuracy, 0..1")
+    x.add_argument("--min-fmax", type=float, default=None,
+                   help="MHz: the Fmax model's ECP5-85 speed 6 estimate (kofn.codegen.fmax; dataflow schedule)")
     x.add_argument("-q", "--quiet", action="store_true")
     x.set_defaults(func=_explore)
     d = sub.add_parser("default-config", help="print the embedded default config (a documented starting point)")

@@ -52,19 +52,22 @@ class Targets:
     max_bram18: int | None = None
     max_latency: int | None = None  # cycles, first input beat to last output beat
     min_accuracy: float | None = None
+    min_fmax: float | None = None  # MHz, the Fmax model's ECP5 estimate (kofn.codegen.fmax)
 
     def checks(self) -> list[tuple[str, str, float]]:
         """``(name, point key, limit)`` of every set constraint; max_* are upper bounds."""
         keys = {"max_dsp": "dsp", "max_lut": "lut", "max_ff": "ff", "max_bram18": "bram18",
-                "max_latency": "latency_cycles", "min_accuracy": "accuracy"}
+                "max_latency": "latency_cycles", "min_accuracy": "accuracy", "min_fmax": "fmax_mhz"}
         return [(f.name, keys[f.name], getattr(self, f.name)) for f in dataclasses.fields(self)
                 if getattr(self, f.name) is not None]
 
     def violations(self, point: dict) -> list[str]:
         out = []
         for name, key, limit in self.checks():
-            v = point[key]
-            if (name.startswith("max") and v > limit) or (name.startswith("min") and v < limit):
+            v = point.get(key)
+            if v is None:  # no figure (the Fmax model covers the dataflow schedule only)
+                out.append(name)
+            elif (name.startswith("max") and v > limit) or (name.startswith("min") and v < limit):
                 out.append(name)
         return out
 
@@ -154,8 +157,10 @@ def hardware_points(model_ir, lanes: Sequence[int], family: str = "xc7", schedul
         b = plan_build(model_ir, plan_lanes, schedule=schedule)
         lat = b.latency
         res = resources(model_ir, b.layers, family, b.schedule, b.stream_in, b.stream_out)
+        fx = b.fmax_estimate
         out.append({"lanes": p, "latency_cycles": lat.total_cycles, "ii_cycles": lat.ii_cycles,
-                    "dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff})
+                    "dsp": res.dsp, "bram18": res.bram18, "lut": res.lut, "ff": res.ff,
+                    "fmax_mhz": round(fx.fmax_mhz, 1) if fx else None})
     return out
 
 
@@ -326,7 +331,7 @@ def describe_pick(doc: dict) -> str:
     p = c["point"]
     what = (f"k/n {p['ratio']}, {p['weight_bits']}-bit weights, {p['act_bits']}-bit activations, P = {p['lanes']}: "
             f"accuracy {p['accuracy']:.4f}, {p['dsp']} DSP, {p['lut']} LUT, {p['ff']} FF, {p['bram18']} BRAM18, "
-            f"{p['latency_cycles']} cycles")
+            f"{p['latency_cycles']} cycles" + (f", Fmax {p['fmax_mhz']} MHz (ECP5 estimate)" if p.get("fmax_mhz") else ""))
     if not c["feasible"]:
         return f"no design meets the targets; nearest: {what} (violates {', '.join(c['violated'])})"
     if not c["binding"]:

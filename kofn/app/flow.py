@@ -275,7 +275,15 @@ def assemble(src: Source, plan: BuildPlan, vectors: Vectors, sims: Simulations, 
                                              plan.stream_out), "xc7"),
         bitexact=bitexact, dataset=src.dataset, source_model=src.source_model, accuracy=acc,
         training=src.training, lint=sims.lint, seconds=dict(seconds), efficiency=plan.efficiency,
-        model=plan.model, history=src.history)
+        timing=_timing_estimate(plan), model=plan.model, history=src.history)
+
+
+def _timing_estimate(plan: BuildPlan) -> dict | None:
+    """``timing.estimate`` of report.json: the Fmax model's ECP5 prediction, before any P&R."""
+    est = plan.fmax_estimate
+    if est is None:
+        return None
+    return {"estimate": {**est.as_dict(), "throughput_per_s_at_fmax": round(est.fmax_mhz * 1e6 / plan.latency.ii_cycles, 1)}}
 
 
 def _replace(acc: Accuracy | None, **kw) -> Accuracy | None:

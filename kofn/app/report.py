@@ -225,7 +225,13 @@ def render_markdown(r: Mapping[str, Any]) -> str:
         lines += [f"MAC efficiency {eff['mac_efficiency']:.2f}: {eff['macs']:,} kept MACs per inference on "
                   f"{eff['multipliers']} multipliers at II {eff['ii']:,} (the multipliers' limit: II {eff['limit_ii']:,}).", ""]
     for fam, t in (r.get("timing") or {}).items():
-        if "fmax_mhz" in t:
+        if fam == "estimate":
+            cp = t["critical"]
+            lines += [f"Fmax estimate (kofn's model, before synthesis; ECP5-85 speed 6 after place and route): "
+                      f"{t['fmax_mhz']:.1f} MHz, slowest path `{cp['instance']}` {cp['stage']} "
+                      f"({cp['levels']} LUT levels, {cp['carry']}-bit carry, fan-out {cp['fanout']}); "
+                      f"{t['throughput_per_s_at_fmax']:,.0f} inferences/s at that clock.", ""]
+        elif "fmax_mhz" in t:
             cp = t.get("critical_path") or {}
             lines += [f"Timing ({fam} {t['device']} speed {t['speed']}, nextpnr post-route): {t['verdict']}; "
                       f"{t['throughput_per_s_at_fmax']:,.0f} inferences/s at that clock. Critical path "

@@ -209,7 +209,9 @@ def _hardware_section(r: dict) -> list[str]:
              ("II", f"{lat['ii_cycles']:,} cycles"),
              (f"throughput @ {lat['clock_mhz']:g} MHz", f"{lat['throughput_per_s']:,.0f}/s")]
     for fam, t in (r.get("timing") or {}).items():
-        if "fmax_mhz" in t:  # place and route ran: the clock the design reaches
+        if fam == "estimate":
+            cards.append(("Fmax ecp5 (estimate)", f"{t['fmax_mhz']:.1f} MHz"))
+        elif "fmax_mhz" in t:  # place and route ran: the clock the design reaches
             cards.append((f"Fmax {fam} (post-route)", f"{t['fmax_mhz']:.1f} MHz {'✓' if t['met'] else '✗'}"))
             cards.append((f"throughput @ {t['fmax_mhz']:.0f} MHz", f"{t['throughput_per_s_at_fmax']:,.0f}/s"))
     eff = r.get("efficiency")
@@ -272,7 +274,12 @@ def _timing_rows(timing: dict) -> list[str]:
     """``kofn synth``'s timing: nextpnr's post-route result, Yosys sta's logic-only path."""
     rows = []
     for fam, t in timing.items():
-        if "fmax_mhz" in t:
+        if fam == "estimate":
+            cp = t["critical"]
+            rows.append(("ecp5 -6, kofn's model (before synthesis)", f"{t['fmax_mhz']:.1f}", "", "",
+                         f"{t['period_ns']}", cp["instance"],
+                         f"{cp['stage']}: {cp['levels']} LUT levels, {cp['carry']}-bit carry, fan-out {cp['fanout']}"))
+        elif "fmax_mhz" in t:
             cp = t.get("critical_path") or {}
             rows.append((f"{fam} {t['device']} -{t['speed']} (nextpnr, post-route)", f"{t['fmax_mhz']:.1f}",
                          f"{t['clock_mhz']:g}", "met" if t["met"] else "FAILED", f"{cp.get('delay_ns', '-')} "
