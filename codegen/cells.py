@@ -13,7 +13,7 @@ from ..core.rules import index_bits
 from .rom import bram_cells, rom_in_bram
 
 __all__ = ["DSP_PORTS", "operand_bits", "uses_dsp", "mux_luts", "rom_luts", "rom_cost", "reachable", "csr_bits",
-           "vecbuf_features", "StagePath", "mux_levels", "lutram_levels", "vecbuf_write_path"]
+           "vecbuf_features", "constant_bits", "StagePath", "mux_levels", "lutram_levels", "vecbuf_write_path"]
 
 DSP_PORTS = {"xc7": (25, 18), "xcup": (27, 18)}  # DSP48E1 25x18, DSP48E2 27x18 signed multipliers
 
@@ -55,11 +55,16 @@ def rom_cost(depth: int, width: int) -> tuple[int, int]:
     return 0, rom_luts(depth, width)
 
 
+def constant_bits(vals) -> tuple[int, int]:
+    """``(ones, zeros)``: masks of the bits that are 1, and 0, in every one of ``vals``."""
+    vals = np.asarray(vals, dtype=np.int64).ravel()
+    return int(np.bitwise_and.reduce(vals)), int(np.bitwise_and.reduce(~vals))
+
+
 def reachable(vals, n: int) -> int:
     """How many inputs below ``n`` agree with every bit that is constant across ``vals``
     (synthesis drops index bits that never change, and with them the other inputs)."""
-    vals = np.asarray(vals, dtype=np.int64).ravel()
-    ones, zeros = int(np.bitwise_and.reduce(vals)), int(np.bitwise_and.reduce(~vals))
+    ones, zeros = constant_bits(vals)
     i = np.arange(n)
     return int((((i & ones) == ones) & ((i & zeros) == 0)).sum())
 

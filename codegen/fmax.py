@@ -26,7 +26,7 @@ from .cells import StagePath, vecbuf_write_path
 from .fmax_coefficients import COEFFICIENTS
 from .kinds import handler
 
-__all__ = ["StagePath", "DesignPaths", "FmaxEstimate", "design_paths", "path_delay", "predict_period",
+__all__ = ["StagePath", "DesignPaths", "FmaxEstimate", "design_paths", "path_delay", "stage_delays", "predict_period",
            "estimate_fmax", "fit", "COEFFICIENTS"]
 
 PARAMS = ("base", "level", "carry", "fanout", "size")
@@ -77,12 +77,16 @@ def path_delay(path: StagePath, coef: dict[str, float]) -> float:
             + coef["fanout"] * math.log2(max(1, path.fanout)))
 
 
+def stage_delays(parts: DesignPaths, coef: dict[str, float]) -> tuple[tuple[StagePath, float], ...]:
+    """Every path with its delay in ns, the design's size term included."""
+    size = coef["size"] * max(0.0, math.log2(max(1, parts.lut) / 1000))
+    return tuple((p, path_delay(p, coef) + size) for p in parts.paths)
+
+
 def predict_period(parts: DesignPaths, coef: dict[str, float] | None = None) -> tuple[float, str]:
     """``(period ns, "instance: stage" of the slowest path)`` under ``coef`` (default: the fitted)."""
-    coef = coef or COEFFICIENTS["ecp5"]
-    worst = max(parts.paths, key=lambda p: path_delay(p, coef))
-    size = coef["size"] * max(0.0, math.log2(max(1, parts.lut) / 1000))
-    return path_delay(worst, coef) + size, f"{worst.instance}: {worst.stage}"
+    worst, period = max(stage_delays(parts, coef or COEFFICIENTS["ecp5"]), key=lambda s: s[1])
+    return period, f"{worst.instance}: {worst.stage}"
 
 
 def estimate_fmax(model, plans, schedule: str = "dataflow", stream_in: int = 1, stream_out: int = 1,
@@ -93,9 +97,7 @@ def estimate_fmax(model, plans, schedule: str = "dataflow", stream_in: int = 1, 
     parts = design_paths(model, plans, schedule, stream_in, stream_out)
     if parts is None or not parts.paths:
         return None
-    coef = COEFFICIENTS[family]
-    size = coef["size"] * max(0.0, math.log2(max(1, parts.lut) / 1000))
-    stages = tuple((p, path_delay(p, coef) + size) for p in parts.paths)
+    stages = stage_delays(parts, COEFFICIENTS[family])
     crit, period = max(stages, key=lambda s: s[1])
     return FmaxEstimate(1000.0 / period, period, crit, stages)
 

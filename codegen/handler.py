@@ -13,10 +13,10 @@ import numpy as np
 
 from ..core.fixed import bits_for_range, from_twos_complement, product_range, to_twos_complement
 from ..core.rules import CorePipeline, core_pipeline, index_bits
-from .cells import StagePath, csr_bits, mux_levels, mux_luts, operand_bits, reachable, rom_luts, uses_dsp
+from .cells import StagePath, constant_bits, csr_bits, mux_levels, mux_luts, operand_bits, reachable, rom_luts, uses_dsp
 from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
 
-__all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "StagePath", "param", "port", "nets"]
+__all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets"]
 
 CORE_MODULE = "kofn_dense"  # the sparse MAC core of dense and convolution layers
 KEEP_REG_MODULE = "kofn_keep_reg"  # the pipelined core's kept select copies (its submodule)
@@ -247,14 +247,14 @@ class MacHandler(Handler):
         p, L = plan, plan.layer
         pipe = self.df_pipeline(plan)
         sel, sb = pipe.select_bits, pipe.stage_bits
-        cand = sum(2 ** max(0, sel - min(sel, (g + 1) * sb)) for g in range(pipe.gather))
+        cand = sum(pipe.candidates(g) for g in range(pipe.gather))
         n, tree = p.lanes, 0
         for _ in range(pipe.tree):
             n = (n + 1) // 2
             tree += n
         d1 = pipe.gather + 3 + pipe.tree
         sb0 = min(sel, sb)
-        copies = 2 ** (sel - sb0) if self.select_copies(plan) else 0  # one per first-stage candidate
+        copies = pipe.candidates(0) if self.select_copies(plan) else 0  # one per first-stage candidate
         return {
             # the input register (stage 1) and the candidates
             "gather": self.df_banks * L.n * L.input_fmt.width + p.lanes * L.input_fmt.width * cand,
@@ -276,16 +276,11 @@ class MacHandler(Handler):
         if self.kernel_level(plan.layer):
             return False
         pipe = self.df_pipeline(plan)
-        sb0 = min(pipe.select_bits, pipe.stage_bits)
-        if pipe.select_bits - sb0 < 1:
+        if pipe.candidates(0) < 2:
             return False
-        mask = (1 << sb0) - 1
+        mask = (1 << min(pipe.select_bits, pipe.stage_bits)) - 1
         idx = unpack_entries(plan.roms.index, plan.steps * plan.lanes)
-        for q in range(plan.lanes):
-            v = idx[:, q :: plan.lanes].ravel()
-            if (int(np.bitwise_and.reduce(v)) & mask) or (int(np.bitwise_and.reduce(~v)) & mask):
-                return False
-        return True
+        return not any(any(m & mask for m in constant_bits(idx[:, q :: plan.lanes])) for q in range(plan.lanes))
 
     def core_paths(self, plan, inst: str) -> list[StagePath]:
         """The pipelined core's register-to-register paths (``kofn_dense`` with ``PIPE = 1``):
@@ -310,14 +305,13 @@ class MacHandler(Handler):
         copies = self.select_copies(plan)
         for g in range(pipe.gather):
             nb = min(sb, sel - g * sb)
-            cands = 2 ** (sel - min(sel, (g + 1) * sb))  # this stage's candidates per lane
             out.append(StagePath(inst, f"gather {g + 1}", mux_levels(2 ** nb), 0,
-                                 (1 if g == 0 and copies else cands) * a_w * 2 ** (nb - 1)))
+                                 (1 if g == 0 and copies else pipe.candidates(g)) * a_w * 2 ** (nb - 1)))
         # the select register and copies load the index ROM's register, or in kernel mode
         # tap * N_CH + the kernel's channel from the channel ROM word (the step's tap and
         # kernel are registers; the kernel picks its channel field)
         out.append(StagePath(inst, "select copy", 1 + (mux_levels(L.k) if kmode else 0),
-                             index_bits(L.n) if kmode else 0, 1 + (2 ** (sel - min(sel, sb)) if copies else 0)))
+                             index_bits(L.n) if kmode else 0, 1 + (pipe.candidates(0) if copies else 0)))
         if pipe.tree:
             out.append(StagePath(inst, "adder tree", 1, acc_w))
         out += [StagePath(inst, "accumulate", 2, acc_w), StagePath(inst, "round", 1, rq_w),

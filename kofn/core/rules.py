@@ -79,6 +79,11 @@ class CorePipeline:
         """Select bits each gather stage consumes (the last may take fewer)."""
         return -(-self.select_bits // self.gather)
 
+    def candidates(self, g: int) -> int:
+        """Candidates per lane after gather stage ``g`` (from 0): each stage divides them by
+        ``2**stage_bits`` (the last stage leaves one)."""
+        return 2 ** (self.select_bits - min(self.select_bits, (g + 1) * self.stage_bits))
+
     @property
     def extra(self) -> int:
         return self.gather + self.tree + 5
