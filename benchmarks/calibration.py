@@ -74,18 +74,27 @@ CORPUS: tuple[CorpusDesign, ...] = (
     _c("c6_stride", (8, 7, 3), (("conv", 3, 3, 2, 0, "weight", 4), ("conv", 5, 2, 1, 0, "kernel", 2),
                                 ("dense", 6, 5)), (3, 7, 2)),
     _c("c10_5x5", (10, 10, 1), (("conv", 4, 5, 1, 2, "kernel", 1), ("pool",), ("dense", 8, 20)), (25, None, 4)),
+    # bank granularity: lane p's multiplexer spans bank p (n/P inputs) only
+    _d("m96_k12_p4_bank", [96, 24, 6], [12, 6], [4, 3], banks=(4, 3)),
+    _d("m256_k32_p8_bank", [256, 32, 4], [32, 8], [8, 4], banks=(8, 4)),  # the twin of m256_k32_p8
 )
-#: Thirteen of them again as dataflow hardware (ping-pong buffers, conv frame RAMs: every
+#: Fifteen of them again as dataflow hardware (ping-pong buffers, conv frame RAMs: every
 #: MLP shape class and every CNN), plus one whose convolution frame buffer is large enough
 #: for block RAM.
 DF_TWINS = ("m16_k4_p1", "m32_k8_p8", "m64_k16_p8", "m48_k12_p3", "m100_k10_p5", "m40_k5_p5_w4", "m20_k5_p2_o16",
-            "m24_k6_p3_w4a4s", "m3l", "c8_w_pool", "c8_kernel", "c6_stride", "c10_5x5")
+            "m24_k6_p3_w4a4s", "m3l", "c8_w_pool", "c8_kernel", "c6_stride", "c10_5x5", "m96_k12_p4_bank",
+            "m256_k32_p8_bank")
 CORPUS = CORPUS + tuple(replace(d, name=f"{d.name}_df", schedule="dataflow") for d in CORPUS if d.name in DF_TWINS) + (
     # kernel level with two whole kernels per step (P = 2*K*K): each lane's tap is a constant
     replace(_c("c6_kk2_df", (6, 6, 3), (("conv", 6, 3, 1, 1, "weight", 12), ("conv", 8, 3, 1, 1, "kernel", 3),
                                         ("pool",), ("dense", 10, 12)), (4, 18, None, 2)), schedule="dataflow"),
     replace(_c("c16_frame_df", (16, 16, 4), (("conv", 4, 3, 1, 1, "kernel", 2), ("pool",), ("dense", 10, 16)),
                (9, None, 4)), schedule="dataflow"),
+    # banks of 512 values: the bank memories in block RAM
+    replace(_d("m1024_k16_p2_bank_df", [1024, 8, 4], [16, 4], [2, 2], banks=(2, 2)), schedule="dataflow"),
+    # a banked weight-level convolution (18-value window in 3 banks) and a banked dense head
+    replace(_c("c8_bank_df", (8, 8, 2), (("conv", 4, 3, 1, 1, "bank", 6, 3), ("pool",), ("dense", 10, 16, 4)),
+               (3, None, 4)), schedule="dataflow"),
 )
 
 

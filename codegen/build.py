@@ -79,8 +79,16 @@ def plan_build(model: Model, lanes: Sequence[int | str | None] | None = None, to
         stream_in, stream_out = stream_in or 1, stream_out or 1
     else:
         slowest = max(handler(p.layer).df_period(p.layer, p.lanes) for p in plans if p.has_core)
-        image = handler(plans[0].layer).image
+        first = handler(plans[0].layer)
+        image = first.image
+        # a bank layer's memories take one value per bank and beat: at most P values per beat
+        cap = plans[0].lanes if first.has_core and first.df_mem(plans[0].layer) else 0
+        if stream_in and cap and stream_in > cap:
+            raise ValueError(f"hw.stream_in = {stream_in}: layer {plans[0].layer.name!r} keeps its inputs in "
+                             f"{cap} bank memories, one write each per beat: at most {cap} values per beat")
         stream_in = stream_in or (1 if image else stream_values(model.n_inputs, slowest))
+        while cap and stream_in > cap:
+            stream_in //= 2
         stream_out = stream_out or stream_values(model.n_outputs, slowest)
     return BuildPlan(model, plans, latency(model, plans, schedule, stream_in, stream_out), top, part, clock_mhz,
                      schedule, stream_in, stream_out, folding)

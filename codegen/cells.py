@@ -85,6 +85,37 @@ def vecbuf_features(n: int, width: int, values: int) -> dict[str, dict[str, floa
                    "one": 1.0}}
 
 
+def bank_ram(bank_n: int, width: int) -> tuple[int, bool]:
+    """``(depth, lutram)`` of one bank memory of ``kofn_bankbuf`` holding ``bank_n`` values of
+    ``width`` bits per frame: two frames at ``{half, address}`` (depth ``2 << index_bits``), in
+    distributed RAM unless the ROM placement rule (:func:`kofn.codegen.rom.rom_in_bram`) picks
+    block RAM."""
+    depth = 2 << index_bits(bank_n)
+    return depth, not rom_in_bram(depth, width)
+
+
+def bankbuf_features(n: int, banks: int, width: int, values: int) -> dict[str, dict[str, float]]:
+    """Features of a ``kofn_bankbuf`` of ``n`` values in ``banks`` memories, written ``values``
+    per beat: the distributed RAM (per 64-word column of a bit), each bank's value select
+    (a ``values``:1 multiplexer), its position and address counters and the registered write;
+    the read registers."""
+    beats = -(-n // values)
+    nb = n // banks
+    depth, lutram = bank_ram(nb, width)
+    la, jw = index_bits(nb), index_bits(banks)
+    return {"lut": {"ram": banks * width * -(-depth // 64) if lutram else 0,
+                    "wmux": banks * width * mux_luts(values) if values > 1 else 0,
+                    "ctr": banks * (la + jw) + index_bits(beats), "one": 1.0},
+            "ff": {"rd": banks * width, "wreg": banks * (width + la + 2),
+                   "ctr": banks * (la + jw) + index_bits(beats) + 3, "one": 1.0}}
+
+
+def bankbuf_write_path(inst: str, n: int, banks: int, width: int, values: int) -> StagePath:
+    """``kofn_bankbuf``'s registered write: each bank's value select (a ``values``:1 multiplexer
+    driven by its position register) into the write register; the beat's data feeds every bank."""
+    return StagePath(inst, "write", 1 + mux_levels(values), index_bits(n // banks), banks * width)
+
+
 # -- register-to-register paths (the Fmax model, kofn.codegen.fmax) -------------------------
 @dataclass(frozen=True)
 class StagePath:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from .dataflow import DenseStage
 from .handler import MacHandler, nets, param, port
 from ..core.rules import index_bits
-from .cells import StagePath, mux_levels, vecbuf_features, vecbuf_write_path
+from .cells import (StagePath, bank_ram, bankbuf_features, bankbuf_write_path, mux_levels, vecbuf_features,
+                    vecbuf_write_path)
 from .rom import steps_per_row
 
 __all__ = ["DenseHandler", "PIPELINE_CYCLES"]
@@ -41,10 +42,27 @@ class DenseHandler(MacHandler):
         """Busy cycles per inference of the layer's dataflow stage at ``lanes``."""
         return layer.rows * steps_per_row(layer.k, lanes)
 
+    def df_mem(self, layer) -> bool:
+        """A bank layer's dataflow stage keeps its inputs in P memories (``kofn_bankbuf``), one
+        per lane: no register vector, no multiplexers."""
+        return self.banks(layer) > 1
+
+    def bank_ram(self, plan) -> tuple[int, bool]:
+        """``(depth, lutram)`` of each of the stage's P bank memories (:func:`~kofn.codegen.cells.bank_ram`)."""
+        return bank_ram(plan.layer.n // plan.lanes, plan.layer.input_fmt.width)
+
+    def df_brams(self, plan) -> list[tuple[int, int]]:
+        if not self.df_mem(plan.layer):
+            return []
+        depth, lutram = self.bank_ram(plan)
+        return [] if lutram else [(depth, plan.layer.input_fmt.width)] * plan.lanes
+
     def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
         L, n = plan.layer, plan.layer.name
         core = self.features(plan, family, df=True)
-        return [(f"u_{n}_buf", "buf", vecbuf_features(L.n, L.input_fmt.width, values)),
+        buf = ("bbuf", bankbuf_features(L.n, plan.lanes, L.input_fmt.width, values)) if self.df_mem(L) else \
+            ("buf", vecbuf_features(L.n, L.input_fmt.width, values))
+        return [(f"u_{n}_buf", *buf),
                 (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 1.0}}),
                 (f"u_{n}_mac", "dfcore", {"lut": core["core_lut"], "ff": core["core_ff"]})]
 
@@ -54,7 +72,9 @@ class DenseHandler(MacHandler):
         core's paths."""
         L, n = plan.layer, plan.layer.name
         ad = index_bits(plan.depth)
-        return [vecbuf_write_path(f"u_{n}_buf", L.n, L.input_fmt.width, values),
+        write = bankbuf_write_path(f"u_{n}_buf", L.n, plan.lanes, L.input_fmt.width, values) if self.df_mem(L) else \
+            vecbuf_write_path(f"u_{n}_buf", L.n, L.input_fmt.width, values)
+        return [write,
                 StagePath(f"u_{n}_ctrl", "start", 2 + mux_levels(2 ** ad), ad,
                           ad + index_bits(plan.steps) + index_bits(L.rows) + 3),
                 *self.core_paths(plan, f"u_{n}_mac")]
@@ -71,23 +91,41 @@ class DenseHandler(MacHandler):
         ``res_<name>``; ``down_full``: the next buffer's bank flags."""
         L = plan.layer
         n, a_w = L.name, L.input_fmt.width
-        buf = {"name": f"u_{n}_buf", "module": "kofn_vecbuf",
-               "params": [[param("N", L.n), param("A_W", a_w), param("V", values)]],
-               "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
-                         port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), port("full", f"full_{n}"),
-                         port("rel", f"rel_{n}"), port("rel_bank", f"relb_{n}"), port("bank_flat", f"act_{n}")]}
+        mem = self.df_mem(L)
+        ports = [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
+                 port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), port("full", f"full_{n}"),
+                 port("rel", f"rel_{n}"), port("rel_bank", f"relb_{n}")]
+        if mem:  # P bank memories, read by the core's lanes
+            if values > plan.lanes:
+                raise ValueError(f"layer {n!r}: its {plan.lanes} bank memories take at most {plan.lanes} values "
+                                 f"per beat, not {values}")
+            depth, lutram = self.bank_ram(plan)
+            la = index_bits(L.n // plan.lanes)
+            buf = {"name": f"u_{n}_buf", "module": "kofn_bankbuf",
+                   "params": [[param("N", L.n), param("P", plan.lanes), param("A_W", a_w), param("V", values),
+                               param("LA_W", la), param("BLOCK", not lutram)]],
+                   "ports": ports + [port("rd_addr", f"maddr_{n}"), port("rd_data", f"mdata_{n}")]}
+            act = [nets(f"maddr_{n}", width=plan.lanes * (la + 1)), nets(f"mdata_{n}", width=plan.lanes * a_w)]
+        else:
+            buf = {"name": f"u_{n}_buf", "module": "kofn_vecbuf",
+                   "params": [[param("N", L.n), param("A_W", a_w), param("V", values)]],
+                   "ports": ports + [port("bank_flat", f"act_{n}")]}
+            act = [nets(f"act_{n}", width=2 * L.n * a_w)]
         ctrl = {"name": f"u_{n}_ctrl", "module": "kofn_df_ctrl", "params": [],
                 "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_full", f"full_{n}"),
                           port("out_full", down_full), port("can_start", f"last_{n}"), port("start", f"start_{n}"),
                           port("bank", f"bank_{n}")]}
-        core = self.mac_instance(plan, rom_prefix, f"u_{n}_mac", f"start_{n}", f"act_{n}", "", "", banks=2,
-                                 rel_early=rel_early,
-                                 df={"start_bank": f"bank_{n}", "issue_last": f"last_{n}", "rel": f"rel_{n}",
-                                     "rel_bank": f"relb_{n}", "res_valid": f"res_{n}_valid",
-                                     "res_data": f"res_{n}_data"})
+        df = {"start_bank": f"bank_{n}", "issue_last": f"last_{n}", "rel": f"rel_{n}", "rel_bank": f"relb_{n}",
+              "res_valid": f"res_{n}_valid", "res_data": f"res_{n}_data"}
+        if mem:
+            df.update(mem_addr=f"maddr_{n}", mem_data=f"mdata_{n}")
+        core = self.mac_instance(plan, rom_prefix, f"u_{n}_mac", f"start_{n}", "1'b0" if mem else f"act_{n}", "", "",
+                                 banks=2, rel_early=rel_early, df=df)
         return {"nets": [nets(f"full_{n}", width=2), nets(f"rel_{n}", f"relb_{n}", f"start_{n}", f"bank_{n}",
                                                              f"last_{n}", f"res_{n}_valid", f"res_{n}_ready"),
-                         nets(f"act_{n}", width=2 * L.n * a_w), nets(f"res_{n}_data", width=L.output_fmt.width)],
+                         *act, nets(f"res_{n}_data", width=L.output_fmt.width)],
                 "block": {"comment": f"{n}: dense {L.n} -> {L.rows}, k={L.k}, P={plan.lanes}, "
-                                     f"{plan.steps} step(s) per neuron", "instances": [buf, ctrl, core]},
+                                     f"{plan.steps} step(s) per neuron"
+                                     + (f", inputs in {plan.lanes} bank memories of {L.n // plan.lanes}" if mem else ""),
+                           "instances": [buf, ctrl, core]},
                 "out": f"res_{n}"}

@@ -9,7 +9,9 @@ II is the slowest stage's period plus a few hand-off cycles.  Two goals:
   many multipliers (lanes), then the fewest lanes for it.
 
 Only lane counts that change a layer's steps per row are worth trying, so the search is over
-each layer's distinct periods.  No torch, no templates.
+each layer's distinct periods.  A ``bank`` layer's P is its banks: only a P dividing its k and
+its n is valid, and it is fixed before training (:func:`resolve_bank_lanes` folds the config's
+layer specs the same way), so on the trained model it has one option.  No torch, no templates.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import math
+
 from ..core.ir import Model
+from ..core.rules import bank_lanes, conv_out_size
 from .kinds import handler
 from .plan import default_lanes
+from .rom import steps_per_row
 
-__all__ = ["Folding", "fold", "stream_values"]
+__all__ = ["Folding", "fold", "resolve_bank_lanes", "stream_values"]
 
 
 @dataclass(frozen=True)
@@ -38,21 +44,44 @@ class Folding:
         return "folding: " + ", ".join(parts) + f"; binding stage: {self.binding}"
 
 
-def _options(layer) -> list[tuple[int, int]]:
-    """``(period, lanes)`` for every lane count, keeping the fewest lanes per period."""
-    h = handler(layer)
+def _best(pairs) -> list[tuple[int, int]]:
+    """``(period, lanes)`` pairs reduced to the fewest lanes per period, by period."""
     best: dict[int, int] = {}
-    for p in range(1, h.entries_per_row(layer) + 1):
-        c = h.df_period(layer, p)
-        best.setdefault(c, p)
+    for c, p in pairs:
+        best[c] = min(p, best.get(c, p))
     return sorted(best.items())
 
 
-def _fewest(layer, target: int) -> int:
+def _options(layer) -> list[tuple[int, int]]:
+    """``(period, lanes)`` for every lane count, keeping the fewest lanes per period (a
+    banked layer: its banks only)."""
+    h = handler(layer)
+    banks = getattr(layer, "banks", 1)
+    ps = [banks] if banks > 1 else range(1, h.entries_per_row(layer) + 1)
+    return _best((h.df_period(layer, p), p) for p in ps)
+
+
+def _fewest(opts: list[tuple[int, int]], target: int) -> int:
     """The fewest lanes whose period fits ``target`` (all lanes when none does)."""
-    opts = _options(layer)
     fits = [p for c, p in opts if c <= target]
     return min(fits) if fits else max(p for _, p in opts)
+
+
+def _search(options: dict[int, list[tuple[int, int]]], fixed: int, target_ii: int, max_dsp: int) -> dict[int, int]:
+    """Lanes of every auto layer (``options``: index -> its ``(period, lanes)``): the fewest fitting
+    ``target_ii``, or under ``max_dsp`` (with ``fixed`` hand-set lanes) the lowest II's."""
+    if options and max_dsp:
+        targets = sorted({c for opts in options.values() for c, _ in opts})
+        target_ii = 0
+        for t in targets:  # ascending: the first that fits the budget is the lowest II
+            if fixed + sum(_fewest(opts, t) for opts in options.values()) <= max_dsp:
+                target_ii = t
+                break
+        if not target_ii:
+            least = fixed + sum(min(p for _, p in opts) for opts in options.values())
+            raise ValueError(f"hw.max_dsp = {max_dsp} multipliers cannot hold the design: it needs at least {least} "
+                             f"(the fewest lanes of every auto layer plus the hand-set ones)")
+    return {i: _fewest(opts, target_ii) for i, opts in options.items()}
 
 
 def fold(model: Model, lanes: Sequence[int | str | None], target_ii: int = 0, max_dsp: int = 0) -> Folding:
@@ -66,25 +95,16 @@ def fold(model: Model, lanes: Sequence[int | str | None], target_ii: int = 0, ma
     for i in auto:
         if not handler(model.layers[i]).has_core:
             raise ValueError(f"layer {model.layers[i].name!r}: a pooling layer has no lanes to fold")
-    if auto and max_dsp:
-        fixed = sum(p for i, p in enumerate(lanes) if i not in auto and isinstance(p, int))
-        targets = sorted({c for i in auto for c, _ in _options(model.layers[i])})
-        target_ii = 0
-        for t in targets:  # ascending: the first that fits the budget is the lowest II
-            if fixed + sum(_fewest(model.layers[i], t) for i in auto) <= max_dsp:
-                target_ii = t
-                break
-        if not target_ii:
-            least = fixed + len(auto)
-            raise ValueError(f"hw.max_dsp = {max_dsp} multipliers cannot hold the design: it needs at least {least} "
-                             f"(one lane per auto layer plus the hand-set ones)")
-    for i in auto:
-        lanes[i] = _fewest(model.layers[i], target_ii)
+    fixed = sum(p for i, p in enumerate(lanes) if i not in auto and isinstance(p, int))
+    for i, p in _search({i: _options(model.layers[i]) for i in auto}, fixed, target_ii, max_dsp).items():
+        lanes[i] = p
     periods = []
     for L, p in zip(model.layers, lanes):
         h = handler(L)
         if h.has_core:
-            periods.append((L.name, h.df_period(L, p if p is not None else default_lanes(h.entries_per_row(L)))))
+            if p is None:
+                p = L.banks if getattr(L, "banks", 1) > 1 else default_lanes(h.entries_per_row(L))
+            periods.append((L.name, h.df_period(L, p)))
     binding = max(periods, key=lambda x: x[1])[0]
     return Folding(tuple(lanes), tuple(periods), binding)
 
@@ -96,3 +116,49 @@ def stream_values(n_values: int, period: int) -> int:
     while -(-n_values // v) > max(1, period // 2) and v < n_values:
         v *= 2
     return v
+
+
+def _spec_options(spec, shape: tuple) -> list[tuple[int, int]]:
+    """:func:`_options` from a layer spec and its input shape, before training (a ``bank``
+    layer: the P dividing its k and n).  The periods are the handlers' ``df_period``."""
+    if spec.type == "conv":
+        n, row = shape[2] * spec.kernel * spec.kernel, spec.row_k(shape[2])
+        oh, ow, c_out = spec.out_shape(shape)  # feature-map pruning: the k filters kept
+
+        def period(p):
+            return oh * ow * max(c_out * steps_per_row(row, p), spec.kernel + 3)
+    else:
+        n = int(math.prod(shape))
+        row = spec.row_k(n)
+        rows = spec.k if spec.granularity == "feature_map" else spec.out_features
+
+        def period(p):
+            return rows * steps_per_row(row, p)
+    ps = bank_lanes(spec.k, n) if spec.granularity == "bank" else range(1, row + 1)
+    return _best((period(p), p) for p in ps)
+
+
+def resolve_bank_lanes(layers: Sequence, input_shape: tuple, target_ii: int = 0, max_dsp: int = 0) -> tuple:
+    """The layer specs with every ``bank`` layer's ``lanes = "auto"`` replaced by the P the
+    folding picks (training needs it: the banks are the lanes).  All auto layers are folded
+    together from the specs, as :func:`fold` does on the trained model; only the bank layers'
+    choices are written (the others stay ``"auto"`` and are folded after training, when
+    feature-map pruning has settled their sizes)."""
+    from dataclasses import replace
+
+    shapes, shape = [], tuple(input_shape)
+    for s in layers:
+        shapes.append(shape)
+        shape = s.out_shape(shape)
+    auto = [i for i, s in enumerate(layers) if s.weighted and s.lanes == "auto"]
+    if not any(layers[i].granularity == "bank" for i in auto):
+        return tuple(layers)
+    fixed = 0
+    for s, sh in zip(layers, shapes):
+        if s.weighted and s.lanes != "auto":
+            n = sh[2] * s.kernel * s.kernel if s.type == "conv" else int(math.prod(sh))
+            fixed += s.lanes if isinstance(s.lanes, int) else (
+                s.banks(n) if s.granularity == "bank" else default_lanes(s.row_k(sh[2] if s.type == "conv" else n)))
+    chosen = _search({i: _spec_options(layers[i], shapes[i]) for i in auto}, fixed, target_ii, max_dsp)
+    return tuple(replace(s, lanes=chosen[i]) if i in chosen and s.granularity == "bank" else s
+                 for i, s in enumerate(layers))

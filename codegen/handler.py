@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.fixed import bits_for_range, from_twos_complement, product_range, to_twos_complement
-from ..core.rules import CorePipeline, core_pipeline, index_bits
-from .cells import StagePath, constant_bits, csr_bits, mux_levels, mux_luts, operand_bits, reachable, rom_luts, uses_dsp
+from ..core.rules import CorePipeline, bank_order, core_pipeline, index_bits
+from .cells import (StagePath, bank_ram, constant_bits, csr_bits, lutram_levels, mux_levels, mux_luts, operand_bits,
+                    reachable, rom_luts, uses_dsp)
 from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
 
 __all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets"]
@@ -150,9 +151,23 @@ class MacHandler(Handler):
         """Whether the index ROM holds kept input channels (whole kernels) instead of inputs."""
         return False
 
+    @staticmethod
+    def banks(layer) -> int:
+        """The layer's input banks P (``bank`` granularity), 1 when any lane reads any input."""
+        return getattr(layer, "banks", 1)
+
+    def lane_n(self, layer) -> int:
+        """Inputs one lane can read: all n, or the n/P of its bank."""
+        return layer.n // self.banks(layer)
+
+    def df_mem(self, layer) -> bool:
+        """Whether the dataflow core reads its inputs from per-lane memories (``kofn_bankbuf``)
+        instead of a register vector (``kofn_dense``'s MEM)."""
+        return False
+
     def df_pipeline(self, plan) -> CorePipeline:
         """The pipelined core's stages in the dataflow schedule (:func:`kofn.core.rules.core_pipeline`)."""
-        return core_pipeline(plan.layer.n, plan.lanes, self.df_banks)
+        return core_pipeline(self.lane_n(plan.layer), plan.lanes, self.df_banks, self.df_mem(plan.layer))
 
     def macs(self, layer) -> int:
         """Kept MACs per inference: every output's kept weights, once per position."""
@@ -165,13 +180,23 @@ class MacHandler(Handler):
         if not 1 <= lanes <= k_row:
             raise ValueError(f"layer {layer.name!r}: lanes={lanes} must be in 1..k={k_row} (weights per row)")
         wfmt, bfmt = layer.weight_fmt, layer.bias_fmt
+        weights = layer.weights
+        banks = self.banks(layer)
         if self.kernel_level(layer):
             index = pack_entries(layer.indices, index_bits(layer.in_channels), layer.k)  # one word per filter
+        elif banks > 1:
+            # lane p reads bank p: its entries in the lane's slots, as bank-local addresses i // P
+            if lanes != banks:
+                raise ValueError(f"layer {layer.name!r}: its {banks} input banks need lanes = {banks}, got {lanes}")
+            order = bank_order(layer.indices, banks)
+            index = pack_entries(np.take_along_axis(layer.indices, order, axis=1) // banks,
+                                 index_bits(layer.n // banks), lanes)
+            weights = np.take_along_axis(weights, order, axis=1)
         else:
             index = pack_entries(layer.indices, index_bits(layer.n), lanes)
         return LayerRoms(
             index=index,
-            weight=pack_entries(to_twos_complement(layer.weights, wfmt.width), wfmt.width, lanes),
+            weight=pack_entries(to_twos_complement(weights, wfmt.width), wfmt.width, lanes),
             bias=pack_entries(to_twos_complement(layer.bias, bfmt.width)[:, None], bfmt.width, 1),
             steps=steps_per_row(k_row, lanes),
         )
@@ -188,7 +213,7 @@ class MacHandler(Handler):
         """Per MAC lane, how many of the layer's inputs its multiplexer can select."""
         p = plan
         idx = unpack_entries(p.roms.index, p.steps * p.lanes)
-        return [reachable(idx[:, q :: p.lanes], p.layer.n) for q in range(p.lanes)]
+        return [reachable(idx[:, q :: p.lanes], self.lane_n(p.layer)) for q in range(p.lanes)]
 
     def features(self, plan, family: str, df: bool = False) -> dict[str, dict[str, float]]:
         """The MAC core's features ``core_lut`` and ``core_ff`` (``df``: as a dataflow stage,
@@ -201,9 +226,10 @@ class MacHandler(Handler):
         rq_w = max(acc_w, L.output_fmt.width + 1) + 1
         prod_w = a_bits + L.weight_fmt.width
         kmode = self.kernel_level(L)
+        mem = df and self.df_mem(L)  # the lanes read memories: no multiplexers, no bank select
         return {
             "core_lut": {
-                "mux": L.input_fmt.width * sum(mux_luts(n) for n in self.lane_inputs(p)),
+                "mux": 0 if mem else L.input_fmt.width * sum(mux_luts(n) for n in self.lane_inputs(p)),
                 "kmode": p.lanes * index_bits(L.n) if kmode else 0,
                 "rom": sum(rom_luts(r.depth, r.word_bits) for r in roms if not r.in_bram),
                 "mul": 0 if dsp else p.lanes * L.input_fmt.width * L.weight_fmt.width,
@@ -211,7 +237,7 @@ class MacHandler(Handler):
                 "tree": (p.lanes - 1) * acc_w if df else 0,  # the lanes' adder tree (fabric adders)
                 "sel": p.lanes * p.steps if df and kmode else 0,  # per-step kernel/tap tables
                 "outw": 0 if df else L.rows * L.output_fmt.width,
-                "bank": L.input_fmt.width * self._bank_mux(plan) if df and not self.image else 0,
+                "bank": L.input_fmt.width * self._bank_mux(plan) if df and not self.image and not mem else 0,
                 "one": 1.0,
             },
             "core_ff": {
@@ -255,6 +281,12 @@ class MacHandler(Handler):
         d1 = pipe.gather + 3 + pipe.tree
         sb0 = min(sel, sb)
         copies = pipe.candidates(0) if self.select_copies(plan) else 0  # one per first-stage candidate
+        if self.df_mem(L):  # each lane's memory read register; no input vector, no selects
+            return {"gather": p.lanes * L.input_fmt.width, "csel": 0,
+                    "wsh": p.lanes * L.weight_fmt.width * (pipe.gather + 1),
+                    "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
+                    "tree": tree * L.accumulator.width,
+                    "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows)}
         return {
             # the input register (stage 1) and the candidates
             "gather": self.df_banks * L.n * L.input_fmt.width + p.lanes * L.input_fmt.width * cand,
@@ -273,7 +305,7 @@ class MacHandler(Handler):
         candidate, outside kernel mode, and every lane's first-stage select bits vary over
         the index ROM (a constant bit lets synthesis shrink the multiplexers, see
         :meth:`lane_inputs`, which a kept copy would prevent)."""
-        if self.kernel_level(plan.layer):
+        if self.kernel_level(plan.layer) or self.df_mem(plan.layer):
             return False
         pipe = self.df_pipeline(plan)
         if pipe.candidates(0) < 2:
@@ -303,15 +335,21 @@ class MacHandler(Handler):
                          max(1, sum(r.word_bits * -(-r.depth // 16) for r in lut_roms)))]
         sel, sb = pipe.select_bits, pipe.stage_bits
         copies = self.select_copies(plan)
-        for g in range(pipe.gather):
+        if self.df_mem(L):
+            # the index ROM's register addresses the lane's bank memory, read into its register
+            depth, lutram = bank_ram(L.n // plan.lanes, a_w)
+            out.append(StagePath(inst, "bank read", lutram_levels(depth) if lutram else 1, 0,
+                                 a_w * -(-depth // 64) if lutram else 1))
+        for g in range(0 if self.df_mem(L) else pipe.gather):
             nb = min(sb, sel - g * sb)
             out.append(StagePath(inst, f"gather {g + 1}", mux_levels(2 ** nb), 0,
                                  (1 if g == 0 and copies else pipe.candidates(g)) * a_w * 2 ** (nb - 1)))
         # the select register and copies load the index ROM's register, or in kernel mode
         # tap * N_CH + the kernel's channel from the channel ROM word (the step's tap and
         # kernel are registers; the kernel picks its channel field)
-        out.append(StagePath(inst, "select copy", 1 + (mux_levels(L.k) if kmode else 0),
-                             index_bits(L.n) if kmode else 0, 1 + (pipe.candidates(0) if copies else 0)))
+        if not self.df_mem(L):
+            out.append(StagePath(inst, "select copy", 1 + (mux_levels(L.k) if kmode else 0),
+                                 index_bits(L.n) if kmode else 0, 1 + (pipe.candidates(0) if copies else 0)))
         if pipe.tree:
             out.append(StagePath(inst, "adder tree", 1, acc_w))
         out += [StagePath(inst, "accumulate", 2, acc_w), StagePath(inst, "round", 1, rq_w),
@@ -340,7 +378,7 @@ class MacHandler(Handler):
                      done: str, banks: int = 1, df: dict | None = None, rel_early: int = 0) -> dict:
         """The MAC core instance ``name`` of the layer.  ``df``: the dataflow ports' nets
         (``start_bank``, ``issue_first``, ``issue_last``, ``rel``, ``rel_bank``, ``res_valid``,
-        ``res_data``; missing ones are left open), ``banks``: the input banks, ``rel_early``: how
+        ``res_data``, ``mem_addr``, ``mem_data``; missing ones are left open, ``mem_data`` at 0), ``banks``: the input banks, ``rel_early``: how
         many cycles before its last gather the core releases its input bank (dataflow only)."""
         L = plan.layer
         acc, o = L.accumulator, L.output_fmt
@@ -354,7 +392,8 @@ class MacHandler(Handler):
         r = plan.roms
         params = [
             [param("N_IN", L.n), param("N_OUT", L.rows), param("K", self.entries_per_row(L)),
-             param("P", plan.lanes), param("IDX_W", index_bits(L.n))],
+             param("P", plan.lanes), param("IDX_W", index_bits(self.lane_n(L))),
+             param("BANKED", self.banks(L) > 1)],
             [param("KK", L.taps if kmode else 1), param("N_CH", L.in_channels if kmode else 1),
              param("KC", L.k if kmode else 1), param("CIDX_W", index_bits(L.in_channels) if kmode else 1)],
             [param("A_W", L.input_fmt.width), param("A_SIGNED", bool(L.input_fmt.signed)), param("W_W", L.weight_fmt.width),
@@ -370,12 +409,14 @@ class MacHandler(Handler):
         if df is not None:  # the dataflow cores are pipelined (kofn_dense's PIPE = 1)
             pipe = self.df_pipeline(plan)
             params.append([param("PIPE", True), param("GATHER_ST", pipe.gather), param("TREE_ST", pipe.tree),
-                           param("REL_EARLY", rel_early), param("SEL_COPIES", self.select_copies(plan))])
+                           param("REL_EARLY", rel_early), param("SEL_COPIES", self.select_copies(plan)),
+                           param("MEM", self.df_mem(L))])
         df = {"start_bank": "1'b0", **(df or {})}
         ports = [port("clk", "aclk"), port("rst", "rst"), port("start", start),
                  port("start_bank", df["start_bank"]), port("in_flat", in_flat),
                  port("out_flat", out_flat), port("done", done)] + [
-            port(p_, df.get(p_, "")) for p_ in ("issue_first", "issue_last", "rel", "rel_bank", "res_valid", "res_data")]
+            port(p_, df.get(p_, "")) for p_ in ("issue_first", "issue_last", "rel", "rel_bank", "res_valid", "res_data",
+                                                "mem_addr")] + [port("mem_data", df.get("mem_data", "'0"))]
         return {"name": name, "module": CORE_MODULE, "params": params, "ports": ports}
 
     def hls_ctx(self, plan, in_type_name: str) -> dict:
@@ -399,7 +440,8 @@ class MacHandler(Handler):
             "steps": plan.steps,
             "rom_stride": rom_stride,
             "kmode": kmode,
-            "idx_w": index_bits(L.in_channels) if kmode else index_bits(L.n),
+            "idx_w": index_bits(L.in_channels) if kmode else index_bits(self.lane_n(L)),
+            "banks": self.banks(L),
             "w_w": wf.width,
             "b_w": L.bias_fmt.width,
             "relu": L.relu,

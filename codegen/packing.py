@@ -12,6 +12,12 @@ is stored there.
 Index ROM entries are ``index_bits(n) = max(1, ceil(log2 n))`` wide; weight ROM
 entries are the two's-complement pattern of the weight format's width.
 
+Bank layers (``banks`` P > 1, the ``bank`` granularity; P lanes): input ``i`` is in bank
+``i % P`` at bank-local address ``i // P``, and every row keeps k/P of each bank; lane ``p``
+takes bank ``p``'s entries in ascending order, one per step (entry ``s * P + p`` is bank
+``p``'s ``s``-th), and the index ROM holds the bank-local address in
+``index_bits(n / P)`` bits: the lane's multiplexer spans its bank alone.
+
 Convolutions (:class:`kofn.core.ir.Conv2dLayer`) pack per filter:
 
 * weight level: exactly as a dense layer, ``n = K*K*C_in`` (indices into the window);
@@ -27,6 +33,8 @@ image into ``$readmemh`` text.  The kind-independent primitives live in
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..core.fixed import from_twos_complement
 from ..core.ir import Conv2dLayer, DenseLayer
@@ -75,12 +83,18 @@ def pack_layer(layer: DenseLayer | Conv2dLayer, lanes: int) -> LayerRoms:
     return handler(layer).pack(layer, lanes)
 
 
-def unpack_layer(roms: LayerRoms, k: int, weight_width: int, bias_width: int, k_weights: int | None = None):
+def unpack_layer(roms: LayerRoms, k: int, weight_width: int, bias_width: int, k_weights: int | None = None,
+                 banks: int = 1):
     """Inverse of :func:`pack_layer`: ``(indices, weights, bias)`` as int64 arrays.
 
     ``k`` is the number of indices per row, ``k_weights`` the number of weights per row
-    when it differs (kernel level: ``k * K * K``)."""
+    when it differs (kernel level: ``k * K * K``); ``banks`` > 1: the index ROM holds
+    bank-local addresses (lane p's entries are in bank p), returned as ascending inputs."""
     idx = unpack_entries(roms.index, k)
     w = from_twos_complement(unpack_entries(roms.weight, k_weights or k), weight_width)
     b = from_twos_complement(unpack_entries(roms.bias, 1)[:, 0], bias_width)
+    if banks > 1:
+        idx = idx * banks + np.arange(k)[None, :] % roms.index.lanes  # entry s*P + p is lane p's
+        order = np.argsort(idx, axis=1, kind="stable")
+        idx, w = np.take_along_axis(idx, order, axis=1), np.take_along_axis(w, order, axis=1)
     return idx, w, b

@@ -51,7 +51,8 @@ class LayerPlan:
 
 
 def plan_layers(model: Model, lanes: Sequence[int | None] | None = None) -> list[LayerPlan]:
-    """Pair every layer with its lane count (``None``: :func:`default_lanes`) and pack its ROMs.
+    """Pair every layer with its lane count (``None``: :func:`default_lanes`, or a bank layer's
+    banks) and pack its ROMs.
 
     Pooling layers take ``None`` (they have no lanes)."""
     lanes = list(lanes) if lanes is not None else [None] * len(model.layers)
@@ -66,6 +67,8 @@ def plan_layers(model: Model, lanes: Sequence[int | None] | None = None) -> list
                 raise ValueError(f"layer {layer.name!r}: a {h.kind} layer has no MAC lanes (got {p})")
             plans.append(LayerPlan(layer=layer, lanes=0, roms=None))
             continue
-        p = default_lanes(h.entries_per_row(layer)) if p is None else p
+        if p is None:  # a bank layer's lanes are its banks
+            banks = getattr(layer, "banks", 1)
+            p = banks if banks > 1 else default_lanes(h.entries_per_row(layer))
         plans.append(LayerPlan(layer=layer, lanes=p, roms=h.pack(layer, p)))
     return plans

@@ -12,7 +12,15 @@ weight         Conv2d     filters x C_in*K_h*K_w                   1
 kernel         Conv2d     filters x C_in input kernels             K_h*K_w
 feature_map    both       1 x C_out filters / neurons              C_in*K_h*K_w (in)
 block (N:M)    both       out*(fan_in/M) x M consecutive inputs    1
+bank (P)       both       out*P x fan_in/P inputs of one bank      1
 =============  =========  ======================================  ==================
+
+``bank`` ties k-of-n to the hardware's P MAC lanes: input ``i`` of a row (in the hardware's
+order: a dense layer's columns, a convolution's window ``(ky, kx, c)``) lies in bank
+``i % P`` (the cyclic partition HLS calls ``ARRAY_PARTITION cyclic factor=P``); every row
+keeps exactly k/P of each bank, so lane p only ever reads bank p.  It is the ``block``
+layout over a permuted row (the columns gathered bank by bank), so its view is a gather
+and a reshape, and going back is the inverse.
 
 Masks live at structure level (``[G, n]`` of 0/1, exactly ``k`` ones per row) and are
 broadcast back to the weight's shape by :meth:`Grouping.expand`.
@@ -27,7 +35,7 @@ import torch
 
 __all__ = ["GRANULARITIES", "Grouping", "check_kofn", "KofnMaskError"]
 
-GRANULARITIES = ("weight", "kernel", "feature_map", "block")
+GRANULARITIES = ("weight", "kernel", "feature_map", "block", "bank")
 
 
 class KofnMaskError(ValueError):
@@ -39,12 +47,14 @@ class Grouping:
     """How a weight of ``shape`` splits into k-out-of-n groups at ``granularity``.
 
     ``block`` is M for the ``block`` (N:M) granularity: every run of M consecutive
-    inputs of a row (the flattened fan-in of a filter) is one group.
+    inputs of a row (the flattened fan-in of a filter) is one group.  ``banks`` is P for
+    the ``bank`` granularity: a row's inputs in P interleaved banks, one group each.
     """
 
     shape: tuple[int, ...]
     granularity: str = "weight"
     block: int | None = None
+    banks: int | None = None
 
     def __post_init__(self) -> None:
         shape = tuple(int(d) for d in self.shape)
@@ -62,6 +72,13 @@ class Grouping:
                 raise ValueError(f"block M={self.block} does not divide the fan-in {self.fan_in} of {shape}")
         elif self.block is not None:
             raise ValueError(f"block is only meaningful for granularity 'block', not {self.granularity!r}")
+        if self.granularity == "bank":
+            if self.banks is None or self.banks < 1:
+                raise ValueError("granularity 'bank' needs banks = P >= 1 (the layer's MAC lanes)")
+            if self.fan_in % self.banks:
+                raise ValueError(f"banks P={self.banks} do not divide the fan-in {self.fan_in} of {shape}")
+        elif self.banks is not None:
+            raise ValueError(f"banks is only meaningful for granularity 'bank', not {self.granularity!r}")
 
     @property
     def fan_in(self) -> int:
@@ -78,7 +95,20 @@ class Grouping:
             return out, self.shape[1], self.shape[2] * self.shape[3]
         if g == "feature_map":
             return 1, out, fan_in
+        if g == "bank":
+            return out * self.banks, fan_in // self.banks, 1
         return out * fan_in // self.block, self.block, 1  # block
+
+    def _hw_columns(self) -> torch.Tensor:
+        """``bank``: the torch column of every input in the hardware's order (a convolution's
+        window is ``(ky, kx, c)``, torch's ``(c, ky, kx)``), gathered bank by bank: bank p's
+        inputs ``p, p + P, ...`` in ``[p * n/P, (p+1) * n/P)``."""
+        f = torch.arange(self.fan_in)
+        if len(self.shape) == 4:  # window index f = t * C + c  ->  torch column c * K*K + t
+            c_in, taps = self.shape[1], self.shape[2] * self.shape[3]
+            f = (f % c_in) * taps + f // c_in
+        p = self.banks
+        return f.reshape(-1, p).t().reshape(-1)
 
     @property
     def groups(self) -> int:
@@ -96,6 +126,9 @@ class Grouping:
         """``w`` (weight-shaped) as ``[G, n, s]``."""
         if tuple(w.shape) != self.shape:
             raise ValueError(f"tensor of shape {tuple(w.shape)} does not match the grouping's {self.shape}")
+        if self.granularity == "bank":
+            cols = self._hw_columns().to(w.device)
+            return w.reshape(self.shape[0], -1)[:, cols].reshape(self.view)
         return w.reshape(self.view)
 
     def norms(self, w: torch.Tensor) -> torch.Tensor:
@@ -108,6 +141,9 @@ class Grouping:
         g, n, s = self.view
         if tuple(m.shape) != (g, n):
             raise ValueError(f"mask of shape {tuple(m.shape)} does not match the groups [{g}, {n}]")
+        if self.granularity == "bank":
+            inv = torch.argsort(self._hw_columns()).to(m.device)
+            return m.reshape(self.shape[0], -1)[:, inv].reshape(self.shape)
         return m.unsqueeze(-1).expand(g, n, s).reshape(self.shape)
 
     def bias_mask(self, m: torch.Tensor) -> torch.Tensor | None:
@@ -117,7 +153,7 @@ class Grouping:
 
     def describe(self) -> str:
         g, n, s = self.view
-        extra = f", M={self.block}" if self.granularity == "block" else ""
+        extra = {"block": f", M={self.block}", "bank": f", P={self.banks}"}.get(self.granularity, "")
         return f"{self.granularity}{extra}: {g} groups of n={n}" + (f" structures of {s}" if s > 1 else "")
 
 

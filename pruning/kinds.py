@@ -85,7 +85,7 @@ class DenseKind:
         idx = fixed_stride_rows(sub, stride)
         wsub = codes.weights[np.ix_(rows, kept)] * sub  # padding entries carry weight 0
         layer = DenseLayer(name, len(kept), idx, np.take_along_axis(wsub, idx, axis=1), codes.bias[rows],
-                           cur.fmt, spec.weight, spec.bias, spec.output, spec.relu)
+                           cur.fmt, spec.weight, spec.bias, spec.output, spec.relu, banks=spec.banks(len(kept)) or 1)
         return layer, Cursor((spec.out_features,), rows, spec.output)
 
 
@@ -123,7 +123,9 @@ class ConvKind:
         kk = spec.kernel * spec.kernel
         wk = codes.weights[np.ix_(rows, kept_c)]  # [R, C', K, K]
         mk = codes.mask[np.ix_(rows, kept_c)]
-        if gran == "weight":
+        banks = 1
+        if gran in ("weight", "bank"):
+            banks = spec.banks(kk * len(kept_c)) or 1
             field_w = wk.transpose(0, 2, 3, 1).reshape(len(rows), -1)  # (ky, kx, c): window order
             field_m = mk.transpose(0, 2, 3, 1).reshape(len(rows), -1)
             idx = fixed_stride_rows(field_m, spec.k)
@@ -137,7 +139,7 @@ class ConvKind:
             weights = np.take_along_axis(kern, idx[:, :, None], axis=1).reshape(len(rows), -1)
             ir_gran = "kernel"
         layer = Conv2dLayer(name, (h, w, len(kept_c)), spec.kernel, spec.stride, spec.pad, ir_gran, idx, weights,
-                            codes.bias[rows], cur.fmt, spec.weight, spec.bias, spec.output, spec.relu)
+                            codes.bias[rows], cur.fmt, spec.weight, spec.bias, spec.output, spec.relu, banks=banks)
         return layer, Cursor(ConvKind.shape(spec, cur.shape), rows, spec.output)
 
 

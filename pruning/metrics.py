@@ -83,5 +83,5 @@ def model_metrics(model) -> list[dict | None]:
         if pruner is None:
             out.append(None)
         else:
-            out.append(layer_metrics(pruner, model.quantized_weight(i).detach(), spec.k, spec.weight.width))
+            out.append(layer_metrics(pruner, model.quantized_weight(i).detach(), pruner.k, spec.weight.width))
     return out

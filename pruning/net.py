@@ -80,7 +80,12 @@ class KofnNet(nn.Module):
                 bn = kind.batchnorm(spec)
                 if bn is not None:
                     self.bns[str(wi)] = bn
-                grouping = Grouping(tuple(mod.weight.shape), spec.granularity, getattr(spec, "block", None))
+                fan_in = int(np.prod(tuple(mod.weight.shape)[1:]))
+                if spec.granularity == "bank" and spec.banks(fan_in) is None:
+                    raise ValueError(f"{where}: granularity 'bank' needs its lanes P resolved before training "
+                                     f"(lanes = \"auto\" is resolved by kofn.codegen.folding.resolve_bank_lanes)")
+                grouping = Grouping(tuple(mod.weight.shape), spec.granularity, getattr(spec, "block", None),
+                                    spec.banks(fan_in))
                 attach_weight_chain(mod, spec, grouping, self.method, None if masks is None else masks[wi],
                                     masks is not None, train_cfg, seed + wi,
                                     before_quant=[] if bn is None else [Fold(bn)], where=where)
@@ -194,7 +199,7 @@ class KofnNet(nn.Module):
                 out.append(None)
                 continue
             m = pruner.hard_mask(self.quantized_weight(i)).detach().float()
-            check_kofn(m, spec.k, where=f"layer {names[i]} ({pruner.grouping.describe()})")
+            check_kofn(m, pruner.k, where=f"layer {names[i]} ({pruner.grouping.describe()})")
             out.append(m)
         return out
 

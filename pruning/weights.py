@@ -25,13 +25,14 @@ def attach_weight_chain(mod: nn.Module, spec, grouping: Grouping, method: str, m
     none for ``dense`` or when nothing is pruned (k equals the group size n).
     ``before_quant`` holds parametrizations applied before quantization (BatchNorm folding)."""
     pruner: KofnPruner | None = None
-    if method != "dense" and (fixed or spec.k != grouping.n):
+    k = spec.group_k(grouping.fan_in)  # k, or k/P per bank
+    if method != "dense" and (fixed or k != grouping.n):
         if fixed:
             if mask is None:
                 raise ValueError(f"{where}: no mask given")
-            pruner = FixedPruner(mod.weight, spec.k, grouping, mask, where=where)
+            pruner = FixedPruner(mod.weight, k, grouping, mask, where=where)
         else:
-            pruner = make_pruner(method, mod.weight, spec.k, grouping, train_cfg, seed=seed)
+            pruner = make_pruner(method, mod.weight, k, grouping, train_cfg, seed=seed)
     if pruner is not None and pruner.has_pre_quant:
         parametrize.register_parametrization(mod, "weight", _PreQuant(pruner))
     for m in before_quant:

@@ -15,6 +15,12 @@ DESIGNS = {
     # three layers, wide weights, 8-bit signed output with no tdata padding
     "deep": ([33, 16, 9, 4], [8, 6, 9], [8, 3, 5], dict(weight_fmt=F(10, 3), bias_fmt=F(14, 6),
                                                          output_fmt=F(8, 6))),
+    # bank granularity: lane p reads bank p only (input i in bank i % P); 3 banks of 8 with
+    # k/P = 2, then 4 banks of 3 (a 2:1 bank, k/P = 1 of a bank of 3, not a power of two)
+    "bank": ([24, 12, 6], [6, 4], [3, 4], dict(banks=[3, 4])),
+    # banks of 512 values: the dataflow stage's bank memories are block RAM (2 x 512 words x 8 bits
+    # each); the input stream binds the II (at most P = 2 values per beat)
+    "bank_bram": ([1024, 8, 4], [16, 4], [2, 2], dict(banks=[2, 2])),
 }
 
 # name -> (input shape HWC, layer spec for kofn.core.testing.random_cnn, lanes, model kwargs)
@@ -35,6 +41,9 @@ CNN_DESIGNS = {
     # a pool straight after the input (signed codes: a signed comparison), then a dense layer
     # on the flattened HWC image
     "cnn_pool_first": ((5, 6, 3), [("pool",), ("dense", 4, 6)], [None, 3], dict(input_fmt=F(6, 2))),
+    # banked weight-level conv (a 3x3x2 window of 18 in 3 banks of 6, k/P = 2), pool, banked dense
+    # (36 inputs in 6 banks of 6, k/P = 1)
+    "cnn_bank": ((6, 6, 2), [("conv", 4, 3, 1, 1, "bank", 6, 3), ("pool",), ("dense", 5, 6, 6)], [3, None, 6], {}),
 }
 
 ALL_DESIGNS = sorted(DESIGNS) + sorted(CNN_DESIGNS)

@@ -70,6 +70,52 @@ def test_bad_values_name_the_key(pattern, repl, key):
         parse_config(_edit(pattern, repl))
 
 
+_BANK0 = r'^granularity = "weight"(.*\n)+?lanes = "auto"'  # layer 0's granularity .. lanes lines
+
+
+@pytest.mark.parametrize(
+    "pattern, repl, key",
+    [
+        # P must divide k: k/P of every bank
+        (_BANK0, 'granularity = "bank"\nlanes = 3',
+         r"layers\[0\]\.lanes: granularity 'bank' keeps k/P of every bank: P = 3 does not divide k = 16 "
+         r"\(P dividing both k = 16 and n = 64: 1, 2, 4, 8, 16\)"),
+        # P must divide n: the bank size names the problem (no padded bank)
+        (r"^k = 16(.*\n)+?lanes = \"auto\"", 'k = 24\ngranularity = "bank"\nlanes = 3',
+         r"layers\[0\]\.lanes: granularity 'bank' splits the 64 inputs into P banks of n/P: P = 3 does not divide "
+         r"64 \(banks of 21\.33; banks are not padded"),
+        (_BANK0, 'granularity = "bank"\nlanes = 17', r"layers\[0\]\.lanes: must be \"auto\" or in 1\.\.16"),
+        (_BANK0, 'granularity = "bank"\nblock = 4\nlanes = 4', r"layers\[0\]\.block: only meaningful"),
+    ],
+)
+def test_bad_banks_name_the_key(pattern, repl, key):
+    with pytest.raises(ConfigError, match=key):
+        parse_config(_edit(pattern, repl))
+
+
+def test_bank_after_feature_map_is_refused():
+    text = _edit(_BANK0, 'granularity = "feature_map"\nlanes = "auto"')
+    text = re.sub(r"^k = 8\n", 'k = 8\ngranularity = "bank"\n', text, count=1, flags=re.M)
+    with pytest.raises(ConfigError, match=r"layers\[1\]\.granularity: 'bank' cannot read layers\[0\]"):
+        parse_config(text)
+
+
+def test_bank_lanes_auto_and_default():
+    """lanes = "auto" on a bank layer is folded at load (training needs P): the fewest P
+    dividing k and n whose period fits hw.target_ii; no lanes: the largest such P up to 8."""
+    text = _edit(_BANK0, 'granularity = "bank"\nlanes = "auto"')  # k = 16 of 64, 32 rows, target_ii 32
+    cfg = parse_config(text)
+    assert cfg.layers[0].lanes == 16  # 32 rows * 16/P <= 32: P = 16
+    assert cfg.layers[1].lanes == "auto"  # weight granularity: folded after training
+    cfg = parse_config(text.replace("target_ii = 32", "target_ii = 128"))
+    assert cfg.layers[0].lanes == 4  # 32 * 16/4 = 128
+    cfg = parse_config(re.sub(r"^target_ii = 32", "target_ii = 0\nmax_dsp = 12", text, count=1, flags=re.M))
+    p0 = cfg.layers[0].lanes  # with the second layer's auto lanes, at most 12 multipliers
+    assert p0 in (1, 2, 4, 8) and 64 % p0 == 0 and 16 % p0 == 0
+    cfg = parse_config(_edit(_BANK0, 'granularity = "bank"'))
+    assert cfg.layers[0].lanes is None and cfg.layers[0].banks(64) == 8
+
+
 def test_missing_required_and_bad_toml(tmp_path):
     with pytest.raises(ConfigError, match=r"layers\[0\]\.k: missing required key"):
         parse_config("[[layers]]\nout_features = 4\n")

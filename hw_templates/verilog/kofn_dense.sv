@@ -35,6 +35,17 @@
 // A result then leaves GATHER_ST + TREE_ST + 5 cycles later than with PIPE = 0; the inputs
 // are read in the same cycle (stage 1), so `rel` and the conv window hand-off do not move.
 //
+// Banked inputs (BANKED = 1, the `bank` granularity, kofn.core.rules.bank_order): input i lies
+// in bank i % P at address i / P and every row keeps K/P inputs of each bank, entry s*P + p
+// being bank p's s-th: lane p only ever reads bank p, so its multiplexer spans N_IN/P inputs
+// and its index ROM field holds the bank-local address (IDX_W = ceil(log2(N_IN/P)) bits).
+//
+// Banked memories (MEM = 1 with BANKED, PIPE and BANKS = 2: a dataflow dense stage behind
+// kofn_bankbuf): the inputs are not in `in_flat` but in P memories; in stage 1 lane p gives
+// its bank the address {bank, index} (`mem_addr`), reads the word a cycle later (`mem_data`,
+// the memory's read register) and registers it: the copy and gather stages of the register
+// design (GATHER_ST = 1) with no multiplexer, and the same depth.
+//
 // Kernel mode (KK > 1, used by kernel-level convolutions): a row keeps KC whole
 // kernels of KK taps; the index ROM holds one word per row with the KC channel
 // indices (CIDX_W bits each), and entry e = j*KK + t of the weight ROM is tap t of
@@ -56,6 +67,8 @@ module kofn_dense #(
     parameter int K = 1,
     parameter int P = 1,
     parameter int IDX_W = 1,
+    parameter bit BANKED = 1'b0,
+    parameter bit MEM = 1'b0,
     parameter int KK = 1,
     parameter int N_CH = 1,
     parameter int KC = 1,
@@ -88,7 +101,9 @@ module kofn_dense #(
     input  logic                   rst,
     input  logic                   start,
     input  logic                   start_bank,
-    input  logic [BANKS*N_IN*A_W-1:0] in_flat,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  logic [(MEM ? 1 : BANKS*N_IN*A_W)-1:0] in_flat,  // MEM: unused, one bit
+    /* verilator lint_on UNUSEDSIGNAL */
     output logic [N_OUT*O_W-1:0]   out_flat,
     output logic                   done,
     output logic                   issue_first,
@@ -96,7 +111,11 @@ module kofn_dense #(
     output logic                   rel,
     output logic                   rel_bank,
     output logic                   res_valid,
-    output logic [O_W-1:0]         res_data
+    output logic [O_W-1:0]         res_data,
+    output logic [P*(IDX_W+1)-1:0] mem_addr,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  logic [P*A_W-1:0]       mem_data  // MEM only (in_flat otherwise)
+    /* verilator lint_on UNUSEDSIGNAL */
 );
     localparam int S = (K + P - 1) / P;
     localparam int DEPTH = N_OUT * S;
@@ -111,6 +130,7 @@ module kofn_dense #(
     localparam logic signed [RQ_W-1:0] Q_MAX = RQ_W'(O_MAX);
 
     localparam bit KMODE = KK > 1;
+    localparam int NL = BANKED ? N_IN / P : N_IN;  // inputs one lane reads (its bank's, or all)
     localparam int IROM_W = KMODE ? KC * CIDX_W : P * IDX_W;
     localparam int IROM_D = KMODE ? N_OUT : DEPTH;
 
@@ -279,6 +299,7 @@ module kofn_dense #(
     logic vd, firstd, lastd;  // valid / first step / last step, aligned with lane_sum
     logic [RW_W-1:0] rowd;
     if (!PIPE) begin : g_flat
+        assign mem_addr = '0;  // no banked memories (MEM needs PIPE)
         // Input activations as an array, so each lane is a mux over N_IN entries; with two
         // banks, one shared 2:1 mux in front of the lanes picks the activation's bank.
         wire [N_IN*A_W-1:0] in_sel;
@@ -287,12 +308,12 @@ module kofn_dense #(
         end else begin : g_bank
             assign in_sel = in_flat;
         end
-        logic [A_W-1:0] act [0:N_IN-1];
-        for (genvar i = 0; i < N_IN; i++) begin : g_act
-            assign act[i] = in_sel[i*A_W +: A_W];
-        end
         // Stage 2: gather the selected activations and multiply, one product per lane.
         for (genvar p = 0; p < P; p++) begin : g_lane
+            logic [A_W-1:0] act [0:NL-1];  // the inputs this lane reads (BANKED: bank p's)
+            for (genvar i = 0; i < NL; i++) begin : g_act
+                assign act[i] = in_sel[(BANKED ? i*P + p : i)*A_W +: A_W];
+            end
             wire [A_W-1:0] a = act[lane_sel[p]];
             wire signed [A_W:0] a_ext = A_SIGNED ? {a[A_W-1], a} : {1'b0, a};
             wire signed [W_W-1:0] w = w_q[p*W_W +: W_W];
@@ -324,29 +345,25 @@ module kofn_dense #(
         localparam int SB = (SELW + GATHER_ST - 1) / GATHER_ST;  // select bits per stage
         localparam int NI = 1 << IDX_W;
         localparam int CW = M0 * A_W;  // one stage's candidates
-        wire [CW-1:0] src;
-        for (genvar b = 0; b < BANKS; b++) begin : g_sb
-            for (genvar i = 0; i < NI; i++) begin : g_si
-                if (i < N_IN) begin : g_v
-                    assign src[(b*NI + i)*A_W +: A_W] = in_flat[(b*N_IN + i)*A_W +: A_W];
-                end else begin : g_z
-                    assign src[(b*NI + i)*A_W +: A_W] = '0;
-                end
-            end
-        end
         // Stage 1 reads the inputs into src_q (one register per input bit, shared by the
-        // lanes; the padding's constant zeros are no registers after synthesis) while each
-        // lane registers its select: once whole (sel_q, for the later gather stages) and once
-        // per first-stage candidate (its SB0 bits, kept apart by kofn_keep_reg; SEL_COPIES), so
-        // no select bit drives more than one candidate's A_W multiplexers: the fan-out of one
-        // select register over every candidate, not the logic, set the critical path after
-        // routing.  kofn.codegen sets SEL_COPIES only where every lane's first-stage select
-        // bits vary over the ROM (and not in kernel mode): a bit that never changes lets
-        // synthesis shrink the multiplexers instead, which a kept copy would hide from it.
+        // lanes) while each lane registers its select: once whole (sel_q, for the later gather
+        // stages) and once per first-stage candidate (its SB0 bits, kept apart by
+        // kofn_keep_reg; SEL_COPIES), so no select bit drives more than one candidate's A_W
+        // multiplexers: the fan-out of one select register over every candidate, not the logic,
+        // set the critical path after routing.  kofn.codegen sets SEL_COPIES only where every
+        // lane's first-stage select bits vary over the ROM (and not in kernel mode): a bit that
+        // never changes lets synthesis shrink the multiplexers instead, which a kept copy would
+        // hide from it.
         localparam int SB0 = SELW < SB ? SELW : SB;
         localparam int NO0 = M0 >> SB0;  // the first gather stage's candidates per lane
-        logic [CW-1:0] src_q;
-        always_ff @(posedge clk) src_q <= src;
+        /* verilator lint_off UNUSEDSIGNAL */
+        logic [(MEM ? 1 : BANKS*N_IN*A_W)-1:0] src_q;  // unused with MEM
+        /* verilator lint_on UNUSEDSIGNAL */
+        if (MEM) begin : g_nosrc
+            assign src_q = '0;  // the inputs are in the banked memories (mem_data)
+        end else begin : g_src
+            always_ff @(posedge clk) src_q <= in_flat;
+        end
         // Control and weights follow the data: stage 1 (v1 ...) delayed D1 cycles
         // (D1 >= 3 here: the copy stage, at least one gather stage and the multiply).
         logic [D1:1] v_sh, f_sh, l_sh;
@@ -365,6 +382,27 @@ module kofn_dense #(
         assign rowd = r_sh[(D1-1)*RW_W +: RW_W];
         assign row_b = r_sh[(D1-2)*RW_W +: RW_W];
         for (genvar p = 0; p < P; p++) begin : g_lane
+          wire [A_W-1:0] a;  // the lane's activation, GATHER_ST + 1 cycles after stage 1
+          if (MEM) begin : g_mem
+            // stage 1: the bank's address; stage 2: the memory's read register; stage 3: here
+            assign mem_addr[p*(IDX_W+1) +: IDX_W+1] = {bank1, lane_sel[p]};
+            logic [A_W-1:0] m_q;
+            always_ff @(posedge clk) m_q <= mem_data[p*A_W +: A_W];
+            assign a = m_q;
+          end else begin : g_gath
+            assign mem_addr[p*(IDX_W+1) +: IDX_W+1] = '0;
+            // The lane's candidates: per bank, the NL inputs it reads (BANKED: bank p's), padded
+            // with zeros to 2**IDX_W (constants: no multiplexer inputs after synthesis).
+            wire [CW-1:0] lsrc;
+            for (genvar b = 0; b < BANKS; b++) begin : g_sb
+                for (genvar i = 0; i < NI; i++) begin : g_si
+                    if (i < NL) begin : g_v
+                        assign lsrc[(b*NI + i)*A_W +: A_W] = src_q[(b*N_IN + (BANKED ? i*P + p : i))*A_W +: A_W];
+                    end else begin : g_z
+                        assign lsrc[(b*NI + i)*A_W +: A_W] = '0;
+                    end
+                end
+            end
             wire [SELW-1:0] sel0;
             if (BANKS == 2) begin : g_b2
                 assign sel0 = {bank1, lane_sel[p]};
@@ -397,7 +435,7 @@ module kofn_dense #(
                 /* verilator lint_on UNUSEDSIGNAL */
                 if (g == 0) begin : g_first
                     assign sg = sel_q;
-                    assign cin = src_q;
+                    assign cin = lsrc;
                 end else begin : g_next
                     assign sg = csel[(g-1)*SELW +: SELW];
                     assign cin = cand[(g-1)*CW +: CW];
@@ -421,9 +459,10 @@ module kofn_dense #(
                     end
                 end
             end
+            assign a = cand[(GATHER_ST-1)*CW +: A_W];
+          end
             // Multiply: the gathered activation and its weight into operand registers (the
             // DSP's A/B registers), the product into a register (DSP48 M/P, MULT18X18D output).
-            wire [A_W-1:0] a = cand[(GATHER_ST-1)*CW +: A_W];
             wire signed [A_W:0] a_ext = A_SIGNED ? {a[A_W-1], a} : {1'b0, a};
             wire signed [W_W-1:0] w = w_sh[(GATHER_ST*P + p)*W_W +: W_W];
             if (!DSP_REGS) begin : g_mul

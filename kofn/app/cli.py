@@ -66,6 +66,7 @@ def _compare(args: argparse.Namespace) -> int:
             seeds=seeds,
             mnist_path=args.data,
             progress=progress,
+            granularities=[g.strip() for g in args.granularities.split(",") if g.strip()],
         )
     except ValueError as e:
         print(f"kofn compare: {e}", file=sys.stderr)
@@ -290,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--epochs", type=int, default=None, help="epochs for every method (default: digits 60, mnist 30)")
     c.add_argument("--seeds", default="0", help="comma separated seeds; accuracy is their mean (default: 0)")
     c.add_argument("--data", default=None, help="mnist: folder of IDX files (e.g. ../shared/data/mnist)")
+    c.add_argument("--granularities", default="weight",
+                   help="comma separated: weight (k of n per neuron), bank (k/P of each of P input banks, "
+                        "a lane per bank); default weight")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_compare)
     e = sub.add_parser("export", help="export a build's IR to hls4ml (C-simulated) or ONNX (run by onnxruntime)")

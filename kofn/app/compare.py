@@ -17,6 +17,11 @@ Presets (``--dataset``):
   applied to the first layer, the others dense.
 
 k = max(1, floor(n * ratio + 1/2)) inputs per neuron (1/64 of 784 gives k = 12).
+
+``--granularities weight,bank`` trains every pruned method at each granularity: ``bank`` keeps
+k/P of each of a layer's P input banks (P: the largest divisor of both k and n up to 8, the
+default lanes of a bank layer; :mod:`kofn.pruning.groups`), the pattern whose lanes each read
+one bank.  Rows and plot lines are per (method, granularity).
 Outputs in ``--out``: ``compare.json``, ``compare.md`` and ``compare.png`` (accuracy
 against k/n per method, and the first layer's mask confidence and diversity per epoch).
 """
@@ -74,22 +79,26 @@ def k_for(n: int, ratio: Fraction) -> int:
     return max(1, math.floor(n * ratio + Fraction(1, 2)))
 
 
-def _specs(n_in: int, preset: Preset, ratio: Fraction | None) -> list[DenseSpec]:
+GRANULARITIES = ("weight", "bank")  # what compare trains a dense MLP's pruned layers at
+
+
+def _specs(n_in: int, preset: Preset, ratio: Fraction | None, granularity: str = "weight") -> list[DenseSpec]:
     specs, n = [], n_in
     for i, out in enumerate(preset.sizes):
         last = i == len(preset.sizes) - 1
         pruned = ratio is not None and (preset.scope == "all" or i == 0)
         k = k_for(n, ratio) if pruned else n
-        specs.append(DenseSpec(out, k, relu=not last, **(LOGITS if last else HIDDEN)))
+        gran = granularity if pruned else "weight"
+        specs.append(DenseSpec(out, k, relu=not last, granularity=gran, **(LOGITS if last else HIDDEN)))
         n = out
     return specs
 
 
-def _one_run(method, ratio, seed, ds, preset, train_cfg, log):
+def _one_run(method, ratio, seed, ds, preset, train_cfg, log, granularity="weight"):
     from ..codegen import memory_bits, plan_layers
     from .training import train_to_ir
 
-    specs = _specs(ds.n_features, preset, None if method == "dense" else ratio)
+    specs = _specs(ds.n_features, preset, None if method == "dense" else ratio, granularity)
     cfg = FlowConfig(layers=tuple(specs), name=method, seed=seed, input=INPUT,
                      train=dataclasses.replace(train_cfg, method=method))
     t0 = time.perf_counter()
@@ -97,9 +106,11 @@ def _one_run(method, ratio, seed, ds, preset, train_cfg, log):
     wall = time.perf_counter() - t0
     hist, ir, acc_float, acc_int = t.history, t.ir, t.accuracy_float, t.accuracy_int
     metrics = hist.metrics[-1][0] if hist.metrics and hist.metrics[-1][0] else None
+    lanes = [s.lanes if s.granularity != "bank" else s.banks(l.n) for s, l in zip(specs, ir.layers)]
     return {
         "method": method,
         "ratio": _ratio_text(None if method == "dense" else ratio),
+        "granularity": "weight" if method == "dense" else granularity,
         "seed": seed,
         "k": [l.k for l in ir.layers],
         "n": [l.n for l in ir.layers],
@@ -108,7 +119,8 @@ def _one_run(method, ratio, seed, ds, preset, train_cfg, log):
         "train_seconds": round(hist.seconds, 3),
         "wall_seconds": round(wall, 3),
         "step_ms_median": round(hist.step_seconds * 1e3, 4),
-        **memory_bits(plan_layers(ir)),  # ROM images at the default lanes, as `kofn flow` packs them
+        "banks": [getattr(l, "banks", 1) for l in ir.layers],
+        **memory_bits(plan_layers(ir, lanes)),  # ROM images at the default lanes, as `kofn flow` packs them
         "mask": metrics,
         "history": {
             "loss": hist.loss,
@@ -128,8 +140,9 @@ def run_compare(
     mnist_path: str | None = None,
     train_cfg: TrainConfig | None = None,
     progress: Callable[[str], None] = print,
+    granularities: Sequence[str] = ("weight",),
 ) -> dict:
-    """Train every (method, ratio, seed), write ``compare.json/.md/.png`` into ``out_dir``."""
+    """Train every (method, ratio, granularity, seed), write ``compare.json/.md/.png`` into ``out_dir``."""
     import torch
 
     from .data import load_digits, load_mnist
@@ -139,6 +152,9 @@ def run_compare(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown method(s) {', '.join(bad)}; expected among {', '.join(METHODS)}")
+    bad = [g for g in granularities if g not in GRANULARITIES]
+    if bad or not granularities:
+        raise ValueError(f"granularity {', '.join(bad) or '(none)'}: expected among {', '.join(GRANULARITIES)}")
     fracs = [parse_ratio(r) for r in ratios]
     preset = PRESETS[dataset]
     t = train_cfg or TrainConfig()
@@ -152,20 +168,23 @@ def run_compare(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    todo = [("dense", None)] + [(m, r) for r in fracs for m in methods if m != "dense"]
+    todo = [("dense", None, "weight")] + [(m, r, g) for r in fracs for g in granularities for m in methods
+                                          if m != "dense"]
     total = len(todo) * len(seeds)
     progress(
         f"compare on {ds.name} ({len(ds.y_train)} train / {len(ds.y_test)} test), "
         f"{'-'.join(str(s) for s in (ds.n_features,) + preset.sizes)}, ratio scope {preset.scope}, "
-        f"{t.epochs} epochs x batch {t.batch_size}, seeds {list(seeds)}: {total} trainings"
+        f"{t.epochs} epochs x batch {t.batch_size}, granularities {', '.join(granularities)}, seeds {list(seeds)}: "
+        f"{total} trainings"
     )
     runs, done, t_start = [], 0, time.perf_counter()
     for seed in seeds:
-        for method, ratio in todo:
+        for method, ratio, gran in todo:
             done += 1
-            tag = f"[{done}/{total}] {method}" + (f" k/n={ratio}" if ratio else "") + f" seed {seed}"
+            tag = (f"[{done}/{total}] {method}" + (f" k/n={ratio}" if ratio else "")
+                   + (f" {gran}" if len(granularities) > 1 and method != "dense" else "") + f" seed {seed}")
             progress(f"{tag} ...")
-            row = _one_run(method, ratio, seed, ds, preset, t, lambda msg, tag=tag: progress(f"  {tag}: {msg}"))
+            row = _one_run(method, ratio, seed, ds, preset, t, lambda msg, tag=tag: progress(f"  {tag}: {msg}"), gran)
             runs.append(row)
             eta = (time.perf_counter() - t_start) / done * (total - done)
             progress(
@@ -175,9 +194,9 @@ def run_compare(
     progress("step times: every model's training step interleaved with dense's ...")
     timing = measure_step_times(ds.n_features, preset, todo, t, batch=t.batch_size)
     for r in runs:
-        key = (r["method"], r["ratio"])
+        key = (r["method"], r["ratio"], r["granularity"])
         r["step_ms_interleaved"] = round(timing[key] * 1e3, 4)
-        r["step_time_ratio_vs_dense"] = round(timing[key] / timing[("dense", "1/1")], 3)
+        r["step_time_ratio_vs_dense"] = round(timing[key] / timing[("dense", "1/1", "weight")], 3)
     results = _aggregate(runs)
     doc = {
         "dataset": ds.name,
@@ -186,6 +205,7 @@ def run_compare(
         "epochs": t.epochs,
         "batch_size": t.batch_size,
         "seeds": list(seeds),
+        "granularities": list(granularities),
         "train": dataclasses.asdict(t),
         "results": results,
         "runs": runs,
@@ -204,15 +224,15 @@ def _ratio_text(ratio: Fraction | None) -> str:
 def measure_step_times(
     n_in: int,
     preset: Preset,
-    todo: Sequence[tuple[str, Fraction | None]],
+    todo: Sequence[tuple[str, Fraction | None, str]],
     train_cfg: TrainConfig,
     batch: int,
     rounds: int = 5,
     steps: int = 20,
     seed: int = 0,
-) -> dict[tuple[str, str], float]:
+) -> dict[tuple[str, str, str], float]:
     """Median seconds of one training step (forward, backward, Adam) of each
-    ``(method, ratio)`` model, measured interleaved: every round runs ``steps`` steps of
+    ``(method, ratio, granularity)`` model, measured interleaved: every round runs ``steps`` steps of
     each model in turn on the same batches, so load on the machine hits all alike.
     Models are fresh, at mid-schedule (``progress = 0.5``)."""
     import torch
@@ -222,17 +242,17 @@ def measure_step_times(
 
     torch.manual_seed(seed)
     steppers = {}
-    for method, ratio in todo:
-        model = KofnNet((n_in,), INPUT, _specs(n_in, preset, None if method == "dense" else ratio),
+    for method, ratio, gran in todo:
+        model = KofnNet((n_in,), INPUT, _specs(n_in, preset, None if method == "dense" else ratio, gran),
                         method=method, train_cfg=train_cfg, seed=seed)
         model.set_total_steps(rounds * steps)
         model.set_progress(0.5)
         model.train()
         opt = make_optimizer(model, train_cfg)
-        steppers[(method, _ratio_text(ratio))] = lambda x, y, model=model, opt=opt: train_step(model, opt, x, y)
+        steppers[(method, _ratio_text(ratio), gran)] = lambda x, y, model=model, opt=opt: train_step(model, opt, x, y)
     xs = torch.rand(steps, batch, n_in)
     ys = torch.randint(0, preset.sizes[-1], (steps, batch))
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in steppers}
+    times: dict[tuple[str, str, str], list[float]] = {key: [] for key in steppers}
     for step in steppers.values():  # warm-up
         step(xs[0], ys[0])
     for _ in range(rounds):
@@ -247,18 +267,20 @@ def measure_step_times(
 def _aggregate(runs: list[dict]) -> list[dict]:
     keys = []
     for r in runs:
-        if (r["method"], r["ratio"]) not in keys:
-            keys.append((r["method"], r["ratio"]))
+        if (r["method"], r["ratio"], r["granularity"]) not in keys:
+            keys.append((r["method"], r["ratio"], r["granularity"]))
     rows = []
-    for method, ratio in keys:
-        rs = [r for r in runs if r["method"] == method and r["ratio"] == ratio]
+    for method, ratio, gran in keys:
+        rs = [r for r in runs if (r["method"], r["ratio"], r["granularity"]) == (method, ratio, gran)]
         accs = [r["accuracy"] for r in rs]
         mask = [r["mask"] for r in rs if r["mask"]]
         rows.append(
             {
                 "method": method,
                 "ratio": ratio,
+                "granularity": gran,
                 "k": rs[0]["k"],
+                "banks": rs[0]["banks"],
                 "accuracy": statistics.fmean(accs),
                 "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                 "accuracy_per_seed": accs,
@@ -282,19 +304,31 @@ def render_table(doc: dict) -> str:
         f"# kofn compare: {doc['dataset']}, {'-'.join(map(str, doc['model']))}, ratio on {doc['scope']} layer(s), "
         f"{doc['epochs']} epochs, seeds {doc['seeds']}",
         "",
-        "| method | k/n | k per layer | test acc (integer) | ± std | float acc | train s | step / dense "
+        "| method | k/n | granularity | k per layer | test acc (integer) | ± std | float acc | train s | step / dense "
         "| ROM bits | confidence | diversity | MI (nats) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     f = lambda v, p=3: "–" if v is None else f"{v:.{p}f}"  # noqa: E731
     for r in doc["results"]:
         lines.append(
-            f"| {r['method']} | {r['ratio']} | {'/'.join(map(str, r['k']))} | {r['accuracy']:.4f} | "
+            f"| {r['method']} | {r['ratio']} | {_gran_text(r)} | {'/'.join(map(str, r['k']))} | {r['accuracy']:.4f} | "
             f"{r['accuracy_std']:.4f} | {r['accuracy_float']:.4f} | {r['train_seconds']:.1f} | "
             f"{r['step_time_ratio_vs_dense']:.2f} | {r['rom_bits']:,} | {f(r['confidence'])} | "
             f"{f(r['diversity'])} | {f(r['mutual_information'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _gran_text(r: dict) -> str:
+    if r.get("granularity") != "bank":
+        return r.get("granularity", "weight")
+    return "bank P=" + "/".join(str(b) for b in r["banks"])
+
+
+def _line(r: dict) -> str:
+    """A plot line's label: the method, and the granularity when it is not ``weight``."""
+    g = r.get("granularity", "weight")
+    return r["method"] if g == "weight" else f"{r['method']} ({g})"
 
 
 def plot_compare(doc: dict, path: Path) -> None:
@@ -307,9 +341,10 @@ def plot_compare(doc: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
-    methods = [m for m in dict.fromkeys(r["method"] for r in doc["results"]) if m != "dense"]
+    methods = [m for m in dict.fromkeys(_line(r) for r in doc["results"]) if m != "dense"]
     for m in methods:
-        rows = sorted((float(Fraction(r["ratio"])), r) for r in doc["results"] if r["method"] == m)
+        rows = sorted(((float(Fraction(r["ratio"])), r) for r in doc["results"] if _line(r) == m),
+                      key=lambda x: x[0])
         xs = [x for x, _ in rows]
         ys = [r["accuracy"] for _, r in rows]
         es = [r["accuracy_std"] for _, r in rows]
@@ -331,7 +366,7 @@ def plot_compare(doc: dict, path: Path) -> None:
     for ax, key, label in ((axes[1], "confidence", "mask confidence (0 = certain)"),
                            (axes[2], "diversity", "mask diversity")):
         for m in methods:
-            run = next((r for r in doc["runs"] if r["method"] == m and r["ratio"] == smallest), None)
+            run = next((r for r in doc["runs"] if _line(r) == m and r["ratio"] == smallest), None)
             if run and any(v is not None for v in run["history"][key]):
                 ax.plot(range(1, len(run["history"][key]) + 1), run["history"][key], label=m)
         ax.set_xlabel("epoch")

@@ -158,6 +158,16 @@ class FlowConfig:
         if any(layer.lanes == "auto" for layer in self.layers) and not (self.hw.target_ii or self.hw.max_dsp):
             _fail("hw.target_ii", 'lanes = "auto" needs hw.target_ii (fewest multipliers reaching it) or '
                                   "hw.max_dsp (lowest II within it)")
+        if any(layer.weighted and layer.granularity == "bank" and layer.lanes == "auto" for layer in self.layers):
+            # a bank layer's lanes are its banks, which training needs: fold them now
+            from ..codegen.folding import resolve_bank_lanes
+
+            try:
+                layers = resolve_bank_lanes(self.layers, self.input_shape, self.hw.target_ii, self.hw.max_dsp)
+            except ValueError as e:
+                _fail("hw.max_dsp", str(e))
+            object.__setattr__(self, "layers", layers)
+            validate_chain(self.layers, self.input_shape)
         if self.hw.stream_in > 1 and self.layers[0].image:
             _fail("hw.stream_in", "an image model's first layer takes one value per beat (set 0 or 1)")
 

@@ -46,6 +46,10 @@ class DenseLayer:
 
     ``indices[r]`` lists, ascending, the inputs row ``r`` keeps; ``weights[r, j]`` is
     the integer code (``weight_fmt``) of the weight on input ``indices[r, j]``.
+
+    ``banks`` P > 1 (the ``bank`` granularity): input ``i`` lies in bank ``i % P`` and every
+    row keeps exactly ``k / P`` inputs of every bank; the hardware then runs P lanes, lane p
+    reading bank p only (:func:`kofn.core.rules.bank_order`).
     """
 
     name: str
@@ -58,6 +62,7 @@ class DenseLayer:
     bias_fmt: FixedFormat
     output_fmt: FixedFormat
     relu: bool
+    banks: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indices", _frozen(self.indices))
@@ -76,6 +81,7 @@ class DenseLayer:
         if self.k > 1 and np.any(np.diff(idx, axis=1) <= 0):
             raise ValueError(f"{where}: indices must be strictly ascending in every row")
         _check_codes(where, w, b, self.weight_fmt, self.bias_fmt)
+        _check_banks(idx, self.n, self.banks, where)
         self.accumulator  # validates the bias alignment and width
 
     @property
@@ -131,6 +137,24 @@ class DenseLayer:
         }
 
 
+def _check_banks(idx: np.ndarray, n: int, banks: int, where: str) -> None:
+    """``bank`` layers: P divides n and k, and every row keeps exactly k/P inputs of each bank."""
+    banks = int(banks)
+    if banks < 1:
+        raise ValueError(f"{where}: banks must be >= 1, got {banks}")
+    if banks == 1:
+        return
+    k = idx.shape[1]
+    if n % banks or k % banks:
+        raise ValueError(f"{where}: banks P={banks} must divide both n={n} and k={k}")
+    counts = np.stack([np.count_nonzero(idx % banks == p, axis=1) for p in range(banks)], axis=1)
+    bad = np.argwhere(counts != k // banks)
+    if len(bad):
+        r, p = (int(v) for v in bad[0])
+        raise ValueError(f"{where}: row {r} keeps {int(counts[r, p])} inputs of bank {p}, expected exactly "
+                         f"k/P = {k // banks} (bank p holds the inputs i with i mod {banks} = p)")
+
+
 def _check_kofn_rows(idx: np.ndarray, n: int, where: str, what: str) -> None:
     if idx.ndim != 2 or idx.shape[1] < 1:
         raise ValueError(f"{where}: {what} must be [rows, k] with k >= 1, got {idx.shape}")
@@ -156,6 +180,8 @@ class Conv2dLayer:
 
     * ``weight``: ``indices[r]`` are ``k`` ascending field indices, ``weights[r, j]`` the
       code of the weight at field index ``indices[r, j]``;
+      With ``banks`` P > 1 (the ``bank`` granularity) field index ``f`` lies in bank
+      ``f % P`` and every filter keeps exactly ``k / P`` of each bank (see :class:`DenseLayer`);
     * ``kernel``: ``indices[r]`` are ``k`` ascending input channels, each kept as a whole
       ``K x K`` kernel; ``weights[r, j * K * K + t]`` is the code of tap ``t`` of kernel ``j``.
 
@@ -177,6 +203,7 @@ class Conv2dLayer:
     bias_fmt: FixedFormat
     output_fmt: FixedFormat
     relu: bool
+    banks: int = 1
 
     kind = "conv"
     image = True  # reads and writes HWC images
@@ -206,6 +233,9 @@ class Conv2dLayer:
         if b.shape != (idx.shape[0],):
             raise ValueError(f"{where}: bias shape {b.shape} != ({idx.shape[0]},)")
         _check_codes(where, wts, b, self.weight_fmt, self.bias_fmt)
+        if self.banks != 1 and self.granularity != "weight":
+            raise ValueError(f"{where}: banks apply to weight-level convolutions only")
+        _check_banks(idx, self.n, self.banks, where)
         self.accumulator
 
     @property
@@ -283,6 +313,7 @@ class Conv2dLayer:
             "granularity": self.granularity,
             "k": self.k,
             "relu": self.relu,
+            "banks": self.banks,
             "input_fmt": self.input_fmt.to_dict(),
             "weight_fmt": self.weight_fmt.to_dict(),
             "bias_fmt": self.bias_fmt.to_dict(),

@@ -18,12 +18,41 @@ from typing import ClassVar, Sequence
 
 from .errors import fail
 from .fixed import FixedFormat
-from .rules import conv_out_size, row_stride
+from .rules import bank_lanes, conv_out_size, default_bank_lanes, row_stride
 
 __all__ = ["DenseSpec", "ConvSpec", "PoolSpec", "LayerSpec", "LAYER_SPECS", "validate_chain"]
 
-_DENSE_GRAN = ("weight", "block", "feature_map")
-_CONV_GRAN = ("weight", "kernel", "feature_map")
+_DENSE_GRAN = ("weight", "block", "feature_map", "bank")
+_CONV_GRAN = ("weight", "kernel", "feature_map", "bank")
+
+
+def _banks(spec, n: int) -> int | None:
+    """P of a ``bank`` layer over ``n`` inputs: its lanes, the default rule's when unset, or
+    ``None`` while ``lanes = "auto"`` is unresolved; ``None`` at every other granularity."""
+    if spec.granularity != "bank":
+        return None
+    if spec.lanes is None:
+        return default_bank_lanes(spec.k, n)
+    return None if spec.lanes == "auto" else int(spec.lanes)
+
+
+def _check_banks(spec, key: str, n: int) -> None:
+    """A ``bank`` layer's P (its lanes) divides k and the n inputs: no padded bank."""
+    if spec.granularity != "bank":
+        return
+    valid = bank_lanes(spec.k, n)
+    hint = f"P dividing both k = {spec.k} and n = {n}: {', '.join(map(str, valid))}"
+    p = _banks(spec, n)
+    if p is None:  # "auto": folding picks among the valid P
+        return
+    if isinstance(spec.lanes, str) or not 1 <= p <= min(spec.k, n):
+        fail(f"{key}.lanes", f"granularity 'bank' needs P in 1..{min(spec.k, n)} ({hint}), got {spec.lanes!r}")
+    if spec.k % p:
+        fail(f"{key}.lanes", f"granularity 'bank' keeps k/P of every bank: P = {p} does not divide k = {spec.k} "
+                             f"({hint})")
+    if n % p:
+        fail(f"{key}.lanes", f"granularity 'bank' splits the {n} inputs into P banks of n/P: P = {p} does not "
+                             f"divide {n} (banks of {n / p:.2f}; banks are not padded; {hint})")
 
 
 def _check_formats(key: str, weight: FixedFormat, bias: FixedFormat) -> None:
@@ -45,7 +74,8 @@ class DenseSpec:
     """A dense (Linear) layer: ``out_features`` neurons, each keeping ``k`` of its group.
 
     ``granularity``: ``weight`` (k of the n inputs per neuron), ``block`` (k of every
-    ``block`` consecutive inputs, N:M) or ``feature_map`` (k of the ``out_features``
+    ``block`` consecutive inputs, N:M), ``bank`` (k/P of each of the P banks of n/P inputs,
+    input i in bank i mod P, P = ``lanes``) or ``feature_map`` (k of the ``out_features``
     neurons; the others are removed at export).  ``lanes`` is the hardware's MAC lanes P
     (``None``: the default rule)."""
 
@@ -64,8 +94,19 @@ class DenseSpec:
     weighted: ClassVar[bool] = True
 
     def group_size(self, shape: tuple) -> int:
-        """The n that k-of-n chooses from, given the input ``shape``."""
-        return {"feature_map": self.out_features, "block": self.block}.get(self.granularity) or int(math.prod(shape))
+        """The n that k-of-n chooses from, given the input ``shape`` (a bank's n/P when P is known)."""
+        n = int(math.prod(shape))
+        if self.granularity == "bank":
+            return n // (self.banks(n) or 1)
+        return {"feature_map": self.out_features, "block": self.block}.get(self.granularity) or n
+
+    def banks(self, n: int) -> int | None:
+        """P of a ``bank`` layer over ``n`` inputs (``None``: not banked, or ``lanes = "auto"`` unresolved)."""
+        return _banks(self, n)
+
+    def group_k(self, n: int) -> int:
+        """What each k-of-n group keeps: k, or k/P per bank."""
+        return self.k // (self.banks(n) or 1)
 
     def row_k(self, n: int) -> int:
         """Entries per output neuron in hardware (the ROM's fixed stride) for ``n`` inputs."""
@@ -75,7 +116,7 @@ class DenseSpec:
         return (self.k if self.granularity == "feature_map" else self.out_features,)
 
     def describe(self, i: int) -> str:
-        what = {"weight": "n", "feature_map": "neurons", "block": f"{self.block}"}[self.granularity]
+        what = {"weight": "n", "feature_map": "neurons", "block": f"{self.block}", "bank": "n banked"}[self.granularity]
         return f"l{i} dense {self.out_features} {self.k}-of-{what}"
 
     def validate(self, key: str, shape: tuple, last: bool = False) -> tuple:
@@ -95,11 +136,13 @@ class DenseSpec:
             fail(f"{key}.block", f"only meaningful with granularity = 'block', not {self.granularity!r}")
         if self.granularity == "feature_map" and last:
             fail(f"{key}.granularity", "the last layer's outputs are the model's outputs; they cannot be pruned away")
-        what = {"weight": "the layer's inputs n", "block": "the block M", "feature_map": "out_features"}
-        n_group = self.group_size(shape)
+        what = {"weight": "the layer's inputs n", "block": "the block M", "feature_map": "out_features",
+                "bank": "the layer's inputs n"}
+        n_group = n if self.granularity == "bank" else self.group_size(shape)
         if not 1 <= self.k <= n_group:
             fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
         _check_lanes(key, self.lanes, self.row_k(n), "entries per row")
+        _check_banks(self, key, n)
         _check_formats(key, self.weight, self.bias)
         return self.out_shape(shape)
 
@@ -108,8 +151,10 @@ class DenseSpec:
 class ConvSpec:
     """A square ``kernel x kernel`` Conv2d layer of ``out_channels`` filters (+ folded
     BatchNorm when ``bn``).  ``k`` counts, per ``granularity``: weights of the filter's
-    ``C_in*K*K`` (``weight``), whole input kernels of its ``C_in`` (``kernel``) or filters
-    of ``out_channels`` (``feature_map``; the others are removed at export)."""
+    ``C_in*K*K`` (``weight``; ``bank``: k/P of each of P banks of the window, window index
+    f = (ky*K + kx)*C_in + c in bank f mod P, P = ``lanes``), whole input kernels of its
+    ``C_in`` (``kernel``) or filters of ``out_channels`` (``feature_map``; the others are
+    removed at export)."""
 
     out_channels: int
     kernel: int
@@ -134,12 +179,22 @@ class ConvSpec:
 
     def group_size(self, shape: tuple) -> int:
         taps = self.kernel * self.kernel
-        return {"feature_map": self.out_channels, "kernel": shape[2]}.get(self.granularity) or shape[2] * taps
+        n = shape[2] * taps
+        if self.granularity == "bank":
+            return n // (self.banks(n) or 1)
+        return {"feature_map": self.out_channels, "kernel": shape[2]}.get(self.granularity) or n
+
+    def banks(self, n: int) -> int | None:
+        """P of a ``bank`` layer over a window of ``n`` values (see :meth:`DenseSpec.banks`)."""
+        return _banks(self, n)
+
+    def group_k(self, n: int) -> int:
+        return self.k // (self.banks(n) or 1)
 
     def row_k(self, c_in: int) -> int:
         """Weights stored per filter for ``c_in`` input channels."""
         taps = self.kernel * self.kernel
-        return {"weight": self.k, "kernel": self.k * taps}.get(self.granularity) or c_in * taps
+        return {"weight": self.k, "bank": self.k, "kernel": self.k * taps}.get(self.granularity) or c_in * taps
 
     def out_shape(self, shape: tuple) -> tuple:
         h, w, _ = shape
@@ -147,7 +202,7 @@ class ConvSpec:
                 self.k if self.granularity == "feature_map" else self.out_channels)
 
     def describe(self, i: int) -> str:
-        what = {"weight": "n", "kernel": "kernels", "feature_map": "filters"}[self.granularity]
+        what = {"weight": "n", "bank": "n banked", "kernel": "kernels", "feature_map": "filters"}[self.granularity]
         return f"l{i} conv {self.out_channels}@{self.kernel}x{self.kernel} {self.k}-of-{what}"
 
     def validate(self, key: str, shape: tuple, last: bool = False) -> tuple:
@@ -164,17 +219,20 @@ class ConvSpec:
         if self.padding == "same" and self.kernel % 2 == 0:
             fail(f"{key}.padding", f"'same' needs an odd kernel (symmetric padding), got {self.kernel}")
         if self.granularity not in _CONV_GRAN:
-            fail(f"{key}.granularity", f"a conv layer takes 'weight', 'kernel' or 'feature_map', got {self.granularity!r}")
+            fail(f"{key}.granularity", f"a conv layer takes 'weight', 'bank', 'kernel' or 'feature_map', "
+                                       f"got {self.granularity!r}")
         h, w, c = shape
         oh, ow, _ = self.out_shape(shape)
         if min(oh, ow) < 1:
             fail(f"{key}.kernel", f"a {self.kernel}x{self.kernel} kernel does not fit the {h}x{w} input")
-        n_group = self.group_size(shape)
-        what = {"weight": "C_in*K*K weights", "kernel": "C_in kernels", "feature_map": "out_channels"}
+        n_group = c * self.kernel * self.kernel if self.granularity == "bank" else self.group_size(shape)
+        what = {"weight": "C_in*K*K weights", "bank": "C_in*K*K weights", "kernel": "C_in kernels",
+                "feature_map": "out_channels"}
         if not 1 <= self.k <= n_group:
             fail(f"{key}.k", f"must be in 1..{n_group} ({what[self.granularity]}), got {self.k}")
         row = self.row_k(c)
         _check_lanes(key, self.lanes, row, "weights per filter")
+        _check_banks(self, key, n_group)
         _check_formats(key, self.weight, self.bias)
         return self.out_shape(shape)
 
@@ -219,8 +277,14 @@ def validate_chain(layers: Sequence[LayerSpec], input_shape: tuple, key: str = "
     if not layers:
         fail(key, "at least one layer is required")
     shape = tuple(input_shape)
+    removed = None  # the last weighted layer, when feature-map pruning removes some of its outputs
     for i, layer in enumerate(layers):
+        if layer.weighted and layer.granularity == "bank" and removed is not None:
+            fail(f"{key}[{i}].granularity", f"'bank' cannot read {key}[{removed}], whose feature-map pruning removes "
+                                            "inputs at export (the banks would shift); prune that layer at another granularity")
         shape = layer.validate(f"{key}[{i}]", shape, last=i == len(layers) - 1)
+        if layer.weighted:
+            removed = i if layer.granularity == "feature_map" else None
     if layers[-1].image:
         fail(f"{key}[{len(layers) - 1}].type", "the last layer must be dense (flatten the image into a dense classifier)")
     return shape

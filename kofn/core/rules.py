@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["conv_out_size", "same_padding", "fixed_stride_rows", "hwc_from_chw", "index_bits", "row_stride", "steady_ii",
-           "CorePipeline", "core_pipeline", "GATHER_RADIX_BITS"]
+           "CorePipeline", "core_pipeline", "GATHER_RADIX_BITS", "bank_lanes", "default_bank_lanes", "bank_order"]
 
 
 def fixed_stride_rows(mask: np.ndarray, stride: int) -> np.ndarray:
@@ -89,12 +89,40 @@ class CorePipeline:
         return self.gather + self.tree + 5
 
 
-def core_pipeline(n: int, lanes: int, banks: int) -> CorePipeline:
+def core_pipeline(n: int, lanes: int, banks: int, mem: bool = False) -> CorePipeline:
     """Stages of the pipelined core for ``lanes`` lanes selecting among ``n`` inputs in
     ``banks`` (1 or 2) banks: ``ceil(select bits / 4)`` gather stages, ``ceil(log2 lanes)`` tree
-    levels.  The RTL takes both as parameters, so this is their only definition."""
+    levels.  ``mem``: each lane reads its own memory instead (``kofn_dense``'s MEM, behind
+    ``kofn_bankbuf``): one stage, the memory's read register, in the gather's place.  The RTL
+    takes both as parameters, so this is their only definition."""
     sel = index_bits(n) + (1 if banks == 2 else 0)
-    return CorePipeline(gather=-(-sel // GATHER_RADIX_BITS), tree=(lanes - 1).bit_length(), select_bits=sel)
+    gather = 1 if mem else -(-sel // GATHER_RADIX_BITS)
+    return CorePipeline(gather=gather, tree=(lanes - 1).bit_length(), select_bits=sel)
+
+
+def bank_lanes(k: int, n: int) -> list[int]:
+    """The lane counts P a ``bank`` layer can have: P divides both its ``k`` kept entries per
+    row and its ``n`` inputs (banks are not padded), ascending."""
+    return [p for p in range(1, min(k, n) + 1) if k % p == 0 and n % p == 0]
+
+
+def default_bank_lanes(k: int, n: int) -> int:
+    """The default P of a ``bank`` layer: the largest valid P (:func:`bank_lanes`) up to 8,
+    the rule :func:`kofn.codegen.plan.default_lanes` applies to k alone."""
+    return max(p for p in bank_lanes(k, n) if p <= 8)
+
+
+def bank_order(indices: np.ndarray, banks: int) -> np.ndarray:
+    """For ``[rows, k]`` ascending input indices of a ``bank`` layer (input ``i`` is in bank
+    ``i % banks`` at bank-local address ``i // banks``, exactly ``k / banks`` per bank), the
+    permutation per row that puts bank ``p``'s ``s``-th entry at position ``s * banks + p``:
+    lane ``p`` then reads only bank ``p`` in every step (the fixed-stride ROM order)."""
+    rows, k = indices.shape
+    if k % banks:
+        raise ValueError(f"k={k} is not a multiple of the {banks} banks")
+    order = np.lexsort((indices // banks, indices % banks), axis=-1)  # by bank, then address
+    # bank p's entries are order[:, p*k/P : (p+1)*k/P]; step s, lane p takes entry s of bank p
+    return order.reshape(rows, banks, k // banks).transpose(0, 2, 1).reshape(rows, k)
 
 
 def row_stride(granularity: str, k: int, n: int, block: int | None = None) -> int:

@@ -13,10 +13,16 @@ __all__ = ["random_model", "random_cnn", "random_inputs"]
 
 
 def _random_rows(rng, n: int, rows: int, k: int, weights_per_index: int, weight_fmt: FixedFormat,
-                 bias_fmt: FixedFormat):
+                 bias_fmt: FixedFormat, banks: int = 1):
     """``rows`` ascending k-of-n index rows, ``k * weights_per_index`` weights per row and a
-    bias each, all uniform over their formats (drawn in this order)."""
-    idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(rows)]), axis=1)
+    bias each, all uniform over their formats (drawn in this order).  ``banks`` P > 1: k/P
+    of every bank (input i in bank i mod P)."""
+    if banks > 1:
+        local = [np.stack([rng.choice(n // banks, size=k // banks, replace=False) for _ in range(banks)])
+                 for _ in range(rows)]  # [P, k/P] bank-local addresses per row
+        idx = np.sort(np.stack([(a * banks + np.arange(banks)[:, None]).ravel() for a in local]), axis=1)
+    else:
+        idx = np.sort(np.stack([rng.choice(n, size=k, replace=False) for _ in range(rows)]), axis=1)
     w = rng.integers(weight_fmt.min_int, weight_fmt.max_int + 1, size=(rows, k * weights_per_index))
     b = rng.integers(bias_fmt.min_int, bias_fmt.max_int + 1, size=rows)
     return idx, w, b
@@ -32,8 +38,10 @@ def random_model(
     hidden_fmt: FixedFormat = FixedFormat(8, 3, signed=False),
     output_fmt: FixedFormat = FixedFormat(12, 6),
     relu_last: bool = False,
+    banks: Sequence[int] | None = None,
 ) -> Model:
-    """A model ``sizes[0] -> sizes[1] -> ...`` whose layer ``i`` keeps ``ks[i]`` inputs per row.
+    """A model ``sizes[0] -> sizes[1] -> ...`` whose layer ``i`` keeps ``ks[i]`` inputs per row
+    (``banks[i]`` > 1: k/P of each of P banks, the ``bank`` granularity).
 
     Weights and biases are uniform over their whole formats, so saturation and
     extreme codes are exercised.
@@ -46,9 +54,11 @@ def random_model(
     for i, (n, rows, k) in enumerate(zip(sizes, sizes[1:], ks)):
         last = i == len(ks) - 1
         fmt_out = output_fmt if last else hidden_fmt
-        idx, w, b = _random_rows(rng, n, rows, k, 1, weight_fmt, bias_fmt)
+        p = banks[i] if banks else 1
+        idx, w, b = _random_rows(rng, n, rows, k, 1, weight_fmt, bias_fmt, p)
         layers.append(
-            DenseLayer(f"l{i}", n, idx, w, b, fmt_in, weight_fmt, bias_fmt, fmt_out, relu=(relu_last or not last))
+            DenseLayer(f"l{i}", n, idx, w, b, fmt_in, weight_fmt, bias_fmt, fmt_out, relu=(relu_last or not last),
+                       banks=p)
         )
         fmt_in = fmt_out
     return Model("random", tuple(layers))
@@ -66,9 +76,10 @@ def random_cnn(
 ) -> Model:
     """A random image model.  ``spec`` lists the layers:
 
-    * ``("conv", out_channels, kernel, stride, pad, granularity, k)``
+    * ``("conv", out_channels, kernel, stride, pad, granularity, k)``; granularity ``"bank"``
+      takes the banks P as an eighth entry (a weight-level conv keeping k/P of every bank)
     * ``("pool",)``: 2x2 max pooling
-    * ``("dense", out_features, k)``
+    * ``("dense", out_features, k)``, or ``("dense", out_features, k, P)`` with P banks
 
     Hidden layers use ``hidden_fmt`` with ReLU, the last one ``output_fmt`` without.
     """
@@ -85,18 +96,22 @@ def random_cnn(
             shape = layers[-1].out_shape
             continue
         if s[0] == "conv":
-            _, c_out, kern, stride, pad, gran, k = s
+            _, c_out, kern, stride, pad, gran, k, *bk = s
+            p = bk[0] if gran == "bank" else 1
+            gran = "weight" if gran == "bank" else gran
             c_in = shape[2]
             n = kern * kern * c_in if gran == "weight" else c_in
-            idx, w, b = _random_rows(rng, n, c_out, k, kern * kern if gran == "kernel" else 1, weight_fmt, bias_fmt)
+            idx, w, b = _random_rows(rng, n, c_out, k, kern * kern if gran == "kernel" else 1, weight_fmt, bias_fmt, p)
             layers.append(Conv2dLayer(name, shape, kern, stride, pad, gran, idx, w, b,
-                                      fmt_in, weight_fmt, bias_fmt, fmt_out, relu=not last))
+                                      fmt_in, weight_fmt, bias_fmt, fmt_out, relu=not last, banks=p))
             shape = layers[-1].out_shape
         else:
-            _, rows, k = s
+            _, rows, k, *bk = s
+            p = bk[0] if bk else 1
             n = int(np.prod(shape))
-            idx, w, b = _random_rows(rng, n, rows, k, 1, weight_fmt, bias_fmt)
-            layers.append(DenseLayer(name, n, idx, w, b, fmt_in, weight_fmt, bias_fmt, fmt_out, relu=not last))
+            idx, w, b = _random_rows(rng, n, rows, k, 1, weight_fmt, bias_fmt, p)
+            layers.append(DenseLayer(name, n, idx, w, b, fmt_in, weight_fmt, bias_fmt, fmt_out, relu=not last,
+                                     banks=p))
             shape = (rows,)
         fmt_in = fmt_out
     return Model("random_cnn", tuple(layers))

@@ -89,6 +89,29 @@ def test_layer_round_trip(n, rows, seed, data):
     np.testing.assert_array_equal(b, L.bias)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 6), st.integers(1, 5), st.integers(1, 8), st.integers(0, 10**6))
+def test_bank_layer_round_trip_and_lane_p_reads_bank_p(banks, per_bank_n, per_bank_k, rows, seed):
+    """Bank packing: unpack(pack(x)) == x, and every lane's entries are bank-local addresses
+    of its own bank (lane p, step s: bank p's s-th kept input, ascending)."""
+    n, k = banks * per_bank_n, banks * min(per_bank_k, per_bank_n)
+    L = random_model([n, rows], [k], seed=seed, banks=[banks]).layers[0]
+    roms = pack_layer(L, banks)
+    assert roms.index.entry_bits == index_bits(n // banks)  # indices of a bank, not of all n
+    idx, w, b = unpack_layer(roms, k, L.weight_fmt.width, L.bias_fmt.width, banks=banks)
+    np.testing.assert_array_equal(idx, L.indices)
+    np.testing.assert_array_equal(w, L.weights)
+    np.testing.assert_array_equal(b, L.bias)
+    local = unpack_entries(roms.index, k)  # [rows, S*P]: entry s*P + p is lane p's in step s
+    for r in range(rows):
+        for p in range(banks):
+            inputs = local[r, p::banks] * banks + p
+            np.testing.assert_array_equal(inputs, np.sort(L.indices[r][L.indices[r] % banks == p]))
+    if banks > 1:  # the banks are the lanes
+        with pytest.raises(ValueError, match=f"banks need lanes = {banks}"):
+            pack_layer(L, banks - 1)
+
+
 @pytest.mark.parametrize("gran,k", [("weight", 1), ("weight", 7), ("weight", 18), ("kernel", 1), ("kernel", 3)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_conv_layer_round_trip(gran, k, seed):

@@ -65,7 +65,8 @@ METHODS = ("dpp", "psp", "dtp", "magnitude", "gradual", "srste", "random")
 
 
 def _random_cases(seed: int = 0, count: int = 12):
-    """(shape, granularity, block, k) drawn at random, Linear and Conv2d, every granularity."""
+    """(shape, granularity, block, k) drawn at random, Linear and Conv2d, every granularity
+    (``bank``: ``block`` carries the banks P, a divisor of the fan-in)."""
     g = torch.Generator().manual_seed(seed)
     r = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=g))  # noqa: E731
     cases = []
@@ -73,15 +74,19 @@ def _random_cases(seed: int = 0, count: int = 12):
         conv = i % 2 == 1
         shape = (r(1, 9), r(1, 6), r(1, 3), r(1, 3)) if conv else (r(1, 12), r(2, 40))
         fan_in = math.prod(shape[1:])
-        grans = ["weight", "feature_map", "block"] + (["kernel"] if conv else [])
+        grans = ["weight", "feature_map", "block", "bank"] + (["kernel"] if conv else [])
         for gran in grans:
             block = None
-            if gran == "block":
+            if gran in ("block", "bank"):
                 divisors = [d for d in range(1, fan_in + 1) if fan_in % d == 0]
                 block = divisors[r(0, len(divisors) - 1)]
-            grouping = Grouping(shape, gran, block)
+            grouping = _grouping(shape, gran, block)
             cases.append((shape, gran, block, r(1, grouping.n)))
     return cases
+
+
+def _grouping(shape, gran, block) -> Grouping:
+    return Grouping(shape, gran, banks=block) if gran == "bank" else Grouping(shape, gran, block)
 
 
 CASES = _random_cases()
@@ -107,7 +112,7 @@ def _drive(pruner: nn.Module, w: torch.Tensor, steps: int = 6) -> None:
 def test_every_method_is_exactly_k_of_n(method, shape, gran, block, k):
     torch.manual_seed(1)
     w = torch.randn(shape, requires_grad=True)
-    grouping = Grouping(shape, gran, block)
+    grouping = _grouping(shape, gran, block)
     pruner = make_pruner(method, w.detach(), k, grouping, TrainConfig(), seed=3)
     _drive(pruner, w)
     m = pruner.hard_mask(w.detach())
@@ -117,19 +122,44 @@ def test_every_method_is_exactly_k_of_n(method, shape, gran, block, k):
     assert torch.equal(out, w.detach() * grouping.expand(m))
     kept = grouping.structures((out != 0).float()).amax(-1)  # a structure shows if any weight survives
     assert torch.all(kept <= m)
+    if gran == "bank":  # in the hardware's input order: exactly k of every bank of every row
+        p = block
+        full = grouping.expand(m).reshape(shape[0], -1)
+        if len(shape) == 4:  # torch (c, ky, kx) -> window (ky, kx, c)
+            full = grouping.expand(m).permute(0, 2, 3, 1).reshape(shape[0], -1)
+        per_bank = full.reshape(shape[0], -1, p).sum(1)  # input i in bank i % P
+        assert torch.all(per_bank == k)
 
 
 @pytest.mark.parametrize("shape, gran, block", [((6, 8), "weight", None), ((4, 3, 2, 2), "kernel", None),
-                                                ((5, 12), "block", 4), ((6, 2, 3, 3), "feature_map", None)])
+                                                ((5, 12), "block", 4), ((6, 2, 3, 3), "feature_map", None),
+                                                ((5, 12), "bank", 3), ((4, 2, 3, 3), "bank", 6)])
 def test_grouping_round_trip_and_expand(shape, gran, block):
-    grouping = Grouping(shape, gran, block)
+    grouping = _grouping(shape, gran, block)
     w = torch.arange(math.prod(shape), dtype=torch.float32).reshape(shape)
-    assert torch.equal(grouping.structures(w).reshape(shape), w)
+    if gran == "bank":  # a gather: expand inverts it
+        assert torch.equal(grouping.expand(grouping.structures(w)[..., 0]), w)
+    else:
+        assert torch.equal(grouping.structures(w).reshape(shape), w)
     g, n, s = grouping.view
     assert g * n * s == w.numel()
     m = kofn_topk(torch.rand(g, n), 1)
     e = grouping.expand(m)
     assert e.shape == w.shape and e.sum() == g * s  # one whole structure per group
+
+
+def test_bank_groups_are_the_hardware_banks():
+    """By hand: input i of a row (a dense column; a conv window index (ky*K + kx)*C + c) is in
+    bank i % P, and group o*P + p holds row o's bank p in ascending order."""
+    w = torch.arange(12.0).reshape(2, 6)
+    st = Grouping((2, 6), "bank", banks=3).structures(w)[..., 0]
+    assert st.tolist() == [[0, 3], [1, 4], [2, 5], [6, 9], [7, 10], [8, 11]]
+    # conv [1 filter, C=2, 1x2]: torch column c*2 + t, window index f = t*2 + c; P = 2 banks by f % 2 = c
+    w = torch.tensor([[[[10.0, 11.0]], [[20.0, 21.0]]]])  # w[0, c, 0, t] = 10 (c+1) + t
+    st = Grouping((1, 2, 1, 2), "bank", banks=2).structures(w)[..., 0]
+    assert st.tolist() == [[10, 11], [20, 21]]  # bank 0: f = 0, 2 (c = 0, taps 0, 1); bank 1: c = 1
+    with pytest.raises(ValueError, match="banks P=4 do not divide the fan-in 6"):
+        Grouping((2, 6), "bank", banks=4)
 
 
 def test_grouping_rejects_impossible_layouts():

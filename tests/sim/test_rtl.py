@@ -52,7 +52,7 @@ def test_dataflow_bit_exact_under_stalls_and_cycle_exact(name, tmp_path):
     assert lat.ii_cycles < seq
 
 
-@pytest.mark.parametrize("name", ["pad", "cnn_odd"])
+@pytest.mark.parametrize("name", ["pad", "cnn_odd", "bank"])
 def test_sequential_bit_exact_and_cycles(name, tmp_path):
     m, lanes = design(name, seed=7)
     b = plan_build(m, lanes, schedule="sequential")
