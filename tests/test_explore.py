@@ -188,3 +188,18 @@ def test_hardware_points_carry_the_fmax_estimate():
     b = plan_build(m, [2, 2])
     assert df["fmax_mhz"] == round(b.fmax_estimate.fmax_mhz, 1) and df["fmax_mhz"] > 0
     assert seq["fmax_mhz"] is None
+
+
+def test_hardware_points_keep_a_bank_layers_lanes():
+    """A bank layer's P is its banks (fixed by training): every swept P leaves it alone and
+    sets the other layers, so each point's MACs and multipliers follow."""
+    from designs import design
+    from kofn.app.explore import hardware_points
+    from kofn.codegen import plan_build
+
+    m, _ = design("bank")  # l0: 3 banks, l1: 4 banks (k = 6 and 4)
+    pts = hardware_points(m, [1, 2, 6], schedule="dataflow")
+    ref = plan_build(m, [3, 4]).latency
+    for p in pts:
+        assert (p["latency_cycles"], p["ii_cycles"]) == (ref.total_cycles, ref.ii_cycles)
+    assert len({p["dsp"] for p in pts}) == 1

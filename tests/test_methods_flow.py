@@ -1,6 +1,6 @@
 """Every pruning method's trained digits MLP goes through `kofn flow` and simulates
-bit-exactly (RTL under cocotb + Verilator and HLS C simulation), as do the block (N:M)
-and feature-map granularities.  Short trainings: the hardware path is what is checked."""
+bit-exactly (RTL under cocotb + Verilator and HLS C simulation), as do the block (N:M),
+bank and feature-map granularities.  Short trainings: the hardware path is what is checked."""
 
 from __future__ import annotations
 
@@ -57,6 +57,26 @@ def test_block_granularity_through_flow(tmp_path):
     assert main(["flow", _config(tmp_path, "srste", layer0), "--out", str(out), "--quiet"]) == 0
     r = _check(out)
     assert r["layers"][0]["k"] == 16 and r["layers"][0]["n"] == 64
+
+
+def test_bank_granularity_through_flow(tmp_path):
+    """Layer 0 banked (4 lanes, 4 banks of 16 inputs, 4 of each), DTP; layer 1 banked with
+    lanes = "auto" (folded at load among the P dividing 8 and 32).  The IR keeps k/P per bank
+    (checked on load), and the dataflow build reads both layers' inputs from bank memories."""
+    from kofn.core.ir import load
+
+    layer0 = 'out_features = 32\nk = 16\ngranularity = "bank"\nlanes = 4'
+    text = open(_config(tmp_path, "dtp", layer0)).read()
+    text = text.replace('k = 8\nlanes = "auto"', 'k = 8\ngranularity = "bank"\nlanes = "auto"', 1)
+    (tmp_path / "bank.toml").write_text(text)
+    out = tmp_path / "o"
+    assert main(["flow", str(tmp_path / "bank.toml"), "--out", str(out), "--quiet"]) == 0
+    r = _check(out)
+    m = load(out / "model")
+    assert [L.banks for L in m.layers] == [r["layers"][0]["lanes"], r["layers"][1]["lanes"]]
+    assert m.layers[0].banks == 4 and 8 % m.layers[1].banks == 0 and m.layers[1].banks > 1
+    top = (out / "rtl" / "kofn_top.sv").read_text()
+    assert top.count("kofn_bankbuf") == 2 and "kofn_vecbuf #" in top  # the output buffer stays a vector
 
 
 def test_feature_map_granularity_through_flow(tmp_path):

@@ -53,16 +53,18 @@ def test_run_layers_and_input_checks():
         run(m, x + 1000)
 
 
-def test_ir_round_trip(tmp_path):
-    m = random_model([9, 5, 3], [4, 2], seed=3)
+@pytest.mark.parametrize("banks", [None, [3, 2]])
+def test_ir_round_trip(tmp_path, banks):
+    m = random_model([9, 6, 3], [6, 2], seed=3, banks=banks)
     ir.save(m, tmp_path)
     m2 = ir.load(tmp_path)
     for a, b in zip(m.layers, m2.layers):
         np.testing.assert_array_equal(a.indices, b.indices)
         np.testing.assert_array_equal(a.weights, b.weights)
         np.testing.assert_array_equal(a.bias, b.bias)
-        assert (a.input_fmt, a.weight_fmt, a.bias_fmt, a.output_fmt, a.relu) == (
-            b.input_fmt, b.weight_fmt, b.bias_fmt, b.output_fmt, b.relu)
+        assert (a.input_fmt, a.weight_fmt, a.bias_fmt, a.output_fmt, a.relu, a.banks) == (
+            b.input_fmt, b.weight_fmt, b.bias_fmt, b.output_fmt, b.relu, b.banks)
+    assert [L.banks for L in m2.layers] == (banks or [1, 1])
     x = random_inputs(m, 10)
     np.testing.assert_array_equal(run(m, x), run(m2, x))
 
@@ -78,6 +80,12 @@ def test_ir_rejects_bad_layers():
         ir.DenseLayer(indices=L.indices + 9, weights=L.weights, **kw)
     with pytest.raises(ValueError, match="weight code is outside"):
         ir.DenseLayer(indices=L.indices, weights=L.weights * 0 + 1000, **kw)
+    # banks: P must divide n and k, and every row keeps exactly k/P of each bank (i mod P)
+    idx = np.array([[0, 2, 4, 6]] * 5)  # all in bank 0 of 2
+    with pytest.raises(ValueError, match=r"row 0 keeps 4 inputs of bank 0, expected exactly k/P = 2"):
+        ir.DenseLayer(indices=idx, weights=L.weights, banks=2, **{**kw, "n": 8})
+    with pytest.raises(ValueError, match="banks P=2 must divide both n=9"):
+        ir.DenseLayer(indices=L.indices, weights=L.weights, banks=2, **kw)
     with pytest.raises(ValueError, match="reads"):
         ir.Model("m", (m.layers[0], m.layers[0].__class__(**{**_fields(m.layers[1]), "input_fmt": m.layers[1].weight_fmt})))
 

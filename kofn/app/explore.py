@@ -146,14 +146,15 @@ def _init_from_state(state: dict):
 
 
 def hardware_points(model_ir, lanes: Sequence[int], family: str = "xc7", schedule: str = "dataflow") -> list[dict]:
-    """Exact cycles and estimated resources of ``model_ir`` at every P in ``lanes``."""
+    """Exact cycles and estimated resources of ``model_ir`` at every P in ``lanes`` (a bank
+    layer keeps its own P: its banks, fixed by training)."""
     from ..codegen import plan_build, resources
     from ..codegen.packing import entries_per_row
 
     out = []
     for p in lanes:
-        plan_lanes = [min(p, entries_per_row(L)) if isinstance(L, (DenseLayer, Conv2dLayer)) else None
-                      for L in model_ir.layers]
+        plan_lanes = [(L.banks if L.banks > 1 else min(p, entries_per_row(L)))
+                      if isinstance(L, (DenseLayer, Conv2dLayer)) else None for L in model_ir.layers]
         b = plan_build(model_ir, plan_lanes, schedule=schedule)
         lat = b.latency
         res = resources(model_ir, b.layers, family, b.schedule, b.stream_in, b.stream_out)

@@ -130,6 +130,7 @@ class DenseLayer:
             "k": self.k,
             "rows": self.rows,
             "relu": self.relu,
+            "banks": self.banks,
             "input_fmt": self.input_fmt.to_dict(),
             "weight_fmt": self.weight_fmt.to_dict(),
             "bias_fmt": self.bias_fmt.to_dict(),
