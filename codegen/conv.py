@@ -89,10 +89,10 @@ class ConvHandler(MacHandler):
         return ConvWalk(plan, WINDOW_CYCLES)
 
     # -- resources -----------------------------------------------------------------------
-    def lane_inputs(self, plan) -> list[int]:
+    def lane_inputs(self, plan, padded: bool = False) -> list[int]:
         L, p = plan.layer, plan
         if not self.kernel_level(L):
-            return super().lane_inputs(plan)
+            return super().lane_inputs(plan, padded)
         # lane q reads tap (s*P + q) % KK of kernel (s*P + q) // KK at step s: the taps are
         # constants of the step (one tap when P is a multiple of K*K), the channel comes
         # from the channel ROM

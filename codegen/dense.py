@@ -60,9 +60,16 @@ class DenseHandler(MacHandler):
     def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
         L, n = plan.layer, plan.layer.name
         core = self.features(plan, family, df=True)
-        buf = ("bbuf", bankbuf_features(L.n, plan.lanes, L.input_fmt.width, values)) if self.df_mem(L) else \
-            ("buf", vecbuf_features(L.n, L.input_fmt.width, values))
-        return [(f"u_{n}_buf", *buf),
+        if self.df_mem(L):
+            # bank memories, and a core without gather: its own component (what is left is the
+            # ROMs, the adder tree, the accumulator and requantization, and the control)
+            lut = core["core_lut"]
+            mcore = {"rom": lut["rom"], "mul": lut["mul"], "tree": lut["tree"],
+                     "add": L.accumulator.width + max(L.accumulator.width, L.output_fmt.width + 1) + 1, "one": 1.0}
+            return [(f"u_{n}_buf", "bbuf", bankbuf_features(L.n, plan.lanes, L.input_fmt.width, values)),
+                    (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 1.0}}),
+                    (f"u_{n}_mac", "dfmcore", {"lut": mcore, "ff": core["core_ff"]})]
+        return [(f"u_{n}_buf", "buf", vecbuf_features(L.n, L.input_fmt.width, values)),
                 (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 1.0}}),
                 (f"u_{n}_mac", "dfcore", {"lut": core["core_lut"], "ff": core["core_ff"]})]
 

@@ -209,11 +209,13 @@ class MacHandler(Handler):
         L = plan.layer
         return plan.lanes if uses_dsp(operand_bits(L), L.weight_fmt.width, family) else 0
 
-    def lane_inputs(self, plan) -> list[int]:
-        """Per MAC lane, how many of the layer's inputs its multiplexer can select."""
+    def lane_inputs(self, plan, padded: bool = False) -> list[int]:
+        """Per MAC lane, how many of the layer's inputs its multiplexer can select (``padded``:
+        counting the index's whole range, 2**bits, as a bank's per-lane array muxes)."""
         p = plan
         idx = unpack_entries(p.roms.index, p.steps * p.lanes)
-        return [reachable(idx[:, q :: p.lanes], self.lane_n(p.layer)) for q in range(p.lanes)]
+        n = self.lane_n(p.layer)
+        return [reachable(idx[:, q :: p.lanes], 1 << index_bits(n) if padded else n) for q in range(p.lanes)]
 
     def features(self, plan, family: str, df: bool = False) -> dict[str, dict[str, float]]:
         """The MAC core's features ``core_lut`` and ``core_ff`` (``df``: as a dataflow stage,
@@ -229,7 +231,10 @@ class MacHandler(Handler):
         mem = df and self.df_mem(L)  # the lanes read memories: no multiplexers, no bank select
         return {
             "core_lut": {
-                "mux": 0 if mem else L.input_fmt.width * sum(mux_luts(n) for n in self.lane_inputs(p)),
+                # lanes over all n inputs, or (bmux) each over its bank, as per-lane arrays
+                "mux": 0 if mem or self.banks(L) > 1 else L.input_fmt.width * sum(mux_luts(n) for n in self.lane_inputs(p)),
+                "bmux": L.input_fmt.width * sum(mux_luts(n) for n in self.lane_inputs(p, padded=True))
+                if self.banks(L) > 1 and not mem else 0,
                 "kmode": p.lanes * index_bits(L.n) if kmode else 0,
                 "rom": sum(rom_luts(r.depth, r.word_bits) for r in roms if not r.in_bram),
                 "mul": 0 if dsp else p.lanes * L.input_fmt.width * L.weight_fmt.width,

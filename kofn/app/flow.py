@@ -235,7 +235,7 @@ def layer_figures(p: LayerPlan) -> dict:
     d = {"name": L.name, "kind": L.kind}
     if not p.has_core:
         return {**d, "in_shape": list(L.in_shape), "out_shape": list(L.out_shape)}
-    d.update(n=L.n, k=L.k, rows=L.rows, lanes=p.lanes, steps=p.steps, acc_width=L.accumulator.width)
+    d.update(n=L.n, k=L.k, rows=L.rows, lanes=p.lanes, steps=p.steps, acc_width=L.accumulator.width, banks=L.banks)
     if isinstance(L, Conv2dLayer):
         d.update(granularity=L.granularity, kernel=L.kernel, stride=L.stride, pad=L.pad,
                  in_shape=list(L.in_shape), out_shape=list(L.out_shape), weights_per_filter=L.k_eff)

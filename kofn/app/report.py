@@ -264,4 +264,6 @@ def _markdown_layer_row(l: Mapping[str, Any], cycles: int) -> str:
     kind = l["kind"]
     if "kernel" in l:
         kind = f"{kind} {l['kernel']}x{l['kernel']}/{l['stride']}, {l['granularity']}"
+    if l.get("banks", 1) > 1:
+        kind = f"{kind}, {l['banks']} banks"
     return f"| {l['name']} | {kind} | {l['n']} | {l['k']} | {l['rows']} | {l['lanes']} | {l['steps']} | {cycles} |"

@@ -145,8 +145,8 @@ def test_calibration_predicts_held_out_designs(corpus_synth):
 
     Measured (Yosys 0.23), held-out median |error| and worst error:
 
-    * xc7: LUT 6.7 %, -19.2 % (m24_k6_p3_w4a4s); FF 3.2 %, +7.9 % (m40_k5_p5_w4);
-    * xcup: LUT 4.0 %, -23.1 % (m24_k6_p3_w4a4s); FF 1.2 %, +6.9 % (m24_k6_p3_w4a4s).
+    * xc7: LUT 6.0 %, -17.5 % (m24_k6_p3_w4a4s); FF 2.9 %, +7.9 % (m40_k5_p5_w4);
+    * xcup: LUT 4.6 %, -23.4 % (m24_k6_p3_w4a4s); FF 1.5 %, +6.1 % (m24_k6_p3_w4a4s).
 
     Bounds per design: LUT 25 % (xc7) and 30 % (xcup, as in-sample), FF 10 %; median LUT
     error 10 %.  Prediction is looser than the in-sample 15 %: the worst design is the one
