@@ -51,9 +51,9 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "convdf_lut": {
-            "land": 0.1734,
-            "ram": 1.1836,
-            "addr": 7.4948,
+            "land": 0.1726,
+            "ram": 1.1848,
+            "addr": 7.5083,
             "one": 0.0
         },
         "convdf_ff": {
@@ -122,25 +122,25 @@ COEFFICIENTS = {
             "one": 1.0
         },
         "dfmcore_lut": {
-            "rom": 0.7907,
+            "rom": 0.7853,
             "mul": 0.0,
-            "tree": 0.7291,
-            "add": 1.5929,
+            "tree": 0.7099,
+            "add": 1.5405,
             "one": 0.0
         },
         "dfmcore_ff": {
             "idx_q": 0.0,
-            "w_q": 0.7949,
+            "w_q": 0.4504,
             "prod": 0.0,
             "acc": 0.0,
             "bias": 0.0,
-            "ctrl": 6.9237,
+            "ctrl": 7.6945,
             "kctr": 0.0,
             "gather": 0.0,
             "csel": 0.0,
-            "wsh": 1.0253,
+            "wsh": 1.1428,
             "op": 0.0,
-            "tree": 0.9294,
+            "tree": 0.9428,
             "pipe": 0.0,
             "one": 0.0
         },
@@ -212,9 +212,9 @@ COEFFICIENTS = {
             "one": 0.0
         },
         "convdf_lut": {
-            "land": 0.1793,
-            "ram": 1.1181,
-            "addr": 7.7893,
+            "land": 0.1784,
+            "ram": 1.1192,
+            "addr": 7.8034,
             "one": 0.0
         },
         "convdf_ff": {
@@ -283,26 +283,26 @@ COEFFICIENTS = {
             "one": 1.0
         },
         "dfmcore_lut": {
-            "rom": 0.8237,
+            "rom": 0.8162,
             "mul": 0.0,
-            "tree": 1.4264,
-            "add": 1.9909,
+            "tree": 1.3987,
+            "add": 1.953,
             "one": 0.0
         },
         "dfmcore_ff": {
             "idx_q": 0.0,
-            "w_q": 0.1037,
+            "w_q": 0.0,
             "prod": 0.0,
             "acc": 0.0,
             "bias": 0.0,
-            "ctrl": 6.1601,
+            "ctrl": 6.7883,
             "kctr": 0.0,
             "gather": 0.0,
             "csel": 0.0,
-            "wsh": 3.5306,
+            "wsh": 3.0117,
             "op": 0.0,
-            "tree": 0.8157,
-            "pipe": 0.0037,
+            "tree": 0.9439,
+            "pipe": 0.0,
             "one": 0.0
         },
         "pool_lut": {

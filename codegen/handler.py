@@ -286,8 +286,8 @@ class MacHandler(Handler):
         d1 = pipe.gather + 3 + pipe.tree
         sb0 = min(sel, sb)
         copies = pipe.candidates(0) if self.select_copies(plan) else 0  # one per first-stage candidate
-        if self.df_mem(L):  # each lane's memory read register; no input vector, no selects
-            return {"gather": p.lanes * L.input_fmt.width, "csel": 0,
+        if self.df_mem(L):  # each lane's registered memory address; no input vector, no selects
+            return {"gather": p.lanes * (index_bits(self.lane_n(L)) + 1), "csel": 0,
                     "wsh": p.lanes * L.weight_fmt.width * (pipe.gather + 1),
                     "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
                     "tree": tree * L.accumulator.width,

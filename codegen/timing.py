@@ -120,7 +120,8 @@ def df_rel_early(plans: Sequence[LayerPlan]) -> dict[str, int]:
     leaves ``S_p + 3 + X_p`` cycles after its start (``X_p``: its pipeline's extra depth), or
     later.  Releasing the bank ``E`` cycles early is safe while that first write still comes
     after the consumer's last read: ``E <= S_p + X_p + 4``; kofn takes one cycle less, capped
-    at the consumer's issue cycles ``D``.  Without it, two slow neighbours with a deep
+    at the consumer's issue cycles ``D``.  A consumer reading bank memories (``kofn_bankbuf``)
+    reads one cycle later (its address is registered first): one cycle less again.  Without it, two slow neighbours with a deep
     pipeline between them would bind the II at ``(D_p + D_c + latency) / 2``.  s_axis writes as
     soon as a bank is free, and a convolution's frame buffer releases on its last read: 0."""
     out, prev = {}, None
@@ -130,7 +131,8 @@ def df_rel_early(plans: Sequence[LayerPlan]) -> dict[str, int]:
             continue
         early = 0
         if prev is not None and h.df_banks == 2:
-            early = min(p.depth, prev.steps + handler(prev.layer).df_pipeline(prev).extra + 3)
+            late = 1 if h.df_mem(p.layer) else 0  # the memory read a cycle after stage 1
+            early = min(p.depth, prev.steps + handler(prev.layer).df_pipeline(prev).extra + 3 - late)
         out[p.layer.name] = early
         prev = p
     return out

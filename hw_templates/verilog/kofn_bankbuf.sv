@@ -8,9 +8,11 @@
 // it was accepted (writes are registered once: kofn.codegen.dataflow's lag 2).  Entries arrive in
 // order, so bank p's write address just counts its own writes, and the beat's value for bank p
 // is the one at position (p - b*V) mod P, which a small register per bank tracks (no divider).
-// Read side: the core gives bank p the address {half, i / P} and reads the word one cycle later
-// (rd_data: a register after a distributed RAM's read, or the block RAM's own read register),
-// and clears a half's `full` with `rel`/`rel_bank` as for kofn_vecbuf.
+// Read side: the core gives bank p the address {half, i / P} from a register and reads the
+// word one cycle later (rd_data: a register after a distributed RAM's read, or the block RAM's
+// own read register), and clears a half's `full` with `rel`/`rel_bank` as for kofn_vecbuf (in
+// the cycle it registers the last address: the read comes a cycle before the first write that
+// the release allows can reach the memory).
 //
 // BLOCK (kofn.codegen.rom.rom_in_bram on one bank's 2**(LA_W+1) x A_W words) puts the banks in
 // block RAM, else in distributed (LUT) RAM; the attribute carries the choice to Vivado and Yosys.

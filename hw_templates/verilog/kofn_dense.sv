@@ -41,10 +41,12 @@
 // and its index ROM field holds the bank-local address (IDX_W = ceil(log2(N_IN/P)) bits).
 //
 // Banked memories (MEM = 1 with BANKED, PIPE and BANKS = 2: a dataflow dense stage behind
-// kofn_bankbuf): the inputs are not in `in_flat` but in P memories; in stage 1 lane p gives
-// its bank the address {bank, index} (`mem_addr`), reads the word a cycle later (`mem_data`,
-// the memory's read register) and registers it: the copy and gather stages of the register
-// design (GATHER_ST = 1) with no multiplexer, and the same depth.
+// kofn_bankbuf): the inputs are not in `in_flat` but in P memories; lane p registers the
+// address {bank, index} of stage 1 (`mem_addr`), and its bank reads that word into its read
+// register a cycle later (`mem_data`): the copy and gather stages of the register design
+// (GATHER_ST = 1) with no multiplexer, and the same depth.  The memory is read one cycle after
+// the register design reads `in_flat`, which the early release accounts for
+// (kofn.codegen.timing.df_rel_early).
 //
 // Kernel mode (KK > 1, used by kernel-level convolutions): a row keeps KC whole
 // kernels of KK taps; the index ROM holds one word per row with the KC channel
@@ -384,11 +386,12 @@ module kofn_dense #(
         for (genvar p = 0; p < P; p++) begin : g_lane
           wire [A_W-1:0] a;  // the lane's activation, GATHER_ST + 1 cycles after stage 1
           if (MEM) begin : g_mem
-            // stage 1: the bank's address; stage 2: the memory's read register; stage 3: here
-            assign mem_addr[p*(IDX_W+1) +: IDX_W+1] = {bank1, lane_sel[p]};
-            logic [A_W-1:0] m_q;
-            always_ff @(posedge clk) m_q <= mem_data[p*A_W +: A_W];
-            assign a = m_q;
+            // stage 1: the bank's address into a register (the ROM's read, from block RAM or
+            // LUTs, then only feeds a register); stage 2: the memory's read into its read register
+            logic [IDX_W:0] maddr_q;
+            always_ff @(posedge clk) maddr_q <= {bank1, lane_sel[p]};
+            assign mem_addr[p*(IDX_W+1) +: IDX_W+1] = maddr_q;
+            assign a = mem_data[p*A_W +: A_W];
           end else begin : g_gath
             assign mem_addr[p*(IDX_W+1) +: IDX_W+1] = '0;
             // The lane's candidates: per bank, the NL inputs it reads (BANKED: bank p's), padded
