@@ -358,13 +358,29 @@ module kofn_dense #(
         // hide from it.
         localparam int SB0 = SELW < SB ? SELW : SB;
         localparam int NO0 = M0 >> SB0;  // the first gather stage's candidates per lane
+        // BANKED: the inputs as they come (each lane picks its bank's below); otherwise each
+        // bank padded to 2**IDX_W entries (the padding's constant zeros are no registers after
+        // synthesis); MEM: none (the inputs are in the bank memories, mem_data).
+        localparam int SQ_W = MEM ? 1 : (BANKED ? BANKS*N_IN*A_W : CW);
         /* verilator lint_off UNUSEDSIGNAL */
-        logic [(MEM ? 1 : BANKS*N_IN*A_W)-1:0] src_q;  // unused with MEM
+        logic [SQ_W-1:0] src_q;  // unused with MEM
         /* verilator lint_on UNUSEDSIGNAL */
         if (MEM) begin : g_nosrc
-            assign src_q = '0;  // the inputs are in the banked memories (mem_data)
-        end else begin : g_src
+            assign src_q = '0;
+        end else if (BANKED) begin : g_bsrc
             always_ff @(posedge clk) src_q <= in_flat;
+        end else begin : g_src
+            wire [CW-1:0] src;
+            for (genvar b = 0; b < BANKS; b++) begin : g_sb
+                for (genvar i = 0; i < NI; i++) begin : g_si
+                    if (i < N_IN) begin : g_v
+                        assign src[(b*NI + i)*A_W +: A_W] = in_flat[(b*N_IN + i)*A_W +: A_W];
+                    end else begin : g_z
+                        assign src[(b*NI + i)*A_W +: A_W] = '0;
+                    end
+                end
+            end
+            always_ff @(posedge clk) src_q <= src;
         end
         // Control and weights follow the data: stage 1 (v1 ...) delayed D1 cycles
         // (D1 >= 3 here: the copy stage, at least one gather stage and the multiply).
@@ -394,17 +410,21 @@ module kofn_dense #(
             assign a = mem_data[p*A_W +: A_W];
           end else begin : g_gath
             assign mem_addr[p*(IDX_W+1) +: IDX_W+1] = '0;
-            // The lane's candidates: per bank, the NL inputs it reads (BANKED: bank p's), padded
-            // with zeros to 2**IDX_W (constants: no multiplexer inputs after synthesis).
+            // The lane's candidates: all inputs (src_q), or BANKED per bank the NL inputs of
+            // bank p, padded with zeros to 2**IDX_W (constants: no multiplexer inputs).
             wire [CW-1:0] lsrc;
-            for (genvar b = 0; b < BANKS; b++) begin : g_sb
-                for (genvar i = 0; i < NI; i++) begin : g_si
-                    if (i < NL) begin : g_v
-                        assign lsrc[(b*NI + i)*A_W +: A_W] = src_q[(b*N_IN + (BANKED ? i*P + p : i))*A_W +: A_W];
-                    end else begin : g_z
-                        assign lsrc[(b*NI + i)*A_W +: A_W] = '0;
+            if (BANKED) begin : g_lb
+                for (genvar b = 0; b < BANKS; b++) begin : g_sb
+                    for (genvar i = 0; i < NI; i++) begin : g_si
+                        if (i < NL) begin : g_v
+                            assign lsrc[(b*NI + i)*A_W +: A_W] = src_q[(b*N_IN + i*P + p)*A_W +: A_W];
+                        end else begin : g_z
+                            assign lsrc[(b*NI + i)*A_W +: A_W] = '0;
+                        end
                     end
                 end
+            end else begin : g_la
+                assign lsrc = src_q;
             end
             wire [SELW-1:0] sel0;
             if (BANKS == 2) begin : g_b2
