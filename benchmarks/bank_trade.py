@@ -98,7 +98,8 @@ def hardware(builds: list[Path], family: str, freq: float | None, acc_file: Path
             row["xc7_l0"] = _first_layer(x.get("instances", {}), ("lut", "ff", "bram18", "dsp"))
         if e:
             row["ecp5"] = {k: e[k] for k in ("lut4", "ff", "mult18", "fmax_mhz")}
-            row["ecp5_l0"] = _first_layer(e.get("instances", {}), ("lut4", "ff", "mult18"))
+            if e.get("instances"):  # per-instance figures, where kofn synth reports them
+                row["ecp5_l0"] = _first_layer(e["instances"], ("lut4", "ff", "mult18"))
         rows.append(row)
 
     def f(d, ks):
