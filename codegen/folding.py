@@ -22,10 +22,9 @@ from typing import Sequence
 import math
 
 from ..core.ir import Model
-from ..core.rules import bank_lanes, conv_out_size
+from ..core.rules import bank_lanes
 from .kinds import handler
 from .plan import default_lanes
-from .rom import steps_per_row
 
 __all__ = ["Folding", "fold", "resolve_bank_lanes", "stream_values"]
 
@@ -120,22 +119,24 @@ def stream_values(n_values: int, period: int) -> int:
 
 def _spec_options(spec, shape: tuple) -> list[tuple[int, int]]:
     """:func:`_options` from a layer spec and its input shape, before training (a ``bank``
-    layer: the P dividing its k and n).  The periods are the handlers' ``df_period``."""
+    layer: the P dividing its k and n).  The periods are the handlers' ``df_period``, asked of
+    a stand-in with the fields it reads."""
+    from types import SimpleNamespace
+
+    from ..core.ir import Conv2dLayer, DenseLayer
+    from .kinds import HANDLERS
+
     if spec.type == "conv":
         n, row = shape[2] * spec.kernel * spec.kernel, spec.row_k(shape[2])
-        oh, ow, c_out = spec.out_shape(shape)  # feature-map pruning: the k filters kept
-
-        def period(p):
-            return oh * ow * max(c_out * steps_per_row(row, p), spec.kernel + 3)
+        h = HANDLERS[Conv2dLayer]
+        stand_in = SimpleNamespace(out_shape=spec.out_shape(shape), k_eff=row, kernel=spec.kernel)
     else:
         n = int(math.prod(shape))
         row = spec.row_k(n)
-        rows = spec.k if spec.granularity == "feature_map" else spec.out_features
-
-        def period(p):
-            return rows * steps_per_row(row, p)
+        h = HANDLERS[DenseLayer]
+        stand_in = SimpleNamespace(rows=spec.k if spec.granularity == "feature_map" else spec.out_features, k=row)
     ps = bank_lanes(spec.k, n) if spec.granularity == "bank" else range(1, row + 1)
-    return _best((period(p), p) for p in ps)
+    return _best((h.df_period(stand_in, p), p) for p in ps)
 
 
 def resolve_bank_lanes(layers: Sequence, input_shape: tuple, target_ii: int = 0, max_dsp: int = 0) -> tuple:

@@ -286,22 +286,21 @@ class MacHandler(Handler):
         d1 = pipe.gather + 3 + pipe.tree
         sb0 = min(sel, sb)
         copies = pipe.candidates(0) if self.select_copies(plan) else 0  # one per first-stage candidate
+        common = {
+            "wsh": p.lanes * L.weight_fmt.width * (pipe.gather + 1),
+            "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
+            "tree": tree * L.accumulator.width,
+            "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows),
+        }
         if self.df_mem(L):  # each lane's registered memory address; no input vector, no selects
-            return {"gather": p.lanes * (index_bits(self.lane_n(L)) + 1), "csel": 0,
-                    "wsh": p.lanes * L.weight_fmt.width * (pipe.gather + 1),
-                    "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
-                    "tree": tree * L.accumulator.width,
-                    "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows)}
+            return {"gather": p.lanes * (index_bits(self.lane_n(L)) + 1), "csel": 0, **common}
         return {
             # the input register (stage 1) and the candidates
             "gather": self.df_banks * L.n * L.input_fmt.width + p.lanes * L.input_fmt.width * cand,
             # each lane's select register and copies, and the selects delayed for later stages
             "csel": p.lanes * (sel + (copies * sb0 if copies > 1 else 0)
                                + sum(max(0, sel - (g + 1) * sb) for g in range(pipe.gather - 1))),
-            "wsh": p.lanes * L.weight_fmt.width * (pipe.gather + 1),
-            "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
-            "tree": tree * L.accumulator.width,
-            "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows),
+            **common,
         }
 
     def select_copies(self, plan) -> bool:

@@ -106,7 +106,6 @@ def _one_run(method, ratio, seed, ds, preset, train_cfg, log, granularity="weigh
     wall = time.perf_counter() - t0
     hist, ir, acc_float, acc_int = t.history, t.ir, t.accuracy_float, t.accuracy_int
     metrics = hist.metrics[-1][0] if hist.metrics and hist.metrics[-1][0] else None
-    lanes = [s.lanes if s.granularity != "bank" else s.banks(l.n) for s, l in zip(specs, ir.layers)]
     return {
         "method": method,
         "ratio": _ratio_text(None if method == "dense" else ratio),
@@ -120,7 +119,7 @@ def _one_run(method, ratio, seed, ds, preset, train_cfg, log, granularity="weigh
         "wall_seconds": round(wall, 3),
         "step_ms_median": round(hist.step_seconds * 1e3, 4),
         "banks": [getattr(l, "banks", 1) for l in ir.layers],
-        **memory_bits(plan_layers(ir, lanes)),  # ROM images at the default lanes, as `kofn flow` packs them
+        **memory_bits(plan_layers(ir)),  # ROM images at the default lanes (a bank layer's: its banks)
         "mask": metrics,
         "history": {
             "loss": hist.loss,
