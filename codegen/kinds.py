@@ -14,7 +14,7 @@ from .dense import DenseHandler
 from .handler import Handler
 from .maxpool import MaxPoolHandler
 
-__all__ = ["HANDLERS", "handler", "rtl_modules"]
+__all__ = ["HANDLERS", "handler", "rtl_modules", "reserved_module_names"]
 
 #: IR layer class -> its handler.  The order is the order of the RTL modules in filelists.
 HANDLERS: dict[type, Handler] = {
@@ -53,3 +53,12 @@ def rtl_modules(layers=None, schedule: str = "sequential") -> list[str]:
         if layers is None or any(handler(L).has_core and handler(L).df_mem(L) for L in layers):
             out.insert(out.index("kofn_vecbuf") + 1, BANKBUF_MODULE)
     return out
+
+
+def reserved_module_names() -> frozenset[str]:
+    """Every module name kofn's RTL may contain besides the top: a top of one of these names
+    would clash with it."""
+    from .templating import template_dir
+
+    ecp5 = {f.stem for f in (template_dir() / "verilog" / "ecp5").glob("*.sv")}  # kofn synth --family ecp5
+    return frozenset(rtl_modules(None, "dataflow")) | frozenset(rtl_modules(None, "sequential")) | ecp5

@@ -8,6 +8,8 @@ import struct
 import numpy as np
 import pytest
 
+from kofn.core.errors import DataError
+
 from kofn.app.data import MNIST_SPLIT, load_digits, load_mnist, read_idx
 
 
@@ -28,7 +30,7 @@ def test_idx_round_trip(tmp_path, gz):
 def test_idx_rejects_truncated(tmp_path):
     p = tmp_path / "t"
     p.write_bytes(struct.pack(">HBBI", 0, 8, 1, 10) + b"\x00" * 3)
-    with pytest.raises(ValueError, match="expected 10 bytes"):
+    with pytest.raises(DataError, match=r"promises 10 values \(10 bytes\), the file holds 3"):
         read_idx(p)
 
 
@@ -55,5 +57,5 @@ def test_digits():
     ds = load_digits()
     assert ds.n_features == 64 and len(ds.y_test) + len(ds.y_train) == 1797
     assert len(ds.y_test) >= 300
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="/nonexistent/mnist: no such folder"):
         load_mnist("/nonexistent/mnist")

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
+import traceback
 from pathlib import Path
 
 from .. import __version__
+from ..core.errors import BuildError, KofnError, OutputError, UsageError
 
 METHODS_DEFAULT = ("dense", "magnitude", "gradual", "srste", "random", "dpp", "psp", "dtp")
 
@@ -15,31 +20,32 @@ __all__ = ["main"]
 
 
 def _flow(args: argparse.Namespace) -> int:
-    from .config import ConfigError, default_config_text, load_config
-    from .flow import Progress, run_flow
+    from .config import load_config, read_config_text
+    from .flow import Progress, preflight, run_flow
+    from .outdir import atomic_dir, check_out
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        print(f"kofn: config error: {e}", file=sys.stderr)
-        return 2
-    text = Path(args.config).read_text() if args.config else default_config_text()
+    check_out(args.out)  # before any work
+    text = read_config_text(args.config)
+    cfg = load_config(args.config, text)
     progress = Progress(quiet=args.quiet)
     progress(f"kofn {__version__}: flow {cfg.name} from {cfg.source} into {args.out}")
-    from .onnx_import import OnnxImportError
-
-    try:
-        report = run_flow(cfg, Path(args.out), progress, config_text=text)
-    except OnnxImportError as e:
-        print(f"kofn: ONNX import error: {e}", file=sys.stderr)
-        return 2
+    pre = preflight(cfg, progress)  # the data and model files, before training or any output
+    with atomic_dir(args.out, progress, keep_failed=args.keep_failed) as tmp:
+        report = run_flow(cfg, tmp, progress, config_text=text, pre=pre)
+    progress(f"build complete in {Path(args.out).resolve()}")
     return _verdict(report)
 
 
 def _sim(args: argparse.Namespace) -> int:
+    from .build_dir import open_build
     from .flow import Progress, resimulate
+    from .outdir import atomic_dir
 
-    report = resimulate(Path(args.build_dir), Progress(quiet=args.quiet))
+    build = open_build(args.build_dir, need_config=True).path  # checked before the copy
+    progress = Progress(quiet=args.quiet)
+    with atomic_dir(build, progress, keep_failed=args.keep_failed, seed_from=build, what="build") as tmp:
+        report = resimulate(tmp, progress, source=build)
+    progress(f"re-simulated {build}")
     return _verdict(report)
 
 
@@ -53,66 +59,70 @@ def _default_config(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .compare import run_compare
     from .flow import Progress
+    from .outdir import atomic_dir, check_out
 
+    check_out(args.out)
     progress = Progress(quiet=args.quiet)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise UsageError(f"--seeds: {args.seeds!r} is not a comma-separated list of integers") from None
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs: must be >= 1, got {args.epochs}")
+    with atomic_dir(args.out, progress, keep_failed=args.keep_failed) as tmp:
         run_compare(
             args.dataset,
             [r for r in args.ratios.split(",") if r.strip()],
             [m.strip() for m in args.methods.split(",") if m.strip()],
-            Path(args.out),
+            tmp,
             epochs=args.epochs,
             seeds=seeds,
             mnist_path=args.data,
             progress=progress,
             granularities=[g.strip() for g in args.granularities.split(",") if g.strip()],
         )
-    except ValueError as e:
-        print(f"kofn compare: {e}", file=sys.stderr)
-        return 2
     print((Path(args.out) / "compare.md").read_text(), end="")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..core import ir
-    from .export import ExportError, check_hls4ml, onnx_exactness_bound, run_onnx, to_hls4ml, to_onnx
+    from .build_dir import load_vectors, open_build
+    from .export import check_hls4ml, onnx_exactness_bound, run_onnx, to_hls4ml, to_onnx
+    from .outdir import check_out, replace_dir
     from ..core.reference import run
 
-    build = Path(args.build_dir)
-    try:
-        model = ir.load(build / "model")
-    except FileNotFoundError:
-        print(f"kofn export: {build} holds no model/ (run `kofn flow --out {build}` first)", file=sys.stderr)
-        return 2
-    vec = build / "vectors" / "inputs.npy"
-    x = np.load(vec) if vec.exists() else None
+    b = open_build(args.build_dir)
+    model, build = b.model, b.path
+    x = load_vectors(b, required=False)
     if x is not None and args.vectors >= 0:
         x = x[: args.vectors]
-    try:
-        if args.target == "hls4ml":
-            out = Path(args.o or build / "hls4ml")
-            hm = to_hls4ml(model, out)
+    if args.target == "hls4ml":
+        out = check_out(args.o or build / "hls4ml", "-o")
+        with replace_dir(out) as tmp:  # a failed export leaves an earlier project as it was
+            hm = to_hls4ml(model, tmp)
             result = {"target": "hls4ml", "project": str(out), "backend": "Vitis", "io_type": "io_parallel"}
             if x is not None and not args.no_check:
-                print(f"kofn export: compiling the hls4ml project in {out} and C-simulating {len(x)} vectors ...",
+                print(f"kofn export: compiling the hls4ml project in {tmp} and C-simulating {len(x)} vectors ...",
                       file=sys.stderr)
-                _, mism = check_hls4ml(model, x, out, hm)
+                _, mism = check_hls4ml(model, x, tmp, hm)
                 result.update(vectors=int(len(x)), mismatches=mism)
-        else:
-            out = Path(args.o or build / f"{model.name}.onnx")
-            to_onnx(model, out)
+    else:
+        out = Path(args.o or build / f"{model.name}.onnx").resolve()
+        if out.is_dir():
+            raise OutputError(f"-o: {out} is a folder; name the .onnx file to write")
+        check_out(out.parent, "-o")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.kofn-tmp")
+        try:
+            to_onnx(model, tmp)
             result = {"target": "onnx", "file": str(out), **onnx_exactness_bound(model)}
             if x is not None and not args.no_check:
-                got, ref = run_onnx(model, out, x), run(model, x)
+                got, ref = run_onnx(model, tmp, x), run(model, x)
                 result.update(vectors=int(len(x)), mismatches=int((got != ref).sum()),
                               argmax_agree=float((got.argmax(1) == ref.argmax(1)).mean()))
-    except ExportError as e:
-        print(f"kofn export: {e}", file=sys.stderr)
-        return 2
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
     print(json.dumps(result, indent=2))
     if result.get("mismatches"):
         print(f"kofn export: {result['mismatches']} output codes differ from the reference", file=sys.stderr)
@@ -120,36 +130,49 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+class SynthToolError(KofnError):
+    """Yosys or nextpnr is missing or failed on the design."""
+
+    what = "synth"
+
+
 def _synth(args: argparse.Namespace) -> int:
     from ..codegen import plan_layers, resources
     from ..codegen.pnr import PnrError, place_and_route
     from ..codegen.synth import FAMILIES, YosysNotFound, synthesize
-    from ..core import ir
-    from .report import Report, resources_report, write_json_atomic
+    from .build_dir import check_roms, open_build
+    from .flow import plan_build
+    from .report import resources_report, write_json_atomic
 
-    build = Path(args.build_dir)
-    flist = build / "rtl" / "filelist.f"
-    if not flist.exists():
-        print(f"kofn synth: {flist} not found (run `kofn flow --out {build}` first)", file=sys.stderr)
-        return 2
     families = [f.strip() for f in args.family.split(",") if f.strip()]
     bad = [f for f in families if f not in (*FAMILIES, "ecp5")]
     if bad or not families:
-        print(f"kofn synth: family {', '.join(bad) or '(none)'}: expected xc7, xcup or ecp5", file=sys.stderr)
-        return 2
-    sources = [f"rtl/{f}" for f in flist.read_text().split()]
+        raise UsageError(f"--family: {', '.join(bad) or '(none)'}: expected xc7, xcup or ecp5")
+    b = open_build(args.build_dir)
+    build, model, report = b.path, b.model, b.report
+    flist = build / "rtl" / "filelist.f"
+    if not flist.is_file():
+        raise BuildError(f"{flist}: missing ({b.hint()})")
+    names = flist.read_text(errors="replace").split()
+    odd = [f for f in names if "/" in f or "\\" in f or f.startswith(".") or not f.endswith((".sv", ".v"))]
+    if odd:
+        raise BuildError(f"{flist}: {odd[0]!r} is not a source file name in rtl/ ({b.hint()})")
+    sources = [f"rtl/{f}" for f in names]
+    missing = [s for s in sources if not (build / s).is_file()]
+    if missing or not sources:
+        raise BuildError(f"{flist}: lists {', '.join(missing) or 'no source'}, " + ("missing" if missing else "") +
+                         f" ({b.hint()})")
+    if b.config is not None:
+        check_roms(b, plan_build(model, b.config))  # the ROMs synthesized are the IR's
     top = sources[-1].rsplit("/", 1)[1].removesuffix(".sv")
     rpath = build / "report.json"
-    try:
-        report = Report.load(build) if rpath.exists() else None
-    except (ValueError, OSError) as e:
-        print(f"kofn synth: {e}", file=sys.stderr)
-        return 2
-    model = report.model if report is not None else ir.load(build / "model") if (build / "model").exists() else None
     lanes = [l.get("lanes") or None for l in report.layers] if report is not None else None
     clock = args.freq or (report.latency.clock_mhz if report is not None else 100.0)
     sp = build / "synth.json"
-    out = json.loads(sp.read_text()) if sp.exists() else {}  # earlier families' results stay
+    try:
+        out = json.loads(sp.read_text()) if sp.exists() else {}  # earlier families' results stay
+    except (ValueError, OSError) as e:
+        raise BuildError(f"{sp}: {e} (delete it to start the synthesis results afresh)") from None
     by_family, timing, rc = {}, {}, 0
     for fam in families:
         if fam == "ecp5":
@@ -157,9 +180,8 @@ def _synth(args: argparse.Namespace) -> int:
                 r = place_and_route(build, sources, top, clock_mhz=clock, device=args.device, package=args.package,
                                     speed=args.speed, seed=args.seed, threads=args.threads,
                                     progress=lambda m: print(f"ecp5: {m}", file=sys.stderr, flush=True))
-            except (YosysNotFound, PnrError, ValueError) as e:
-                print(f"kofn synth: {e}", file=sys.stderr)
-                return 2
+            except (YosysNotFound, PnrError) as e:
+                raise SynthToolError(str(e)) from None
             d = r.as_dict()
             out[fam] = timing[fam] = d
             cp = r.critical_path
@@ -183,9 +205,8 @@ def _synth(args: argparse.Namespace) -> int:
         print(f"{fam}: running yosys synth_xilinx ...", file=sys.stderr, flush=True)
         try:
             r = synthesize(build, sources, top, fam)
-        except (YosysNotFound, ValueError) as e:
-            print(f"kofn synth: {e}", file=sys.stderr)
-            return 2
+        except YosysNotFound as e:
+            raise SynthToolError(str(e)) from None
         out[fam] = r.as_dict()
         print(f"{fam}: yosys synth_xilinx in {r.seconds:.0f} s", file=sys.stderr)
         print(f"| {fam} | estimate | yosys | error |\n|---|---|---|---|")
@@ -214,29 +235,46 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _explore(args: argparse.Namespace) -> int:
     from .compare import parse_ratio
-    from .config import ConfigError, load_config
+    from .config import load_config
     from .explore import Targets, describe_pick, run_explore
     from .flow import Progress
+    from .outdir import atomic_dir, check_out
 
-    try:
-        cfg = load_config(args.config)
-        ratios = [parse_ratio(r) for r in args.ratios.split(",") if r.strip()]
-        ints = lambda t: [int(v) for v in t.split(",") if v.strip()]  # noqa: E731
-        wbits, abits, lanes = ints(args.weight_bits), ints(args.act_bits), ints(args.lanes)
-        if min(wbits + abits) < 2 or min(lanes) < 1:
-            raise ValueError("widths must be >= 2 bits and lanes >= 1")
-        if args.min_fmax is not None and cfg.hw.schedule != "dataflow":
-            raise ValueError("--min-fmax: the Fmax model covers the dataflow schedule only "
-                             f"(this config's hw.schedule is {cfg.hw.schedule!r})")
-        targets = Targets(args.max_dsp, args.max_lut, args.max_ff, args.max_bram18, args.max_latency, args.min_accuracy,
-                          args.min_fmax)
-        progress = Progress(quiet=args.quiet)
-        doc = run_explore(cfg, Path(args.out), ratios, wbits, abits, lanes, epochs=args.epochs, jobs=args.jobs,
+    check_out(args.out)
+    cfg = load_config(args.config)
+    ratios = [parse_ratio(r) for r in args.ratios.split(",") if r.strip()]
+
+    def ints(option: str, text: str, least: int) -> list[int]:
+        try:
+            vals = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"{option}: {text!r} is not a comma-separated list of integers") from None
+        if not vals or min(vals) < least:
+            raise UsageError(f"{option}: every value must be >= {least}, got {text!r}")
+        return vals
+
+    wbits, abits = ints("--weight-bits", args.weight_bits, 2), ints("--act-bits", args.act_bits, 2)
+    lanes = ints("--lanes", args.lanes, 1)
+    if not ratios:
+        raise UsageError("--ratios: no ratio given")
+    if args.min_fmax is not None and cfg.hw.schedule != "dataflow":
+        raise UsageError("--min-fmax: the Fmax model covers the dataflow schedule only "
+                         f"(this config's hw.schedule is {cfg.hw.schedule!r})")
+    from_build = None
+    if args.from_build:
+        from .build_dir import open_build
+
+        from_build = open_build(args.from_build).path
+        if not (from_build / "model" / "model.pt").is_file():
+            raise BuildError(f"{from_build / 'model' / 'model.pt'}: missing; --from takes a `kofn flow` build that "
+                             "trained its model")
+    targets = Targets(args.max_dsp, args.max_lut, args.max_ff, args.max_bram18, args.max_latency, args.min_accuracy,
+                      args.min_fmax)
+    progress = Progress(quiet=args.quiet)
+    with atomic_dir(args.out, progress, keep_failed=args.keep_failed) as tmp:
+        doc = run_explore(cfg, tmp, ratios, wbits, abits, lanes, epochs=args.epochs, jobs=args.jobs,
                           targets=targets, objective=args.objective, family=args.family,
-                          from_build=Path(args.from_build) if args.from_build else None, progress=progress)
-    except (ConfigError, ValueError) as e:
-        print(f"kofn explore: {e}", file=sys.stderr)
-        return 2
+                          from_build=from_build, progress=progress)
     front = [doc["points"][i] for i in doc["pareto"]]
     print(f"{len(doc['points'])} designs, {len(front)} on the Pareto front (accuracy x DSP x LUT x latency):")
     print("| k/n | w bits | a bits | P | accuracy | DSP | BRAM18 | LUT | FF | cycles |\n|---|---|---|---|---|---|---|---|---|---|")
@@ -268,6 +306,72 @@ def _verdict(rep) -> int:
         print("kofn: measured cycles differ from the estimate", file=sys.stderr)
         return 1
     return 0
+
+
+_BUG = ("kofn: internal error (a bug in kofn {v}, not in your input): please report it with the traceback above, "
+        "the command line and the config")
+
+
+class _Signalled(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread after the children were told to stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):  # noqa: ARG001
+    from .outdir import kill_children
+
+    kill_children()  # Verilator, make, g++, the simulator: worker threads waiting on them return now
+    raise _Signalled(signum)
+
+
+def _run(func, args) -> int:
+    """``func(args)`` on kofn's one error path: a user error is one line and exit 2; an
+    interruption exit 128 + the signal; anything else a traceback, a bug-report line, exit 1."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    try:
+        return func(args)
+    except KofnError as e:
+        msg = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        print(f"kofn: {e.what}: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"kofn: interrupted ({signal.Signals(signum).name}); no build folder was changed and the run's "
+              "temporary files were removed", file=sys.stderr)
+        return 128 + signum
+    except OSError as e:
+        if e.errno not in _user_errnos():
+            traceback.print_exc()
+            print(_BUG.format(v=__version__), file=sys.stderr)
+            return 1
+        where = e.filename or "a file"
+        print(f"kofn: system: {where}: {e.strerror or e}; no build folder was changed", file=sys.stderr)
+        return 2
+    except Exception:
+        from .outdir import low_disk
+
+        full = low_disk()
+        if full is not None:  # a tool died writing into a full file system: not kofn's bug
+            print(f"kofn: system: {full[0]}: the file system is full ({full[1] / 2**20:.1f} MiB free; a build needs "
+                  f"tens of MiB) and {type(sys.exc_info()[1]).__name__} followed; no build folder was changed",
+                  file=sys.stderr)
+            return 2
+        traceback.print_exc()
+        print(_BUG.format(v=__version__), file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _user_errnos():
+    from .outdir import OS_USER_ERRNOS
+
+    return OS_USER_ERRNOS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,8 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     x.set_defaults(func=_explore)
     d = sub.add_parser("default-config", help="print the embedded default config (a documented starting point)")
     d.set_defaults(func=_default_config)
+    for name, sp in sub.choices.items():
+        if name in ("flow", "sim", "compare", "explore"):
+            sp.add_argument("--keep-failed", action="store_true",
+                            help="keep a failed or interrupted run's temporary folder (beside the output) for debugging")
     args = parser.parse_args(argv)
-    return args.func(args)
+    return _run(args.func, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,6 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..core.errors import UsageError
 from ..core.fixed import FixedFormat
 from ..core.layers import DenseSpec
 from .config import METHODS, FlowConfig, TrainConfig
@@ -68,9 +69,9 @@ def parse_ratio(text: str) -> Fraction:
     try:
         r = Fraction(text.strip())
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"ratio {text!r} is not a fraction like 1/8") from None
+        raise UsageError(f"--ratios: {text!r} is not a fraction like 1/8") from None
     if not 0 < r <= 1:
-        raise ValueError(f"ratio {text!r} must be in (0, 1]")
+        raise UsageError(f"--ratios: {text!r} must be in (0, 1]")
     return r
 
 
@@ -147,13 +148,13 @@ def run_compare(
     from .data import load_digits, load_mnist
 
     if dataset not in PRESETS:
-        raise ValueError(f"dataset {dataset!r}: expected one of {', '.join(PRESETS)}")
+        raise UsageError(f"--dataset: {dataset!r}: expected one of {', '.join(PRESETS)}")
     bad = [m for m in methods if m not in METHODS]
     if bad:
-        raise ValueError(f"unknown method(s) {', '.join(bad)}; expected among {', '.join(METHODS)}")
+        raise UsageError(f"--methods: unknown method(s) {', '.join(bad)}; expected among {', '.join(METHODS)}")
     bad = [g for g in granularities if g not in GRANULARITIES]
     if bad or not granularities:
-        raise ValueError(f"granularity {', '.join(bad) or '(none)'}: expected among {', '.join(GRANULARITIES)}")
+        raise UsageError(f"--granularities: {', '.join(bad) or '(none)'}: expected among {', '.join(GRANULARITIES)}")
     fracs = [parse_ratio(r) for r in ratios]
     preset = PRESETS[dataset]
     t = train_cfg or TrainConfig()
@@ -162,7 +163,7 @@ def run_compare(
         ds = load_digits(0.2, seed=0)
     else:
         if not mnist_path:
-            raise ValueError("--dataset mnist needs --data PATH (a folder of MNIST IDX files)")
+            raise UsageError("--data: --dataset mnist needs --data PATH (a folder of MNIST IDX files)")
         ds = load_mnist(mnist_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ every key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -22,7 +23,7 @@ from ..core.errors import ConfigError
 from ..core.errors import fail as _fail
 from ..core.fixed import FixedFormat
 from ..core.names import check_identifier
-from ..core.layers import LAYER_SPECS, LayerSpec, validate_chain
+from ..core.layers import LAYER_SPECS, LayerSpec, check_size, validate_chain
 from ..pruning.hparams import (  # noqa: F401  (re-exported: the [train] table's types)
     GRANULARITIES,
     METHODS,
@@ -46,6 +47,7 @@ __all__ = [
     "HwConfig",
     "FlowConfig",
     "load_config",
+    "read_config_text",
     "parse_config",
     "default_config_text",
 ]
@@ -63,6 +65,11 @@ class DataConfig:
         return {"digits": 64, "mnist": 784}[self.dataset]
 
     @property
+    def n_classes(self) -> int:
+        """Classes the labels take: ten digits for both datasets."""
+        return 10
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         """``(H, W, C)`` of one image: 8x8x1 digits, 28x28x1 MNIST."""
         return {"digits": (8, 8, 1), "mnist": (28, 28, 1)}[self.dataset]
@@ -74,6 +81,9 @@ class DataConfig:
             _fail(f"{key}.path", "is required for dataset 'mnist' (a folder of IDX files)")
         if not 0.0 < self.test_fraction < 1.0:
             _fail(f"{key}.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
+
+
+MAX_VECTORS = 1_000_000  # random vectors a flow simulates at most (each is kept in memory several times)
 
 
 @dataclass(frozen=True)
@@ -88,15 +98,23 @@ class SimConfig:
     seed: int = 0
 
     def validate(self, key: str) -> None:
-        if self.random_vectors < 0:
-            _fail(f"{key}.random_vectors", f"must be >= 0, got {self.random_vectors}")
+        if not (self.rtl or self.hls):
+            _fail(f"{key}.rtl", "rtl = false and hls = false: nothing would check the generated hardware against "
+                                "the reference (a flow exits 0 only when its simulations matched); enable one")
+        if not 0 <= self.random_vectors <= MAX_VECTORS:
+            _fail(f"{key}.random_vectors", f"must be in 0..{MAX_VECTORS:,}, got {self.random_vectors:,}")
         for name in ("test_vectors", "rtl_test_vectors"):
             if getattr(self, name) < -1:
                 _fail(f"{key}.{name}", f"must be -1 (all) or >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.stall_prob < 1.0:
             _fail(f"{key}.stall_prob", f"must be in [0, 1), got {self.stall_prob}")
-        if self.timing_vectors < 10:
-            _fail(f"{key}.timing_vectors", f"must be >= 10 (the steady II is measured over back-to-back "
+        if self.random_vectors == 0 and self.test_vectors == 0:
+            _fail(f"{key}.test_vectors", "random_vectors = 0 and test_vectors = 0 leave nothing to simulate")
+        if self.rtl and self.random_vectors == 0 and self.rtl_test_vectors == 0:
+            _fail(f"{key}.rtl_test_vectors", "random_vectors = 0 and rtl_test_vectors = 0 leave the RTL simulation "
+                                             "nothing to stream")
+        if not 10 <= self.timing_vectors <= 1000:
+            _fail(f"{key}.timing_vectors", f"must be in 10..1000 (the steady II is measured over back-to-back "
                                            f"inferences after the pipeline fills), got {self.timing_vectors}")
 
 
@@ -116,6 +134,11 @@ class HwConfig:
             check_identifier(self.top, "top module name")
         except ValueError as e:
             _fail(f"{key}.top", str(e))
+        from ..codegen.kinds import reserved_module_names
+
+        if self.top in reserved_module_names():
+            _fail(f"{key}.top", f"{self.top!r} is the name of a module kofn generates "
+                                f"({', '.join(sorted(reserved_module_names()))}); choose another")
         if not self.clock_mhz > 0:
             _fail(f"{key}.clock_mhz", f"must be > 0, got {self.clock_mhz}")
         if self.schedule not in ("dataflow", "sequential"):
@@ -146,6 +169,10 @@ class FlowConfig:
 
     def validate(self) -> None:
         """Check every value, layer 0's k against the dataset's feature count included."""
+        try:
+            check_identifier(self.name, "model name")
+        except ValueError as e:  # it names files (BUILD/<name>.onnx) and the IP: no path, no odd character
+            _fail("name", str(e))
         self.data.validate("data")
         self.train.validate("train")
         self.sim.validate("sim")
@@ -154,7 +181,14 @@ class FlowConfig:
             if self.model:
                 return  # a quantized ONNX model brings its own layers (checked when it is read)
             _fail("layers", "at least one [[layers]] table is required")
-        validate_chain(self.layers, self.input_shape)
+        out_shape = validate_chain(self.layers, self.input_shape)
+        if out_shape[0] != self.data.n_classes:
+            last = len(self.layers) - 1
+            _fail(f"layers[{last}].out_features", f"the last layer gives the logits of the {self.data.dataset} "
+                                                  f"dataset's {self.data.n_classes} classes: must be {self.data.n_classes}, "
+                                                  f"got {out_shape[0]}")
+        check_size(self.layers, self.input_shape)
+        self._check_accumulators()
         if any(layer.lanes == "auto" for layer in self.layers) and not (self.hw.target_ii or self.hw.max_dsp):
             _fail("hw.target_ii", 'lanes = "auto" needs hw.target_ii (fewest multipliers reaching it) or '
                                   "hw.max_dsp (lowest II within it)")
@@ -170,6 +204,28 @@ class FlowConfig:
             validate_chain(self.layers, self.input_shape)
         if self.hw.stream_in > 1 and self.layers[0].image:
             _fail("hw.stream_in", "an image model's first layer takes one value per beat (set 0 or 1)")
+
+    def _check_accumulators(self) -> None:
+        """Every weighted layer's bias aligns with its accumulator, whose width is bounded:
+        :func:`kofn.core.fixed.accumulator_format` on the formats the layer will read."""
+        from ..core.fixed import accumulator_format
+
+        act, shape = self.input, self.input_shape
+        for i, layer in enumerate(self.layers):
+            if layer.weighted:
+                row = layer.row_k(shape[2]) if layer.image else layer.row_k(int(math.prod(shape)))
+                try:
+                    acc = accumulator_format(act, layer.weight, layer.bias, row)
+                except ValueError as e:
+                    _fail(f"layers[{i}].bias", f"{e} (this layer reads {act.describe()} and has "
+                                               f"{layer.weight.describe()} weights)")
+                if layer.output.frac > acc.frac:  # the hardware requantizes by a right shift
+                    _fail(f"layers[{i}].output", f"{layer.output.describe()} has more fraction bits "
+                                                 f"({layer.output.frac}) than the accumulator ({acc.frac} = "
+                                                 f"{act.frac} of {act.describe()} + {layer.weight.frac} of "
+                                                 f"{layer.weight.describe()}); narrow it or widen the weight or input")
+                act = layer.output
+            shape = layer.out_shape(shape)
 
     @property
     def is_image_model(self) -> bool:
@@ -300,15 +356,33 @@ def default_config_text() -> str:
     return files("kofn").joinpath("default.toml").read_text()
 
 
-def load_config(path: str | Path | None) -> FlowConfig:
-    """Load ``path`` (or the embedded default when ``None``); relative data paths are
-    resolved against the config file's folder."""
+def read_config_text(path: str | Path | None) -> str:
+    """The TOML text of ``path`` (the embedded default when ``None``), or :class:`ConfigError`
+    when it is missing, not a file, unreadable or not UTF-8."""
     if path is None:
-        return parse_config(default_config_text(), "<default>")
+        return default_config_text()
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist")
-    cfg = parse_config(p.read_text(), str(p))
+        raise ConfigError(f"{p}: " + ("is a folder, not a config file" if p.is_dir() else "no such config file"))
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read it: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                          "TOML files are UTF-8") from None
+
+
+def load_config(path: str | Path | None, text: str | None = None) -> FlowConfig:
+    """Load ``path`` (or the embedded default when ``None``; ``text``: its already read
+    contents); relative data and model paths are resolved against the config file's folder."""
+    text = read_config_text(path) if text is None else text
+    if path is None:
+        return parse_config(text, "<default>")
+    p = Path(path)
+    cfg = parse_config(text, str(p))
     if cfg.data.path and not Path(cfg.data.path).is_absolute():
         data = dataclasses.replace(cfg.data, path=str((p.parent / cfg.data.path).resolve()))
         cfg = dataclasses.replace(cfg, data=data)

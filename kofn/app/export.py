@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import KofnError
 from ..core.fixed import FixedFormat
 from ..core.ir import Conv2dLayer, Model
 from ..core.rules import hwc_from_chw
@@ -45,8 +46,10 @@ ONNX_OPSET = 19  # DequantizeLinear of int8 weights; wider weights go in as floa
 ONNX_IR_VERSION = 9  # the IR version of opset 19 (onnxruntime 1.31 reads up to 13)
 
 
-class ExportError(ValueError):
+class ExportError(KofnError):
     """The model cannot be expressed exactly in the target; the message says why."""
+
+    what = "export"
 
 
 def to_torch(model: Model):

@@ -37,12 +37,12 @@ from ..codegen import BuildPlan, Design, LayerPlan
 from ..core import ir as ir_mod
 from ..core.ir import Conv2dLayer, Model
 from ..core.reference import run as reference_run
-from .config import FlowConfig, load_config
+from .config import FlowConfig
 from .progress import Progress
 from .report import Accuracy, LatencyFigures, Report, SimCheck, resources_report
 from .training import accuracy_of, integer_accuracy, load_data, train_to_ir
 
-__all__ = ["run_flow", "build_and_verify", "resimulate", "Progress", "Source", "Vectors", "Simulations",
+__all__ = ["run_flow", "preflight", "Preflight", "build_and_verify", "resimulate", "Progress", "Source", "Vectors", "Simulations",
            "source_model", "plan_build", "make_vectors", "generate", "simulate", "assemble", "write_outputs"]
 
 
@@ -86,38 +86,84 @@ class Simulations:
     hls_outputs: np.ndarray | None
 
 
-def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None,
-             config_text: str | None = None) -> Report:
-    """Run the whole flow for ``cfg`` into ``out_dir``; returns the report (also written)."""
+@dataclass(frozen=True)
+class Preflight:
+    """What :func:`preflight` read and checked before any work: the dataset and, when the config
+    names one, the ONNX model (a quantized one already as its IR; a float one as the weights
+    training starts from)."""
+
+    ds: Any
+    imported: Model | None = None
+    init: list | None = None
+
+
+def preflight(cfg: FlowConfig, progress: Progress | None = None) -> Preflight:
+    """Everything knowable from ``cfg`` and the files it names, checked before training or any
+    output: the dataset's files (:class:`~kofn.core.errors.DataError`), the ONNX model's
+    readability, operators, finite weights and shapes against the dataset and the config
+    (:class:`~kofn.app.onnx_import.OnnxImportError`).  The config's own keys were checked when it
+    was loaded."""
     progress = progress or Progress()
+    with progress.stage("data"):
+        ds = load_data(cfg)
+        progress(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test images, {ds.n_features} features")
+    if not cfg.model:
+        return Preflight(ds)
+    from .onnx_import import OnnxImportError, float_init, onnx_to_ir, read_onnx
+
+    try:
+        net = read_onnx(cfg.model)
+        model_ir = onnx_to_ir(net, cfg.name) if net.quantized else None
+    except OnnxImportError as e:
+        raise OnnxImportError(str(e) if str(e).startswith(str(cfg.model)) else f"{cfg.model}: {e}") from None
+    except ValueError as e:  # the IR refuses what the graph holds (a code outside its format, ...)
+        raise OnnxImportError(f"{cfg.model}: {e}") from None
+    if net.quantized:
+        shape = tuple(model_ir.input_shape)
+        if (len(shape) == 3 and shape != cfg.data.image_shape) or (len(shape) == 1 and model_ir.n_inputs != ds.n_features):
+            raise OnnxImportError(f"{cfg.model}: the model takes {shape}, the {ds.name} images are "
+                                  f"{cfg.data.image_shape} ({ds.n_features} features)")
+        if cfg.layers and len(cfg.layers) != len(model_ir.layers):
+            raise OnnxImportError(f"{cfg.model}: the model has {len(model_ir.layers)} layers, the config "
+                                  f"{len(cfg.layers)} [[layers]]")
+        n_out = model_ir.layers[-1].rows
+        if n_out != cfg.data.n_classes:
+            raise OnnxImportError(f"{cfg.model}: the model has {n_out} outputs, {ds.name} has {cfg.data.n_classes} "
+                                  "classes")
+        return Preflight(ds, imported=model_ir)
+    if not cfg.layers:
+        raise OnnxImportError(f"{cfg.model}: a float model: give [[layers]] with k, granularity and formats for its "
+                              "layers")
+    init = float_init(net, cfg.layers, cfg.data.image_shape if cfg.is_image_model else (ds.n_features,))
+    return Preflight(ds, init=init)
+
+
+def run_flow(cfg: FlowConfig, out_dir: Path, progress: Progress | None = None,
+             config_text: str | None = None, pre: Preflight | None = None) -> Report:
+    """Run the whole flow for ``cfg`` into ``out_dir`` (written in place: the ``kofn flow``
+    command passes a temporary folder that replaces ``--out`` on success); returns the report
+    (also written).  ``pre``: :func:`preflight`'s result when the caller already checked."""
+    progress = progress or Progress()
+    pre = pre or preflight(cfg, progress)
     out = Path(out_dir).resolve()  # the simulator runs inside it; keep every path absolute
     out.mkdir(parents=True, exist_ok=True)
     if config_text is not None:
         (out / "config.toml").write_text(config_text)
-    with progress.stage("data"):
-        ds = load_data(cfg)
-        progress(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test images, {ds.n_features} features")
-    src = source_model(cfg, ds, out, progress)
-    return build_and_verify(src, cfg, out, ds.y_test, progress)
+    src = source_model(cfg, pre, out, progress)
+    return build_and_verify(src, cfg, out, pre.ds.y_test, progress)
 
 
-def source_model(cfg: FlowConfig, ds, out: Path, progress: Progress) -> Source:
+def source_model(cfg: FlowConfig, pre: Preflight, out: Path, progress: Progress) -> Source:
     """Train ``cfg``'s model (from a float ONNX model's weights when ``cfg.model`` names one),
-    or import a quantized k-of-n ONNX model as it is; the IR is saved into ``out/model``."""
-    init = None
-    if cfg.model:
-        from .onnx_import import float_init, onnx_to_ir, read_onnx
-
-        net = read_onnx(cfg.model)
-        if net.quantized:
-            progress(f"{cfg.model}: a quantized k-of-n ONNX model; straight to codegen (no training)")
-            return _imported(onnx_to_ir(net, cfg.name), cfg, ds, out, progress)
-        if not cfg.layers:
-            raise ValueError(f"{cfg.model} is a float model: give [[layers]] with k, granularity and formats for its layers")
-        init = float_init(net, cfg.layers, cfg.data.image_shape if cfg.is_image_model else (ds.n_features,))
-        progress(f"{cfg.model}: float ONNX model, {len(init)} weighted layers; fine-tuning with k-of-n QAT")
+    or take a quantized k-of-n ONNX model as it is; the IR is saved into ``out/model``."""
+    ds = pre.ds
+    if pre.imported is not None:
+        progress(f"{cfg.model}: a quantized k-of-n ONNX model; straight to codegen (no training)")
+        return _imported(pre.imported, cfg, ds, out, progress)
+    if pre.init is not None:
+        progress(f"{cfg.model}: float ONNX model, {len(pre.init)} weighted layers; fine-tuning with k-of-n QAT")
     with progress.stage("train"):
-        t = train_to_ir(cfg, ds, progress, init=init)
+        t = train_to_ir(cfg, ds, progress, init=pre.init)
     with progress.stage("export"):
         import torch
 
@@ -134,12 +180,6 @@ def source_model(cfg: FlowConfig, ds, out: Path, progress: Progress) -> Source:
 
 
 def _imported(model_ir: Model, cfg: FlowConfig, ds, out: Path, progress: Progress) -> Source:
-    if len(model_ir.input_shape) == 3 and tuple(model_ir.input_shape) != cfg.data.image_shape or (
-        len(model_ir.input_shape) == 1 and model_ir.n_inputs != ds.n_features
-    ):
-        raise ValueError(f"the ONNX model takes {model_ir.input_shape}, the {ds.name} images are {cfg.data.image_shape}")
-    if cfg.layers and len(cfg.layers) != len(model_ir.layers):
-        raise ValueError(f"the ONNX model has {len(model_ir.layers)} layers, the config {len(cfg.layers)} [[layers]]")
     with progress.stage("export"):
         ir_mod.save(model_ir, out / "model")
         x_test, ref_test, acc_int = integer_accuracy(model_ir, ds)
@@ -327,15 +367,18 @@ def build_and_verify(src: Source, cfg: FlowConfig, out_dir: Path, y_test: np.nda
     return report
 
 
-def resimulate(build_dir: Path, progress: Progress | None = None) -> Report:
-    """Regenerate and re-simulate a build folder from its saved IR and config (no training)."""
+def resimulate(build_dir: Path, progress: Progress | None = None, *, source: Path | None = None) -> Report:
+    """Regenerate and re-simulate a build folder from its saved IR and config (no training),
+    in place.  ``source``: the build to read (checked as untrusted input, see
+    :func:`kofn.app.build_dir.open_build`) when ``build_dir`` is a fresh copy of it being
+    written (``kofn sim`` works on a copy that replaces the build only on success)."""
+    from .build_dir import load_vectors, open_build
+
     build_dir = Path(build_dir).resolve()
-    cfg_path = build_dir / "config.toml"
-    cfg = load_config(cfg_path) if cfg_path.exists() else load_config(None)
-    old = Report.load(build_dir) if (build_dir / "report.json").exists() else None
-    model_ir = old.model if old is not None and old.model is not None else ir_mod.load(build_dir / "model")
-    x_test = np.load(build_dir / "vectors" / "inputs.npy")[cfg.sim.random_vectors:]
+    b = open_build(source or build_dir, need_config=True)
+    cfg, old = b.config, b.report
+    x_test = load_vectors(b)[cfg.sim.random_vectors:]
     acc = _replace(old.accuracy, rtl_on_test=None) if old is not None else None
-    src = Source(model_ir, acc, x_test, None, old.dataset if old else None,
+    src = Source(b.model, acc, x_test, None, old.dataset if old else None,
                  training=old.training if old else None, history=old.history if old else None)
     return build_and_verify(src, cfg, build_dir, None, progress)

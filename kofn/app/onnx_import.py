@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.errors import ModelFileError
 from ..core.fixed import FixedFormat, accumulator_format
 from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
 from ..core.rules import fixed_stride_rows, hwc_from_chw
@@ -34,8 +35,10 @@ from ..core.rules import fixed_stride_rows, hwc_from_chw
 __all__ = ["OnnxImportError", "OnnxLayer", "OnnxNet", "read_onnx", "onnx_to_ir", "float_init"]
 
 
-class OnnxImportError(ValueError):
+class OnnxImportError(ModelFileError):
     """The ONNX graph uses something kofn cannot import; the message names the node."""
+
+    what = "ONNX import"
 
 
 IMAGE_KINDS = ("conv", "maxpool")
@@ -104,9 +107,20 @@ def read_onnx(path_or_proto) -> OnnxNet:
     import onnx
     from onnx import numpy_helper
 
-    proto = path_or_proto if hasattr(path_or_proto, "graph") else onnx.load(str(path_or_proto))
+    if hasattr(path_or_proto, "graph"):
+        proto = path_or_proto
+    else:
+        try:
+            proto = onnx.load(str(path_or_proto))
+            onnx.checker.check_model(proto)
+        except Exception as e:  # protobuf's DecodeError, onnx's ValidationError, an OSError ...
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise OnnxImportError(f"{path_or_proto}: not a readable ONNX model ({type(e).__name__}: {why})") from None
     g = proto.graph
-    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    try:
+        inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    except Exception as e:
+        raise OnnxImportError(f"an initializer cannot be read ({type(e).__name__}: {e})") from None
     consts = dict(inits)
     for n in g.node:  # Constant nodes act like initializers
         if n.op_type == "Constant":
@@ -264,6 +278,12 @@ def read_onnx(path_or_proto) -> OnnxNet:
         raise OnnxImportError(f"the chain ends at {cur!r}, not at the graph output {g.output[0].name!r}")
     if not net.layers or net.layers[-1].image:
         raise OnnxImportError("the last layer must be dense (Gemm or MatMul)")
+    for L in net.layers:
+        for what, arr in (("weights", L.weight), ("bias", L.bias)):
+            if arr is not None and not np.all(np.isfinite(np.asarray(arr, dtype=np.float64))):
+                bad = int((~np.isfinite(np.asarray(arr, dtype=np.float64))).sum())
+                raise OnnxImportError(f"{L.node}: its {what} hold {bad} NaN or infinite value(s) "
+                                      f"of {np.asarray(arr).size}; kofn cannot quantize them")
     return net
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..core.errors import DataError
 from ..core.fixed import quantize
 from ..core.ir import Model
 from ..core.reference import run as reference_run
@@ -39,7 +40,10 @@ def load_data(cfg: FlowConfig):
 
     if cfg.data.dataset == "digits":
         return load_digits(cfg.data.test_fraction, seed=cfg.seed)
-    return load_mnist(cfg.data.path)
+    try:
+        return load_mnist(cfg.data.path)
+    except DataError as e:
+        raise DataError(f"data.path: {e}") from None
 
 
 def accuracy_of(outputs: np.ndarray, labels: np.ndarray) -> float:

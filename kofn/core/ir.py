@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .fixed import FixedFormat
+from .names import check_identifier
 from .ir_layers import Conv2dLayer, DenseLayer, MaxPool2dLayer
 
 __all__ = [
@@ -125,19 +126,30 @@ def save(model: Model, directory: str | Path) -> None:
 
 
 def load(directory: str | Path) -> Model:
-    """Read a model written by :func:`save`."""
+    """Read a model written by :func:`save`, checking it as untrusted input: every layer
+    validates itself (shapes, k-of-n rows, codes within their formats), and the model's and
+    layers' names must be identifiers (they name files and generated modules).  Any defect is
+    a :class:`ValueError` naming the file."""
     d = Path(directory)
     doc = json.loads((d / "model.json").read_text())
-    if doc.get("ir_version") not in (1, IR_VERSION):  # 1: dense-only files, same layout
-        raise ValueError(f"{d / 'model.json'}: IR version {doc.get('ir_version')} is not {IR_VERSION}")
-    with np.load(d / "model.npz") as z:
-        layers = []
-        for i, ld in enumerate(doc["layers"]):
-            if ld["kind"] not in _FROM_JSON:
-                raise ValueError(f"unknown layer kind {ld['kind']!r}")
-            arrays = {a: z[f"l{i}_{a}"] for a in ("indices", "weights", "bias")} if f"l{i}_indices" in z else {}
-            layers.append(_FROM_JSON[ld["kind"]](ld, arrays))
-    return Model(name=doc["name"], layers=tuple(layers), meta=doc.get("meta", {}))
+    if not isinstance(doc, dict) or doc.get("ir_version") not in (1, IR_VERSION):  # 1: dense-only files, same layout
+        got = doc.get("ir_version") if isinstance(doc, dict) else None
+        raise ValueError(f"{d / 'model.json'}: IR version {got} is not {IR_VERSION}")
+    try:
+        check_identifier(doc["name"], "model name")
+        with np.load(d / "model.npz", allow_pickle=False) as z:
+            layers = []
+            for i, ld in enumerate(doc["layers"]):
+                if ld["kind"] not in _FROM_JSON:
+                    raise ValueError(f"unknown layer kind {ld['kind']!r}")
+                check_identifier(ld["name"], f"layer {i}'s name")
+                arrays = {a: z[f"l{i}_{a}"] for a in ("indices", "weights", "bias")} if f"l{i}_indices" in z else {}
+                layers.append(_FROM_JSON[ld["kind"]](ld, arrays))
+        return Model(name=doc["name"], layers=tuple(layers), meta=doc.get("meta", {}))
+    except KeyError as e:
+        raise ValueError(f"{d}: model.json or model.npz lacks {e}") from None
+    except (TypeError, AttributeError) as e:
+        raise ValueError(f"{d / 'model.json'}: malformed ({e})") from None
 
 
 def _formats(ld: dict, *names: str) -> dict:

@@ -20,7 +20,16 @@ from .errors import fail
 from .fixed import FixedFormat
 from .rules import bank_lanes, conv_out_size, default_bank_lanes, row_stride
 
-__all__ = ["DenseSpec", "ConvSpec", "PoolSpec", "LayerSpec", "LAYER_SPECS", "validate_chain"]
+__all__ = ["DenseSpec", "ConvSpec", "PoolSpec", "LayerSpec", "LAYER_SPECS", "validate_chain", "check_size",
+           "MAX_WEIGHTS", "MAX_VALUES"]
+
+#: Sanity bounds, checked before any work (:func:`check_size`): the dense weights of the whole
+#: network (training holds each with its mask parameters and optimizer state, and 2^24 kept
+#: 8-bit weights are 128 Mbit, beyond the on-chip memory of most FPGAs) ...
+MAX_WEIGHTS = 1 << 24
+#: ... and the values of one layer's output (an image H x W x C, or a vector), which the
+#: hardware buffers and training keeps per batch element.
+MAX_VALUES = 1 << 20
 
 _DENSE_GRAN = ("weight", "block", "feature_map", "bank")
 _CONV_GRAN = ("weight", "kernel", "feature_map", "bank")
@@ -289,3 +298,28 @@ def validate_chain(layers: Sequence[LayerSpec], input_shape: tuple, key: str = "
         fail(f"{key}[{len(layers) - 1}].type", "the last layer must be dense (flatten the image into a dense classifier)")
     return shape
 
+
+
+def check_size(layers: Sequence[LayerSpec], input_shape: tuple, key: str = "layers") -> None:
+    """Refuse a (valid) stack beyond :data:`MAX_WEIGHTS` dense weights or :data:`MAX_VALUES`
+    values in one layer's output, naming the largest layer and the numbers."""
+    shape, total, per = tuple(input_shape), 0, []
+    for i, layer in enumerate(layers):
+        out = layer.out_shape(shape)
+        if layer.weighted:
+            fan_in = shape[2] * layer.kernel ** 2 if isinstance(layer, ConvSpec) else int(math.prod(shape))
+            rows = layer.out_channels if isinstance(layer, ConvSpec) else layer.out_features
+            per.append((rows * fan_in, i, rows, fan_in))
+            total += rows * fan_in
+        values = int(math.prod(layer.out_shape(shape)))
+        if values > MAX_VALUES:
+            what = "out_channels" if isinstance(layer, ConvSpec) else "out_features" if layer.weighted else "type"
+            fail(f"{key}[{i}].{what}", f"its output holds {values:,} values ({' x '.join(map(str, out))}), more than "
+                                       f"kofn's bound of {MAX_VALUES:,} per layer")
+        shape = out
+    if total > MAX_WEIGHTS:
+        w, i, rows, fan_in = max(per)
+        what = "out_channels" if isinstance(layers[i], ConvSpec) else "out_features"
+        fail(f"{key}[{i}].{what}", f"the network would hold {total:,} dense weights ({key}[{i}] alone "
+                                   f"{rows:,} x {fan_in:,} = {w:,}), more than kofn's bound of {MAX_WEIGHTS:,} "
+                                   "(training keeps every weight with its mask and optimizer state)")

@@ -1,0 +1,373 @@
+"""A fuzzed flow: random valid configs through ``kofn flow``, and random invalid ones through
+its validation.
+
+:func:`random_config` draws a flow config from a seed: an MLP or a CNN on the 8x8 digits
+(conv, maxpool, bn, strides, padding), every granularity (weight, block, bank, kernel,
+feature_map), random widths and signedness, lanes, both schedules, k = 1 and k = n among the
+draws.  Configs the validation refuses are redrawn (the generator aims at valid ones; the
+count of redraws is reported).  :func:`check_flow` runs one through the whole flow (short
+training, few vectors) and returns what must hold: reference = RTL = HLS on every output code,
+estimated = measured cycles and II.
+
+:func:`invalid_config` mutates the default config with one value that is invalid by
+construction and returns the TOML and the key the error must name.
+
+A longer campaign than the test suite's, from the command line::
+
+    python -m kofn.sim.fuzz --seeds 0-99 --out fuzz-out [--keep] [--icarus]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["random_config", "valid_config", "check_flow", "invalid_config", "INVALID_CASES", "FlowCheck", "main"]
+
+
+def _fmt(width: int, int_bits: int, signed: bool | None = None) -> str:
+    s = "" if signed is None else f", signed = {'true' if signed else 'false'}"
+    return f"{{ width = {width}, int_bits = {int_bits}{s} }}"
+
+
+_ACT_FRAC = [0]  # the fraction bits of what the next layer reads (random_config threads it through)
+
+
+def _formats(r: random.Random, relu: bool) -> list[str]:
+    """Weight, bias and output formats; the bias never has more fraction bits than the
+    accumulator (the activation's plus the weight's), which the validation requires."""
+    ww = r.randint(3, 8)
+    wi = r.randint(1, min(3, ww))
+    bf = r.randint(0, min(12, _ACT_FRAC[0] + ww - wi))
+    bw = bf + r.randint(4, 8)
+    ow = r.randint(4, 8)
+    oi = r.randint(max(1, ow - (_ACT_FRAC[0] + ww - wi)), min(4, ow)) if ow - (_ACT_FRAC[0] + ww - wi) <= 4 else ow
+    out_signed = (not relu) or r.random() < 0.2
+    _ACT_FRAC[0] = ow - oi
+    return [f"weight = {_fmt(ww, wi)}", f"bias = {_fmt(bw, bw - bf)}", f"output = {_fmt(ow, oi, out_signed)}"]
+
+
+def _k(r: random.Random, n: int) -> int:
+    """k in 1..n, with k = 1 and k = n drawn often."""
+    u = r.random()
+    return 1 if u < 0.15 else n if u < 0.3 else r.randint(1, n)
+
+
+def _divisors(x: int) -> list[int]:
+    return [d for d in range(1, x + 1) if x % d == 0]
+
+
+def _dense(r: random.Random, n: int, out: int, last: bool, after_fm: bool) -> list[str]:
+    gran = r.choice(["weight", "weight", "block", "bank"] + ([] if last else ["feature_map"]))
+    relu = (not last) and r.random() < 0.85
+    lines = [f"out_features = {out}", f'granularity = "{gran}"', f"relu = {'true' if relu else 'false'}"]
+    if gran == "bank" and after_fm:
+        gran = "weight"
+        lines[1] = 'granularity = "weight"'
+    if gran == "block":
+        m = r.choice([d for d in _divisors(n) if d <= 16])
+        k = _k(r, m)
+        lines += [f"block = {m}", f"k = {k}"]
+        row = k * (n // m)
+    elif gran == "feature_map":
+        k = r.randint(1, out)
+        lines.append(f"k = {k}")
+        row = n
+    elif gran == "bank":
+        p = r.choice([d for d in _divisors(n) if d <= 8])
+        k = p * _k(r, n // p)
+        lines += [f"k = {k}", f"lanes = {p}"]
+        row = None
+    else:
+        k = _k(r, n)
+        lines.append(f"k = {k}")
+        row = k
+    if row is not None and r.random() < 0.7:
+        lines.append(f"lanes = {r.choice([d for d in range(1, min(row, 8) + 1)])}")
+    return lines + _formats(r, relu)
+
+
+def random_config(seed: int) -> str:
+    """A flow config (TOML) drawn from ``seed``; see the module doc.  Not yet validated."""
+    r = random.Random(seed)
+    cnn = r.random() < 0.5
+    in_signed = r.random() < 0.25
+    in_w = r.randint(4, 8)
+    in_i = r.randint(1, 2)
+    _ACT_FRAC[0] = in_w - in_i
+    lines = [f'name = "fuzz_{seed}"', f"seed = {seed}",
+             f"input = {_fmt(in_w, in_i, in_signed)}",
+             '[data]\ndataset = "digits"',
+             f'[train]\nmethod = "{r.choice(["dpp", "psp", "dtp", "magnitude", "random", "srste", "gradual"])}"\n'
+             f"epochs = {r.randint(1, 2)}",
+             "[sim]\nrandom_vectors = 40\ntest_vectors = 24\ntiming_vectors = 10",
+             ]
+    sched = r.choice(["dataflow", "dataflow", "sequential"])
+    hw = [f'schedule = "{sched}"']
+    layers: list[list[str]] = []
+    after_fm = False
+    if cnn:
+        h = w = 8
+        c = 1
+        for _ in range(r.randint(1, 2)):
+            kern = r.randint(1, 4)
+            pad = "same" if kern % 2 and r.random() < 0.4 else "valid"
+            stride = r.randint(1, kern) if r.random() < 0.4 else 1
+            ph = h if pad == "same" else h - kern + 1
+            if ph < 1:
+                break
+            oc = r.randint(2, 6)
+            gran = r.choice(["weight", "weight", "kernel", "bank", "feature_map"])
+            if gran == "bank" and after_fm:
+                gran = "weight"
+            relu = r.random() < 0.85
+            n = c * kern * kern
+            lines_l = ['type = "conv"', f"out_channels = {oc}", f"kernel = {kern}", f"stride = {stride}",
+                       f'padding = "{pad}"', f'granularity = "{gran}"', f"bn = {'true' if r.random() < 0.4 else 'false'}",
+                       f"relu = {'true' if relu else 'false'}"]
+            if gran == "bank":
+                p = r.choice([d for d in _divisors(n) if d <= 8])
+                lines_l += [f"k = {p * _k(r, n // p)}", f"lanes = {p}"]
+            elif gran == "kernel":
+                lines_l.append(f"k = {_k(r, c)}")
+            elif gran == "feature_map":
+                lines_l.append(f"k = {r.randint(1, oc)}")
+            else:
+                lines_l.append(f"k = {_k(r, n)}")
+            layers.append(lines_l + _formats(r, relu))
+            after_fm = gran == "feature_map"
+            h = (h + 2 * (kern // 2 if pad == "same" else 0) - kern) // stride + 1
+            w = h
+            c = oc
+            if h >= 2 and r.random() < 0.5:
+                layers.append(['type = "maxpool"'])
+                h //= 2
+                w = h
+        n = h * w * c
+    else:
+        n = 64
+    if r.random() < 0.5 or not cnn:
+        hidden = r.randint(4, 24)
+        layers.append(_dense(r, n, hidden, last=False, after_fm=after_fm))
+        after_fm = 'granularity = "feature_map"' in layers[-1]
+        n = hidden
+    layers.append(_dense(r, n, 10, last=True, after_fm=after_fm))
+    if sched == "dataflow" and r.random() < 0.3:
+        hw.append(f"stream_out = {r.choice([1, 2, 5, 10])}")
+    text = "\n".join(lines) + "\n[hw]\n" + "\n".join(hw) + "\n"
+    for layer in layers:
+        text += "\n[[layers]]\n" + "\n".join(layer) + "\n"
+    return text
+
+
+def valid_config(seed: int, tries: int = 50) -> tuple[str, int]:
+    """The first of ``random_config(seed * 1000 + i)`` the validation accepts, and ``i``
+    (how many were redrawn)."""
+    from ..app.config import ConfigError, parse_config
+
+    for i in range(tries):
+        text = random_config(seed * 1000 + i)
+        try:
+            parse_config(text, f"<fuzz {seed}>")
+            return text, i
+        except ConfigError:
+            continue
+    raise RuntimeError(f"fuzz seed {seed}: no valid config in {tries} draws (the generator drifted from the rules)")
+
+
+@dataclass(frozen=True)
+class FlowCheck:
+    seed: int
+    summary: str  # the network, one line
+    rtl_mismatches: int
+    hls_mismatches: int
+    tlast_errors: int
+    vectors: int
+    cycles: tuple[int, int]  # estimated, measured
+    ii: tuple[float, float]
+    seconds: float
+    icarus: dict | None = None  # mismatches, x_beats, latency and II under Icarus, when asked
+
+    @property
+    def ok(self) -> bool:
+        good = (self.rtl_mismatches == 0 and self.hls_mismatches == 0 and self.tlast_errors == 0 and self.vectors > 0
+                and self.cycles[0] == self.cycles[1] and self.ii[0] == self.ii[1])
+        if self.icarus is not None:
+            ic = self.icarus
+            good = good and ic["mismatches"] == 0 and ic.get("x_beats", 0) == 0 and \
+                ic["latency_cycles"] == self.cycles[1] and ic["ii_cycles"] == self.ii[1]
+        return good
+
+
+def check_flow(seed: int, out: Path, icarus: bool = False) -> FlowCheck:
+    """Draw a valid config from ``seed`` and run the whole flow into ``out``."""
+    from ..app.config import parse_config
+    from ..app.flow import Progress, preflight, run_flow
+
+    text, _ = valid_config(seed)
+    cfg = parse_config(text, f"<fuzz {seed}>")
+    t0 = time.perf_counter()
+    progress = Progress(quiet=True)
+    rep = run_flow(cfg, Path(out), progress, config_text=text, pre=preflight(cfg, progress)).to_json()
+    lat, be = rep["latency"], rep["bitexact"]
+    summary = ", ".join(f"{l['kind']}" + (f" k={l['k']}/{l['n']} P={l['lanes']}" if "k" in l else "")
+                        for l in rep["layers"]) + f"; {lat['schedule']}"
+    ic = _icarus(Path(out), cfg) if icarus else None
+    return FlowCheck(seed, summary, be["rtl"]["mismatches"], be["hls"]["mismatches"], be["rtl"]["tlast_errors"],
+                     be["rtl"]["vectors"], (lat["estimated_cycles"], lat["measured_cycles"]),
+                     (lat["ii_cycles"], lat["measured_ii_cycles"]), round(time.perf_counter() - t0, 1), ic)
+
+
+def _icarus(out: Path, cfg) -> dict:
+    """The build's RTL under Icarus Verilog, the same vectors as the flow's Verilator run."""
+    import numpy as np
+
+    from ..app.flow import plan_build
+    from ..codegen import axis_args
+    from ..core import ir as ir_mod
+    from .rtl import build_rtl, simulate_rtl
+
+    plan = plan_build(ir_mod.load(out / "model"), cfg)
+    x = np.load(out / "vectors" / "inputs.npy")
+    exp = np.load(out / "vectors" / "expected.npy")
+    srcs = [out / "rtl" / f for f in (out / "rtl" / "filelist.f").read_text().split()]
+    bdir = out / "sim_build_icarus"
+    build_rtl(srcs, plan.top, bdir, out / "sim_build_icarus.log", simulator="icarus")
+    r = simulate_rtl(out, plan.top, x, exp, **axis_args(plan), build_dir=bdir, stall_prob=cfg.sim.stall_prob,
+                     timing_vectors=cfg.sim.timing_vectors, seed=cfg.sim.seed, simulator="icarus")
+    return {"mismatches": r.mismatches, "x_beats": getattr(r, "x_beats", 0), "latency_cycles": r.latency_cycles,
+            "ii_cycles": r.ii_cycles}
+
+
+# --- invalid configs ------------------------------------------------------------------------
+
+#: (TOML key line to replace, the value that breaks it, the key the error must name); each
+#: invalid by construction against the default config (64-32-10 on digits).
+_BAD: list[tuple[str, str, str]] = [
+    ("name", '"../pwned"', "name"), ("name", '"a b"', "name"), ("name", '""', "name"), ("name", "3", "name"),
+    ("seed", '"x"', "seed"), ("epochs", "-1", "train.epochs"), ("epochs", "0", "train.epochs"),
+    ("epochs", '"ten"', "train.epochs"), ("batch_size", "0", "train.batch_size"), ("lr", "-0.1", "train.lr"),
+    ("lr", "true", "train.lr"), ("method", '"sgd"', "train.method"), ("dataset", '"cifar"', "data.dataset"),
+    ("test_fraction", "1.5", "data.test_fraction"), ("test_fraction", "0", "data.test_fraction"),
+    ("out_features = 32", "0", "layers[0].out_features"), ("out_features = 32", "-3", "layers[0].out_features"),
+    ("out_features = 32", "2000000", "layers[0].out_features"),
+    ("out_features = 10", "7", "layers[1].out_features"), ("out_features = 10", "11", "layers[1].out_features"),
+    ("k = 16", "0", "layers[0].k"), ("k = 16", "65", "layers[0].k"), ("k = 16", '"16"', "layers[0].k"),
+    ("k = 16", "16.5", "layers[0].k"), ("k = 8", "33", "layers[1].k"), ("k = 8", "-1", "layers[1].k"),
+    ("granularity", '"neuron"', "layers[0].granularity"), ("granularity", '"kernel"', "layers[0].granularity"),
+    ("lanes", "0", "layers[0].lanes"), ("lanes", "17", "layers[0].lanes"), ("lanes", '"fast"', "layers[0].lanes"),
+    ("relu", '"yes"', "layers[0].relu"), ("weight", "{ width = 1, int_bits = 1 }", "layers[0].weight"),
+    ("weight", "{ width = 70, int_bits = 2 }", "layers[0].weight"),
+    ("weight", "{ width = 8, int_bits = 9 }", "layers[0].weight"),
+    ("weight", "{ width = 8, int_bits = 2, signed = false }", "layers[0].weight.signed"),
+    ("weight", "{ width = 8 }", "layers[0].weight.int_bits"), ("weight", "8", "layers[0].weight"),
+    ("weight", "{ width = 8, int_bits = 2, sign = true }", "layers[0].weight.sign"),
+    ("bias", "{ width = 8, int_bits = 2, signed = false }", "layers[0].bias.signed"),
+    ("random_vectors", "-1", "sim.random_vectors"), ("random_vectors", "1000000000000", "sim.random_vectors"),
+    ("random_vectors", "1e9", "sim.random_vectors"), ("stall_prob", "1.0", "sim.stall_prob"),
+    ("timing_vectors", "4", "sim.timing_vectors"), ("top", '"kofn_dense"', "hw.top"), ("top", '"module"', "hw.top"),
+    ("top", '"a/b"', "hw.top"), ("top", '"../x"', "hw.top"), ("clock_mhz", "0", "hw.clock_mhz"),
+    ("schedule", '"pipelined"', "hw.schedule"), ("target_ii", "-5", "hw.target_ii"),
+    ("stream_in", "-1", "hw.stream_in"),
+]
+
+#: Whole-config mutations: (TOML appended or substituted, the key named).
+_BAD_EXTRA: list[tuple[str, str, str]] = [
+    ("append", "bogus_key = 1\n", "bogus_key"),
+    ("sub", "rtl = true|rtl = false|hls = true|hls = false", "sim.rtl"),
+    ("sub", "test_vectors = -1|test_vectors = 0|random_vectors = 1000|random_vectors = 0", "sim.test_vectors"),
+    ("train_append", "bogus = 2\n", "train.bogus"),
+    ("hw_append", "frequency = 100\n", "hw.frequency"),
+    ("layer0_append", "stride = 2\n", "layers[0].stride"),
+    ("layer0_append", "block = 4\n", "layers[0].block"),
+]
+
+
+INVALID_CASES = len(_BAD) + len(_BAD_EXTRA)
+
+
+def invalid_config(seed: int, case: int | None = None) -> tuple[str, str]:
+    """The default config with one invalid value drawn from ``seed`` (or the ``case``-th of
+    :data:`INVALID_CASES`); returns ``(toml, key)``, ``key`` being what the error must name."""
+    from ..app.config import default_config_text
+
+    text = default_config_text()
+    cases = _BAD + _BAD_EXTRA
+    where, value, key = cases[random.Random(seed).randrange(len(cases)) if case is None else case]
+    if where == "append":
+        return value + text, key
+    if where == "sub":  # old|new pairs, each the first such line
+        parts = value.split("|")
+        for old, new in zip(parts[::2], parts[1::2]):
+            text, n = re.subn(rf"^{re.escape(old)}\b", new, text, count=1, flags=re.M)
+            if n != 1:
+                raise RuntimeError(f"fuzz: the default config has no line {old!r}")
+        return text, key
+    if where in ("train_append", "hw_append"):
+        table = {"train_append": "[train]", "hw_append": "[hw]"}[where]
+        return text.replace(f"\n{table}\n", f"\n{table}\n{value}", 1), key
+    if where == "layer0_append":
+        return re.sub(r"^\[\[layers\]\][^\n]*\n", lambda m: m.group(0) + value, text, count=1, flags=re.M), key
+    if "=" in where:  # a specific line
+        name, _ = where.split(" = ", 1)
+        new, n = re.subn(rf"^{re.escape(where)}\b", f"{name} = {value}", text, count=1, flags=re.M)
+    else:
+        new, n = re.subn(rf"^{re.escape(where)} = [^#\n]*", f"{where} = {value} ", text, count=1, flags=re.M)
+    if n != 1:
+        raise RuntimeError(f"fuzz: the default config has no line {where!r}")
+    return new, key
+
+
+# --- command line ---------------------------------------------------------------------------
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        if "-" in part.strip()[1:]:
+            a, b = part.split("-", 1)
+            out += range(int(a), int(b) + 1)
+        elif part.strip():
+            out.append(int(part))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kofn.sim.fuzz", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-99 or 3,7,11 (default 0-9)")
+    ap.add_argument("--out", default="kofn-fuzz", help="folder for the builds and fuzz.json (default kofn-fuzz)")
+    ap.add_argument("--keep", action="store_true", help="keep every build (default: only the failing ones)")
+    ap.add_argument("--icarus", action="store_true", help="also simulate every design under Icarus Verilog")
+    args = ap.parse_args(argv)
+    import shutil
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, failed = [], []
+    for s in _seeds(args.seeds):
+        b = out / f"seed{s}"
+        shutil.rmtree(b, ignore_errors=True)
+        try:
+            c = check_flow(s, b, icarus=args.icarus)
+            row = {**c.__dict__, "ok": c.ok}
+        except Exception as e:  # a crash is a finding too
+            row = {"seed": s, "ok": False, "error": f"{type(e).__name__}: {e}"}
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        if row["ok"] and not args.keep:
+            shutil.rmtree(b, ignore_errors=True)
+        if not row["ok"]:
+            failed.append(s)
+    (out / "fuzz.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{len(results)} designs, seeds {args.seeds}: {len(results) - len(failed)} bit-exact with exact cycles"
+          + (f"; FAILED: {failed}" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
