@@ -105,7 +105,7 @@ def test_unreadable_config_files(raw, culprit, tmp_path, capsys):
 
 
 def test_size_bound_refuses_before_work(tmp_path, capsys):
-    text = default_config_text().replace("out_features = 32", "out_features = 100000", 1)
+    text = re.sub(r"^out_features = 32", "out_features = 100000", default_config_text(), count=1, flags=re.M)
     text = text.replace('dataset = "digits"', 'dataset = "mnist"\npath = "/nowhere"', 1)
     cfg = tmp_path / "c.toml"
     cfg.write_text(text)
@@ -278,7 +278,7 @@ def test_failed_run_into_a_good_build_leaves_it_identical(small_build, tmp_path,
     assert _tree(good) == before and _leftovers(good) == []
     # a bad config into the good build: refused before anything is touched
     bad = tmp_path / "bad.toml"
-    bad.write_text(default_config_text().replace("k = 16", "k = 0", 1))
+    bad.write_text(re.sub(r"^k = 16", "k = 0", default_config_text(), count=1, flags=re.M))
     assert main(["flow", str(bad), "--out", str(good), "--quiet"]) == 2
     assert _tree(good) == before and _leftovers(good) == []
     # --keep-failed keeps the temporary folder, says where, and still leaves the build alone
@@ -297,7 +297,8 @@ def test_interrupted_run_leaves_a_good_build_identical(stage, small_build, tmp_p
     good = _copy(small_build[0], tmp_path)
     before = _tree(good)
     cfg = tmp_path / "slow.toml"
-    cfg.write_text(default_config_text().replace("epochs = 60", "epochs = 400", 1) if stage.startswith("train")
+    cfg.write_text(re.sub(r"^epochs = 60", "epochs = 400", default_config_text(), count=1, flags=re.M)
+                   if stage.startswith("train")
                    else _fast_config(rtl="true"))
     p = subprocess.Popen([sys.executable, "-m", "kofn", "flow", str(cfg), "--out", str(good)],
                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)

@@ -324,7 +324,19 @@ def _on_signal(signum, frame):  # noqa: ARG001
     from .outdir import kill_children
 
     kill_children()  # Verilator, make, g++, the simulator: worker threads waiting on them return now
+    # ... and whatever a tool driver starts next (a runner's next command) until kofn exits
+    threading.Thread(target=_reap, daemon=True, name="kofn-reaper").start()
     raise _Signalled(signum)
+
+
+def _reap() -> None:
+    import time
+
+    from .outdir import kill_children
+
+    for _ in range(240):
+        kill_children()
+        time.sleep(0.25)
 
 
 def _run(func, args) -> int:
