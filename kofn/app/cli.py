@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 
 from .. import __version__
-from ..core.errors import BuildError, KofnError, OutputError, UsageError
+from ..core.errors import BuildError, KofnError, UsageError
 
 METHODS_DEFAULT = ("dense", "magnitude", "gradual", "srste", "random", "dpp", "psp", "dtp")
 
@@ -88,7 +88,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .build_dir import load_vectors, open_build
     from .export import check_hls4ml, onnx_exactness_bound, run_onnx, to_hls4ml, to_onnx
-    from .outdir import check_out, replace_dir
+    from .outdir import check_out, check_out_file, replace_dir
     from ..core.reference import run
 
     b = open_build(args.build_dir)
@@ -107,10 +107,7 @@ def _export(args: argparse.Namespace) -> int:
                 _, mism = check_hls4ml(model, x, tmp, hm)
                 result.update(vectors=int(len(x)), mismatches=mism)
     else:
-        out = Path(args.o or build / f"{model.name}.onnx").resolve()
-        if out.is_dir():
-            raise OutputError(f"-o: {out} is a folder; name the .onnx file to write")
-        check_out(out.parent, "-o")
+        out = check_out_file(args.o or build / f"{model.name}.onnx", "-o")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.kofn-tmp")
         try:

@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 
 from ..core.errors import OutputError
 
-__all__ = ["low_disk", "atomic_dir", "check_out", "write_atomic", "replace_dir", "kill_children", "OS_USER_ERRNOS"]
+__all__ = ["low_disk", "atomic_dir", "check_out", "check_out_file", "write_atomic", "replace_dir", "kill_children", "OS_USER_ERRNOS"]
 
 #: OSError numbers that are the environment's doing, not kofn's (a full disk, a read-only or
 #: unwritable folder, a quota): the CLI reports them as user errors.
@@ -73,14 +73,29 @@ def check_out(out: str | Path, what: str = "--out") -> Path:
         shown = ", ".join(sorted(q.name for q in p.iterdir())[:4])
         raise OutputError(f"{what}: {p} is a folder that kofn did not write (it holds {shown}, ...); kofn replaces "
                           "its output folder as a whole: name a new folder or an earlier kofn output")
-    parent = p.parent
-    for q in (parent, *parent.parents):
+    _check_parent(p, what)
+    return p
+
+
+def _check_parent(p: Path, what: str) -> None:
+    """The nearest existing folder above ``p`` is a writable folder."""
+    for q in p.parents:
         if q.exists():
             if not q.is_dir():
                 raise OutputError(f"{what}: {q} is not a folder")
             if not os.access(q, os.W_OK | os.X_OK):
                 raise OutputError(f"{what}: {q} is not writable")
-            break
+            return
+
+
+def check_out_file(out: str | Path, what: str = "-o") -> Path:
+    """``out`` resolved, or :class:`OutputError` when no file can be written there."""
+    if not str(out).strip():
+        raise OutputError(f"{what}: an empty path")
+    p = Path(out).expanduser().resolve()
+    if p.is_dir():
+        raise OutputError(f"{what}: {p} is a folder; name the file to write")
+    _check_parent(p, what)
     return p
 
 
