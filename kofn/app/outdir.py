@@ -22,6 +22,7 @@ import fcntl
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -195,8 +196,9 @@ def atomic_dir(out: str | Path, progress: Callable[[str], None] | None = None, *
             say(f"writing into {tmp}; it replaces {out} only if the run succeeds")
             yield tmp
         except BaseException:
-            if keep_failed:
-                say(f"the failed run's files are kept in {tmp} (--keep-failed); {out} is unchanged")
+            if keep_failed:  # said even under --quiet: it is where the evidence is
+                print(f"kofn: the failed run's files are kept in {tmp} (--keep-failed); {out} is unchanged",
+                      file=sys.stderr, flush=True)
             else:
                 shutil.rmtree(tmp, ignore_errors=True)
             raise
