@@ -48,11 +48,14 @@
 // the register design reads `in_flat`, which the early release accounts for
 // (kofn.codegen.timing.df_rel_early).
 //
-// Kernel mode (KK > 1, used by kernel-level convolutions): a row keeps KC whole
+// Kernel mode (KK > 1, or KC > P; used by kernel-level convolutions): a row keeps KC whole
 // kernels of KK taps; the index ROM holds one word per row with the KC channel
 // indices (CIDX_W bits each), and entry e = j*KK + t of the weight ROM is tap t of
 // kernel j, read from input t*N_CH + channel[j] (the window is laid out tap-major).
-// Lanes follow (kernel, tap) counters, so no index is stored per weight.
+// Lanes follow (kernel, tap) counters, so no index is stored per weight.  With 1x1 kernels
+// (KK = 1) and P = KC lanes, that one word per row is exactly an index ROM word (lane p's
+// field holds entry p), so the plain index path reads it; with fewer lanes (KC > P: several
+// steps per row) it is not, and kernel mode picks each step's channels from it.
 //
 // LUT ROMs carry Vivado's rom_style = "distributed"; Yosys (which defines YOSYS) calls
 // the same choice "logic".
@@ -131,7 +134,9 @@ module kofn_dense #(
     localparam logic signed [RQ_W-1:0] Q_MIN = RQ_W'(O_MIN);
     localparam logic signed [RQ_W-1:0] Q_MAX = RQ_W'(O_MAX);
 
-    localparam bit KMODE = KK > 1;
+    // kernel mode: the index ROM holds each row's KC channels in one word (see above; a 1x1
+    // kernel level with P = KC reads it as an index ROM: the same word, no kernel counters)
+    localparam bit KMODE = KK > 1 || KC > P;
     localparam int NL = BANKED ? N_IN / P : N_IN;  // inputs one lane reads (its bank's, or all)
     localparam int IROM_W = KMODE ? KC * CIDX_W : P * IDX_W;
     localparam int IROM_D = KMODE ? N_OUT : DEPTH;
@@ -270,7 +275,7 @@ module kofn_dense #(
             // (kernel, tap) of this lane's entry e = step*P + p: a function of the step alone,
             // so synthesis folds it to a constant tap when P is a multiple of K*K (the lane
             // then muxes over N_CH inputs, not all of them).
-            localparam int TW = $clog2(KK);
+            localparam int TW = KK > 1 ? $clog2(KK) : 1;  // 1x1 kernels: tap 0 always
             localparam int KCP = (S * P + KK - 1) / KK;  // kernels spanned, padding included
             localparam int JW = KCP > 1 ? $clog2(KCP) : 1;
             logic [TW-1:0] taps [0:S-1];
