@@ -262,11 +262,20 @@ def simulate(plan: BuildPlan, design: Design, vectors: Vectors, cfg: FlowConfig,
         with progress.stage(f"RTL simulation ({n} vectors, stall probability {cfg.sim.stall_prob})"):
             rtl = simulate_rtl(out, top, vectors.inputs[:n], vectors.expected[:n], **axis_args(plan),
                                build_dir=out / "sim_build", stall_prob=cfg.sim.stall_prob,
-                               timing_vectors=cfg.sim.timing_vectors, seed=cfg.sim.seed, progress=progress)
+                               timing_vectors=cfg.sim.timing_vectors, seed=cfg.sim.seed, progress=progress,
+                               watchdog_cycles=watchdog_cycles(plan))
             lat = plan.latency
             progress(f"RTL simulation: {rtl.mismatches} mismatching output codes; latency {rtl.latency_cycles} "
                      f"cycles (estimated {lat.total_cycles}), II {rtl.ii_cycles} (estimated {lat.ii_cycles})")
     return Simulations(None if lint_msg is None else (lint_msg or "clean"), rtl, hls_out)
+
+
+def watchdog_cycles(plan: BuildPlan) -> int:
+    """Cycles without a possible handshake after which the RTL simulation calls the design hung:
+    a working design answers within its latency (stalls on the testbench's side only delay it
+    by the stalled cycles), so four latencies and IIs are a safe bound."""
+    lat = plan.latency
+    return int(max(10_000, 4 * (lat.total_cycles + lat.ii_cycles)))
 
 
 def layer_figures(p: LayerPlan) -> dict:
