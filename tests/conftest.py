@@ -18,7 +18,7 @@ def mnist_dir() -> Path:
 def pytest_addoption(parser):
     parser.addoption("--fuzz-seed", type=int, default=0,
                      help="first seed of the fuzzed tests (tests/test_robust.py, tests/test_fuzz_flow.py); "
-                          "a longer campaign: python -m kofn.sim.fuzz --seeds 0-99")
+                          "a longer campaign: python -m kofn.app.fuzz --seeds 0-99")
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,16 @@
-"""The fuzzed flow (issue 16): random valid configs (kofn.sim.fuzz: MLP and CNN, every
+"""The fuzzed flow (issue 16): random valid configs (kofn.app.fuzz: MLP and CNN, every
 granularity, random widths, signedness, lanes, both schedules, k = 1 and k = n) through the
 whole flow: reference = RTL = HLS on every output code, estimated = measured cycles and II.
 
 A sample of four seeds runs here (``pytest --fuzz-seed N`` moves it); a longer campaign:
-``python -m kofn.sim.fuzz --seeds 0-99 --out kofn-fuzz``."""
+``python -m kofn.app.fuzz --seeds 0-99 --out kofn-fuzz``."""
 
 from __future__ import annotations
 
 import pytest
 
 from kofn.app.config import parse_config
-from kofn.sim.fuzz import check_flow, random_config, valid_config
+from kofn.app.fuzz import check_flow, random_config, valid_config
 
 pytestmark = pytest.mark.slow
 

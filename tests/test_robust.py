@@ -19,7 +19,7 @@ import pytest
 
 from kofn.app.cli import main
 from kofn.app.config import default_config_text
-from kofn.sim.fuzz import INVALID_CASES, invalid_config
+from kofn.app.fuzz import INVALID_CASES, invalid_config
 
 
 def _tree(p: Path) -> dict[str, str]:

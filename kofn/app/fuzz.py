@@ -14,7 +14,7 @@ construction and returns the TOML and the key the error must name.
 
 A longer campaign than the test suite's, from the command line::
 
-    python -m kofn.sim.fuzz --seeds 0-99 --out fuzz-out [--keep] [--icarus]
+    python -m kofn.app.fuzz --seeds 0-99 --out fuzz-out [--keep] [--icarus]
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def random_config(seed: int) -> str:
 def valid_config(seed: int, tries: int = 50) -> tuple[str, int]:
     """The first of ``random_config(seed * 1000 + i)`` the validation accepts, and ``i``
     (how many were redrawn)."""
-    from ..app.config import ConfigError, parse_config
+    from .config import ConfigError, parse_config
 
     for i in range(tries):
         text = random_config(seed * 1000 + i)
@@ -207,8 +207,8 @@ class FlowCheck:
 
 def check_flow(seed: int, out: Path, icarus: bool = False) -> FlowCheck:
     """Draw a valid config from ``seed`` and run the whole flow into ``out``."""
-    from ..app.config import parse_config
-    from ..app.flow import Progress, preflight, run_flow
+    from .config import parse_config
+    from .flow import Progress, preflight, run_flow
 
     text, _ = valid_config(seed)
     cfg = parse_config(text, f"<fuzz {seed}>")
@@ -228,10 +228,10 @@ def _icarus(out: Path, cfg) -> dict:
     """The build's RTL under Icarus Verilog, the same vectors as the flow's Verilator run."""
     import numpy as np
 
-    from ..app.flow import plan_build
+    from .flow import plan_build
     from ..codegen import axis_args
     from ..core import ir as ir_mod
-    from .rtl import build_rtl, simulate_rtl
+    from ..sim.rtl import build_rtl, simulate_rtl
 
     plan = plan_build(ir_mod.load(out / "model"), cfg)
     x = np.load(out / "vectors" / "inputs.npy")
@@ -295,7 +295,7 @@ INVALID_CASES = len(_BAD) + len(_BAD_EXTRA)
 def invalid_config(seed: int, case: int | None = None) -> tuple[str, str]:
     """The default config with one invalid value drawn from ``seed`` (or the ``case``-th of
     :data:`INVALID_CASES`); returns ``(toml, key)``, ``key`` being what the error must name."""
-    from ..app.config import default_config_text
+    from .config import default_config_text
 
     text = default_config_text()
     cases = _BAD + _BAD_EXTRA
@@ -338,7 +338,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kofn.sim.fuzz", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m kofn.app.fuzz", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-99 or 3,7,11 (default 0-9)")
     ap.add_argument("--out", default="kofn-fuzz", help="folder for the builds and fuzz.json (default kofn-fuzz)")
     ap.add_argument("--keep", action="store_true", help="keep every build (default: only the failing ones)")
