@@ -17,13 +17,14 @@ import json
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from kofn.app.data import write_idx
 
 KOFN = [sys.executable, "-m", "kofn"]
 
@@ -49,11 +50,6 @@ def fast(text: str, epochs: int = 1, rtl: bool = True) -> str:
     text = re.sub(r"^random_vectors = \d+", "random_vectors = 40", text, count=1, flags=re.M)
     text = re.sub(r"^test_vectors = -?\d+", "test_vectors = 40", text, count=1, flags=re.M)
     return text if rtl else re.sub(r"^rtl = true", "rtl = false", text, count=1, flags=re.M)
-
-
-def idx(path: Path, arr: np.ndarray, magic: int | None = None) -> None:
-    head = struct.pack(">HBB", 0, 8, arr.ndim) if magic is None else struct.pack(">I", magic)
-    path.write_bytes(head + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.astype(np.uint8).tobytes())
 
 
 class Bench:
@@ -140,6 +136,17 @@ def cases(b: Bench, only: set[str] | None) -> None:
         name, kw.pop("what"), [*KOFN, "flow", str(b.cfg(name, text)), "--out", str(out or w / f"o_{name}"), "-q"],
         out or w / f"o_{name}", **kw)
 
+    def mnist(name: str, images, labels, magic: int | None = None) -> Path:
+        """A folder of t10k IDX files (``images``/``labels``: arrays, or bytes for a raw .gz)."""
+        m = w / name
+        m.mkdir(exist_ok=True)
+        if isinstance(images, bytes):
+            (m / "t10k-images-idx3-ubyte.gz").write_bytes(images)
+        else:
+            write_idx(m / "t10k-images-idx3-ubyte", images, magic=magic)
+        write_idx(m / "t10k-labels-idx1-ubyte", labels)
+        return m
+
     # --- the issue's list
     if want("k0"):
         flow("k0", sub(r"^k = 16", "k = 0"), what="`k = 0` in a layer")
@@ -169,12 +176,8 @@ def cases(b: Bench, only: set[str] | None) -> None:
         np.savez(g / "model" / "model.npz", **a)
         b.run("sim_code_range", "`kofn sim` on a build whose model.npz holds a weight code outside its format",
               [*KOFN, "sim", str(g), "-q"], g)
-    mdir = w / "mnist_short"
     if want("labels_short"):
-        mdir.mkdir(exist_ok=True)
-        idx(mdir / "t10k-images-idx3-ubyte", np.zeros((10000, 28, 28)))
-        idx(mdir / "t10k-labels-idx1-ubyte", np.arange(9999) % 10)
-        flow("labels_short", mn(mdir), what="MNIST labels file with one label fewer than images")
+        flow("labels_short", mn(mnist("mnist_short", np.zeros((10000, 28, 28)), np.arange(9999) % 10)), what="MNIST labels file with one label fewer than images")
     if want("onnx_nan"):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
         from test_robust import _float_onnx  # noqa: PLC0415
@@ -294,28 +297,16 @@ def cases(b: Bench, only: set[str] | None) -> None:
                                 "output = { width = 16, int_bits = 1, signed = false }"),
              what="an output format finer than the accumulator (found by the fuzzer)")
     if want("idx_magic"):
-        m2 = w / "mnist_magic"
-        m2.mkdir(exist_ok=True)
-        idx(m2 / "t10k-images-idx3-ubyte", np.zeros((10, 28, 28)), magic=0x12345678)
-        idx(m2 / "t10k-labels-idx1-ubyte", np.arange(10) % 10)
+        m2 = mnist("mnist_magic", np.zeros((10, 28, 28)), np.arange(10) % 10, magic=0x12345678)
         flow("idx_magic", mn(m2), what="an MNIST images file with a wrong magic number")
     if want("idx_label_range"):
-        m3 = w / "mnist_labels"
-        m3.mkdir(exist_ok=True)
-        idx(m3 / "t10k-images-idx3-ubyte", np.zeros((10000, 28, 28)))
-        idx(m3 / "t10k-labels-idx1-ubyte", np.full(10000, 12))
+        m3 = mnist("mnist_labels", np.zeros((10000, 28, 28)), np.full(10000, 12))
         flow("idx_label_range", mn(m3), what="MNIST labels outside 0..9")
     if want("idx_gz"):
-        m4 = w / "mnist_gz"
-        m4.mkdir(exist_ok=True)
-        (m4 / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b" + b"garbage" * 10)
-        idx(m4 / "t10k-labels-idx1-ubyte", np.arange(10) % 10)
+        m4 = mnist("mnist_gz", b"\x1f\x8b" + b"garbage" * 10, np.arange(10) % 10)
         flow("idx_gz", mn(m4), what="a corrupt gzip IDX file")
     if want("idx_small"):
-        m5 = w / "mnist_small"
-        m5.mkdir(exist_ok=True)
-        idx(m5 / "t10k-images-idx3-ubyte", np.zeros((5000, 28, 28)))
-        idx(m5 / "t10k-labels-idx1-ubyte", np.arange(5000) % 10)
+        m5 = mnist("mnist_small", np.zeros((5000, 28, 28)), np.arange(5000) % 10)
         flow("idx_small", mn(m5), what="an MNIST test set of 5,000 images (the 10k protocol needs > 8,000)")
     if want("synth_rom"):
         g = b.good_copy("rom")

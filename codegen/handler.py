@@ -17,7 +17,18 @@ from .cells import (StagePath, bank_ram, constant_bits, csr_bits, lutram_levels,
                     reachable, rom_luts, uses_dsp)
 from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
 
-__all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets"]
+__all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets", "requant_shift"]
+
+
+def requant_shift(acc_frac: int, out) -> int:
+    """The right shift by which the MAC core requantizes an accumulator of ``acc_frac`` fraction
+    bits to the output format ``out`` (the reference would shift left; the hardware does not):
+    :class:`ValueError` when ``out`` has more fraction bits than the accumulator."""
+    shift = acc_frac - out.frac
+    if shift < 0:
+        raise ValueError(f"output format {out.describe()} has more fraction bits ({out.frac}) than the "
+                         f"accumulator ({acc_frac})")
+    return shift
 
 CORE_MODULE = "kofn_dense"  # the sparse MAC core of dense and convolution layers
 KEEP_REG_MODULE = "kofn_keep_reg"  # the pipelined core's kept select copies (its submodule)
@@ -387,12 +398,10 @@ class MacHandler(Handler):
         L = plan.layer
         acc, o = L.accumulator, L.output_fmt
         kmode = self.kernel_level(L)
-        shift = acc.frac - o.frac
-        if shift < 0:
-            raise ValueError(
-                f"layer {L.name!r}: output format {o.describe()} has more fraction bits "
-                f"({o.frac}) than the accumulator ({acc.frac})"
-            )
+        try:
+            shift = requant_shift(acc.frac, o)
+        except ValueError as e:
+            raise ValueError(f"layer {L.name!r}: {e}") from None
         r = plan.roms
         params = [
             [param("N_IN", L.n), param("N_OUT", L.rows), param("K", self.entries_per_row(L)),

@@ -19,6 +19,7 @@ import pytest
 
 from kofn.app.cli import main
 from kofn.app.config import default_config_text
+from kofn.app.data import write_idx
 from kofn.app.fuzz import INVALID_CASES, invalid_config
 
 
@@ -116,13 +117,6 @@ def test_size_bound_refuses_before_work(tmp_path, capsys):
 
 # --- bad data and model files ---------------------------------------------------------------
 
-def _idx(path: Path, arr: np.ndarray, magic: int | None = None) -> None:
-    import struct
-
-    head = struct.pack(">HBB", 0, 0x08, arr.ndim) if magic is None else struct.pack(">I", magic)
-    path.write_bytes(head + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.astype(np.uint8).tobytes())
-
-
 def _mnist_config(tmp_path: Path, data: Path) -> Path:
     text = default_config_text().replace('dataset = "digits"', f'dataset = "mnist"\npath = "{data}"', 1)
     cfg = tmp_path / "m.toml"
@@ -147,15 +141,15 @@ def test_bad_mnist_files(damage, culprit, tmp_path, capsys):
     if damage == "no_folder":
         d.rmdir()
     elif damage != "no_files":
-        _idx(d / "t10k-images-idx3-ubyte", imgs)
-        _idx(d / "t10k-labels-idx1-ubyte", labels[:9] if damage == "one_label_short" else labels)
+        write_idx(d / "t10k-images-idx3-ubyte", imgs)
+        write_idx(d / "t10k-labels-idx1-ubyte", labels[:9] if damage == "one_label_short" else labels)
         if damage == "truncated":
             raw = (d / "t10k-images-idx3-ubyte").read_bytes()
             (d / "t10k-images-idx3-ubyte").write_bytes(raw[:-100])
         if damage == "magic":
-            _idx(d / "t10k-images-idx3-ubyte", imgs, magic=0x12345678)
+            write_idx(d / "t10k-images-idx3-ubyte", imgs, magic=0x12345678)
         if damage == "label_range":
-            _idx(d / "t10k-labels-idx1-ubyte", np.full(10, 12))
+            write_idx(d / "t10k-labels-idx1-ubyte", np.full(10, 12))
         if damage == "gz_garbage":
             (d / "t10k-images-idx3-ubyte").unlink()
             (d / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8bnot gzip at all")

@@ -208,6 +208,7 @@ class FlowConfig:
     def _check_accumulators(self) -> None:
         """Every weighted layer's bias aligns with its accumulator, whose width is bounded:
         :func:`kofn.core.fixed.accumulator_format` on the formats the layer will read."""
+        from ..codegen.handler import requant_shift
         from ..core.fixed import accumulator_format
 
         act, shape = self.input, self.input_shape
@@ -219,11 +220,11 @@ class FlowConfig:
                 except ValueError as e:
                     _fail(f"layers[{i}].bias", f"{e} (this layer reads {act.describe()} and has "
                                                f"{layer.weight.describe()} weights)")
-                if layer.output.frac > acc.frac:  # the hardware requantizes by a right shift
-                    _fail(f"layers[{i}].output", f"{layer.output.describe()} has more fraction bits "
-                                                 f"({layer.output.frac}) than the accumulator ({acc.frac} = "
-                                                 f"{act.frac} of {act.describe()} + {layer.weight.frac} of "
-                                                 f"{layer.weight.describe()}); narrow it or widen the weight or input")
+                try:  # the hardware requantizes by a right shift
+                    requant_shift(acc.frac, layer.output)
+                except ValueError as e:
+                    _fail(f"layers[{i}].output", f"{e}: {act.frac} of {act.describe()} + {layer.weight.frac} of "
+                                                 f"{layer.weight.describe()}; narrow it or widen the weight or input")
                 act = layer.output
             shape = layer.out_shape(shape)
 

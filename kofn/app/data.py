@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import DataError
 
-__all__ = ["Dataset", "load_digits", "load_mnist", "read_idx", "MNIST_SPLIT"]
+__all__ = ["Dataset", "load_digits", "load_mnist", "read_idx", "write_idx", "MNIST_SPLIT"]
 
 #: The "MNIST-10k protocol" (see ../shared/data/mnist/README.md): the first 8000 test-set
 #: images train, the last 2000 test.
@@ -82,6 +82,14 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: truncated or padded: its header promises {' x '.join(map(str, shape))} values "
                         f"({int(np.prod(shape)):,} bytes), the file holds {data.size:,}")
     return data.reshape(shape)
+
+
+def write_idx(path: str | Path, arr: np.ndarray, magic: int | None = None) -> None:
+    """Write ``arr`` as an unsigned-byte IDX file (what :func:`read_idx` reads); ``magic``
+    replaces the 4-byte magic number (to make a broken file on purpose)."""
+    arr = np.asarray(arr)
+    head = struct.pack(">HBB", 0, 0x08, arr.ndim) if magic is None else struct.pack(">I", magic)
+    Path(path).write_bytes(head + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.astype(np.uint8).tobytes())
 
 
 def _find(directory: Path, stem: str) -> Path:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..core import ir as ir_mod
 from ..core.ir import Model
+from .outdir import write_atomic
 
 __all__ = ["Accuracy", "SimCheck", "LatencyFigures", "Report", "resources_report", "render_markdown", "write_json_atomic"]
 
@@ -182,18 +182,14 @@ class Report:
         """``report.json`` and ``report.md`` into ``build_dir``, each replaced atomically."""
         build = Path(build_dir)
         write_json_atomic(build / "report.json", self.to_json())
-        _write_atomic(build / "report.md", render_markdown(self.to_json()))
+        write_atomic(build / "report.md", render_markdown(self.to_json()))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
     """``json.dumps(doc, indent=2)`` into ``path`` through a temporary file and a rename."""
-    _write_atomic(Path(path), json.dumps(doc, indent=2) + "\n")
+    write_atomic(Path(path), json.dumps(doc, indent=2) + "\n")
 
 
 def resources_report(res, family: str) -> dict:
