@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.fixed import bits_for_range, from_twos_complement, product_range, to_twos_complement
+from ..core.fixed import ROUNDINGS, bits_for_range, from_twos_complement, product_range, to_twos_complement
 from ..core.rules import CorePipeline, bank_order, core_pipeline, index_bits
 from .cells import (StagePath, bank_ram, constant_bits, csr_bits, lutram_levels, mux_levels, mux_luts, operand_bits,
                     reachable, rom_luts, uses_dsp)
 from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
 
 __all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets", "requant_shift"]
+
+
+#: kofn_dense.sv's RND parameter of each rounding (kofn.core.fixed.ROUNDINGS); half_up, the
+#: default, is not written, so a half-up design's RTL is what it was before roundings existed.
+RND_CODES = {r: i for i, r in enumerate(ROUNDINGS)}
 
 
 def requant_shift(acc_frac: int, out) -> int:
@@ -414,7 +419,7 @@ class MacHandler(Handler):
             [param("PROD_W", bits_for_range(*product_range(L.input_fmt, L.weight_fmt))), param("ACC_W", acc.width),
              param("SHIFT", shift), param("RQ_W", max(acc.width, o.width + 1) + 1)],
             [param("O_W", o.width), param("O_MIN", o.min_int, 64), param("O_MAX", o.max_int, 64),
-             param("RELU", bool(L.relu))],
+             param("RELU", bool(L.relu)), *([param("RND", RND_CODES[L.rounding])] if L.rounding != "half_up" else [])],
             [param("IDX_FILE", f"{rom_prefix}{L.name}_idx.mem"), param("W_FILE", f"{rom_prefix}{L.name}_w.mem"),
              param("B_FILE", f"{rom_prefix}{L.name}_b.mem")],
             [param("ROM_BLOCK", [r.bias.in_bram, r.weight.in_bram, r.index.in_bram]), param("BANKS", banks)],
@@ -461,7 +466,7 @@ class MacHandler(Handler):
             "w_type": wf.ap_type(),
             "b_type": L.bias_fmt.ap_type(),
             "acc_type": L.accumulator.ap_type(),
-            "out_type": L.output_fmt.ap_type(quantize=True),
+            "out_type": L.output_fmt.ap_type(quantize=True, rounding=L.rounding),
             "idx_values": [int(v) for v in np.asarray(idx).ravel()],
             "w_values": [int(v) for v in np.asarray(w_signed).ravel()],
             "b_values": [int(v) for v in L.bias],

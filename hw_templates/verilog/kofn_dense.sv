@@ -6,7 +6,7 @@
 // 3-stage pipeline (ROM read, multiply, accumulate) and one write-back cycle;
 // `done` pulses on the cycle the last output is written, DEPTH + 3 cycles after
 // `start` was sampled.  Arithmetic (kofn.fixed): exact products, an accumulator
-// of ACC_W bits that cannot overflow, round-half-up shift by SHIFT, saturation
+// of ACC_W bits that cannot overflow, rounding shift by SHIFT (half up; RND: half even, floor), saturation
 // to the output format, then ReLU.
 //
 // Dataflow use (kofn.codegen.dataflow): `start` may also be sampled in the last issue cycle
@@ -91,6 +91,7 @@ module kofn_dense #(
     parameter longint O_MIN = 0,
     parameter longint O_MAX = 255,
     parameter bit RELU = 1'b1,
+    parameter int RND = 0,  // requantization rounding: 0 half up, 1 half to even, 2 floor
     parameter IDX_FILE = "",
     parameter W_FILE = "",
     parameter B_FILE = "",
@@ -130,7 +131,10 @@ module kofn_dense #(
     localparam logic [AD_W-1:0] AD_LAST = AD_W'(DEPTH - 1);
     localparam logic [ST_W-1:0] ST_LAST = ST_W'(S - 1);
     localparam logic [RW_W-1:0] RW_LAST = RW_W'(N_OUT - 1);
-    localparam logic signed [RQ_W-1:0] ROUND = SHIFT > 0 ? RQ_W'(64'sd1 <<< (SHIFT - 1)) : '0;
+    // The constant added before the shift (kofn.core.fixed.round_shift): half up 2^(SHIFT-1),
+    // half to even 2^(SHIFT-1) - 1 plus the truncated result's LSB, floor 0.
+    localparam logic signed [RQ_W-1:0] ROUND = (SHIFT > 0 && RND != 2)
+        ? RQ_W'((64'sd1 <<< (SHIFT - 1)) - (RND == 1 ? 64'sd1 : 64'sd0)) : '0;
     localparam logic signed [RQ_W-1:0] Q_MIN = RQ_W'(O_MIN);
     localparam logic signed [RQ_W-1:0] Q_MAX = RQ_W'(O_MAX);
 
@@ -562,14 +566,25 @@ module kofn_dense #(
         rowa <= rowd;
     end
 
-    // Requantization: round half up, saturate, ReLU (PIPE: each into a register).
+    // Requantization: round (half up, unless RND says otherwise), saturate, ReLU (PIPE: each
+    // into a register).
     /* verilator lint_off UNUSEDSIGNAL */
     logic signed [RQ_W-1:0] res;  // fits O_W bits after saturation; the rest is its sign extension
     /* verilator lint_on UNUSEDSIGNAL */
+    wire signed [RQ_W-1:0] acc_r;  // the accumulator plus the rounding constant
+    if (RND == 1 && SHIFT > 0) begin : g_rne
+        wire signed [RQ_W-1:0] acc_x = RQ_W'(acc);
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire signed [RQ_W-1:0] trunc = acc_x >>> SHIFT;
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign acc_r = acc_x + ROUND + $signed({{(RQ_W - 1){1'b0}}, trunc[0]});
+    end else begin : g_rnd
+        assign acc_r = RQ_W'(acc) + ROUND;
+    end
     logic v3, last3;
     logic [RW_W-1:0] row3;
     if (!PIPE) begin : g_wb
-        wire signed [RQ_W-1:0] rounded = (RQ_W'(acc) + ROUND) >>> SHIFT;
+        wire signed [RQ_W-1:0] rounded = acc_r >>> SHIFT;
         wire signed [RQ_W-1:0] sat = rounded > Q_MAX ? Q_MAX : (rounded < Q_MIN ? Q_MIN : rounded);
         assign res = (RELU && sat < 0) ? '0 : sat;
         assign v3 = va;
@@ -606,7 +621,7 @@ module kofn_dense #(
             assign under_c = rounded < Q_MIN;
         end
         always_ff @(posedge clk) begin
-            rounded <= (RQ_W'(acc) + ROUND) >>> SHIFT;
+            rounded <= acc_r >>> SHIFT;
             over <= over_c;
             under <= under_c;
             neg <= rounded[RQ_W-1];  // the sign bit (a compare with 0 would become a carry chain)

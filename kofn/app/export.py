@@ -5,13 +5,15 @@
   columns permuted to match), the common starting point of the other exporters.
 * :func:`to_hls4ml` converts that module with hls4ml's PyTorch front end (Vitis backend,
   io_parallel) and sets every layer's precisions from :mod:`kofn.core.fixed`: weights, biases,
-  the exact accumulator, and results with ``AP_RND, AP_SAT`` (round half up, saturate),
+  the exact accumulator, and results with ``AP_RND, AP_SAT`` (round half up, saturate; a layer
+  with another rounding gets its mode, ``AP_RND_CONV`` or ``AP_TRN``),
   ReLU after them.  hls4ml's C simulation then equals the integer reference bit-exactly
   (:func:`check_hls4ml`).
 * :func:`to_onnx` writes standard ONNX (opset :data:`ONNX_OPSET`): int8/int16 weight
   initializers through ``DequantizeLinear`` into float ``Conv``/``Gemm``, and each
   requantization as ``Floor(x * 2^f + 1/2)``, ``Clip`` and ``Relu`` (QuantizeLinear rounds
-  half to even, kofn rounds half up, so QuantizeLinear cannot express it).  The float32
+  half to even, kofn rounds half up, so QuantizeLinear cannot express it; a ``half_even``
+  layer gets ``Round``, a ``floor`` layer ``Floor`` alone).  The float32
   arithmetic is exact while every partial sum fits 24 bits, i.e. while each layer's
   accumulator is at most 24 bits wide; :func:`onnx_exactness_bound` says so per model.
 """
@@ -131,7 +133,7 @@ def to_hls4ml(model: Model, out_dir: str | Path, part: str = "xc7z020clg400-1", 
             "weight": L.weight_fmt.ap_type(),
             "bias": L.bias_fmt.ap_type(),
             "accum": acc.ap_type(),
-            "result": L.output_fmt.ap_type(quantize=True),
+            "result": L.output_fmt.ap_type(quantize=True, rounding=L.rounding),
         }
         if L.relu:
             names[f"{L.name}_relu"]["Precision"] = {"result": L.output_fmt.ap_type()}
@@ -197,10 +199,16 @@ def to_onnx(model: Model, path: str | Path | None = None):
         nodes.append(helper.make_node(op, inputs, [out], **attrs))
         return out
 
-    def requant(x: str, fmt: FixedFormat, relu: bool, tag: str) -> str:
-        """Real values -> round half up to fmt -> saturate (-> relu) -> real values."""
+    def requant(x: str, fmt: FixedFormat, relu: bool, tag: str, rounding: str = "half_up") -> str:
+        """Real values -> round to fmt (half up: Floor(x + 1/2); floor: Floor; half to even:
+        Round, which is ONNX's rule) -> saturate (-> relu) -> real values."""
         scaled = node("Mul", [x, const(f"{tag}_up", 2.0 ** fmt.frac)])
-        q = node("Floor", [node("Add", [scaled, const(f"{tag}_half", 0.5)])])
+        if rounding == "half_even":
+            q = node("Round", [scaled])
+        elif rounding == "floor":
+            q = node("Floor", [scaled])
+        else:
+            q = node("Floor", [node("Add", [scaled, const(f"{tag}_half", 0.5)])])
         q = node("Clip", [q, const(f"{tag}_min", fmt.min_int), const(f"{tag}_max", fmt.max_int)])
         if relu:
             q = node("Relu", [q])
@@ -228,7 +236,7 @@ def to_onnx(model: Model, path: str | Path | None = None):
                 x = node("Flatten", [node("Transpose", [x], perm=[0, 2, 3, 1])], axis=1)
                 image = False
             y = node("Gemm", [x, weight(L, L.dense_weights()), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)], transB=1)
-        x = requant(y, L.output_fmt, L.relu, L.name)
+        x = requant(y, L.output_fmt, L.relu, L.name, L.rounding)
     nodes[-1].output[0] = "y"
     in_shape = ["N", model.input_shape[2], model.input_shape[0], model.input_shape[1]] if len(model.input_shape) == 3 else ["N", model.n_inputs]
     graph = helper.make_graph(

@@ -11,10 +11,14 @@ node's output) of
 * weights as float initializers or ``DequantizeLinear`` of int8 initializers (power-of-two
   scale, zero point 0);
 * requantizations, which make a model *quantized*: kofn's own
-  ``Mul(2^f) -> Add(1/2) -> Floor -> Clip -> [Relu] -> Mul(2^-f)`` (round half up, the
-  hardware's rule) or a ``QuantizeLinear -> DequantizeLinear`` pair with a power-of-two scale
-  and zero point 0 (QuantizeLinear rounds half to even: kofn's hardware rounds half up, so
-  such a model's exact ties come out one LSB higher in kofn than in onnxruntime).
+  ``Mul(2^f) -> Add(1/2) -> Floor -> Clip -> [Relu] -> Mul(2^-f)`` (round half up, kofn's
+  default), the same without the ``Add`` (floor) or with ``Round`` for ``Add -> Floor`` (half
+  to even), or a ``QuantizeLinear -> DequantizeLinear`` pair with a power-of-two scale and zero
+  point 0 (QuantizeLinear rounds half to even: the layer gets kofn's ``half_even`` rounding, so
+  ties come out as in onnxruntime).
+
+QONNX graphs (``Quant``, ``BipolarQuant``, ``MultiThreshold`` from Brevitas or FINN) are read
+by :mod:`kofn.app.qonnx_import` into the same :class:`OnnxNet`.
 
 Anything else is an :class:`OnnxImportError` naming the node.
 """
@@ -55,6 +59,7 @@ class OnnxLayer:
     relu: bool = False
     weight_fmt: FixedFormat | None = None  # when the weights came through DequantizeLinear
     output_fmt: FixedFormat | None = None  # when a requantization follows
+    rounding: str = "half_up"  # that requantization's rounding (kofn.core.fixed.ROUNDINGS)
     flatten: str | None = None  # dense after an image: "chw" or "hwc" input order
 
     @property
@@ -153,11 +158,11 @@ def read_onnx(path_or_proto) -> OnnxNet:
             return np.asarray(consts[name], dtype=np.float64), None
         raise OnnxImportError(f"{where}: input {name!r} must be a constant (an initializer or DequantizeLinear of one)")
 
-    def set_fmt(fmt: FixedFormat, where: str) -> None:
+    def set_fmt(fmt: FixedFormat, where: str, rounding: str = "half_up") -> None:
         if last is None and not net.layers:
-            net.input_fmt = fmt
+            net.input_fmt = fmt  # the inputs arrive as codes: their rounding never acts
         elif last is not None and last.weighted:
-            last.output_fmt = fmt
+            last.output_fmt, last.rounding = fmt, rounding
         else:
             raise OnnxImportError(f"{where}: a requantization after a pool; kofn requantizes after Conv/Gemm only")
 
@@ -182,8 +187,10 @@ def read_onnx(path_or_proto) -> OnnxNet:
             step = pending["step"]
             if op == "Add" and step == "mul" and np.allclose(tensor(n.input[1], where)[0], 0.5):
                 pending["step"] = "add"
-            elif op == "Floor" and step == "add":
-                pending["step"] = "floor"
+            elif op == "Floor" and step in ("add", "mul"):
+                pending.update(step="floor", rounding="half_up" if step == "add" else "floor")
+            elif op == "Round" and step == "mul":
+                pending.update(step="floor", rounding="half_even")
             elif op == "Clip" and step == "floor":
                 pending.update(step="clip", lo=float(tensor(n.input[1], where)[0]), hi=float(tensor(n.input[2], where)[0]))
             elif op == "Relu" and step == "clip":
@@ -192,14 +199,15 @@ def read_onnx(path_or_proto) -> OnnxNet:
                 down = float(tensor(n.input[1], where)[0].reshape(-1)[0])
                 if _pow2_frac(down, where) != pending["frac"]:
                     raise OnnxImportError(f"{where}: scales back by {down}, not 2^-{pending['frac']}")
-                set_fmt(_format_from_range(pending["lo"], pending["hi"], pending["frac"], where), where)
+                set_fmt(_format_from_range(pending["lo"], pending["hi"], pending["frac"], where), where,
+                        pending["rounding"])
                 if pending.get("relu"):
                     if last is None:
                         raise OnnxImportError(f"{where}: a ReLU on the input")
                     last.relu = True
                 pending = {}
             else:
-                raise OnnxImportError(f"{where}: breaks the Mul/Add(0.5)/Floor/Clip/Mul requantization pattern")
+                raise OnnxImportError(f"{where}: breaks the Mul/[Add(0.5)]/Floor (or Round)/Clip/Mul requantization pattern")
             cur = n.output[0]
             continue
         if op == "Mul":
@@ -213,7 +221,7 @@ def read_onnx(path_or_proto) -> OnnxNet:
             signed = np.issubdtype(np.asarray(zp).dtype, np.signedinteger)
             width = np.asarray(zp).dtype.itemsize * 8
             frac = _pow2_frac(scale, where)
-            set_fmt(FixedFormat(width, width - frac, signed=signed), where)
+            set_fmt(FixedFormat(width, width - frac, signed=signed), where, "half_even")
         elif op == "DequantizeLinear":
             pass  # the activation half of a Q/DQ pair
         elif op == "Conv":
@@ -362,7 +370,7 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
                 k_idx = _kofn_rows(flat != 0, lm.get("k"), L.node, "weights")
                 weights = np.take_along_axis(flat, k_idx, axis=1)
             layers.append(Conv2dLayer(lname, shape, k, L.stride, L.pad, gran, k_idx, weights, b_codes,
-                                      fmt, wf, bf, L.output_fmt, L.relu))
+                                      fmt, wf, bf, L.output_fmt, L.relu, rounding=L.rounding))
             shape = layers[-1].out_shape
         else:
             w = codes
@@ -370,7 +378,7 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
                 w = w[:, hwc_from_chw(shape)]
             idx = _kofn_rows(w != 0, lm.get("k"), L.node, "weights")
             layers.append(DenseLayer(lname, w.shape[1], idx, np.take_along_axis(w, idx, axis=1), b_codes,
-                                     fmt, wf, bf, L.output_fmt, L.relu))
+                                     fmt, wf, bf, L.output_fmt, L.relu, rounding=L.rounding))
             shape = (w.shape[0],)
         accumulator_format(fmt, wf, bf, layers[-1].k_eff if L.image else layers[-1].k)
         fmt = L.output_fmt

@@ -47,6 +47,9 @@ __all__ = [
     "quantize",
     "round_half_up",
     "round_half_up_shift",
+    "round_shift",
+    "ROUNDINGS",
+    "check_rounding",
     "saturate",
     "requantize",
     "dense_layer",
@@ -111,12 +114,13 @@ class FixedFormat:
         """``ap_fixed``-style name, e.g. ``fixed<8,3>`` or ``ufixed<8,0>``."""
         return f"{'' if self.signed else 'u'}fixed<{self.width},{self.int_bits}>"
 
-    def ap_type(self, quantize: bool = False) -> str:
+    def ap_type(self, quantize: bool = False, rounding: str = "half_up") -> str:
         """The ``ap_fixed`` type of this format, e.g. ``ap_ufixed<8,3>``.  With ``quantize``,
-        conversions into it follow kofn's rule: ``AP_RND`` (round half up) and ``AP_SAT``
+        conversions into it follow the layer's requantization: ``rounding``'s ``ap_fixed``
+        mode (:data:`ROUNDINGS`: ``AP_RND`` for kofn's round half up) and ``AP_SAT``
         (saturate), e.g. ``ap_fixed<16,8,AP_RND,AP_SAT>``."""
         base = f"ap_{'' if self.signed else 'u'}fixed<{self.width},{self.int_bits}"
-        return base + (",AP_RND,AP_SAT>" if quantize else ">")
+        return base + (f",{ROUNDINGS[check_rounding(rounding)]},AP_SAT>" if quantize else ">")
 
     def to_dict(self) -> dict:
         return {"width": self.width, "int_bits": self.int_bits, "signed": self.signed}
@@ -206,6 +210,42 @@ def quantize(x: np.ndarray, fmt: FixedFormat) -> np.ndarray:
     return np.clip(q, fmt.min_int, fmt.max_int).astype(np.int64)
 
 
+#: A layer's requantization rounding -> its ``ap_fixed`` quantization mode.  ``half_up`` (ties
+#: toward +inf) is kofn's own rule (training, export, the default of every layer);
+#: ``half_even`` (ties to even: numpy's and QONNX's ``ROUND``, Brevitas's default) and ``floor``
+#: (QONNX's ``FLOOR``) exist so that imported quantized models stay exact.  In hardware all
+#: three are one add before the arithmetic right shift (:func:`round_shift`).
+ROUNDINGS = {"half_up": "AP_RND", "half_even": "AP_RND_CONV", "floor": "AP_TRN"}
+
+
+def check_rounding(rounding: str) -> str:
+    """``rounding`` if it is one of :data:`ROUNDINGS`, else a ``ValueError``."""
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding {rounding!r}: expected one of {', '.join(ROUNDINGS)}")
+    return rounding
+
+
+def round_shift(x: np.ndarray, shift: int, rounding: str = "half_up") -> np.ndarray:
+    """``x / 2**shift`` rounded by ``rounding`` on integers (a left shift when ``shift <= 0``).
+
+    All three roundings are ``(x + c) >> shift`` (arithmetic shift: floor): ``half_up`` adds
+    ``c = 2**(shift-1)``; ``floor`` adds 0; ``half_even`` adds ``2**(shift-1) - 1`` plus bit
+    ``shift`` of ``x`` (the LSB the result would have when truncated): below a tie the sum stays
+    under the next multiple, above it passes it, and at a tie it passes it exactly when that LSB
+    is 1, i.e. when truncating would give an odd result.  The hardware adds the same ``c``."""
+    x = np.asarray(x, dtype=np.int64)
+    if shift <= 0:
+        return x << np.int64(-shift)
+    check_rounding(rounding)
+    s = np.int64(shift)
+    if rounding == "floor":
+        return x >> s
+    half = np.int64(1) << np.int64(shift - 1)
+    if rounding == "half_even":
+        return (x + (half - 1) + ((x >> s) & 1)) >> s
+    return (x + half) >> s
+
+
 def round_half_up_shift(x: np.ndarray, shift: int) -> np.ndarray:
     """``floor((x + 2**(shift-1)) / 2**shift)`` on integers; a left shift when ``shift < 0``."""
     x = np.asarray(x, dtype=np.int64)
@@ -219,12 +259,14 @@ def saturate(x: np.ndarray, fmt: FixedFormat) -> np.ndarray:
     return np.clip(np.asarray(x, dtype=np.int64), fmt.min_int, fmt.max_int)
 
 
-def requantize(acc: np.ndarray, acc_frac: int, out: FixedFormat, relu: bool) -> np.ndarray:
+def requantize(acc: np.ndarray, acc_frac: int, out: FixedFormat, relu: bool,
+               rounding: str = "half_up") -> np.ndarray:
     """Accumulator integers (``acc_frac`` fraction bits) to codes of ``out``.
 
-    Round half up, saturate, then ReLU if asked: the one rule used everywhere.
+    Round (half up unless the layer says otherwise: :func:`round_shift`), saturate, then ReLU
+    if asked: the one rule used everywhere.
     """
-    y = saturate(round_half_up_shift(acc, acc_frac - out.frac), out)
+    y = saturate(round_shift(acc, acc_frac - out.frac, rounding), out)
     return np.maximum(y, 0) if relu else y
 
 
@@ -238,6 +280,7 @@ def dense_layer(
     bias_fmt: FixedFormat,
     out: FixedFormat,
     relu: bool,
+    rounding: str = "half_up",
 ) -> np.ndarray:
     """One k-out-of-n dense layer on integer codes.
 
@@ -250,7 +293,7 @@ def dense_layer(
     gathered = x[:, indices]  # [batch, rows, k]
     acc = (gathered * weights[None].astype(np.int64)).sum(axis=2)
     acc = acc + (bias.astype(np.int64) << accf.bias_shift)[None]
-    return requantize(acc, accf.frac, out, relu)
+    return requantize(acc, accf.frac, out, relu, rounding)
 
 
 def to_twos_complement(q: np.ndarray | int, width: int) -> np.ndarray:

@@ -159,10 +159,11 @@ def _formats(ld: dict, *names: str) -> dict:
 _FMTS = ("input_fmt", "weight_fmt", "bias_fmt", "output_fmt")
 _FROM_JSON = {  # model.json "kind" -> the layer, from its JSON entry and its arrays
     "dense": lambda ld, a: DenseLayer(name=ld["name"], n=ld["n"], relu=ld["relu"], banks=ld.get("banks", 1), **a,
-                                      **_formats(ld, *_FMTS)),
+                                      rounding=ld.get("rounding", "half_up"), **_formats(ld, *_FMTS)),
     "conv": lambda ld, a: Conv2dLayer(
         name=ld["name"], in_shape=tuple(ld["in_shape"]), kernel=ld["kernel"], stride=ld["stride"], pad=ld["pad"],
-        granularity=ld["granularity"], relu=ld["relu"], banks=ld.get("banks", 1), **a, **_formats(ld, *_FMTS)),
+        granularity=ld["granularity"], relu=ld["relu"], banks=ld.get("banks", 1), rounding=ld.get("rounding", "half_up"),
+        **a, **_formats(ld, *_FMTS)),
     "maxpool": lambda ld, a: MaxPool2dLayer(ld["name"], tuple(ld["in_shape"]), FixedFormat.from_dict(ld["input_fmt"]),
                                             ld["size"]),
 }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import AccumulatorFormat, FixedFormat, accumulator_format
+from .fixed import AccumulatorFormat, FixedFormat, accumulator_format, check_rounding
 from .rules import conv_out_size
 
 __all__ = ["DenseLayer", "Conv2dLayer", "MaxPool2dLayer"]
@@ -31,6 +31,13 @@ def _check_codes(where: str, weights: np.ndarray, bias: np.ndarray, weight_fmt: 
             raise ValueError(f"{where}: a {what} code is outside {fmt.describe()}")
     if not weight_fmt.signed or not bias_fmt.signed:
         raise ValueError(f"{where}: weight and bias formats must be signed")
+
+
+def _check_rounding(rounding, where: str) -> None:
+    try:
+        check_rounding(rounding)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def _scatter_rows(n: int, indices: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -63,6 +70,7 @@ class DenseLayer:
     output_fmt: FixedFormat
     relu: bool
     banks: int = 1
+    rounding: str = "half_up"  # the requantization's rounding (kofn.core.fixed.ROUNDINGS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indices", _frozen(self.indices))
@@ -81,6 +89,7 @@ class DenseLayer:
         if self.k > 1 and np.any(np.diff(idx, axis=1) <= 0):
             raise ValueError(f"{where}: indices must be strictly ascending in every row")
         _check_codes(where, w, b, self.weight_fmt, self.bias_fmt)
+        _check_rounding(self.rounding, where)
         _check_banks(idx, self.n, self.banks, where)
         self.accumulator  # validates the bias alignment and width
 
@@ -135,6 +144,7 @@ class DenseLayer:
             "weight_fmt": self.weight_fmt.to_dict(),
             "bias_fmt": self.bias_fmt.to_dict(),
             "output_fmt": self.output_fmt.to_dict(),
+            **({"rounding": self.rounding} if self.rounding != "half_up" else {}),
         }
 
 
@@ -205,6 +215,7 @@ class Conv2dLayer:
     output_fmt: FixedFormat
     relu: bool
     banks: int = 1
+    rounding: str = "half_up"  # the requantization's rounding (kofn.core.fixed.ROUNDINGS)
 
     kind = "conv"
     image = True  # reads and writes HWC images
@@ -234,6 +245,7 @@ class Conv2dLayer:
         if b.shape != (idx.shape[0],):
             raise ValueError(f"{where}: bias shape {b.shape} != ({idx.shape[0]},)")
         _check_codes(where, wts, b, self.weight_fmt, self.bias_fmt)
+        _check_rounding(self.rounding, where)
         if self.banks != 1 and self.granularity != "weight":
             raise ValueError(f"{where}: banks apply to weight-level convolutions only")
         _check_banks(idx, self.n, self.banks, where)
@@ -319,6 +331,7 @@ class Conv2dLayer:
             "weight_fmt": self.weight_fmt.to_dict(),
             "bias_fmt": self.bias_fmt.to_dict(),
             "output_fmt": self.output_fmt.to_dict(),
+            **({"rounding": self.rounding} if self.rounding != "half_up" else {}),
         }
 
 

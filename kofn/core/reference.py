@@ -54,7 +54,7 @@ def conv2d(x: np.ndarray, L: Conv2dLayer, max_elements: int = 1 << 24) -> np.nda
         b, p, f = win.shape
         y = dense_layer(
             win.reshape(b * p, f), L.field_indices, L.field_weights, L.bias,
-            L.input_fmt, L.weight_fmt, L.bias_fmt, L.output_fmt, L.relu,
+            L.input_fmt, L.weight_fmt, L.bias_fmt, L.output_fmt, L.relu, L.rounding,
         )
         outs.append(y.reshape(b, p * L.rows))
     return np.concatenate(outs)
@@ -86,7 +86,8 @@ def run_layers(model: Model, x: np.ndarray) -> list[np.ndarray]:
 
 def dense(x: np.ndarray, L: DenseLayer) -> np.ndarray:
     """Output codes ``[batch, rows]`` of a dense layer: :func:`kofn.core.fixed.dense_layer`."""
-    return dense_layer(x, L.indices, L.weights, L.bias, L.input_fmt, L.weight_fmt, L.bias_fmt, L.output_fmt, L.relu)
+    return dense_layer(x, L.indices, L.weights, L.bias, L.input_fmt, L.weight_fmt, L.bias_fmt, L.output_fmt, L.relu,
+                       L.rounding)
 
 
 OPS = {DenseLayer: dense, Conv2dLayer: conv2d, MaxPool2dLayer: maxpool2d}
