@@ -109,10 +109,11 @@ def preflight(cfg: FlowConfig, progress: Progress | None = None) -> Preflight:
         progress(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test images, {ds.n_features} features")
     if not cfg.model:
         return Preflight(ds)
-    from .onnx_import import OnnxImportError, float_init, onnx_to_ir, read_onnx
+    from .onnx_import import OnnxImportError, float_init, onnx_to_ir
+    from .qonnx_import import read_model
 
     try:
-        net = read_onnx(cfg.model)
+        net = read_model(cfg.model)
         model_ir = onnx_to_ir(net, cfg.name) if net.quantized else None
     except OnnxImportError as e:
         raise OnnxImportError(str(e) if str(e).startswith(str(cfg.model)) else f"{cfg.model}: {e}") from None

@@ -36,7 +36,7 @@ from ..core.fixed import FixedFormat, accumulator_format
 from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
 from ..core.rules import fixed_stride_rows, hwc_from_chw
 
-__all__ = ["OnnxImportError", "OnnxLayer", "OnnxNet", "read_onnx", "onnx_to_ir", "float_init"]
+__all__ = ["OnnxImportError", "OnnxLayer", "OnnxNet", "load_proto", "read_onnx", "onnx_to_ir", "float_init"]
 
 
 class OnnxImportError(ModelFileError):
@@ -107,20 +107,29 @@ def _format_from_range(lo: float, hi: float, frac: int, where: str) -> FixedForm
     return fmt
 
 
-def read_onnx(path_or_proto) -> OnnxNet:
-    """Parse an ONNX chain into an :class:`OnnxNet` (see the module doc for what is supported)."""
+def load_proto(path, check: bool = True):
+    """The ``ModelProto`` in ``path`` (checked by ``onnx.checker`` unless ``check`` is false),
+    or an :class:`OnnxImportError` saying why it cannot be read."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path))
+        if check:
+            onnx.checker.check_model(proto)
+    except Exception as e:  # protobuf's DecodeError, onnx's ValidationError, an OSError ...
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise OnnxImportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {why})") from None
+    return proto
+
+
+def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
+    """Parse an ONNX chain into an :class:`OnnxNet` (see the module doc for what is supported).
+    QONNX graphs: :func:`kofn.app.qonnx_import.read_model` maps their quantizers and comes back
+    here with ``quantized``, the values and formats of the quantized constants by tensor name."""
     import onnx
     from onnx import numpy_helper
 
-    if hasattr(path_or_proto, "graph"):
-        proto = path_or_proto
-    else:
-        try:
-            proto = onnx.load(str(path_or_proto))
-            onnx.checker.check_model(proto)
-        except Exception as e:  # protobuf's DecodeError, onnx's ValidationError, an OSError ...
-            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise OnnxImportError(f"{path_or_proto}: not a readable ONNX model ({type(e).__name__}: {why})") from None
+    proto = path_or_proto if hasattr(path_or_proto, "graph") else load_proto(path_or_proto)
     g = proto.graph
     try:
         inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
@@ -139,7 +148,7 @@ def read_onnx(path_or_proto) -> OnnxNet:
     net = OnnxNet(tuple(dims), None, meta={p.key: p.value for p in proto.metadata_props})
     cur = inputs[0].name
     pending: dict = {}  # partial requantization pattern
-    dq: dict[str, tuple[np.ndarray, FixedFormat]] = {}  # DequantizeLinear outputs of initializers
+    dq: dict[str, tuple[np.ndarray, FixedFormat]] = dict(quantized or {})  # DequantizeLinear outputs of initializers
     image = len(dims) == 3
     transposed = False
     flatten_order: str | None = None
@@ -159,10 +168,17 @@ def read_onnx(path_or_proto) -> OnnxNet:
         raise OnnxImportError(f"{where}: input {name!r} must be a constant (an initializer or DequantizeLinear of one)")
 
     def set_fmt(fmt: FixedFormat, where: str, rounding: str = "half_up") -> None:
-        if last is None and not net.layers:
+        weighted = [l for l in net.layers if l.weighted]
+        current = weighted[-1].output_fmt if weighted else net.input_fmt  # what the values are in now
+        if current is not None and fmt == current:
+            return  # a requantization to the format the values already have: the identity
+        if last is None and not net.layers and net.input_fmt is None:
             net.input_fmt = fmt  # the inputs arrive as codes: their rounding never acts
-        elif last is not None and last.weighted:
+        elif last is not None and last.weighted and last.output_fmt is None:
             last.output_fmt, last.rounding = fmt, rounding
+        elif last is not None and last.weighted:
+            raise OnnxImportError(f"{where}: a second requantization ({last.output_fmt.describe()}, then "
+                                  f"{fmt.describe()}); kofn requantizes once per layer")
         else:
             raise OnnxImportError(f"{where}: a requantization after a pool; kofn requantizes after Conv/Gemm only")
 
@@ -295,11 +311,14 @@ def read_onnx(path_or_proto) -> OnnxNet:
     return net
 
 
-def _kofn_rows(mask: np.ndarray, k: int | None, where: str, what: str) -> np.ndarray:
+def _kofn_rows(mask: np.ndarray, k: int | None, where: str, what: str, pad: bool = False) -> np.ndarray:
     """Fixed-stride index rows of a nonzero mask ``[rows, n]``.  With ``k`` given (kofn's
     metadata) a row may keep fewer nonzeros (a kept weight can be 0) and is padded with
-    zero entries; without it every row must keep the same count."""
+    zero entries; without it every row must keep the same count, unless ``pad`` (a QONNX
+    model, whose quantizers round small kept weights to 0): then k is the largest count."""
     counts = mask.sum(axis=1)
+    if k is None and pad:
+        k = int(max(counts.max(), 1))
     if k is None:
         if counts.min() != counts.max():
             raise OnnxImportError(
@@ -321,6 +340,7 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
     ``bias_fmt`` (default: the narrowest format holding them at the accumulator's fraction
     bits)."""
     meta = json.loads(net.meta.get("kofn.layers", "{}"))
+    pad = net.meta.get("kofn.rows") == "pad"
     for i, L in enumerate(net.layers):  # weights wider than 8 bits travel as floats; kofn's metadata has their format
         if L.weighted and L.weight_fmt is None and "weight_fmt" in meta.get(f"l{i}", {}):
             L.weight_fmt = FixedFormat.from_dict(meta[f"l{i}"]["weight_fmt"])
@@ -363,11 +383,11 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
             kern = (codes != 0).reshape(c_out, c_in, k * k)
             gran = lm.get("granularity") or ("kernel" if np.all(kern.any(axis=2)[:, :, None] == kern) else "weight")
             if gran == "kernel":
-                k_idx = _kofn_rows(kern.any(axis=2), lm.get("k"), L.node, "kernels")
+                k_idx = _kofn_rows(kern.any(axis=2), lm.get("k"), L.node, "kernels", pad)
                 weights = np.stack([codes[r][k_idx[r]].reshape(-1) for r in range(c_out)])
             else:
                 flat = hwc.reshape(c_out, -1)
-                k_idx = _kofn_rows(flat != 0, lm.get("k"), L.node, "weights")
+                k_idx = _kofn_rows(flat != 0, lm.get("k"), L.node, "weights", pad)
                 weights = np.take_along_axis(flat, k_idx, axis=1)
             layers.append(Conv2dLayer(lname, shape, k, L.stride, L.pad, gran, k_idx, weights, b_codes,
                                       fmt, wf, bf, L.output_fmt, L.relu, rounding=L.rounding))
@@ -376,7 +396,7 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
             w = codes
             if L.flatten == "chw" and len(shape) == 3:  # columns in CHW order -> kofn's HWC
                 w = w[:, hwc_from_chw(shape)]
-            idx = _kofn_rows(w != 0, lm.get("k"), L.node, "weights")
+            idx = _kofn_rows(w != 0, lm.get("k"), L.node, "weights", pad)
             layers.append(DenseLayer(lname, w.shape[1], idx, np.take_along_axis(w, idx, axis=1), b_codes,
                                      fmt, wf, bf, L.output_fmt, L.relu, rounding=L.rounding))
             shape = (w.shape[0],)
