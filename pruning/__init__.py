@@ -6,6 +6,7 @@ read by the config without importing torch."""
 from importlib import import_module
 
 _EXPORTS = {
+    "device": ["resolve_device", "device_settings"],
     "hparams": ["METHODS", "TrainConfig", "DPPConfig", "PSPConfig", "DTPConfig", "MagnitudeConfig", "GradualConfig",
                 "SRSTEConfig"],
     "groups": ["GRANULARITIES", "Grouping", "KofnMaskError", "check_kofn"],

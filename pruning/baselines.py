@@ -22,17 +22,23 @@ class MagnitudePruner(KofnPruner):
     def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: MagnitudeConfig = MagnitudeConfig()) -> None:
         super().__init__(weight, k, grouping)
         self.cfg = cfg
-        self.register_buffer("mask", torch.ones(grouping.groups, grouping.n))
-        self.register_buffer("pruned", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("mask", torch.ones(grouping.groups, grouping.n, device=weight.device))
+        self.register_buffer("pruned", torch.zeros((), dtype=torch.bool, device=weight.device))
+        self._pruned = False  # the buffer's value, read every step without a device sync
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._pruned = bool(self.pruned)
 
     def train_mask(self, w: torch.Tensor) -> torch.Tensor:
-        if not bool(self.pruned) and self.progress >= self.cfg.prune_at:
+        if not self._pruned and self.progress >= self.cfg.prune_at:
             self.mask.copy_(kofn_topk(self.grouping.norms(w.detach()), self.k))
             self.pruned.fill_(True)
+            self._pruned = True
         return self.mask
 
     def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
-        return self.mask if bool(self.pruned) else kofn_topk(self.grouping.norms(w.detach()), self.k)
+        return self.mask if self._pruned else kofn_topk(self.grouping.norms(w.detach()), self.k)
 
 
 class GradualPruner(KofnPruner):
@@ -46,8 +52,13 @@ class GradualPruner(KofnPruner):
     def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: GradualConfig = GradualConfig()) -> None:
         super().__init__(weight, k, grouping)
         self.cfg = cfg
-        self.register_buffer("mask", torch.ones(grouping.groups, grouping.n))
-        self.register_buffer("kept", torch.tensor(grouping.n))
+        self.register_buffer("mask", torch.ones(grouping.groups, grouping.n, device=weight.device))
+        self.register_buffer("kept", torch.tensor(grouping.n, device=weight.device))
+        self._kept = grouping.n  # the buffer's value, read every step without a device sync
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._kept = int(self.kept)
 
     def target(self) -> int:
         span = max(self.cfg.end - self.cfg.start, 1e-12)
@@ -60,13 +71,14 @@ class GradualPruner(KofnPruner):
 
     def train_mask(self, w: torch.Tensor) -> torch.Tensor:
         kt = self.target()
-        if kt < int(self.kept):
+        if kt < self._kept:
             self.mask.copy_(self._keep(w, kt))
             self.kept.fill_(kt)
+            self._kept = kt
         return self.mask
 
     def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
-        return self.mask if int(self.kept) == self.k else self._keep(w, self.k)
+        return self.mask if self._kept == self.k else self._keep(w, self.k)
 
 
 class _SRSTE(torch.autograd.Function):
@@ -111,7 +123,7 @@ class FixedPruner(KofnPruner):
 
     def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, mask: torch.Tensor, where: str = "mask") -> None:
         super().__init__(weight, k, grouping)
-        mask = torch.as_tensor(mask, dtype=torch.float32)
+        mask = torch.as_tensor(mask, dtype=torch.float32, device=weight.device)
         if tuple(mask.shape) == grouping.shape:  # a weight-shaped mask: take one entry per structure
             st = grouping.structures(mask)
             if not torch.all(st == st[..., :1]):
@@ -130,6 +142,6 @@ class RandomPruner(FixedPruner):
     method = "random"
 
     def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, seed: int = 0) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        scores = torch.rand(grouping.groups, grouping.n, generator=gen)
+        gen = torch.Generator().manual_seed(seed)  # a CPU stream: the same mask on every device
+        scores = torch.rand(grouping.groups, grouping.n, generator=gen, device="cpu")
         super().__init__(weight, k, grouping, kofn_topk(scores, k))

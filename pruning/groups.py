@@ -99,11 +99,11 @@ class Grouping:
             return out * self.banks, fan_in // self.banks, 1
         return out * fan_in // self.block, self.block, 1  # block
 
-    def _hw_columns(self) -> torch.Tensor:
+    def _hw_columns(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """``bank``: the torch column of every input in the hardware's order (a convolution's
         window is ``(ky, kx, c)``, torch's ``(c, ky, kx)``), gathered bank by bank: bank p's
         inputs ``p, p + P, ...`` in ``[p * n/P, (p+1) * n/P)``."""
-        f = torch.arange(self.fan_in)
+        f = torch.arange(self.fan_in, device=device)
         if len(self.shape) == 4:  # window index f = t * C + c  ->  torch column c * K*K + t
             c_in, taps = self.shape[1], self.shape[2] * self.shape[3]
             f = (f % c_in) * taps + f // c_in
@@ -127,7 +127,7 @@ class Grouping:
         if tuple(w.shape) != self.shape:
             raise ValueError(f"tensor of shape {tuple(w.shape)} does not match the grouping's {self.shape}")
         if self.granularity == "bank":
-            cols = self._hw_columns().to(w.device)
+            cols = self._hw_columns(w.device)
             return w.reshape(self.shape[0], -1)[:, cols].reshape(self.view)
         return w.reshape(self.view)
 
@@ -142,7 +142,7 @@ class Grouping:
         if tuple(m.shape) != (g, n):
             raise ValueError(f"mask of shape {tuple(m.shape)} does not match the groups [{g}, {n}]")
         if self.granularity == "bank":
-            inv = torch.argsort(self._hw_columns()).to(m.device)
+            inv = torch.argsort(self._hw_columns(m.device))
             return m.reshape(self.shape[0], -1)[:, inv].reshape(self.shape)
         return m.unsqueeze(-1).expand(g, n, s).reshape(self.shape)
 

@@ -4,13 +4,15 @@ be read without importing torch."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import fail as _fail
 
 __all__ = ["METHODS", "GRANULARITIES", "DPPConfig", "PSPConfig", "DTPConfig", "MagnitudeConfig", "GradualConfig",
-           "SRSTEConfig", "TrainConfig"]
+           "SRSTEConfig", "TrainConfig", "check_device_name",
+           "check_cuda_request"]
 
 
 METHODS = ("dense", "dpp", "psp", "dtp", "magnitude", "gradual", "srste", "random")
@@ -113,6 +115,45 @@ class SRSTEConfig:
             _fail(f"{key}.decay", f"must be >= 0, got {self.decay}")
 
 
+_DEVICE = re.compile(r"auto|cpu|cuda(:(0|[1-9][0-9]*))?")
+
+
+def check_device_name(name: Any, key: str = "train.device") -> None:
+    """Raise :class:`~kofn.core.errors.ConfigError` naming ``key`` unless ``name`` is
+    ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (the syntax only; no torch)."""
+    if not isinstance(name, str) or _DEVICE.fullmatch(name) is None:
+        _fail(key, f'must be "auto", "cpu", "cuda" or "cuda:N", got {name!r}')
+
+
+def _no_cuda(name: str, key: str, why: str):
+    _fail(key, f'"{name}" requested but {why}; use device = "auto" or "cpu"')
+
+
+def check_cuda_request(name: str, key: str = "train.device") -> None:
+    """Raise :class:`~kofn.core.errors.ConfigError` naming ``key`` when ``name`` (``cuda``
+    or ``cuda:N``) names no GPU of this machine; nothing for ``auto`` and ``cpu``.
+
+    Torch is imported for a CUDA request only, so a CPU config is read without it.  The
+    GPUs are counted through NVML where it can (``torch.cuda.device_count``), which does not
+    initialise CUDA: a process that validates a config and then forks workers (``kofn
+    explore``) can still use CUDA in them.  The definitive check (``torch.cuda.is_available()``)
+    is :func:`kofn.pruning.device.resolve_device`'s, before training."""
+    check_device_name(name, key)
+    if not name.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.backends.cuda.is_built():
+        _no_cuda(name, key, f"this torch ({torch.__version__}) is built without CUDA")
+    count = torch.cuda.device_count()
+    if count < 1:
+        _no_cuda(name, key, "no CUDA GPU is visible on this machine")
+    index = int(name.split(":")[1]) if ":" in name else 0
+    if index >= count:
+        _no_cuda(name, key, f"this machine has {count} CUDA GPU{'s' if count > 1 else ''} (cuda:0"
+                            f"{f'..cuda:{count - 1}' if count > 1 else ''})")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     method: str = "dpp"  # one of METHODS
@@ -121,6 +162,7 @@ class TrainConfig:
     lr: float = 3e-3  # Adam learning rate of weights and biases
     mask_lr: float = 3e-2  # Adam learning rate of mask parameters (DPP logits, DTP scores, PSP scales)
     weight_decay: float = 0.0
+    device: str = "auto"  # "auto" (cuda when torch.cuda.is_available(), else cpu) | "cpu" | "cuda" | "cuda:N"
     dpp: DPPConfig = field(default_factory=DPPConfig)
     psp: PSPConfig = field(default_factory=PSPConfig)
     dtp: DTPConfig = field(default_factory=DTPConfig)
@@ -137,5 +179,6 @@ class TrainConfig:
         _positive(self, key, "lr", "mask_lr")
         if self.weight_decay < 0:
             _fail(f"{key}.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        check_cuda_request(self.device, f"{key}.device")
         for name in ("dpp", "psp", "dtp", "magnitude", "gradual", "srste"):
             getattr(self, name).validate(f"{key}.{name}")

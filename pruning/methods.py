@@ -148,7 +148,7 @@ class PSPPruner(KofnPruner):
 
     def __init__(self, weight: torch.Tensor, k: int, grouping: Grouping, cfg: PSPConfig = PSPConfig()) -> None:
         super().__init__(weight, k, grouping)
-        self.alpha = nn.Parameter(torch.ones(grouping.groups, grouping.n, dtype=weight.dtype))
+        self.alpha = nn.Parameter(torch.ones(grouping.groups, grouping.n, dtype=weight.dtype, device=weight.device))
         self.cfg = cfg
 
     def mask_parameters(self) -> list[nn.Parameter]:
@@ -244,8 +244,14 @@ class DTPPruner(KofnPruner):
         self.scores = nn.Parameter(cfg.score_init * a / a.amax(-1, keepdim=True).clamp_min(1e-12))
         self.cfg = cfg
         # log-odds of the previous plan (kept vs dropped); 0 = the prior (uniform on each side)
-        self.register_buffer("prior", torch.zeros(grouping.groups, grouping.n, dtype=torch.float64))
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("prior", torch.zeros(grouping.groups, grouping.n, dtype=torch.float64,
+                                                  device=weight.device))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long, device=weight.device))
+        self._steps = 0  # the buffer's value, read without a device sync
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._steps = int(self.steps)
 
     def mask_parameters(self) -> list[nn.Parameter]:
         return [self.scores]
@@ -264,6 +270,7 @@ class DTPPruner(KofnPruner):
                 # keep the plan's log-odds (minus its dual, which is per group and re-solved)
                 self.prior.copy_(z - theta)
                 self.steps += 1
+                self._steps += 1
         if not s.requires_grad:
             return p.to(s.dtype)
         # implicit gradient: p = sigmoid(z - theta(z)), sum p = k  =>  dtheta = sum(sig' dz) / sum(sig')
@@ -277,7 +284,7 @@ class DTPPruner(KofnPruner):
         return self._plan(update=True)
 
     def hard_mask(self, w: torch.Tensor) -> torch.Tensor:
-        if int(self.steps) == 0:
+        if self._steps == 0:
             return kofn_topk(self.scores.detach(), self.k)
         return kofn_topk(self.prior.float() + 1e-6 * self.scores.detach().float(), self.k)
 

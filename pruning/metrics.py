@@ -43,7 +43,7 @@ def selection_metrics(selection: torch.Tensor, k: int) -> dict[str, float]:
     if n > k:
         conf = ((h - math.log(k)) / (math.log(n) - math.log(k))).clamp(0, 1).mean()
     else:
-        conf = torch.zeros(())
+        conf = torch.zeros((), dtype=sel.dtype, device=sel.device)
     pbar = p.mean(0)
     hbar = _entropy(pbar)
     return {

@@ -75,6 +75,13 @@ class KofnPruner(nn.Module):
         self.last_mask = m
         return w * self.grouping.expand(m.to(w.dtype))
 
+    def _apply(self, fn, *args, **kwargs):
+        """``.to(device)`` and friends move the latest mask too (a plain attribute, not a buffer)."""
+        out = super()._apply(fn, *args, **kwargs)
+        if self.last_mask is not None:
+            self.last_mask = fn(self.last_mask.detach())
+        return out
+
     def extra_repr(self) -> str:
         return f"k={self.k}, {self.grouping.describe()}"
 

@@ -46,7 +46,7 @@ def attach_weight_chain(mod: nn.Module, spec, grouping: Grouping, method: str, m
 def load_init(mod: nn.Module, wb: tuple[np.ndarray, np.ndarray], where: str) -> None:
     """Start ``mod`` (a Linear or Conv2d, before any parametrization) from given weights,
     e.g. a model imported from ONNX, so pruners initialise from them."""
-    w, b = (torch.as_tensor(np.asarray(a), dtype=mod.weight.dtype) for a in wb)
+    w, b = (torch.as_tensor(np.asarray(a), dtype=mod.weight.dtype, device=mod.weight.device) for a in wb)
     if tuple(w.shape) != tuple(mod.weight.shape) or tuple(b.shape) != tuple(mod.bias.shape):
         raise ValueError(f"{where}: initial weights {tuple(w.shape)} / bias {tuple(b.shape)} do not fit "
                          f"{tuple(mod.weight.shape)} / {tuple(mod.bias.shape)}")
@@ -75,12 +75,12 @@ class BatchNormFold(nn.Module):
     batch statistics of the unnormalised convolution, so the trained model in eval mode
     and the exported integers agree exactly."""
 
-    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1, device=None) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.register_buffer("running_mean", torch.zeros(channels))
-        self.register_buffer("running_var", torch.ones(channels))
+        self.weight = nn.Parameter(torch.ones(channels, device=device))
+        self.bias = nn.Parameter(torch.zeros(channels, device=device))
+        self.register_buffer("running_mean", torch.zeros(channels, device=device))
+        self.register_buffer("running_var", torch.ones(channels, device=device))
         self.eps, self.momentum = eps, momentum
 
     def scale(self) -> torch.Tensor:

@@ -175,7 +175,7 @@ def source_model(cfg: FlowConfig, pre: Preflight, out: Path, progress: Progress)
         progress(f"accuracy on {ds.name} test split: float {t.accuracy_float:.4f}, integer {t.accuracy_int:.4f}")
     h = t.history
     training = {"method": cfg.train.method, "seconds": round(h.seconds, 3), "step_ms_median": round(h.step_seconds * 1e3, 3),
-                "epochs": cfg.train.epochs, "final_loss": h.loss[-1], "mask_metrics": h.metrics[-1] if h.metrics else []}
+                "epochs": cfg.train.epochs, "device": h.device, "final_loss": h.loss[-1], "mask_metrics": h.metrics[-1] if h.metrics else []}
     return Source(t.ir, Accuracy(t.accuracy_float, t.accuracy_int, int(len(ds.y_test))), t.x_test, t.ref_test,
                   ds.name, training, history)
 

@@ -71,16 +71,28 @@ def build_model(cfg: FlowConfig, n_features: int, init=None):
 def train_to_ir(cfg: FlowConfig, ds, progress: Callable[[str], None], init=None, threads: int = 2) -> Trained:
     """Build and train ``cfg``'s model on ``ds``, export its IR (named ``cfg.name``) and
     measure it.  The model is left with quantization on (what export and the hardware
-    compute)."""
+    compute).
+
+    Training runs on ``cfg.train.device`` (:mod:`kofn.pruning.device`; a CUDA request on a
+    machine without one is a :class:`~kofn.core.errors.ConfigError` raised here, before the
+    model is built); the model comes back on the CPU, where the float accuracy and the
+    export are computed.  A CUDA run draws the CPU run's random numbers, yet its IR may
+    differ from the CPU run's (float reduction order flips a weight near a rounding or mask
+    boundary); either IR is bit-exact against its own hardware, since the integer reference
+    is computed from the exported IR."""
     import torch
 
     from ..pruning import accuracy, train
+    from ..pruning.device import device_label, resolve_device
 
+    device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(max(1, min(threads, torch.get_num_threads())))
     progress(f"method {cfg.train.method}: " + ", ".join(l.describe(i) for i, l in enumerate(cfg.layers)))
+    if device.type != "cpu":
+        progress(f"training on {device_label(device)}")
     net = build_model(cfg, ds.n_features, init)
-    hist = train(net, ds.x_train, ds.y_train, cfg.train, seed=cfg.seed, progress=progress)
+    hist = train(net, ds.x_train, ds.y_train, cfg.train, seed=cfg.seed, progress=progress, device=device)
     net.set_quantize(False)
     acc_float = accuracy(net, ds.x_test, ds.y_test)
     net.set_quantize(True)
