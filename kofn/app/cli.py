@@ -60,6 +60,7 @@ def _compare(args: argparse.Namespace) -> int:
     from .compare import run_compare
     from .flow import Progress
     from .outdir import atomic_dir, check_out
+    from .sweep import PointCache, parse_scheduler
 
     check_out(args.out)
     progress = Progress(quiet=args.quiet)
@@ -69,18 +70,30 @@ def _compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds: {args.seeds!r} is not a comma-separated list of integers") from None
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs: must be >= 1, got {args.epochs}")
-    with atomic_dir(args.out, progress, keep_failed=args.keep_failed) as tmp:
-        run_compare(
-            args.dataset,
-            [r for r in args.ratios.split(",") if r.strip()],
-            [m.strip() for m in args.methods.split(",") if m.strip()],
-            tmp,
-            epochs=args.epochs,
-            seeds=seeds,
-            mnist_path=args.data,
-            progress=progress,
-            granularities=[g.strip() for g in args.granularities.split(",") if g.strip()],
-        )
+    parse_scheduler(args.scheduler)  # a malformed --scheduler before any work
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers: must be >= 1, got {args.workers}")
+    cache = PointCache(args.out, fresh=args.fresh)
+    try:
+        with atomic_dir(args.out, progress, keep_failed=args.keep_failed) as tmp:
+            run_compare(
+                args.dataset,
+                [r for r in args.ratios.split(",") if r.strip()],
+                [m.strip() for m in args.methods.split(",") if m.strip()],
+                tmp,
+                epochs=args.epochs,
+                seeds=seeds,
+                mnist_path=args.data,
+                progress=progress,
+                granularities=[g.strip() for g in args.granularities.split(",") if g.strip()],
+                workers=args.workers,
+                scheduler=args.scheduler,
+                cache=cache,
+            )
+    except BaseException:
+        if not args.quiet and cache.kept_note():  # an interrupted or failed run's finished trainings
+            print(cache.kept_note(), file=sys.stderr)
+        raise
     print((Path(args.out) / "compare.md").read_text(), end="")
     return 0
 
@@ -267,17 +280,36 @@ def _explore(args: argparse.Namespace) -> int:
                              "trained its model")
     targets = Targets(args.max_dsp, args.max_lut, args.max_ff, args.max_bram18, args.max_latency, args.min_accuracy,
                       args.min_fmax)
+    from .sweep import PointCache, parse_scheduler
+
+    parse_scheduler(args.scheduler)  # a malformed --scheduler before any work
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--workers: must be >= 1, got {args.jobs}")
     progress = Progress(quiet=args.quiet)
-    with atomic_dir(args.out, progress, keep_failed=args.keep_failed) as tmp:
-        doc = run_explore(cfg, tmp, ratios, wbits, abits, lanes, epochs=args.epochs, jobs=args.jobs,
-                          targets=targets, objective=args.objective, family=args.family,
-                          from_build=from_build, progress=progress)
+    cache = PointCache(args.out, fresh=args.fresh)
+    try:
+        with atomic_dir(args.out, progress, keep_failed=args.keep_failed) as tmp:
+            doc = run_explore(cfg, tmp, ratios, wbits, abits, lanes, epochs=args.epochs, jobs=args.jobs,
+                              targets=targets, objective=args.objective, family=args.family,
+                              from_build=from_build, progress=progress, scheduler=args.scheduler, cache=cache,
+                              synth=args.synth)
+    except BaseException:
+        if not args.quiet and cache.kept_note():
+            print(cache.kept_note(), file=sys.stderr)
+        raise
     front = [doc["points"][i] for i in doc["pareto"]]
     print(f"{len(doc['points'])} designs, {len(front)} on the Pareto front (accuracy x DSP x LUT x latency):")
     print("| k/n | w bits | a bits | P | accuracy | DSP | BRAM18 | LUT | FF | cycles |\n|---|---|---|---|---|---|---|---|---|---|")
     for p in sorted(front, key=lambda p: -p["accuracy"]):
         print(f"| {p['ratio']} | {p['weight_bits']} | {p['act_bits']} | {p['lanes']} | {p['accuracy']:.4f} | {p['dsp']} | "
               f"{p['bram18']} | {p['lut']} | {p['ff']} | {p['latency_cycles']} |")
+    if doc.get("synth"):
+        print(f"Pareto front synthesized with Yosys ({args.family}), estimate / Yosys:")
+        print("| k/n | w bits | a bits | P | LUT | FF | DSP | BRAM18 |\n|---|---|---|---|---|---|---|---|")
+        for r in doc["synth"]:
+            p, e, y = doc["points"][r["index"]], r["estimate"], r["yosys"]
+            print(f"| {p['ratio']} | {p['weight_bits']} | {p['act_bits']} | {p['lanes']} | "
+                  + " | ".join(f"{e[k]} / {y[k]}" for k in ("lut", "ff", "dsp", "bram18")) + " |")
     print(describe_pick(doc))
     print(f"wrote {Path(args.out) / 'explore.json'}, explore.png and report.html")
     return 0 if doc["pick"]["feasible"] else 1
@@ -396,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("build_dir")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_sim)
+    from .sweep import sweep_options
+
     c = sub.add_parser("compare", help="train every pruning method side by side; compare.json, .md and .png")
     c.add_argument("--dataset", default="digits", help="digits (64-32-10, every layer) or mnist (784-300-100-10, first layer)")
     c.add_argument("--ratios", default="1/4,1/8", help="k/n ratios, comma separated (default: 1/4,1/8)")
@@ -407,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--granularities", default="weight",
                    help="comma separated: weight (k of n per neuron), bank (k/P of each of P input banks, "
                         "a lane per bank); default weight")
+    c.add_argument("--workers", type=int, default=None,
+                   help="local worker processes, i.e. parallel trainings (default: one per core)")
+    sweep_options(c)
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_compare)
     e = sub.add_parser("export", help="export a build's IR to hls4ml (C-simulated) or ONNX (run by onnxruntime)")
@@ -440,8 +477,13 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--epochs", type=int, default=None, help="epochs per training run (default: the config's)")
     x.add_argument("--from", dest="from_build", default=None,
                    help="fine-tune from a `kofn flow` build's trained weights instead of training from scratch")
-    x.add_argument("--jobs", type=int, default=None, help="parallel trainings (default: one per core)")
+    x.add_argument("--workers", "--jobs", dest="jobs", type=int, default=None,
+                   help="local worker processes, i.e. parallel trainings (default: one per core)")
+    sweep_options(x)
     x.add_argument("--family", default="xc7", choices=("xc7", "xcup"), help="resource estimate family (default: xc7)")
+    x.add_argument("--synth", action="store_true",
+                   help="also synthesize every Pareto-front design with Yosys (--family), one task each on the "
+                        "workers (they need yosys); explore.json's synth: the estimate beside Yosys's figures")
     x.add_argument("--objective", default="accuracy", choices=("accuracy", "lut", "dsp", "latency_cycles"),
                    help="what the pick optimises among designs meeting the targets (default: accuracy)")
     x.add_argument("--max-dsp", type=int, default=None)

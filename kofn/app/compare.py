@@ -22,8 +22,15 @@ k = max(1, floor(n * ratio + 1/2)) inputs per neuron (1/64 of 784 gives k = 12).
 k/P of each of a layer's P input banks (P: the largest divisor of both k and n up to 8, the
 default lanes of a bank layer; :mod:`kofn.pruning.groups`), the pattern whose lanes each read
 one bank.  Rows and plot lines are per (method, granularity).
+Every training is a task (:mod:`kofn.app.sweep`: an embedded Dask ``LocalCluster`` by default,
+``--scheduler tcp://HOST:PORT`` for an existing cluster, ``--scheduler processes`` for a plain
+process pool), one thread each; finished trainings are cached (``--out``'s ``points/``, and
+``.OUT.kofn-points`` beside it during a run or after an interrupted one) and reused by a rerun
+when their inputs are unchanged.
+
 Outputs in ``--out``: ``compare.json``, ``compare.md`` and ``compare.png`` (accuracy
-against k/n per method, and the first layer's mask confidence and diversity per epoch).
+against k/n per method, and the first layer's mask confidence and diversity per epoch), and
+``points/<tag>.json`` (each training's row, the cache).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ from ..core.errors import UsageError
 from ..core.fixed import FixedFormat
 from ..core.layers import DenseSpec
 from .config import METHODS, FlowConfig, TrainConfig
+from .sweep import (TRAIN_MODULES, PointCache, Tally, TaskRunner, cache_key, data_digest, environment, parse_scheduler,
+                    plain)
 
 __all__ = ["Preset", "PRESETS", "parse_ratio", "k_for", "run_compare", "plot_compare"]
 
@@ -95,7 +104,7 @@ def _specs(n_in: int, preset: Preset, ratio: Fraction | None, granularity: str =
     return specs
 
 
-def _one_run(method, ratio, seed, ds, preset, train_cfg, log, granularity="weight"):
+def _one_run(method, ratio, seed, ds, preset, train_cfg, log, granularity="weight", threads=2):
     from ..codegen import memory_bits, plan_layers
     from .training import train_to_ir
 
@@ -103,7 +112,7 @@ def _one_run(method, ratio, seed, ds, preset, train_cfg, log, granularity="weigh
     cfg = FlowConfig(layers=tuple(specs), name=method, seed=seed, input=INPUT,
                      train=dataclasses.replace(train_cfg, method=method))
     t0 = time.perf_counter()
-    t = train_to_ir(cfg, ds, log)  # the flow's own path: train, export, integer reference
+    t = train_to_ir(cfg, ds, log, threads=threads)  # the flow's own path: train, export, integer reference
     wall = time.perf_counter() - t0
     hist, ir, acc_float, acc_int = t.history, t.ir, t.accuracy_float, t.accuracy_int
     metrics = hist.metrics[-1][0] if hist.metrics and hist.metrics[-1][0] else None
@@ -130,6 +139,22 @@ def _one_run(method, ratio, seed, ds, preset, train_cfg, log, granularity="weigh
     }
 
 
+#: The modules whose code computes a compare row (the cache key's code digest).
+COMPARE_MODULES = (*TRAIN_MODULES, "kofn.app.compare", "kofn.codegen")
+
+
+def _compare_task(ds, item) -> dict:
+    """Task: one (method, ratio, seed, granularity) training on the dataset ``ds``; returns its
+    row (plain JSON data)."""
+    method, ratio, seed, preset, train_cfg, gran = item
+    row = _one_run(method, ratio, seed, ds, preset, train_cfg, lambda m: None, gran, threads=1)
+    return json.loads(json.dumps(row))
+
+
+def _run_tag(method: str, ratio: Fraction | None, gran: str, seed: int) -> str:
+    return f"{method}_r{_ratio_text(None if method == 'dense' else ratio)}_{gran}_s{seed}".replace("/", "-")
+
+
 def run_compare(
     dataset: str,
     ratios: Sequence[str],
@@ -141,8 +166,16 @@ def run_compare(
     train_cfg: TrainConfig | None = None,
     progress: Callable[[str], None] = print,
     granularities: Sequence[str] = ("weight",),
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cache: PointCache | None = None,
 ) -> dict:
-    """Train every (method, ratio, granularity, seed), write ``compare.json/.md/.png`` into ``out_dir``."""
+    """Train every (method, ratio, granularity, seed), write ``compare.json/.md/.png`` into ``out_dir``.
+
+    Every training is a task on ``scheduler`` (:func:`kofn.app.sweep.parse_scheduler`; default
+    an embedded Dask ``LocalCluster`` of ``workers`` processes); ``cache``
+    (:class:`~kofn.app.sweep.PointCache` of the final output folder) supplies the runs a previous
+    run finished and keeps new ones as they finish.  The step-time pass always runs here."""
     import torch
 
     from .data import load_digits, load_mnist
@@ -156,6 +189,8 @@ def run_compare(
     if bad or not granularities:
         raise UsageError(f"--granularities: {', '.join(bad) or '(none)'}: expected among {', '.join(GRANULARITIES)}")
     fracs = [parse_ratio(r) for r in ratios]
+    sched = parse_scheduler(scheduler)
+    cache = cache or PointCache(None)
     preset = PRESETS[dataset]
     t = train_cfg or TrainConfig()
     t = dataclasses.replace(t, epochs=epochs or preset.epochs, batch_size=preset.batch_size)
@@ -177,20 +212,42 @@ def run_compare(
         f"{t.epochs} epochs x batch {t.batch_size}, granularities {', '.join(granularities)}, seeds {list(seeds)}: "
         f"{total} trainings"
     )
-    runs, done, t_start = [], 0, time.perf_counter()
+    data_sha = data_digest(ds)
+    env = environment(COMPARE_MODULES)
+    order, keys, rows, tasks, labels = [], {}, {}, [], {}
     for seed in seeds:
         for method, ratio, gran in todo:
-            done += 1
-            tag = (f"[{done}/{total}] {method}" + (f" k/n={ratio}" if ratio else "")
-                   + (f" {gran}" if len(granularities) > 1 and method != "dense" else "") + f" seed {seed}")
-            progress(f"{tag} ...")
-            row = _one_run(method, ratio, seed, ds, preset, t, lambda msg, tag=tag: progress(f"  {tag}: {msg}"), gran)
-            runs.append(row)
-            eta = (time.perf_counter() - t_start) / done * (total - done)
-            progress(
-                f"{tag}: integer accuracy {row['accuracy']:.4f}, {row['train_seconds']:.1f}s, "
-                f"step {row['step_ms_median']:.3f} ms  (about {eta:.0f}s left)"
-            )
+            tag = _run_tag(method, ratio, gran, seed)
+            order.append(tag)
+            labels[tag] = (f"{method}" + (f" k/n={ratio}" if ratio else "")
+                           + (f" {gran}" if len(granularities) > 1 and method != "dense" else "") + f" seed {seed}")
+            inputs = {"kind": "compare-run", "method": method, "ratio": _ratio_text(ratio), "granularity": gran,
+                      "seed": seed, "preset": plain(preset), "train": plain(t), "data": data_sha, "env": env}
+            keys[tag] = (cache_key(inputs), inputs)
+            hit = cache.lookup(tag, keys[tag][0])
+            if hit is not None:
+                rows[tag] = hit.result
+            else:
+                tasks.append((tag, (method, ratio, seed, preset, t, gran)))
+    if rows:
+        progress(f"{len(rows)} of {total} trainings cached, {len(tasks)} to run")
+    with TaskRunner(sched, workers, progress) as runner:
+        if tasks:
+            runner.start(len(tasks))
+            progress(f"training {len(tasks)} model{'s' if len(tasks) != 1 else ''} on {runner.describe()}")
+        tally = Tally(total, runner.workers)
+        for tag in order:
+            if tag in rows:
+                progress(tally.cached(f"{labels[tag]}: integer accuracy {rows[tag]['accuracy']:.4f}"))
+        tally.start()
+        for tag, row in runner.run(_compare_task, ds, tasks):
+            rows[tag] = row
+            cache.record(tag, keys[tag][0], row, {}, keys[tag][1])
+            progress(tally.finished(f"{labels[tag]}: integer accuracy {row['accuracy']:.4f}, step "
+                                    f"{row['step_ms_median']:.3f} ms", row["wall_seconds"]))
+    runs = [rows[tag] for tag in order]
+    for tag in order:
+        PointCache.write(out, tag, keys[tag][0], rows[tag], {}, keys[tag][1])
     progress("step times: every model's training step interleaved with dense's ...")
     timing = measure_step_times(ds.n_features, preset, todo, t, batch=t.batch_size)
     for r in runs:
@@ -214,6 +271,7 @@ def run_compare(
     (out / "compare.md").write_text(render_table(doc))
     plot_compare(doc, out / "compare.png")
     progress(f"wrote {out / 'compare.json'}, compare.md, compare.png")
+    cache.discard()  # every run is in out now
     return doc
 
 
