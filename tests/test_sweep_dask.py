@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from kofn.app.cli import main
+from sweep_dask import _stop  # benchmarks/: SIGTERM each process group, then SIGKILL what is left
 
 #: A tiny sweep: 4 trainings of 2 epochs (about a second each on one core).
 SWEEP = ["--ratios", "1/4,1/2", "--weight-bits", "4,8", "--lanes", "1,8", "--epochs", "2"]
@@ -39,24 +40,6 @@ def _dask(*args: str, log: Path) -> subprocess.Popen:
     """``dask ARGS`` (the venv's, as ``python -m dask``) in its own process group."""
     return subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=log.parent)
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:  # workers first, while their scheduler still answers
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for p in procs:
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-    for p in procs:  # the group: the nannies' worker processes too
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
 
 
 @pytest.fixture(scope="module")

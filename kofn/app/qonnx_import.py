@@ -112,6 +112,16 @@ class _Rewriter:
             return default
         return v.decode() if isinstance(v, bytes) else v
 
+    def int_params(self, n) -> tuple[np.ndarray, int, bool, bool]:
+        """A Quant node's zero point (0: kofn's formats are symmetric), bit width, signed, narrow."""
+        where = _where(n)
+        zp = self.param(n, 2, "zero point")
+        if np.any(zp != 0):
+            raise OnnxImportError(f"{where}: zero point {zp.reshape(-1)[:4].tolist()} is not 0; kofn's formats are "
+                                  "symmetric fixed point")
+        bits = _scalar_int(self.param(n, 3, "bit width"), where, "bit width")
+        return zp, bits, bool(self.attr(n, "signed", 1)), bool(self.attr(n, "narrow", 0))
+
     def consumers(self, tensor: str) -> list:
         return [m for m in self.g.node if tensor in m.input]
 
@@ -147,12 +157,7 @@ class _Rewriter:
         else:
             from qonnx.custom_op.general.quant import quant
 
-            zp = self.param(n, 2, "zero point")
-            if np.any(zp != 0):
-                raise OnnxImportError(f"{where}: zero point {zp.reshape(-1)[:4].tolist()} is not 0; kofn's formats are "
-                                      "symmetric fixed point")
-            bits = _scalar_int(self.param(n, 3, "bit width"), where, "bit width")
-            signed, narrow = bool(self.attr(n, "signed", 1)), bool(self.attr(n, "narrow", 0))
+            zp, bits, signed, narrow = self.int_params(n)
             mode = self.attr(n, "rounding_mode", "ROUND")
             try:
                 values = np.asarray(quant(w, scale.astype(np.float32), zp.astype(np.float32), np.float32(bits), signed,
@@ -177,12 +182,7 @@ class _Rewriter:
             raise OnnxImportError(f"{where}: a per-channel activation scale ({scale.size} scales); kofn requantizes a "
                                   "layer's outputs to one format")
         f = int(_frac_of(scale, where, "the")[0])
-        zp = self.param(n, 2, "zero point")
-        if np.any(zp != 0):
-            raise OnnxImportError(f"{where}: zero point {zp.reshape(-1)[:4].tolist()} is not 0; kofn's formats are "
-                                  "symmetric fixed point")
-        bits = _scalar_int(self.param(n, 3, "bit width"), where, "bit width")
-        signed, narrow = bool(self.attr(n, "signed", 1)), bool(self.attr(n, "narrow", 0))
+        _, bits, signed, narrow = self.int_params(n)
         if not 1 <= bits <= 32 or (signed and bits < 2):
             raise OnnxImportError(f"{where}: a {bits}-bit {'signed' if signed else 'unsigned'} activation; kofn's "
                                   "formats are 1..32 bits (signed: 2..32)")
