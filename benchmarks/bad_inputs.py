@@ -184,6 +184,17 @@ def cases(b: Bench, only: set[str] | None) -> None:
 
         _float_onnx(w / "nan.onnx", nan=True)
         flow("onnx_nan", 'model = "nan.onnx"\n' + d, what="float ONNX model with a NaN weight")
+    if want("qonnx_scale") or want("qonnx_ceil"):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        import onnx  # noqa: PLC0415
+        from test_qonnx import _dense_qonnx, _weights  # noqa: PLC0415
+
+        wq, bq = _weights(rows=10, n=64, k=16)
+        for name, act, what in (("qonnx_scale", {"scale": 0.3}, "a QONNX model whose output Quant has scale 0.3"),
+                                ("qonnx_ceil", {"mode": "CEIL"}, "a QONNX model whose output Quant rounds with CEIL")):
+            if want(name):
+                onnx.save(_dense_qonnx(wq, bq, act=act), str(w / f"{name}.onnx"))
+                flow(name, f'model = "{name}.onnx"\n', what=what)
     if want("huge_mnist"):
         flow("huge_mnist", sub(r"^out_features = 32", "out_features = 100000", mn("/no/such/mnist")),
              what="`out_features = 100000` on MNIST")
