@@ -10,6 +10,7 @@ quantizer kofn accepts (bit-exact against the executor, ties included) and each 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +235,38 @@ def test_partly_quantized_model_is_fine_tuned(tmp_path):
     pre = preflight(cfg)
     assert pre.imported is None and len(pre.init) == 1
     np.testing.assert_array_equal(pre.init[0][0], np.round(w * 64) / 64)  # Brevitas's quantized weights
+
+
+@pytest.mark.slow
+def test_partly_quantized_brevitas_model_fine_tunes_through_the_flow(tmp_path):
+    """Brevitas QuantLinear weights, float ReLU and logits (no activation quantizers): kofn
+    takes its quantized weights as the start of the config's k-of-n QAT and proves the result."""
+    import re
+    import warnings
+
+    import torch
+    from brevitas.export import export_qonnx
+    from brevitas.nn import QuantLinear
+    from brevitas.quant import Int8WeightPerTensorFixedPoint
+
+    import kofn
+    from kofn.app.cli import main
+    from qonnx_models import train_masked
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(QuantLinear(64, 32, bias=True, weight_quant=Int8WeightPerTensorFixedPoint),
+                              torch.nn.ReLU(), QuantLinear(32, 10, bias=True, weight_quant=Int8WeightPerTensorFixedPoint))
+    train_masked(net, {}, image=False, epochs=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_qonnx(net, torch.rand(1, 64), str(tmp_path / "partial.onnx"))
+    assert not read_model(tmp_path / "partial.onnx").quantized
+    text = (Path(kofn.__file__).parent / "default.toml").read_text()
+    text = re.sub(r'^name = .*$', 'name = "partial"\nmodel = "partial.onnx"', text, count=1, flags=re.M)
+    text = re.sub(r"^epochs = .*$", "epochs = 3", text, count=1, flags=re.M)
+    (tmp_path / "c.toml").write_text(text)
+    assert main(["flow", str(tmp_path / "c.toml"), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    r = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert r["bitexact"]["rtl"]["mismatches"] == 0 and r["bitexact"]["hls"]["mismatches"] == 0
+    assert [L["k"] for L in r["layers"]] == [16, 8]  # the config's k-of-n, not the model's dense rows
+    assert r["accuracy"]["integer"] > 0.85  # started from Brevitas's trained weights
