@@ -30,6 +30,7 @@ import numpy as np
 from ..core.errors import KofnError
 from ..core.fixed import FixedFormat
 from ..core.ir import Conv2dLayer, Model
+from .onnx_import import write_requant
 from ..core.rules import hwc_from_chw
 
 __all__ = [
@@ -200,19 +201,10 @@ def to_onnx(model: Model, path: str | Path | None = None):
         return out
 
     def requant(x: str, fmt: FixedFormat, relu: bool, tag: str, rounding: str = "half_up") -> str:
-        """Real values -> round to fmt (half up: Floor(x + 1/2); floor: Floor; half to even:
-        Round, which is ONNX's rule) -> saturate (-> relu) -> real values."""
-        scaled = node("Mul", [x, const(f"{tag}_up", 2.0 ** fmt.frac)])
-        if rounding == "half_even":
-            q = node("Round", [scaled])
-        elif rounding == "floor":
-            q = node("Floor", [scaled])
-        else:
-            q = node("Floor", [node("Add", [scaled, const(f"{tag}_half", 0.5)])])
-        q = node("Clip", [q, const(f"{tag}_min", fmt.min_int), const(f"{tag}_max", fmt.max_int)])
-        if relu:
-            q = node("Relu", [q])
-        return node("Mul", [q, const(f"{tag}_down", fmt.scale)])
+        """Real values -> rounded to fmt -> saturated (-> relu) -> real values: the pattern the
+        importer reads (:func:`kofn.app.onnx_import.write_requant`)."""
+        return write_requant(x, fmt.frac, fmt.min_int, fmt.max_int, rounding, relu, node,
+                             lambda key, value: const(f"{tag}_{key}", value))
 
     def weight(L, w_codes: np.ndarray) -> str:
         fmt = L.weight_fmt

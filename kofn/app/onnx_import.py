@@ -36,7 +36,7 @@ from ..core.fixed import FixedFormat, accumulator_format
 from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
 from ..core.rules import fixed_stride_rows, hwc_from_chw
 
-__all__ = ["OnnxImportError", "OnnxLayer", "OnnxNet", "load_proto", "read_onnx", "onnx_to_ir", "float_init"]
+__all__ = ["OnnxImportError", "OnnxLayer", "OnnxNet", "load_proto", "write_requant", "read_onnx", "onnx_to_ir", "float_init"]
 
 
 class OnnxImportError(ModelFileError):
@@ -120,6 +120,26 @@ def load_proto(path, check: bool = True):
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise OnnxImportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {why})") from None
     return proto
+
+
+def write_requant(x: str, frac: int, lo: int, hi: int, rounding: str, relu: bool, node, const) -> str:
+    """Emit kofn's requantization pattern, the one :func:`read_onnx` reads, from tensor ``x``
+    (real values) to ``lo..hi`` codes at ``2^-frac``: ``Mul(2^frac)``, the rounding
+    (``half_up``: ``Add(1/2) -> Floor``; ``floor``: ``Floor``; ``half_even``: ``Round``, ONNX's
+    ties-to-even), ``Clip(lo, hi)``, ``[Relu]``, ``Mul(2^-frac)``.  ``node(op, inputs)`` adds a
+    node and returns its output's name; ``const(key, value)`` adds a constant (keys ``up``,
+    ``half``, ``min``, ``max``, ``down``) and returns its name.  Returns the output's name."""
+    q = node("Mul", [x, const("up", 2.0 ** frac)])
+    if rounding == "half_even":
+        q = node("Round", [q])
+    elif rounding == "floor":
+        q = node("Floor", [q])
+    else:
+        q = node("Floor", [node("Add", [q, const("half", 0.5)])])
+    q = node("Clip", [q, const("min", lo), const("max", hi)])
+    if relu:
+        q = node("Relu", [q])
+    return node("Mul", [q, const("down", 2.0 ** -frac)])
 
 
 def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:

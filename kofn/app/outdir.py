@@ -205,13 +205,19 @@ def atomic_dir(out: str | Path, progress: Callable[[str], None] | None = None, *
         _swap_in(tmp, out)
 
 
+_UMASK = os.umask(0)  # read once, at import (setting it back and forth later would race other threads)
+os.umask(_UMASK)
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """``data`` into ``path`` through a temporary file in the same folder and a rename."""
+    """``data`` into ``path`` through a temporary file in the same folder and a rename, with a
+    plain file's permissions (the umask's; ``mkstemp`` alone would leave it 0600)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from ..core.fixed import FixedFormat
-from .onnx_import import OnnxImportError, OnnxNet, load_proto, read_onnx
+from .onnx_import import OnnxImportError, OnnxNet, load_proto, read_onnx, write_requant
 
 __all__ = ["QONNX_OPS", "is_qonnx", "read_qonnx", "read_model"]
 
@@ -126,21 +126,19 @@ class _Rewriter:
         return [m for m in self.g.node if tensor in m.input]
 
     def requant(self, n, x: str, out: str, frac: int, lo: int, hi: int, rounding: str) -> None:
-        """kofn's requantization pattern (read back by read_onnx) from ``x`` to ``out``."""
+        """kofn's requantization pattern (:func:`~kofn.app.onnx_import.write_requant`, which
+        read_onnx reads back) from ``x`` to ``out``; its nodes carry ``n``'s name for messages."""
         from onnx import helper
 
         tag = n.name or out
-        up = self.const(f"{tag}__up", 2.0 ** frac)
-        nodes = [helper.make_node("Mul", [x, up], [f"{tag}__scaled"], name=f"{tag}")]
-        t = f"{tag}__scaled"
-        if rounding == "half_up":
-            nodes.append(helper.make_node("Add", [t, self.const(f"{tag}__half", 0.5)], [f"{tag}__plus"], name=tag))
-            t = f"{tag}__plus"
-        nodes.append(helper.make_node("Round" if rounding == "half_even" else "Floor", [t], [f"{tag}__int"], name=tag))
-        nodes.append(helper.make_node("Clip", [f"{tag}__int", self.const(f"{tag}__lo", lo), self.const(f"{tag}__hi", hi)],
-                                      [f"{tag}__clip"], name=tag))
-        nodes.append(helper.make_node("Mul", [f"{tag}__clip", self.const(f"{tag}__down", 2.0 ** -frac)], [out], name=tag))
-        self.nodes += nodes
+
+        def node(op: str, inputs: list[str]) -> str:
+            name = f"{tag}__{len(self.nodes)}"
+            self.nodes.append(helper.make_node(op, inputs, [name], name=tag))
+            return name
+
+        write_requant(x, frac, lo, hi, rounding, False, node, lambda key, value: self.const(f"{tag}__{key}", value))
+        self.nodes[-1].output[0] = out
 
     # -- operators ----------------------------------------------------------------------
     def const_quant(self, n) -> None:
@@ -199,8 +197,8 @@ class _Rewriter:
             why = ("rounds negative ties away from zero; kofn rounds ties up (toward +inf) or to even"
                    if mode == "HALF_UP" else "has no kofn equivalent (kofn rounds half up, half to even or down)")
             raise OnnxImportError(f"{where}: rounding_mode {mode} {why}")
-        lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
-        self.requant(n, n.input[0], n.output[0], f, lo, hi, rounding)
+        fmt = FixedFormat(bits, bits - f, signed=signed)
+        self.requant(n, n.input[0], n.output[0], f, fmt.min_int, fmt.max_int, rounding)
 
     def multithreshold(self, n) -> None:
         where = _where(n)

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..core.errors import KofnError, UsageError
+from .outdir import write_atomic
 
 __all__ = ["sweep_options", "CONNECT_TIMEOUT", "SweepError", "Scheduler", "parse_scheduler", "cores", "TaskRunner",
            "Tally", "PointCache", "cache_key", "plain", "code_digest", "environment", "data_digest", "arrays_digest"]
@@ -206,13 +207,14 @@ def data_digest(ds) -> str:
                           ).hexdigest()
 
 
-def _plain(o):
+def plain(o):
+    """``o`` as JSON-able data (what :func:`cache_key` hashes)."""
     if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return {f.name: _plain(getattr(o, f.name)) for f in dataclasses.fields(o)}
+        return {f.name: plain(getattr(o, f.name)) for f in dataclasses.fields(o)}
     if isinstance(o, dict):
-        return {str(k): _plain(v) for k, v in o.items()}
+        return {str(k): plain(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_plain(v) for v in o]
+        return [plain(v) for v in o]
     if isinstance(o, (str, int, float, bool)) or o is None:
         return o
     return str(o)  # Fraction, Path, enum
@@ -220,12 +222,7 @@ def _plain(o):
 
 def cache_key(doc: dict) -> str:
     """SHA-256 of ``doc`` as canonical JSON (dataclasses as dicts, fractions and paths as text)."""
-    return hashlib.sha256(json.dumps(_plain(doc), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def plain(o):
-    """``o`` as JSON-able data (what :func:`cache_key` hashes)."""
-    return _plain(o)
+    return hashlib.sha256(json.dumps(plain(doc), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,12 +290,12 @@ class PointCache:
             d = cls._files_dir(root, tag)
             d.mkdir(parents=True, exist_ok=True)
             for name, data in files.items():
-                _write_atomic(d / name, data)
+                write_atomic(d / name, data)
         (root / "points").mkdir(parents=True, exist_ok=True)
         doc = {"cache": cls.VERSION, "tag": tag, "key": key,
                "files": {n: hashlib.sha256(d).hexdigest() for n, d in files.items()},
                "result": result, "inputs": inputs}
-        _write_atomic(root / "points" / f"{tag}.json", (json.dumps(doc, indent=1) + "\n").encode())
+        write_atomic(root / "points" / f"{tag}.json", (json.dumps(doc, indent=1) + "\n").encode())
 
     def record(self, tag: str, key: str, result: dict, files: dict[str, bytes], inputs: dict) -> None:
         """Keep a point that just finished in the journal (survives an interrupted run)."""
@@ -324,27 +321,6 @@ class PointCache:
         """Remove the journal (call when the run's output holds every point)."""
         if self.journal is not None:
             shutil.rmtree(self.journal, ignore_errors=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` through a temporary file and a rename, with a plain file's
-    permissions (the umask's)."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ---------------------------------------------------------------------------------------------

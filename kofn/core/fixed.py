@@ -247,11 +247,9 @@ def round_shift(x: np.ndarray, shift: int, rounding: str = "half_up") -> np.ndar
 
 
 def round_half_up_shift(x: np.ndarray, shift: int) -> np.ndarray:
-    """``floor((x + 2**(shift-1)) / 2**shift)`` on integers; a left shift when ``shift < 0``."""
-    x = np.asarray(x, dtype=np.int64)
-    if shift > 0:
-        return (x + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
-    return x << np.int64(-shift)
+    """``floor((x + 2**(shift-1)) / 2**shift)`` on integers; a left shift when ``shift < 0``
+    (:func:`round_shift` with kofn's own rounding)."""
+    return round_shift(x, shift, "half_up")
 
 
 def saturate(x: np.ndarray, fmt: FixedFormat) -> np.ndarray:
