@@ -571,20 +571,21 @@ module kofn_dense #(
     /* verilator lint_off UNUSEDSIGNAL */
     logic signed [RQ_W-1:0] res;  // fits O_W bits after saturation; the rest is its sign extension
     /* verilator lint_on UNUSEDSIGNAL */
-    wire signed [RQ_W-1:0] acc_r;  // the accumulator plus the rounding constant
+    // Half to even's carry in: the truncated result's LSB; a constant 0 otherwise, which
+    // synthesis drops (a half-up design keeps its one add of ROUND).
+    wire signed [RQ_W-1:0] rne_c;
     if (RND == 1 && SHIFT > 0) begin : g_rne
-        wire signed [RQ_W-1:0] acc_x = RQ_W'(acc);
         /* verilator lint_off UNUSEDSIGNAL */
-        wire signed [RQ_W-1:0] trunc = acc_x >>> SHIFT;
+        wire signed [RQ_W-1:0] trunc = RQ_W'(acc) >>> SHIFT;
         /* verilator lint_on UNUSEDSIGNAL */
-        assign acc_r = acc_x + ROUND + $signed({{(RQ_W - 1){1'b0}}, trunc[0]});
+        assign rne_c = $signed({{(RQ_W - 1){1'b0}}, trunc[0]});
     end else begin : g_rnd
-        assign acc_r = RQ_W'(acc) + ROUND;
+        assign rne_c = '0;
     end
     logic v3, last3;
     logic [RW_W-1:0] row3;
     if (!PIPE) begin : g_wb
-        wire signed [RQ_W-1:0] rounded = acc_r >>> SHIFT;
+        wire signed [RQ_W-1:0] rounded = (RQ_W'(acc) + ROUND + rne_c) >>> SHIFT;
         wire signed [RQ_W-1:0] sat = rounded > Q_MAX ? Q_MAX : (rounded < Q_MIN ? Q_MIN : rounded);
         assign res = (RELU && sat < 0) ? '0 : sat;
         assign v3 = va;
@@ -621,7 +622,7 @@ module kofn_dense #(
             assign under_c = rounded < Q_MIN;
         end
         always_ff @(posedge clk) begin
-            rounded <= acc_r >>> SHIFT;
+            rounded <= (RQ_W'(acc) + ROUND + rne_c) >>> SHIFT;
             over <= over_c;
             under <= under_c;
             neg <= rounded[RQ_W-1];  // the sign bit (a compare with 0 would become a carry chain)
