@@ -35,6 +35,7 @@ def handler(layer) -> Handler:
 
 
 DF_MODULES = ("kofn_vecbuf", "kofn_df_ctrl", "kofn_axis_out")  # the dataflow top's own modules
+DF_RESV_MODULE = "kofn_df_resv"  # a dataflow stage's output-bank reservation (kofn_df_ctrl, kofn_conv_df)
 BANKBUF_MODULE = "kofn_bankbuf"  # a bank layer's input memories (dataflow)
 
 
@@ -49,7 +50,7 @@ def rtl_modules(layers=None, schedule: str = "sequential") -> list[str]:
         mods = h.df_modules if schedule == "dataflow" else h.modules
         out += [m for m in mods if m not in out]
     if schedule == "dataflow":
-        out += list(DF_MODULES)
+        out = [DF_RESV_MODULE] + out + list(DF_MODULES)
         if layers is None or any(handler(L).has_core and handler(L).df_mem(L) for L in layers):
             out.insert(out.index("kofn_vecbuf") + 1, BANKBUF_MODULE)
     return out

@@ -105,6 +105,12 @@ module kofn_conv_df #(
     localparam logic [1:0] L_IDLE = 2'd0, L_WAIT = 2'd1, L_READ = 2'd2;
     logic [1:0] lstate;
     logic par;
+    // ---- start: the frame's bank is full and the downstream bank of the same frame holds
+    // nothing of frame t-2, unread or still in the core's pipeline (kofn_df_resv)
+    logic [1:0] down_busy;
+    wire take = (lstate == L_IDLE) && (par ? full[1] : full[0]) && !(par ? down_busy[1] : down_busy[0]);
+    kofn_df_resv u_resv (.clk(clk), .rst(rst), .take(take), .take_bank(par), .down_full(down_full),
+                         .busy(down_busy));
     logic [OY_W-1:0] oy;
     logic [OX_W-1:0] ox;
     logic signed [CW-1:0] ix0;
@@ -147,7 +153,7 @@ module kofn_conv_df #(
                 end
             end
             case (lstate)
-                L_IDLE: if ((par ? full[1] : full[0]) && !(par ? down_full[1] : down_full[0])) lstate <= L_WAIT;
+                L_IDLE: if (take) lstate <= L_WAIT;
                 L_WAIT: if (!wn_valid && !land) begin
                     lstate <= L_READ;
                     kx <= '0;

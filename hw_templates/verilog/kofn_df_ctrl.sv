@@ -1,8 +1,9 @@
 // Start control of a dataflow stage built on a MAC core (a dense layer): frame t reads
 // bank t mod 2 of its input buffer and writes bank t mod 2 of the next one.  The core
 // starts frame t when it can issue without a gap (`can_start`: idle or in its last issue
-// cycle), the input bank is full and the output bank is empty (reserved: the core's
-// result stream never waits).
+// cycle), the input bank is full and the output bank is free of frame t-2's data, unread or
+// still in the core's pipeline (kofn_df_resv: reserved, so the core's result stream never
+// waits).
 module kofn_df_ctrl (
     input  logic       clk,
     input  logic       rst,
@@ -12,7 +13,10 @@ module kofn_df_ctrl (
     output logic       start,
     output logic       bank
 );
-    assign start = can_start && in_full[bank] && !out_full[bank];
+    logic [1:0] out_busy;
+    kofn_df_resv u_resv (.clk(clk), .rst(rst), .take(start), .take_bank(bank), .down_full(out_full),
+                         .busy(out_busy));
+    assign start = can_start && in_full[bank] && !out_busy[bank];
     always_ff @(posedge clk) begin
         if (rst) bank <= 1'b0;
         else if (start) bank <= !bank;

@@ -14,7 +14,8 @@ import pytest
 from designs import ALL_DESIGNS, design
 from kofn.codegen import axis_args, plan_build, render_build, write_design
 from kofn.core.reference import run
-from kofn.core.testing import random_inputs
+from kofn.core.fixed import FixedFormat as F
+from kofn.core.testing import random_inputs, random_model
 from kofn.sim.rtl import build_rtl, simulate_rtl
 
 pytestmark = pytest.mark.slow
@@ -70,3 +71,19 @@ def test_wide_beats_with_a_partial_last_beat(name, stream_in, stream_out, tmp_pa
     b = plan_build(m, lanes, stream_in=stream_in, stream_out=stream_out)
     r = _simulate(b, tmp_path, 400, stall_prob=0.4)
     assert (r.first_in, r.last_out) == (b.latency.first_in[:TIMING_VECTORS], b.latency.last_out[:TIMING_VECTORS])
+
+
+@pytest.mark.parametrize("stall_prob", [0.0, 0.3])
+def test_a_fast_stage_waits_for_its_output_bank_to_drain(stall_prob, tmp_path):
+    """Issue 26's reproducer: one dense stage of 11 cycles whose pipeline is deeper than its
+    issue time, in front of m_axis.  Frame t may start only once frame t-2 has left bank t mod 2
+    of the output buffer, both the results still in the core's pipeline and those m_axis has not
+    sent (kofn_df_resv); the old rule (bank merely not full) started it while frame t-2's last
+    results were still in flight, so a beat was dropped under stalls and the II measured 11
+    against the schedule's 13.5."""
+    m = random_model([13, 11], [2], seed=413, input_fmt=F(6, 2))
+    b = plan_build(m, None, stream_in=2)
+    r = _simulate(b, tmp_path, 300, stall_prob=stall_prob)
+    lat = b.latency
+    assert (r.first_in, r.last_out) == (lat.first_in[:TIMING_VECTORS], lat.last_out[:TIMING_VECTORS])
+    assert (r.latency_cycles, r.ii_cycles) == (lat.total_cycles, lat.ii_cycles)
