@@ -227,7 +227,8 @@ class ConvHandler(MacHandler):
         return ConvStage(plan.layer.name, plan.layer.out_shape, plan.layer.kernel, plan.steps,
                          self.df_pipeline(plan).extra)
 
-    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_full: str, rel_early: int = 0) -> dict:
+    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_rel: tuple[str, str],
+                   rel_early: int = 0) -> dict:
         """The layer as a dataflow stage (``kofn_conv_df``: frame buffer written by stream ``src``,
         window loader) and its core, whose results leave as the stream ``res_<name>``."""
         if values != 1:
@@ -244,13 +245,14 @@ class ConvHandler(MacHandler):
                         param("RAM_BLOCK", bool(self.df_brams(plan)))]],
             "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
                       port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), port("full", f"full_{n}"),
-                      port("down_full", down_full), port("win_flat", f"win_{n}"), port("core_start", f"start_{n}"),
+                      port("rel", f"rel_{n}"), port("rel_bank", f"relb_{n}"),
+                      port("down_rel", down_rel[0]), port("down_rel_bank", down_rel[1]), port("win_flat", f"win_{n}"), port("core_start", f"start_{n}"),
                       port("core_issue_first", f"first_{n}"), port("core_issue_last", f"last_{n}")],
         }
         core = self.mac_instance(plan, rom_prefix, f"u_{n}_mac", f"start_{n}", f"win_{n}", "", "",
                                  df={"issue_first": f"first_{n}", "issue_last": f"last_{n}",
                                      "res_valid": f"res_{n}_valid", "res_data": f"res_{n}_data"})
-        return {"nets": [nets(f"full_{n}", width=2),
+        return {"nets": [nets(f"full_{n}", width=2), nets(f"rel_{n}", f"relb_{n}"),
                          nets(f"start_{n}", f"first_{n}", f"last_{n}", f"res_{n}_valid", f"res_{n}_ready"),
                          nets(f"win_{n}", width=L.n * a_w), nets(f"res_{n}_data", width=L.output_fmt.width)],
                 "block": {"comment": f"{n}: {self._desc(plan)}, {what} per filter, P={plan.lanes}",

@@ -67,10 +67,10 @@ class DenseHandler(MacHandler):
             mcore = {"rom": lut["rom"], "mul": lut["mul"], "tree": lut["tree"],
                      "add": L.accumulator.width + max(L.accumulator.width, L.output_fmt.width + 1) + 1, "one": 1.0}
             return [(f"u_{n}_buf", "bbuf", bankbuf_features(L.n, plan.lanes, L.input_fmt.width, values)),
-                    (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 1.0}}),
+                    (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 3.0}}),  # bank + 2 reservations
                     (f"u_{n}_mac", "dfmcore", {"lut": mcore, "ff": core["core_ff"]})]
         return [(f"u_{n}_buf", "buf", vecbuf_features(L.n, L.input_fmt.width, values)),
-                (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 1.0}}),
+                (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 3.0}}),  # bank + 2 reservations
                 (f"u_{n}_mac", "dfcore", {"lut": core["core_lut"], "ff": core["core_ff"]})]
 
     def df_paths(self, plan, values: int) -> list[StagePath]:
@@ -92,10 +92,12 @@ class DenseHandler(MacHandler):
     def df_stage(self, plan, rel_early: int = 0) -> DenseStage:
         return DenseStage(plan.layer.name, plan.layer.rows, plan.steps, self.df_pipeline(plan).extra, rel_early)
 
-    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_full: str, rel_early: int = 0) -> dict:
+    def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_rel: tuple[str, str],
+                   rel_early: int = 0) -> dict:
         """The layer as a dataflow stage: its ping-pong input buffer (written by stream ``src``,
         ``values`` per beat), its start control and its core, whose results leave as the stream
-        ``res_<name>``; ``down_full``: the next buffer's bank flags."""
+        ``res_<name>``; ``down_rel``: the nets by which the next stage releases a bank of the next
+        buffer (``rel``, ``rel_bank``), which end the core's reservation of that bank."""
         L = plan.layer
         n, a_w = L.name, L.input_fmt.width
         mem = self.df_mem(L)
@@ -120,7 +122,7 @@ class DenseHandler(MacHandler):
             act = [nets(f"act_{n}", width=2 * L.n * a_w)]
         ctrl = {"name": f"u_{n}_ctrl", "module": "kofn_df_ctrl", "params": [],
                 "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_full", f"full_{n}"),
-                          port("out_full", down_full), port("can_start", f"last_{n}"), port("start", f"start_{n}"),
+                          port("out_rel", down_rel[0]), port("out_rel_bank", down_rel[1]), port("can_start", f"last_{n}"), port("start", f"start_{n}"),
                           port("bank", f"bank_{n}")]}
         df = {"start_bank": f"bank_{n}", "issue_last": f"last_{n}", "rel": f"rel_{n}", "rel_bank": f"relb_{n}",
               "res_valid": f"res_{n}_valid", "res_data": f"res_{n}_data"}

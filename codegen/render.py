@@ -34,6 +34,7 @@ __all__ = [
     "render",
     "write_design",
     "tdata_width",
+    "df_output_stream",
     "DENSE_MODULE",
     "CONV_MODULE",
     "POOL_MODULE",
@@ -91,12 +92,20 @@ def _top_ctx(model: Model, plans: Sequence[LayerPlan], rom_prefix: str) -> dict:
     )
 
 
+def df_output_stream(plans: Sequence[LayerPlan]) -> str:
+    """The dataflow top's stream into its output buffer: the last layer's results
+    (``res_<name>`` from a MAC core, ``p_<name>`` from a pool)."""
+    last = plans[-1]
+    return f"{'res' if handler(last.layer).has_core else 'p'}_{last.layer.name}"
+
+
 def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in: int, v_out: int) -> dict:
     """The dataflow top's nets and instances: every MAC layer's stage behind its ping-pong
     buffer, pools on the streams between them, and the output buffer with its m_axis side."""
     mac = [p for p in plans if handler(p.layer).has_core]
-    buffers = [f"full_{p.layer.name}" for p in mac[1:]] + ["full_out"]
-    nets_, blocks, unused = [], [], []
+    # each stage's output buffer, by the release its consumer gives it: (rel, rel_bank) nets
+    downstream = [(f"rel_{p.layer.name}", f"relb_{p.layer.name}") for p in mac[1:]] + [("rel_out", "relb_out")]
+    nets_, blocks, unused, no_wait = [], [], [], []
     src, reserved, values = "s_in", False, v_in
     k = 0
     early = df_rel_early(plans)
@@ -104,6 +113,7 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
         h = handler(p.layer)
         if reserved:
             unused.append(f"{src}_ready")  # a reserved producer never waits
+            no_wait.append(src)
         if not h.has_core:
             if values != 1:
                 raise ValueError(f"layer {p.layer.name!r}: max pooling takes one value per beat, not {values} "
@@ -113,15 +123,20 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
             if values != 1 and h.image:
                 raise ValueError(f"layer {p.layer.name!r}: a convolution takes one value per beat, not {values} "
                                  f"(hw.stream_in > 1 needs a dense first layer)")
-            r = h.df_verilog(p, rom_prefix, src, values, buffers[k], early[p.layer.name])
+            r = h.df_verilog(p, rom_prefix, src, values, downstream[k], early[p.layer.name])
             k += 1
             reserved, values = True, 1
         nets_ += r["nets"]
         blocks.append(r["block"])
         src = r["out"]
     unused.append(f"{src}_ready")
-    if handler(mac[0].layer).image:
-        unused.append(f"full_{mac[0].layer.name}")  # s_axis waits on tready, not on the bank flags
+    no_wait.append(src)
+    assert src == df_output_stream(plans), (src, df_output_stream(plans))
+    for i, p in enumerate(mac):
+        if handler(p.layer).image:  # a convolution's frame buffer: its producer waits on tready or reserved it
+            unused.append(f"full_{p.layer.name}")
+            if i == 0:  # s_axis waits on tready, not on a reservation
+                unused += [f"rel_{p.layer.name}", f"relb_{p.layer.name}"]
     o = model.output_fmt
     out_buf = {"name": "u_out_buf", "module": "kofn_vecbuf",
                "params": [[param("N", model.n_outputs), param("A_W", o.width), param("V", 1)]],
@@ -138,7 +153,7 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
               nets("obank", width=2 * model.n_outputs * o.width)]
     blocks.append({"comment": f"Output: {model.n_outputs} values, {v_out} per m_axis beat", "instances": [out_buf, out]})
     in_w, lane = model.input_fmt.width, tdata_width(model.input_fmt)
-    return dict(nets=nets_, blocks=blocks, unused_nets=unused,
+    return dict(nets=nets_, blocks=blocks, unused_nets=unused, no_wait=no_wait,
                 in_unused=[f"s_axis_tdata[{j * lane + lane - 1}:{j * lane + in_w}]" for j in range(v_in) if lane > in_w])
 
 

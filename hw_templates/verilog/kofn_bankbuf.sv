@@ -106,4 +106,13 @@ module kofn_bankbuf #(
         end
         assign rd_data[p*A_W +: A_W] = rd_q;
     end
+`ifdef FORMAL
+    // Properties (`kofn prove`): a bank is released only while it holds a frame (no stage
+    // reads an empty bank), and a frame completes only into an empty half (no write meets
+    // unread data).
+    always_comb if (!rst) begin
+        no_empty_read: assert(!rel || full[rel_bank]);
+        no_overwrite: assert(!done_q || !full[wb_q]);
+    end
+`endif
 endmodule

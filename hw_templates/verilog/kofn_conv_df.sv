@@ -7,7 +7,8 @@
 // window column is one read cycle.  in_ready = the bank being written is empty; the frame's
 // last beat sets its `full` (writes are registered: one cycle after it is accepted).
 // Window loader: a frame starts when its bank is full and the downstream buffer's bank of
-// the same frame is empty (`down_full`, reserved: results never wait).  For each output
+// the same frame is free (kofn_df_resv: reserved from the start until the next stage releases
+// it, `down_rel`; results never wait).  For each output
 // pixel it waits until the next-window register is free, reads the K columns (K cycles),
 // and the data lands one cycle later (padding as zeros); the window is then ready.  After the
 // frame's last read the bank is released.
@@ -34,7 +35,10 @@ module kofn_conv_df #(
     output logic                     in_ready,
     input  logic [A_W-1:0]           in_data,
     output logic [1:0]               full,
-    input  logic [1:0]               down_full,
+    output logic                     rel,            // this frame buffer releases a bank ...
+    output logic                     rel_bank,       // ... this one (to the producer's reservation)
+    input  logic                     down_rel,       // the next stage releases a bank of the next buffer ...
+    input  logic                     down_rel_bank,  // ... this one
     // MAC core
     output logic [K*K*C_IN*A_W-1:0]  win_flat,
     output logic                     core_start,
@@ -109,8 +113,8 @@ module kofn_conv_df #(
     // nothing of frame t-2, unread or still in the core's pipeline (kofn_df_resv)
     logic [1:0] down_busy;
     wire take = (lstate == L_IDLE) && (par ? full[1] : full[0]) && !(par ? down_busy[1] : down_busy[0]);
-    kofn_df_resv u_resv (.clk(clk), .rst(rst), .take(take), .take_bank(par), .down_full(down_full),
-                         .busy(down_busy));
+    kofn_df_resv u_resv (.clk(clk), .rst(rst), .take(take), .take_bank(par), .rel(down_rel),
+                         .rel_bank(down_rel_bank), .busy(down_busy));
     logic [OY_W-1:0] oy;
     logic [OX_W-1:0] ox;
     logic signed [CW-1:0] ix0;
@@ -188,6 +192,8 @@ module kofn_conv_df #(
     // index arithmetic in front of them): set by a frame's last beat, cleared after its last read.
     wire frame_in = in_fire && last_c && last_x && last_y;
     wire frame_out = (lstate == L_READ) && last_kx && last_ox && last_oy;
+    assign rel = frame_out;
+    assign rel_bank = par;
     always_ff @(posedge clk) begin
         we_q <= we && !rst;
         frame_in_q <= frame_in && !rst;
@@ -300,4 +306,14 @@ module kofn_conv_df #(
             end
         end
     end
+`ifdef FORMAL
+    // Properties (`kofn prove`): the loader releases only a bank that holds a frame (no read
+    // of an empty bank), and a frame completes only into an empty bank (no write meets unread
+    // data).
+    always_comb if (!rst) begin
+        no_empty_read: assert(!frame_out || full[par]);
+        start_on_full: assert(!take || full[par]);
+        no_overwrite: assert(!frame_in_q || !full[wbank_q]);
+    end
+`endif
 endmodule

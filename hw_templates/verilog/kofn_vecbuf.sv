@@ -73,4 +73,13 @@ module kofn_vecbuf #(
                     bank_flat[(b*N + i)*A_W +: A_W] <= d_q[(i % V)*A_W +: A_W];
         end
     end
+`ifdef FORMAL
+    // Properties (`kofn prove`): a bank is released only while it holds a frame (no stage
+    // reads an empty bank), and every registered write lands in an empty bank (no write
+    // meets unread data).
+    always_comb if (!rst) begin
+        no_empty_read: assert(!rel || full[rel_bank]);
+        no_overwrite: assert(!we_q || !full[wb_q]);
+    end
+`endif
 endmodule
