@@ -146,6 +146,34 @@ class SynthToolError(KofnError):
     what = "synth"
 
 
+def _prove(args: argparse.Namespace) -> int:
+    from .prove import print_proof, prove_build, write_proof
+
+    if args.depth is not None and args.depth < 1:
+        raise UsageError(f"--depth: must be >= 1, got {args.depth}")
+    if args.pdr_timeout < 0:
+        raise UsageError(f"--pdr-timeout: must be >= 0, got {args.pdr_timeout}")
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    proof = prove_build(args.build_dir, depth=args.depth, pdr_timeout=args.pdr_timeout, solver=args.solver,
+                        timeout=args.timeout, progress=say)
+    build = Path(args.build_dir).resolve()
+    write_proof(build, proof)
+    print_proof(proof)
+    unreached = [n for n, s in proof.covers if s is None]
+    failed = [p for p in proof.properties if p.status == "failed"]
+    for p in failed:
+        print(f"kofn prove: FAILED {p.name} ({p.text}) in cycle {p.cycle}; counterexample {build / p.vcd}",
+              file=sys.stderr)
+    if unreached:
+        print(f"kofn prove: cover(s) not reached: {', '.join(unreached)} (a vacuous environment?)", file=sys.stderr)
+    if not failed:
+        n_proven = sum(p.status == "proven" for p in proof.properties)
+        print(f"kofn prove: {len(proof.properties)} properties hold ({n_proven} proven by PDR, the others by "
+              f"BMC: safety to {proof.safety_depth}, live to {proof.live_depth} cycles); wrote "
+              f"{build / 'formal' / 'prove.json'}", file=sys.stderr)
+    return 1 if failed or unreached else 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     from ..codegen import plan_layers, resources
     from ..codegen.pnr import PnrError, place_and_route
@@ -467,6 +495,17 @@ def main(argv: list[str] | None = None) -> int:
     y.add_argument("--threads", "--jobs", type=int, default=None,
                    help="ecp5: nextpnr threads (the PyPI WebAssembly build runs on one)")
     y.set_defaults(func=_synth)
+    v = sub.add_parser("prove", help="formally check a dataflow build's stream control with Yosys, ABC and "
+                                     "yosys-smtbmc (no lost beat, AXI4-Stream rules, frames, the scheduled cycles)")
+    v.add_argument("build_dir")
+    v.add_argument("--depth", type=int, default=None,
+                   help="safety BMC depth in cycles (default: twice the latency plus the reset)")
+    v.add_argument("--pdr-timeout", type=float, default=120.0,
+                   help="seconds for the unbounded safety proof (ABC pdr) before BMC takes over (default 120)")
+    v.add_argument("--solver", default="yices", choices=("yices", "z3"), help="SMT solver (default yices)")
+    v.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole check (default 1800)")
+    v.add_argument("-q", "--quiet", action="store_true")
+    v.set_defaults(func=_prove)
     x = sub.add_parser("explore", help="sweep k/n, lanes and widths: Pareto front (JSON + plot), pick for targets")
     x.add_argument("config", nargs="?", help="TOML config to vary (default: the embedded digits MLP)")
     x.add_argument("--out", default="kofn-explore", help="output folder (default: kofn-explore)")

@@ -103,6 +103,7 @@ class Report:
     seconds: Mapping[str, float] = field(default_factory=dict)
     efficiency: Mapping[str, Any] | None = None  # macs, multipliers, ii, mac_efficiency, limit_ii
     timing: Mapping[str, Any] | None = None  # kofn synth: per family, Fmax (ecp5) or logic-only path (xc7)
+    formal: Mapping[str, Any] | None = None  # kofn prove: per property, how it was checked and the outcome
     model: Model | None = field(default=None, compare=False, repr=False)
     history: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
@@ -122,6 +123,8 @@ class Report:
             d["efficiency"] = dict(self.efficiency)
         if self.timing is not None:
             d["timing"] = dict(self.timing)
+        if self.formal is not None:
+            d["formal"] = dict(self.formal)
         if self.lint is not None:
             d["lint"] = {"verilator_wall": self.lint}
         d["seconds"] = dict(self.seconds)
@@ -135,7 +138,7 @@ class Report:
             kofn_version=d["kofn_version"], name=d["name"], top=d["top"], layers=tuple(d["layers"]),
             latency=LatencyFigures(**{**lat, "per_layer": tuple(lat["per_layer"]),
                                       "per_stage": tuple(lat.get("per_stage", ()))}),
-            efficiency=d.get("efficiency"), timing=d.get("timing"),
+            efficiency=d.get("efficiency"), timing=d.get("timing"), formal=d.get("formal"),
             memory=d["memory"], resources=d["resources"],
             bitexact={k: SimCheck(**v) for k, v in d.get("bitexact", {}).items()},
             dataset=d.get("dataset"), source_model=d.get("source_model"),
@@ -177,6 +180,10 @@ class Report:
                 t["throughput_per_s_at_clock"] = self.latency.throughput_per_s
             merged[fam] = t
         return dataclasses.replace(self, timing=merged)
+
+    def with_formal(self, formal: Mapping[str, Any]) -> "Report":
+        """This report with ``kofn prove``'s result (:meth:`kofn.app.prove.Proof.to_json`)."""
+        return dataclasses.replace(self, formal=dict(formal))
 
     def write(self, build_dir: str | Path) -> None:
         """``report.json`` and ``report.md`` into ``build_dir``, each replaced atomically."""

@@ -1,0 +1,134 @@
+"""The formal harness of a dataflow build (``kofn prove``): what is proven, how deep, and the
+Yosys scripts that turn the build's RTL into SMT-LIB models for ``yosys-smtbmc``.
+
+Two models are made from ``hw_templates/formal/kofn_formal.sv.j2``:
+
+* **safety**: free stalls on both ports, s_axis obeying AXI4-Stream (assumed).  The properties
+  are the modules' own (``ifdef FORMAL`` blocks: no write into a bank that holds unread data, no
+  release of an empty bank, a producer takes only a free output bank, a reserved producer's beat
+  is always taken) and the harness's on m_axis (tdata, tlast and tvalid held until the
+  handshake; tlast exactly on every frame's last beat; no output frame before its input).
+  Checked by k-induction where it closes, else by BMC to :attr:`FormalPlan.safety_depth` cycles
+  (at least twice the latency, with the reset).
+* **live**: inputs always offered, output always ready.  Every frame's first input beat and last
+  output beat must be accepted in exactly the cycles of :mod:`kofn.codegen.dataflow`'s schedule,
+  for the frames that end within twice the latency (at least two): bounded liveness against
+  the estimated latency and II, by BMC to :attr:`FormalPlan.live_depth`.
+
+The datapath is abstracted: Yosys ``cutpoint`` turns the results entering the output buffer
+into free values each cycle, so nothing upstream of them is observable and ``opt_clean`` drops
+the MAC arrays, ROMs and activation buffers; the stream control and the output buffer remain.
+The control of a dataflow build never looks at data (no value decides a handshake), so the cut
+loses nothing the properties talk about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from .build import BuildPlan
+from .render import df_output_stream, tdata_width
+from .templating import environment, header
+
+__all__ = ["FormalPlan", "formal_plan", "RESET_CYCLES", "PROPERTY_TEXT", "describe"]
+
+RESET_CYCLES = 4  # as the cocotb testbench holds aresetn low
+
+#: What each property says, by the label of its assertion (the last part of its hierarchical name).
+PROPERTY_TEXT = {
+    "no_empty_read": "a buffer bank is released only while it holds a frame (no stage reads an empty bank)",
+    "no_overwrite": "every write lands in an empty bank (no write meets unread data)",
+    "take_free_bank": "a stage starts a frame only into an output bank free of frame t-2's data",
+    "no_lost_beat": "a reserved producer's result beat is always taken (no beat lost)",
+    "axis_out_valid_held": "m_axis tvalid stays high until the handshake",
+    "axis_out_data_stable": "m_axis tdata and tlast stay stable while tvalid && !tready",
+    "frame_tlast": "tlast on exactly the last beat of every output frame",
+    "start_on_full": "a stage starts a frame only from a full input bank (no stage reads an empty bank)",
+    "live_no_early_frame": "no frame's last output beat leaves before its scheduled cycle",
+    "live_no_early_input": "no frame's first input beat is taken before its scheduled cycle",
+    "live_frame": "the frame's last result leaves / first input beat is taken in the scheduled cycle",
+}
+
+
+def describe(name: str) -> str:
+    """The text of property ``name`` (a hierarchical assertion name)."""
+    base = name.rsplit(".", 1)[-1]
+    for key, text in PROPERTY_TEXT.items():
+        if base == key or base.startswith(key + "_") or (key == "live_frame" and base.startswith("live_frame")):
+            return text
+    return base
+
+
+@dataclass(frozen=True)
+class FormalPlan:
+    """The harness files (``formal/...`` -> text), the top under proof, the depths, and the
+    schedule the live model checks: ``(first input beat, last output beat)`` per frame, in
+    cycles from the first input beat."""
+
+    files: Mapping[str, str]
+    top: str
+    out_stream: str
+    safety_depth: int
+    live_depth: int
+    latency: int
+    ii: float
+    schedule: tuple[tuple[int, int], ...]
+
+
+def _script(top: str, sources: list[str], harness: str, cut: str, mode: str) -> str:
+    """Read the RTL and the harness, cut the datapath, write ``formal/<mode>.smt2`` (for
+    ``yosys-smtbmc``) and ``formal/<mode>.aig`` with its map ``.aim`` (for ABC's ``bmc3``;
+    covers dropped, as AIGER has none)."""
+    reads = " ".join(sources + [harness])
+    return "\n".join([
+        f"read_verilog -formal -sv {reads}",
+        "prep -top kofn_formal",
+        f"cutpoint {top}/w:{cut}",  # the datapath: free results into the output buffer
+        "flatten",
+        "opt_clean",
+        "opt -fast",
+        "async2sync",
+        "dffunmap",
+        f"tee -q -o formal/{mode}_stat.txt stat -top kofn_formal",
+        f"write_smt2 -wires formal/{mode}.smt2",
+        "chformal -cover -remove",
+        "memory_map",
+        "opt -fast -nodffe -nosdff",
+        "techmap",
+        "opt -fast -nodffe -nosdff",
+        "abc -g AND -fast",
+        "opt_clean",
+        "setundef -anyseq",
+        f"write_aiger -I -B -zinit -no-startoffset -map formal/{mode}.aim formal/{mode}.aig",
+    ]) + "\n"
+
+
+def formal_plan(build: BuildPlan, sources: list[str], safety_depth: int | None = None) -> FormalPlan:
+    """The harness of ``build`` (a dataflow build whose RTL files are ``sources``, paths
+    relative to the build folder).  Returns a :class:`FormalPlan`; raises ``ValueError`` for a
+    sequential build (its control is one FSM without buffers: not covered yet)."""
+    if build.schedule != "dataflow":
+        raise ValueError(f"kofn prove covers the dataflow schedule; this build is {build.schedule!r}")
+    m, lat = build.model, build.latency
+    latency = lat.total_cycles
+    sched = list(zip(lat.first_in, lat.last_out))
+    frames = max(2, sum(1 for _, lo in sched if lo <= 2 * latency))
+    sched = sched[:frames]
+    live_depth = RESET_CYCLES + sched[-1][1] + 2
+    depth = max(safety_depth or 0, RESET_CYCLES + 2 * latency + 2)
+    cw = max(live_depth, depth).bit_length() + 2
+    out_stream = df_output_stream(build.layers)
+    env = environment()
+    files = {}
+    for mode in ("safety", "live"):
+        files[f"formal/kofn_formal_{mode}.sv"] = env.get_template("formal/kofn_formal.sv.j2").render(
+            header=header("//"), top=build.top, live=mode == "live", reset=RESET_CYCLES,
+            in_tdata_w=build.stream_in * tdata_width(m.input_fmt),
+            out_tdata_w=build.stream_out * tdata_width(m.output_fmt),
+            in_beats=lat.input_cycles, out_beats=lat.output_cycles, cw=cw,
+            bw=max(lat.input_cycles, lat.output_cycles).bit_length() + 1, frames=len(sched),
+            out_stream=out_stream, schedule=list(enumerate(sched)))
+        files[f"formal/{mode}.ys"] = _script(build.top, sources, f"formal/kofn_formal_{mode}.sv",
+                                             f"{out_stream}_data", mode)
+    return FormalPlan(files, build.top, out_stream, depth, live_depth, latency, lat.ii_cycles, tuple(sched))

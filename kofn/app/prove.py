@@ -1,0 +1,254 @@
+"""``kofn prove BUILD_DIR``: a formal check of a build's stream control (issue 26).
+
+The harness and models come from :mod:`kofn.codegen.formal`; the tools run through
+:mod:`kofn.sim.formal`.  The steps, each with its engine:
+
+1. Yosys writes the safety and the live model (SMT-LIB for ``yosys-smtbmc``, AIGER for ABC).
+2. **safety**, unbounded: ABC's ``pdr`` (IC3/property-directed reachability), for at most
+   ``pdr_timeout`` seconds.  Where it finds an inductive invariant every safety property holds in
+   every reachable state ("proven").  PDR subsumes k-induction here: ``yosys-smtbmc -i`` does not
+   close on these designs at any small k (the cores' counters have unreachable states that
+   induction would need strengthening invariants to exclude; PDR finds them itself).
+3. **safety**, bounded, where PDR is undecided: ABC ``bmc3`` (SAT) to
+   :attr:`~kofn.codegen.formal.FormalPlan.safety_depth` cycles, at least twice the latency
+   ("bounded").  A failure from either engine is replayed by ``yosys-smtbmc`` to the same cycle
+   for the failing property's name and a VCD counterexample.
+4. **live**: ``yosys-smtbmc`` BMC to the live depth: every frame's first input beat and last
+   output beat in exactly the scheduled cycle.
+5. **covers**: ``yosys-smtbmc -c``: a trace reaching each cover (stalls on both ports, two
+   frames out), so a proof that holds because nothing moves would show.
+
+Exit 0 when every property holds, 1 with the failing property, its cycle and the VCD, 2 on a
+bad folder (the other commands' error path).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..core.errors import BuildError, KofnError
+
+__all__ = ["PropertyResult", "Proof", "prove_build", "prove_design", "print_proof", "write_proof", "ProveToolError"]
+
+
+class ProveToolError(KofnError):
+    """A formal tool is missing, failed or ran out of time (exit 2)."""
+
+    what = "prove"
+
+
+@dataclass(frozen=True)
+class PropertyResult:
+    name: str  # the assertion's hierarchical name (u_dut.u_l0_buf.no_overwrite)
+    mode: str  # "safety" or "live"
+    text: str
+    status: str  # "proven", "bounded" or "failed"
+    method: str  # "pdr" (unbounded: an inductive invariant) or "bmc"
+    depth: int  # BMC cycles (0 for pdr)
+    cycle: int | None = None  # a failure's cycle from power-up
+    vcd: str | None = None
+
+
+@dataclass(frozen=True)
+class Proof:
+    properties: tuple[PropertyResult, ...]
+    covers: tuple[tuple[str, int | None], ...]
+    safety_depth: int
+    live_depth: int
+    safety_method: str  # "pdr" (proven for all time) or "bmc" (to safety_depth)
+    abstraction: str
+    solver: str
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(p.status != "failed" for p in self.properties)
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "solver": self.solver, "abstraction": self.abstraction,
+                "safety_bmc_depth": self.safety_depth, "live_bmc_depth": self.live_depth,
+                "safety_method": self.safety_method,
+                "properties": [asdict(p) for p in self.properties],
+                "covers": [{"name": n, "reached_at": s} for n, s in self.covers], "seconds": self.seconds}
+
+
+def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
+    """ABC's ``engine`` (``pdr ...`` or ``bmc3 ...``) on an AIGER model (assumptions folded into
+    the properties): ("proven" | "passed" | "failed" | "undecided", the failing frame, seconds)."""
+    import re
+
+    t0 = time.perf_counter()
+    r = subprocess.run(["yosys-abc", "-c", f"read_aiger {aig}; fold; strash; {engine}"], cwd=cwd,
+                       capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    (cwd / (aig.removesuffix(".aig") + f"_{engine.split()[0]}.log")).write_text(out)
+    secs = time.perf_counter() - t0
+    m = re.search(r"was asserted in frame (\d+)", out)
+    if m:
+        return "failed", int(m.group(1)), secs
+    if "Property proved" in out:
+        return "proven", None, secs
+    if re.search(r"No output asserted in \d+ frames", out) and "Reached timeout" not in out:
+        return "passed", None, secs
+    if "UNDECIDED" in out or "Reached timeout" in out or "timeout" in out.lower():
+        return "undecided", None, secs
+    raise ProveToolError(f"yosys-abc {engine} on {cwd / aig} gave no verdict: {out.strip().splitlines()[-1:]}")
+
+
+def prove_build(build_dir: str | Path, *, depth: int | None = None, pdr_timeout: float = 120.0,
+                solver: str = "yices", timeout: float = 1800.0, progress=print) -> Proof:
+    """Check the stream control of the build in ``build_dir`` (module doc); writes the harness,
+    models, logs and any counterexample under ``build_dir/formal`` and returns the
+    :class:`Proof`.  ``depth``: the safety BMC depth (default: twice the latency plus the reset);
+    ``pdr_timeout``: seconds for the unbounded attempt (PDR) before BMC takes over."""
+    from .build_dir import open_build
+    from .flow import plan_build
+
+    b = open_build(build_dir, need_config=True)
+    build = b.path
+    sources = _sources(b)
+    plan = plan_build(b.model, b.config)
+    return prove_design(build, plan, sources, depth=depth, pdr_timeout=pdr_timeout, solver=solver,
+                        timeout=timeout, progress=progress)
+
+
+def _sources(b) -> list[str]:
+    """The build's RTL files from its filelist, relative to the build folder, each checked."""
+    build = b.path
+    flist = build / "rtl" / "filelist.f"
+    if not flist.is_file():
+        raise BuildError(f"{flist}: missing ({b.hint()})")
+    names = flist.read_text(errors="replace").split()
+    if not names or any("/" in f or f.startswith(".") or not f.endswith((".sv", ".v")) for f in names):
+        raise BuildError(f"{flist}: not a list of source files in rtl/ ({b.hint()})")
+    sources = [f"rtl/{f}" for f in names]
+    missing = [s for s in sources if not (build / s).is_file()]
+    if missing:
+        raise BuildError(f"{flist}: lists {missing[0]}, missing ({b.hint()})")
+    return sources
+
+
+def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = None, pdr_timeout: float = 120.0,
+                 solver: str = "yices", timeout: float = 1800.0, progress=print) -> Proof:
+    """:func:`prove_build` on RTL already in folder ``build``: ``sources`` (relative to it) laid
+    out as ``plan`` (a :class:`kofn.codegen.BuildPlan`)."""
+    from ..codegen.formal import describe, formal_plan
+    from ..sim import formal as fm
+    from ..sim.tools import ToolNotFound
+
+    build = Path(build)
+    try:
+        fp = formal_plan(plan, sources, safety_depth=depth)
+    except ValueError as e:
+        raise BuildError(f"{build}: {e}") from None
+    try:
+        env = fm.formal_env(solver)
+    except ToolNotFound as e:
+        raise ProveToolError(str(e)) from None
+    if shutil.which("yosys-abc", path=env["PATH"]) is None:
+        raise ProveToolError("yosys-abc not found (kofn prove needs it: apt-get install yosys)")
+    fdir = build / "formal"
+    shutil.rmtree(fdir, ignore_errors=True)
+    fdir.mkdir()
+    for rel, text in fp.files.items():
+        (build / rel).write_text(text)
+    secs: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        return max(1.0, deadline - time.monotonic())
+
+    for mode in ("safety", "live"):
+        progress(f"prove: yosys writes the {mode} model (datapath cut at {fp.out_stream}_data)")
+        try:
+            secs[f"yosys_{mode}"] = round(fm.run_yosys(build, f"formal/{mode}.ys", f"formal/{mode}_yosys.log", env,
+                                                       timeout=left()), 1)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            raise ProveToolError(str(e)) from None
+    safety_names, covers = fm.model_properties(fdir / "safety.smt2")
+    live_names, _ = fm.model_properties(fdir / "live.smt2")
+    results: list[PropertyResult] = []
+
+    # safety: PDR (unbounded), else BMC; a failure replayed by yosys-smtbmc for its name and VCD
+    n_safe = len(safety_names)
+    progress(f"prove: safety, {n_safe} properties: PDR (IC3) for at most {pdr_timeout:.0f} s")
+    verdict, frame, s = _abc(build, "formal/safety.aig", f"pdr -T {max(1, int(min(pdr_timeout, left())))}")
+    secs["safety_pdr"] = round(s, 1)
+    method, mdepth = "pdr", 0
+    if verdict == "undecided":
+        progress(f"prove: PDR undecided; safety BMC to {fp.safety_depth} cycles (ABC bmc3)")
+        verdict, frame, s = _abc(build, "formal/safety.aig", f"bmc3 -F {fp.safety_depth} -T {int(left())}")
+        secs["safety_bmc"] = round(s, 1)
+        method, mdepth = "bmc", fp.safety_depth
+        if verdict == "undecided":
+            raise ProveToolError(f"safety BMC to {fp.safety_depth} cycles did not finish within the time limit "
+                                 f"({timeout:.0f} s; --timeout)")
+    if verdict == "failed":
+        progress(f"prove: safety fails in cycle {frame}: replaying with yosys-smtbmc for the property and a VCD")
+        r = fm.smtbmc(build, "formal/safety.smt2", depth=frame + 1, vcd="formal/cex_safety.vcd", solver=solver,
+                      env=env, timeout=left(), log="formal/safety_bmc.log")
+        secs["safety_replay"] = r.seconds
+        bad = set(r.failed) or {"(unnamed: see formal/safety_bmc.log)"}
+        for n in safety_names:
+            st = "failed" if n in bad else "bounded"
+            results.append(PropertyResult(n, "safety", describe(n), st, "bmc", frame + 1,
+                                          r.step if st == "failed" else None,
+                                          r.vcd if st == "failed" else None))
+    else:
+        for n in safety_names:
+            results.append(PropertyResult(n, "safety", describe(n), "proven" if method == "pdr" else "bounded",
+                                          method, mdepth))
+
+    # live: the schedule, exactly
+    progress(f"prove: live, BMC to {fp.live_depth} cycles: {len(fp.schedule)} frame(s) at the scheduled cycles")
+    r = fm.smtbmc(build, "formal/live.smt2", depth=fp.live_depth, vcd="formal/cex_live.vcd", solver=solver, env=env,
+                  timeout=left(), log="formal/live_bmc.log")
+    secs["live_bmc"] = r.seconds
+    if r.status == "timeout":
+        raise ProveToolError(f"live BMC to {fp.live_depth} cycles did not finish within the time limit")
+    for n in live_names:
+        failed = n in r.failed
+        results.append(PropertyResult(n, "live", describe(n), "failed" if failed else "bounded", "bmc",
+                                      fp.live_depth, r.step if failed else None, r.vcd if failed else None))
+
+    # covers: the proof is not vacuous
+    cov: tuple = ()
+    if covers:
+        cdepth = fp.live_depth
+        progress(f"prove: covers, up to {cdepth} cycles")
+        r = fm.smtbmc(build, "formal/safety.smt2", depth=cdepth, method="cover", solver=solver, env=env,
+                      timeout=min(left(), max(60.0, timeout / 6)), log="formal/covers.log")
+        secs["covers"] = r.seconds
+        reached = dict(r.covers)
+        cov = tuple((n, reached.get(n)) for n in covers)
+    return Proof(tuple(results), cov, fp.safety_depth, fp.live_depth, method,
+                 f"datapath cut: the results entering the output buffer ({fp.out_stream}_data) are free values each "
+                 f"cycle (Yosys cutpoint); every value upstream of them is unobservable and removed",
+                 solver, secs)
+
+
+def print_proof(proof: Proof, file=sys.stdout) -> None:
+    """The command's table: one row per property."""
+    print("| property | mode | status | how |\n|---|---|---|---|", file=file)
+    for p in proof.properties:
+        how = "PDR (IC3): every reachable state" if p.method == "pdr" else f"BMC, {p.depth} cycles"
+        st = p.status + (f" in cycle {p.cycle} (counterexample {p.vcd})" if p.status == "failed" else "")
+        print(f"| {p.name} | {p.mode} | {st} | {how} |", file=file)
+    for n, s in proof.covers:
+        print(f"| cover {n} | safety | {'reached in cycle %d' % s if s is not None else 'NOT reached'} | cover |",
+              file=file)
+
+
+def write_proof(build: Path, proof: Proof) -> None:
+    """``formal/prove.json`` and the ``formal`` entry of ``report.json``."""
+    from .report import Report, write_json_atomic
+
+    write_json_atomic(build / "formal" / "prove.json", proof.to_json())
+    if (build / "report.json").is_file():
+        Report.load(build).with_formal(proof.to_json()).write(build)

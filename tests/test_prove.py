@@ -1,0 +1,93 @@
+"""``kofn prove`` (issue 26): the formal check of a dataflow build's stream control.
+
+The directed case is issue 26's reproducer (one dense stage whose pipeline outlasts its issue
+time, in front of m_axis) under the old start rule, a bank merely not full: the check must fail,
+naming the lost beat, with a counterexample; under today's reservation it must pass.  The
+old rule is put back by mutation: its 10-line controller and the top's instance of it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from kofn.codegen import plan_build, render_build, write_design
+from kofn.codegen.formal import formal_plan
+from kofn.core.fixed import FixedFormat as F
+from kofn.core.testing import random_model
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("yosys") is None or shutil.which("yosys-smtbmc") is None,
+                                 reason="needs Debian's yosys (yosys-smtbmc, yosys-abc)")]
+
+OLD_CTRL = """module kofn_df_ctrl (
+    input  logic clk, input logic rst, input logic [1:0] in_full, input logic [1:0] out_full,
+    input  logic can_start, output logic start, output logic bank
+);
+    assign start = can_start && in_full[bank] && !out_full[bank];
+    always_ff @(posedge clk) begin
+        if (rst) bank <= 1'b0;
+        else if (start) bank <= !bank;
+    end
+endmodule
+"""
+
+
+def _design(tmp_path, old: bool):
+    m = random_model([13, 11], [2], seed=413, input_fmt=F(6, 2))
+    b = plan_build(m, None, stream_in=2)
+    d = render_build(b)
+    write_design(d, tmp_path)
+    if old:  # the start rule before issue 26: the output bank merely not full
+        (tmp_path / "rtl" / "kofn_df_ctrl.sv").write_text(OLD_CTRL)
+        top = tmp_path / "rtl" / f"{b.top}.sv"
+        text, n = re.subn(r"\.out_rel\(rel_out\),\s*\.out_rel_bank\(relb_out\)", ".out_full(full_out)",
+                          top.read_text())
+        assert n == 1
+        top.write_text(text)
+    return b, list(d.sources)
+
+
+def test_the_old_start_rule_fails_with_a_counterexample(tmp_path):
+    from kofn.app.prove import prove_design
+
+    b, srcs = _design(tmp_path, old=True)
+    proof = prove_design(tmp_path, b, srcs, progress=lambda m: None)
+    assert not proof.passed
+    failed = {p.name: p for p in proof.properties if p.status == "failed"}
+    assert "u_dut.no_lost_beat_res_l0" in failed, sorted(failed)
+    p = failed["u_dut.no_lost_beat_res_l0"]
+    assert p.cycle is not None and p.cycle < formal_plan(b, srcs).safety_depth
+    vcd = (tmp_path / p.vcd).read_text()
+    assert "res_l0_valid" in vcd and "$enddefinitions" in vcd
+    # the live model fails too: the old rule starts frame 2 early, off the schedule (II 11 against 13.5)
+    assert any(q.mode == "live" and q.status == "failed" for q in proof.properties)
+
+
+def test_the_reservation_passes_every_property(tmp_path):
+    from kofn.app.prove import prove_design
+
+    b, srcs = _design(tmp_path, old=False)
+    proof = prove_design(tmp_path, b, srcs, progress=lambda m: None)
+    assert proof.passed, [p for p in proof.properties if p.status == "failed"]
+    names = {p.name.rsplit(".", 1)[-1] for p in proof.properties}
+    assert {"no_lost_beat_res_l0", "no_overwrite", "no_empty_read", "take_free_bank", "rel_reserved_bank",
+            "start_on_full", "axis_out_valid_held", "axis_out_data_stable", "frame_tlast"} <= names
+    assert any(n.startswith("live_frame") for n in names)
+    assert all(s is not None for _, s in proof.covers) and len(proof.covers) == 3
+    fp = formal_plan(b, srcs)
+    assert proof.safety_depth >= 2 * b.latency.total_cycles
+    assert proof.safety_method == "pdr"  # this small design closes: every safety property for all time
+    for p in proof.properties:
+        assert (p.status, p.method) == (("proven", "pdr") if p.mode == "safety" else ("bounded", "bmc"))
+        if p.mode == "live":
+            assert p.depth == fp.live_depth
+
+
+def test_a_sequential_build_is_refused(tmp_path):
+    m = random_model([13, 11], [2], seed=413)
+    b = plan_build(m, None, schedule="sequential")
+    with pytest.raises(ValueError, match="dataflow schedule"):
+        formal_plan(b, ["rtl/kofn_top.sv"])
