@@ -110,11 +110,12 @@ def fold(model: Model, lanes: Sequence[int | str | None], target_ii: int = 0, ma
 
 def stream_values(n_values: int, period: int) -> int:
     """Values per AXI beat for ``n_values`` per inference: the smallest power of two whose
-    beats take at most half of ``period`` (the slowest stage's), so the stream never binds."""
+    beats take at most half of ``period`` (the slowest stage's), so the stream never binds;
+    ``n_values`` when one beat holds them all."""
     v = 1
     while -(-n_values // v) > max(1, period // 2) and v < n_values:
         v *= 2
-    return v
+    return min(v, n_values)  # one beat holds the whole frame: no lane beyond it
 
 
 def _spec_options(spec, shape: tuple) -> list[tuple[int, int]]:

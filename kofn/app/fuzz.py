@@ -274,7 +274,9 @@ _BAD: list[tuple[str, str, str]] = [
     ("timing_vectors", "4", "sim.timing_vectors"), ("top", '"kofn_dense"', "hw.top"), ("top", '"module"', "hw.top"),
     ("top", '"a/b"', "hw.top"), ("top", '"../x"', "hw.top"), ("clock_mhz", "0", "hw.clock_mhz"),
     ("schedule", '"pipelined"', "hw.schedule"), ("target_ii", "-5", "hw.target_ii"),
-    ("stream_in", "-1", "hw.stream_in"),
+    ("stream_in", "-1", "hw.stream_in"), ("stream_out", "-1", "hw.stream_out"),
+    # more values per beat than a frame holds (64 inputs, 10 outputs)
+    ("stream_in", "100000", "hw.stream_in"), ("stream_in", "65", "hw.stream_in"), ("stream_out", "11", "hw.stream_out"),
 ]
 
 #: Whole-config mutations: (TOML appended or substituted, the key named).
@@ -286,6 +288,14 @@ _BAD_EXTRA: list[tuple[str, str, str]] = [
     ("hw_append", "frequency = 100\n", "hw.frequency"),
     ("layer0_append", "stride = 2\n", "layers[0].stride"),
     ("layer0_append", "block = 4\n", "layers[0].block"),
+    # wider than 1024 bits of tdata: 43 lanes of 24 bits
+    ("sub", "input = { width = 8, int_bits = 1, signed = false }|input = { width = 24, int_bits = 1, signed = false }|"
+            "stream_in = 0|stream_in = 43", "hw.stream_in"),
+    # a banked first layer takes at most one value per bank memory and beat
+    ("sub", 'granularity = "weight"|granularity = "bank"|lanes = "auto"|lanes = 8|stream_in = 0|stream_in = 9',
+     "hw.stream_in"),
+    # an image model's first layer (here a pool) takes one value per beat
+    ("sub", '[[layers]]|[[layers]]\ntype = "maxpool"\n\n[[layers]]|stream_in = 0|stream_in = 2', "hw.stream_in"),
 ]
 
 
@@ -305,7 +315,7 @@ def invalid_config(seed: int, case: int | None = None) -> tuple[str, str]:
     if where == "sub":  # old|new pairs, each the first such line
         parts = value.split("|")
         for old, new in zip(parts[::2], parts[1::2]):
-            text, n = re.subn(rf"^{re.escape(old)}\b", new, text, count=1, flags=re.M)
+            text, n = re.subn(rf"^{re.escape(old)}(?!\w)", new, text, count=1, flags=re.M)
             if n != 1:
                 raise RuntimeError(f"fuzz: the default config has no line {old!r}")
         return text, key
