@@ -148,8 +148,10 @@ class HwConfig:
             if getattr(self, name) < 0:
                 _fail(f"{key}.{name}", f"must be >= 0 (0: {'auto' if name.startswith('stream') else 'unset'}), "
                                        f"got {getattr(self, name)}")
-        if self.schedule == "sequential" and max(self.stream_in, self.stream_out) > 1:
-            _fail(f"{key}.stream_in", "the sequential schedule streams one value per beat")
+        for name in ("stream_in", "stream_out"):
+            if self.schedule == "sequential" and getattr(self, name) > 1:
+                _fail(f"{key}.{name}", f"must be 0 or 1: the sequential schedule streams one value per beat, "
+                                       f"got {getattr(self, name)}")
         if self.target_ii and self.max_dsp:
             _fail(f"{key}.max_dsp", "give hw.target_ii or hw.max_dsp, not both")
 
