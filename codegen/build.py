@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..core.fixed import FixedFormat
 from ..core.ir import Model
 from .estimate import Latency, latency
 from .plan import LayerPlan, plan_layers
@@ -17,7 +18,47 @@ from .folding import Folding, fold, stream_values
 from .kinds import handler
 from .render import Design, render, tdata_width
 
-__all__ = ["BuildPlan", "plan_build", "render_build", "axis_args"]
+__all__ = ["BuildPlan", "plan_build", "render_build", "axis_args", "MAX_TDATA_BITS", "beat_limit", "beat_error",
+           "stream_limits"]
+
+MAX_TDATA_BITS = 1024  # the widest AXI4-Stream tdata kofn generates: values per beat x tdata_width(fmt)
+
+
+def beat_limit(n_values: int, fmt: FixedFormat, banks: int = 1, image: bool = False,
+               what: str = "input") -> tuple[int, str]:
+    """The most values one AXI beat of a stream may carry, and what sets it: ``(values, why)``.
+
+    The stream carries ``n_values`` ``fmt`` values per frame (``what``: ``"input"`` or
+    ``"output"``), each in a ``tdata_width(fmt)``-bit lane.  An image model's first layer
+    (``image``) takes one value per beat; a banked first
+    layer (``banks`` P > 1) keeps its inputs in P memories, one write each per beat; no beat
+    holds more values than a frame, nor more lanes than :data:`MAX_TDATA_BITS` carry.  The
+    first bound in that order wins a tie, so ``why`` names the most specific one."""
+    lane = tdata_width(fmt)
+    bus = MAX_TDATA_BITS // lane
+    bounds = [(n_values, f"a frame holds {n_values:,} {what} values"),
+              (bus, f"{bus} lanes of {lane} bits fill the {MAX_TDATA_BITS:,}-bit tdata limit")]
+    if banks > 1:
+        bounds.insert(0, (banks, f"the first layer keeps its inputs in {banks} bank memories, one write each per beat"))
+    if image:
+        bounds.insert(0, (1, "an image model's first layer takes one value per beat"))
+    return min(bounds, key=lambda b: b[0])
+
+
+def beat_error(values: int, limit: tuple[int, str]) -> str | None:
+    """``None`` when ``values`` per beat fit ``limit`` (:func:`beat_limit`), else why not: the
+    message after the key, naming the largest allowed value."""
+    most, why = limit
+    return None if values <= most else f"must be at most {most:,} ({why}), got {values:,}"
+
+
+def stream_limits(model: Model) -> tuple[tuple[int, str], tuple[int, str]]:
+    """:func:`beat_limit` of ``model``'s input stream (``s_axis``) and output stream (``m_axis``)
+    under the dataflow schedule."""
+    first = handler(model.layers[0])
+    banks = first.banks(model.layers[0]) if first.has_core and first.df_mem(model.layers[0]) else 1
+    return (beat_limit(model.n_inputs, model.input_fmt, banks, first.image),
+            beat_limit(model.n_outputs, model.output_fmt, what="output"))
 
 
 @dataclass(frozen=True)
@@ -79,17 +120,19 @@ def plan_build(model: Model, lanes: Sequence[int | str | None] | None = None, to
         stream_in, stream_out = stream_in or 1, stream_out or 1
     else:
         slowest = max(handler(p.layer).df_period(p.layer, p.lanes) for p in plans if p.has_core)
-        first = handler(plans[0].layer)
-        image = first.image
-        # a bank layer's memories take one value per bank and beat: at most P values per beat
-        cap = plans[0].lanes if first.has_core and first.df_mem(plans[0].layer) else 0
-        if stream_in and cap and stream_in > cap:
-            raise ValueError(f"hw.stream_in = {stream_in}: layer {plans[0].layer.name!r} keeps its inputs in "
-                             f"{cap} bank memories, one write each per beat: at most {cap} values per beat")
-        stream_in = stream_in or (1 if image else stream_values(model.n_inputs, slowest))
-        while cap and stream_in > cap:
-            stream_in //= 2
-        stream_out = stream_out or stream_values(model.n_outputs, slowest)
+        limits = stream_limits(model)
+        for key, values, limit in (("hw.stream_in", stream_in, limits[0]), ("hw.stream_out", stream_out, limits[1])):
+            if err := beat_error(values, limit):
+                raise ValueError(f"{key}: {err}")
+
+        def auto(n_values: int, most: int) -> int:  # a power of two that fits (the frame's n itself at most)
+            v = stream_values(n_values, slowest)
+            while v > most:
+                v //= 2
+            return v
+
+        stream_in = stream_in or auto(model.n_inputs, limits[0][0])
+        stream_out = stream_out or auto(model.n_outputs, limits[1][0])
     return BuildPlan(model, plans, latency(model, plans, schedule, stream_in, stream_out), top, part, clock_mhz,
                      schedule, stream_in, stream_out, folding)
 

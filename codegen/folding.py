@@ -83,6 +83,14 @@ def _search(options: dict[int, list[tuple[int, int]]], fixed: int, target_ii: in
     return {i: _fewest(opts, target_ii) for i, opts in options.items()}
 
 
+def _given(layer, lanes: int | None) -> int:
+    """The lanes a MAC layer that is not folded gets: its own, or the default rule's (a bank
+    layer's banks, else :func:`~kofn.codegen.plan.default_lanes` of its entries per row)."""
+    if lanes is not None:
+        return lanes
+    return layer.banks if getattr(layer, "banks", 1) > 1 else default_lanes(handler(layer).entries_per_row(layer))
+
+
 def fold(model: Model, lanes: Sequence[int | str | None], target_ii: int = 0, max_dsp: int = 0) -> Folding:
     """Resolve ``"auto"`` entries of ``lanes`` (one per layer; ints and ``None`` stay)."""
     lanes = list(lanes)
@@ -94,27 +102,26 @@ def fold(model: Model, lanes: Sequence[int | str | None], target_ii: int = 0, ma
     for i in auto:
         if not handler(model.layers[i]).has_core:
             raise ValueError(f"layer {model.layers[i].name!r}: a pooling layer has no lanes to fold")
-    fixed = sum(p for i, p in enumerate(lanes) if i not in auto and isinstance(p, int))
+    # the hand-set layers' multipliers, those the default rule gives (lanes None) included, as
+    # resolve_bank_lanes counts them: a max_dsp budget holds the whole design
+    fixed = sum(_given(L, p) for i, (L, p) in enumerate(zip(model.layers, lanes))
+                if i not in auto and handler(L).has_core)
     for i, p in _search({i: _options(model.layers[i]) for i in auto}, fixed, target_ii, max_dsp).items():
         lanes[i] = p
-    periods = []
-    for L, p in zip(model.layers, lanes):
-        h = handler(L)
-        if h.has_core:
-            if p is None:
-                p = L.banks if getattr(L, "banks", 1) > 1 else default_lanes(h.entries_per_row(L))
-            periods.append((L.name, h.df_period(L, p)))
+    periods = [(L.name, handler(L).df_period(L, _given(L, p))) for L, p in zip(model.layers, lanes)
+               if handler(L).has_core]
     binding = max(periods, key=lambda x: x[1])[0]
     return Folding(tuple(lanes), tuple(periods), binding)
 
 
 def stream_values(n_values: int, period: int) -> int:
     """Values per AXI beat for ``n_values`` per inference: the smallest power of two whose
-    beats take at most half of ``period`` (the slowest stage's), so the stream never binds."""
+    beats take at most half of ``period`` (the slowest stage's), so the stream never binds;
+    ``n_values`` when one beat holds them all."""
     v = 1
     while -(-n_values // v) > max(1, period // 2) and v < n_values:
         v *= 2
-    return v
+    return min(v, n_values)  # one beat holds the whole frame: no lane beyond it
 
 
 def _spec_options(spec, shape: tuple) -> list[tuple[int, int]]:

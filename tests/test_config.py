@@ -40,7 +40,9 @@ def test_default_is_valid():
         (r"^target_ii = 32", "target_ii = 32\nmax_dsp = 20", r"hw\.max_dsp: give hw\.target_ii or hw\.max_dsp"),
         (r'^schedule = "dataflow"', 'schedule = "pipelined"', r"hw\.schedule"),
         (r'^schedule = "dataflow"(.*\n)+?stream_out = 0', 'schedule = "sequential"\nstream_out = 2',
-         r"hw\.stream_in: the sequential"),
+         r"^hw\.stream_out: must be 0 or 1: the sequential schedule streams one value per beat, got 2$"),
+        (r'^schedule = "dataflow"(.*\n)+?stream_in = 0', 'schedule = "sequential"\nstream_in = 3',
+         r"^hw\.stream_in: must be 0 or 1: the sequential"),
         (r"^timing_vectors = 12", "timing_vectors = 4", r"sim\.timing_vectors: must be in 10..1000"),
         (r"^method = \"dpp\"", "method = \"obd\"", r"train\.method: must be one of dense, dpp"),
         (r"^granularity = \"weight\"", "granularity = \"kernel\"", r"layers\[0\]\.granularity: 'kernel' applies to Conv2d"),
@@ -91,6 +93,53 @@ _BANK0 = r'^granularity = "weight"(.*\n)+?lanes = "auto"'  # layer 0's granulari
 def test_bad_banks_name_the_key(pattern, repl, key):
     with pytest.raises(ConfigError, match=key):
         parse_config(_edit(pattern, repl))
+
+
+_IN8 = r"^input = \{ width = 8, int_bits = 1, signed = false \}"
+
+
+@pytest.mark.parametrize(
+    "edits, key",
+    [
+        # more values per beat than a frame holds: 64 inputs, 10 outputs
+        ([(r"^stream_in = 0", "stream_in = 100000")],
+         r"^hw\.stream_in: must be at most 64 \(a frame holds 64 input values\), got 100,000$"),
+        ([(r"^stream_in = 0", "stream_in = 65")], r"^hw\.stream_in: must be at most 64 "),
+        ([(r"^stream_out = 0", "stream_out = 11")],
+         r"^hw\.stream_out: must be at most 10 \(a frame holds 10 output values\), got 11$"),
+        # wider than 1024 bits of tdata: a 24-bit input takes a 24-bit lane, 42 of them fit
+        ([(_IN8, "input = { width = 24, int_bits = 1, signed = false }"), (r"^stream_in = 0", "stream_in = 43")],
+         r"^hw\.stream_in: must be at most 42 \(42 lanes of 24 bits fill the 1,024-bit tdata limit\), got 43$"),
+        # a banked first layer: one value per bank memory and beat, hand-set P and folded P alike
+        ([(_BANK0, 'granularity = "bank"\nlanes = 8'), (r"^stream_in = 0", "stream_in = 9")],
+         r"^hw\.stream_in: must be at most 8 \(the first layer keeps its inputs in 8 bank memories"),
+        ([(_BANK0, 'granularity = "bank"\nlanes = "auto"'), (r"^stream_in = 0", "stream_in = 17")],
+         r"^hw\.stream_in: must be at most 16 \(the first layer keeps its inputs in 16 bank memories"),
+        # an image model's first layer (a pool here) takes one value per beat
+        ([(r"^\[\[layers\]\]", '[[layers]]\ntype = "maxpool"\n\n[[layers]]'), (r"^stream_in = 0", "stream_in = 2")],
+         r"^hw\.stream_in: must be at most 1 \(an image model's first layer takes one value per beat\), got 2$"),
+    ],
+)
+def test_stream_wider_than_a_beat_can_carry(edits, key):
+    text = default_config_text()
+    for pattern, repl in edits:
+        text, n = re.subn(pattern, repl, text, count=1, flags=re.M)
+        assert n == 1, pattern
+    with pytest.raises(ConfigError, match=key):
+        parse_config(text)
+
+
+@pytest.mark.parametrize("edits", [
+    [(r"^stream_in = 0", "stream_in = 64"), (r"^stream_out = 0", "stream_out = 10")],
+    [(_IN8, "input = { width = 24, int_bits = 1, signed = false }"), (r"^stream_in = 0", "stream_in = 42")],
+    [(_BANK0, 'granularity = "bank"\nlanes = 8'), (r"^stream_in = 0", "stream_in = 8")],
+    [(r"^\[\[layers\]\]", '[[layers]]\ntype = "maxpool"\n\n[[layers]]'), (r"^stream_in = 0", "stream_in = 1")],
+])
+def test_stream_at_its_limit_is_accepted(edits):
+    text = default_config_text()
+    for pattern, repl in edits:
+        text = re.sub(pattern, repl, text, count=1, flags=re.M)
+    parse_config(text)
 
 
 def test_bank_after_feature_map_is_refused():

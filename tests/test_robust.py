@@ -115,6 +115,59 @@ def test_size_bound_refuses_before_work(tmp_path, capsys):
     assert "78,400,000" in last and "16,777,216" in last
 
 
+def test_stream_wider_than_a_frame_refuses_before_work(tmp_path, capsys, monkeypatch):
+    """Issue 26: hw.stream_in = 100000 on 64 inputs was accepted and the Verilator build of its
+    100000-lane tdata crawled for minutes; now one line names the key and the largest value."""
+    _refuse_work(monkeypatch)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(re.sub(r"^stream_in = 0", "stream_in = 100000", default_config_text(), count=1, flags=re.M))
+    out = tmp_path / "o"
+    assert main(["flow", str(cfg), "--out", str(out), "--quiet"]) == 2
+    last = _user_error(capsys, "config", "hw.stream_in")
+    assert last == "kofn: config: hw.stream_in: must be at most 64 (a frame holds 64 input values), got 100,000"
+    assert not out.exists() and _leftovers(out) == []
+
+
+def _no_training(monkeypatch):
+    """An ONNX model's streams are checked in preflight, on its formats: before training or output."""
+    import kofn.app.flow as flow
+
+    def boom(*a, **k):
+        raise AssertionError("an invalid stream width got past the preflight")
+
+    monkeypatch.setattr(flow, "run_flow", boom)
+
+
+def test_stream_of_a_quantized_onnx_model_is_checked_on_its_formats(tmp_path, capsys, monkeypatch):
+    """The model's 24-bit input takes 24-bit lanes: 42 fit in 1024 bits (the config's default
+    8-bit input would allow 64)."""
+    from kofn.app.export import to_onnx
+    from kofn.core.fixed import FixedFormat
+    from kofn.core.testing import random_model
+
+    to_onnx(random_model([64, 16, 10], [8, 4], seed=1, input_fmt=FixedFormat(24, 2)), tmp_path / "q.onnx")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('model = "q.onnx"\n[hw]\nstream_in = 43\n')
+    _no_training(monkeypatch)
+    out = tmp_path / "o"
+    assert main(["flow", str(cfg), "--out", str(out), "--quiet"]) == 2
+    _user_error(capsys, "config", "hw.stream_in: must be at most 42 (42 lanes of 24 bits fill the 1,024-bit tdata "
+                                  "limit), got 43")
+    assert not out.exists() and _leftovers(out) == []
+
+
+def test_stream_of_a_float_onnx_model_is_checked_on_the_config(tmp_path, capsys, monkeypatch):
+    _float_onnx(tmp_path / "m.onnx", nan=False)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('model = "m.onnx"\n' + re.sub(r"^stream_out = 0", "stream_out = 11", default_config_text(),
+                                                 count=1, flags=re.M))
+    _no_training(monkeypatch)
+    out = tmp_path / "o"
+    assert main(["flow", str(cfg), "--out", str(out), "--quiet"]) == 2
+    _user_error(capsys, "config", "hw.stream_out: must be at most 10 (a frame holds 10 output values), got 11")
+    assert not out.exists() and _leftovers(out) == []
+
+
 # --- bad data and model files ---------------------------------------------------------------
 
 def _mnist_config(tmp_path: Path, data: Path) -> Path:

@@ -46,6 +46,7 @@ __all__ = [
     "SimConfig",
     "HwConfig",
     "FlowConfig",
+    "check_beats",
     "load_config",
     "read_config_text",
     "parse_config",
@@ -147,10 +148,24 @@ class HwConfig:
             if getattr(self, name) < 0:
                 _fail(f"{key}.{name}", f"must be >= 0 (0: {'auto' if name.startswith('stream') else 'unset'}), "
                                        f"got {getattr(self, name)}")
-        if self.schedule == "sequential" and max(self.stream_in, self.stream_out) > 1:
-            _fail(f"{key}.stream_in", "the sequential schedule streams one value per beat")
+        for name in ("stream_in", "stream_out"):
+            if self.schedule == "sequential" and getattr(self, name) > 1:
+                _fail(f"{key}.{name}", f"must be 0 or 1: the sequential schedule streams one value per beat, "
+                                       f"got {getattr(self, name)}")
         if self.target_ii and self.max_dsp:
             _fail(f"{key}.max_dsp", "give hw.target_ii or hw.max_dsp, not both")
+
+
+def check_beats(hw: HwConfig, limit_in: tuple[int, str], limit_out: tuple[int, str]) -> None:
+    """:class:`ConfigError` naming ``hw.stream_in`` or ``hw.stream_out`` and the largest value
+    allowed when either asks more values per beat than its limit
+    (:func:`kofn.codegen.build.beat_limit`: the frame's values, 1024 bits of tdata, the first
+    layer's banks, one value for an image model)."""
+    from ..codegen.build import beat_error
+
+    for name, limit in (("stream_in", limit_in), ("stream_out", limit_out)):
+        if err := beat_error(getattr(hw, name), limit):
+            _fail(f"hw.{name}", err)
 
 
 @dataclass(frozen=True)
@@ -202,8 +217,19 @@ class FlowConfig:
                 _fail("hw.max_dsp", str(e))
             object.__setattr__(self, "layers", layers)
             validate_chain(self.layers, self.input_shape)
-        if self.hw.stream_in > 1 and self.layers[0].image:
-            _fail("hw.stream_in", "an image model's first layer takes one value per beat (set 0 or 1)")
+        if not self.model:  # an ONNX model's formats may be its own: preflight checks them on its IR
+            self.check_streams(out_shape[0])
+
+    def check_streams(self, n_outputs: int) -> None:
+        """``hw.stream_in`` / ``hw.stream_out`` against what one beat may carry
+        (:func:`kofn.codegen.build.beat_limit`), from the layers' sizes and formats; ``n_outputs``:
+        the last layer's."""
+        from ..codegen.build import beat_limit
+
+        first, n_in = self.layers[0], int(math.prod(self.input_shape))
+        banks = 1 if first.image or not first.weighted else first.banks(n_in) or 1
+        check_beats(self.hw, beat_limit(n_in, self.input, banks, first.image),
+                    beat_limit(n_outputs, self.layers[-1].output, what="output"))
 
     def _check_accumulators(self) -> None:
         """Every weighted layer's bias aligns with its accumulator, whose width is bounded:

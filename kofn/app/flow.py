@@ -109,6 +109,8 @@ def preflight(cfg: FlowConfig, progress: Progress | None = None) -> Preflight:
         progress(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test images, {ds.n_features} features")
     if not cfg.model:
         return Preflight(ds)
+    from ..codegen.build import stream_limits
+    from .config import check_beats
     from .onnx_import import OnnxImportError, float_init, onnx_to_ir
     from .qonnx_import import read_model
 
@@ -131,10 +133,12 @@ def preflight(cfg: FlowConfig, progress: Progress | None = None) -> Preflight:
         if n_out != cfg.data.n_classes:
             raise OnnxImportError(f"{cfg.model}: the model has {n_out} outputs, {ds.name} has {cfg.data.n_classes} "
                                   "classes")
+        check_beats(cfg.hw, *stream_limits(model_ir))  # on the model's own formats and banks
         return Preflight(ds, imported=model_ir)
     if not cfg.layers:
         raise OnnxImportError(f"{cfg.model}: a float model: give [[layers]] with k, granularity and formats for its "
                               "layers")
+    cfg.check_streams(cfg.data.n_classes)  # a float model takes the config's formats
     init = float_init(net, cfg.layers, cfg.data.image_shape if cfg.is_image_model else (ds.n_features,))
     return Preflight(ds, init=init)
 

@@ -3,8 +3,12 @@ its validation.
 
 :func:`random_config` draws a flow config from a seed: an MLP or a CNN on the 8x8 digits
 (conv, maxpool, bn, strides, padding), every granularity (weight, block, bank, kernel,
-feature_map), random widths and signedness, lanes, both schedules, k = 1 and k = n among the
-draws.  Configs the validation refuses are redrawn (the generator aims at valid ones; the
+feature_map), random widths and signedness (inputs up to 12 bits: 16-bit tdata lanes), lanes
+hand-set, by the default rule or ``"auto"`` (folded to a drawn ``hw.target_ii`` or
+``hw.max_dsp``, bank layers included), both schedules, k = 1 and k = n, several values per
+input beat (a dense first layer, into bank memories too) and per output beat, and skewed stage
+rates (a wide first layer with a large k and up to 16 lanes feeding a tiny banked layer, the
+shape of issue 26's seed 44) among the draws.  Configs the validation refuses are redrawn (the generator aims at valid ones; the
 count of redraws is reported).  :func:`check_flow` runs one through the whole flow (short
 training, few vectors) and returns what must hold: reference = RTL = HLS on every output code,
 estimated = measured cycles and II.
@@ -63,13 +67,30 @@ def _divisors(x: int) -> list[int]:
     return [d for d in range(1, x + 1) if x % d == 0]
 
 
-def _dense(r: random.Random, n: int, out: int, last: bool, after_fm: bool) -> list[str]:
-    gran = r.choice(["weight", "weight", "block", "bank"] + ([] if last else ["feature_map"]))
-    relu = (not last) and r.random() < 0.85
-    lines = [f"out_features = {out}", f'granularity = "{gran}"', f"relu = {'true' if relu else 'false'}"]
+def _lanes(r: random.Random, row: int, wide: bool = False) -> str | None:
+    """A ``lanes`` line for a layer of ``row`` entries per row: often unset (the default rule),
+    sometimes ``"auto"`` (folded to the config's hw.target_ii or hw.max_dsp), else a P in
+    1..row (up to 8, or up to 16 when ``wide``)."""
+    u = r.random()
+    if u < 0.25:
+        return None
+    if u < 0.45:
+        return 'lanes = "auto"'
+    return f"lanes = {r.randint(1, min(row, 16 if wide else 8))}"
+
+
+def _dense(r: random.Random, n: int, out: int, last: bool, after_fm: bool, gran: str | None = None,
+           wide_k: bool = False) -> tuple[list[str], int | str | None]:
+    """A dense layer of ``n`` inputs and ``out`` outputs and the P its input banks need (a bank
+    layer's lanes: an int, ``"auto"`` or ``None`` for the default rule; ``None`` otherwise).
+    ``gran``: the granularity (drawn when ``None``); ``wide_k``: a large k (n/4..n) and up to 16
+    lanes, a stage much slower than a small one behind it."""
+    gran = gran or r.choice(["weight", "weight", "block", "bank"] + ([] if last else ["feature_map"]))
     if gran == "bank" and after_fm:
         gran = "weight"
-        lines[1] = 'granularity = "weight"'
+    relu = (not last) and r.random() < 0.85
+    lines = [f"out_features = {out}", f'granularity = "{gran}"', f"relu = {'true' if relu else 'false'}"]
+    banks: int | str | None = None
     if gran == "block":
         m = r.choice([d for d in _divisors(n) if d <= 16])
         k = _k(r, m)
@@ -80,17 +101,23 @@ def _dense(r: random.Random, n: int, out: int, last: bool, after_fm: bool) -> li
         lines.append(f"k = {k}")
         row = n
     elif gran == "bank":
-        p = r.choice([d for d in _divisors(n) if d <= 8])
-        k = p * _k(r, n // p)
-        lines += [f"k = {k}", f"lanes = {p}"]
+        p = r.choice([d for d in _divisors(n) if d <= (16 if wide_k else 8)])
+        k = p * (r.randint(max(1, n // p // 4), n // p) if wide_k else _k(r, n // p))
+        lines.append(f"k = {k}")
+        if r.random() < 0.25:  # folded: P is chosen (among those dividing k and n) before training
+            lines.append('lanes = "auto"')
+            banks = "auto"
+        else:
+            lines.append(f"lanes = {p}")
+            banks = p
         row = None
     else:
-        k = _k(r, n)
+        k = r.randint(max(1, n // 4), n) if wide_k else _k(r, n)
         lines.append(f"k = {k}")
         row = k
-    if row is not None and r.random() < 0.7:
-        lines.append(f"lanes = {r.choice([d for d in range(1, min(row, 8) + 1)])}")
-    return lines + _formats(r, relu)
+    if row is not None and (lane := _lanes(r, row, wide_k)):
+        lines.append(lane)
+    return lines + _formats(r, relu), banks
 
 
 def random_config(seed: int) -> str:
@@ -98,7 +125,7 @@ def random_config(seed: int) -> str:
     r = random.Random(seed)
     cnn = r.random() < 0.5
     in_signed = r.random() < 0.25
-    in_w = r.randint(4, 8)
+    in_w = r.randint(9, 12) if r.random() < 0.1 else r.randint(4, 8)  # > 8 bits: 16-bit tdata lanes
     in_i = r.randint(1, 2)
     _ACT_FRAC[0] = in_w - in_i
     lines = [f'name = "fuzz_{seed}"', f"seed = {seed}",
@@ -111,6 +138,7 @@ def random_config(seed: int) -> str:
     sched = r.choice(["dataflow", "dataflow", "sequential"])
     hw = [f'schedule = "{sched}"']
     layers: list[list[str]] = []
+    first_banks: int | str | None = None  # the first layer's banks, when it is a dense bank layer
     after_fm = False
     if cnn:
         h = w = 8
@@ -133,13 +161,20 @@ def random_config(seed: int) -> str:
                        f"relu = {'true' if relu else 'false'}"]
             if gran == "bank":
                 p = r.choice([d for d in _divisors(n) if d <= 8])
-                lines_l += [f"k = {p * _k(r, n // p)}", f"lanes = {p}"]
-            elif gran == "kernel":
-                lines_l.append(f"k = {_k(r, c)}")
-            elif gran == "feature_map":
-                lines_l.append(f"k = {r.randint(1, oc)}")
+                lines_l += [f"k = {p * _k(r, n // p)}", 'lanes = "auto"' if r.random() < 0.25 else f"lanes = {p}"]
             else:
-                lines_l.append(f"k = {_k(r, n)}")
+                if gran == "kernel":
+                    k = _k(r, c)
+                    row = k * kern * kern
+                elif gran == "feature_map":
+                    k = r.randint(1, oc)
+                    row = n
+                else:
+                    k = _k(r, n)
+                    row = k
+                lines_l.append(f"k = {k}")
+                if lane := _lanes(r, row):
+                    lines_l.append(lane)
             layers.append(lines_l + _formats(r, relu))
             after_fm = gran == "feature_map"
             h = (h + 2 * (kern // 2 if pad == "same" else 0) - kern) // stride + 1
@@ -152,14 +187,38 @@ def random_config(seed: int) -> str:
         n = h * w * c
     else:
         n = 64
-    if r.random() < 0.5 or not cnn:
-        hidden = r.randint(4, 24)
-        layers.append(_dense(r, n, hidden, last=False, after_fm=after_fm))
-        after_fm = 'granularity = "feature_map"' in layers[-1]
-        n = hidden
-    layers.append(_dense(r, n, 10, last=True, after_fm=after_fm))
-    if sched == "dataflow" and r.random() < 0.3:
-        hw.append(f"stream_out = {r.choice([1, 2, 5, 10])}")
+    if not cnn and r.random() < 0.25:
+        # skewed stage rates (fuzz seed 44 before issue 26's fix): a wide first layer with a
+        # large k and many lanes feeding a tiny banked layer
+        hidden = r.randint(2, 6)
+        first, first_banks = _dense(r, n, hidden, last=False, after_fm=False,
+                                    gran=r.choice(["weight", "weight", "bank"]), wide_k=True)
+        layers.append(first)
+        layers.append(_dense(r, hidden, 10, last=True, after_fm=False, gran="bank")[0])
+    else:
+        if r.random() < 0.5 or not cnn:
+            hidden = r.randint(4, 24)
+            dense, banks = _dense(r, n, hidden, last=False, after_fm=after_fm)
+            first_banks = banks if not cnn else None
+            layers.append(dense)
+            after_fm = 'granularity = "feature_map"' in layers[-1]
+            n = hidden
+        layers.append(_dense(r, n, 10, last=True, after_fm=after_fm)[0])
+    if sched == "dataflow":
+        if not cnn and first_banks != "auto" and r.random() < 0.4:  # a dense first layer: several values per beat
+            most = first_banks if isinstance(first_banks, int) and first_banks > 1 else 64
+            hw.append(f"stream_in = {r.choice([v for v in (2, 3, 4, 5, 8, 16, 64) if v <= most] or [1])}")
+        if r.random() < 0.4:
+            hw.append(f"stream_out = {r.choice([1, 2, 3, 4, 5, 7, 10])}")
+    auto = sum('lanes = "auto"' in "\n".join(layer) for layer in layers)
+    if auto:
+        if r.random() < 0.6:
+            hw.append(f"target_ii = {r.randint(4, 200)}")
+        else:  # room for every hand-set layer (8 lanes at most by default, 16 by hand) and the auto ones
+            hand = sum(16 for layer in layers if any(x.startswith("lanes = ") and "auto" not in x for x in layer))
+            hand += sum(8 for layer in layers if layer[0] != 'type = "maxpool"' and
+                        not any(x.startswith("lanes = ") for x in layer))
+            hw.append(f"max_dsp = {hand + r.randint(auto, 8 * auto)}")
     text = "\n".join(lines) + "\n[hw]\n" + "\n".join(hw) + "\n"
     for layer in layers:
         text += "\n[[layers]]\n" + "\n".join(layer) + "\n"
@@ -193,6 +252,7 @@ class FlowCheck:
     ii: tuple[float, float]
     seconds: float
     icarus: dict | None = None  # mismatches, x_beats, latency and II under Icarus, when asked
+    redraws: int = 0  # configs the validation refused before this one (valid_config)
 
     @property
     def ok(self) -> bool:
@@ -210,7 +270,7 @@ def check_flow(seed: int, out: Path, icarus: bool = False) -> FlowCheck:
     from .config import parse_config
     from .flow import Progress, preflight, run_flow
 
-    text, _ = valid_config(seed)
+    text, redraws = valid_config(seed)
     cfg = parse_config(text, f"<fuzz {seed}>")
     t0 = time.perf_counter()
     progress = Progress(quiet=True)
@@ -221,7 +281,7 @@ def check_flow(seed: int, out: Path, icarus: bool = False) -> FlowCheck:
     ic = _icarus(Path(out), cfg) if icarus else None
     return FlowCheck(seed, summary, be["rtl"]["mismatches"], be["hls"]["mismatches"], be["rtl"]["tlast_errors"],
                      be["rtl"]["vectors"], (lat["estimated_cycles"], lat["measured_cycles"]),
-                     (lat["ii_cycles"], lat["measured_ii_cycles"]), round(time.perf_counter() - t0, 1), ic)
+                     (lat["ii_cycles"], lat["measured_ii_cycles"]), round(time.perf_counter() - t0, 1), ic, redraws)
 
 
 def _icarus(out: Path, cfg) -> dict:
@@ -274,7 +334,9 @@ _BAD: list[tuple[str, str, str]] = [
     ("timing_vectors", "4", "sim.timing_vectors"), ("top", '"kofn_dense"', "hw.top"), ("top", '"module"', "hw.top"),
     ("top", '"a/b"', "hw.top"), ("top", '"../x"', "hw.top"), ("clock_mhz", "0", "hw.clock_mhz"),
     ("schedule", '"pipelined"', "hw.schedule"), ("target_ii", "-5", "hw.target_ii"),
-    ("stream_in", "-1", "hw.stream_in"),
+    ("stream_in", "-1", "hw.stream_in"), ("stream_out", "-1", "hw.stream_out"),
+    # more values per beat than a frame holds (64 inputs, 10 outputs)
+    ("stream_in", "100000", "hw.stream_in"), ("stream_in", "65", "hw.stream_in"), ("stream_out", "11", "hw.stream_out"),
 ]
 
 #: Whole-config mutations: (TOML appended or substituted, the key named).
@@ -286,6 +348,14 @@ _BAD_EXTRA: list[tuple[str, str, str]] = [
     ("hw_append", "frequency = 100\n", "hw.frequency"),
     ("layer0_append", "stride = 2\n", "layers[0].stride"),
     ("layer0_append", "block = 4\n", "layers[0].block"),
+    # wider than 1024 bits of tdata: 43 lanes of 24 bits
+    ("sub", "input = { width = 8, int_bits = 1, signed = false }|input = { width = 24, int_bits = 1, signed = false }|"
+            "stream_in = 0|stream_in = 43", "hw.stream_in"),
+    # a banked first layer takes at most one value per bank memory and beat
+    ("sub", 'granularity = "weight"|granularity = "bank"|lanes = "auto"|lanes = 8|stream_in = 0|stream_in = 9',
+     "hw.stream_in"),
+    # an image model's first layer (here a pool) takes one value per beat
+    ("sub", '[[layers]]|[[layers]]\ntype = "maxpool"\n\n[[layers]]|stream_in = 0|stream_in = 2', "hw.stream_in"),
 ]
 
 
@@ -305,7 +375,7 @@ def invalid_config(seed: int, case: int | None = None) -> tuple[str, str]:
     if where == "sub":  # old|new pairs, each the first such line
         parts = value.split("|")
         for old, new in zip(parts[::2], parts[1::2]):
-            text, n = re.subn(rf"^{re.escape(old)}\b", new, text, count=1, flags=re.M)
+            text, n = re.subn(rf"^{re.escape(old)}(?!\w)", new, text, count=1, flags=re.M)
             if n != 1:
                 raise RuntimeError(f"fuzz: the default config has no line {old!r}")
         return text, key
@@ -349,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results, failed = [], []
+    t0 = time.perf_counter()
     for s in _seeds(args.seeds):
         b = out / f"seed{s}"
         shutil.rmtree(b, ignore_errors=True)
@@ -364,7 +435,10 @@ def main(argv: list[str] | None = None) -> int:
         if not row["ok"]:
             failed.append(s)
     (out / "fuzz.json").write_text(json.dumps(results, indent=2) + "\n")
+    x_beats = sum((row.get("icarus") or {}).get("x_beats", 0) for row in results)
     print(f"{len(results)} designs, seeds {args.seeds}: {len(results) - len(failed)} bit-exact with exact cycles"
+          + (f"; {x_beats} X beats under Icarus" if args.icarus else "")
+          + f"; {sum(row.get('redraws', 0) for row in results)} redraws; {time.perf_counter() - t0:.0f} s"
           + (f"; FAILED: {failed}" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 
