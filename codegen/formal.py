@@ -42,7 +42,8 @@ PROPERTY_TEXT = {
     "take_free_bank": "a stage starts a frame only into an output bank free of frame t-2's data",
     "no_lost_beat": "a reserved producer's result beat is always taken (no beat lost)",
     "axis_out_valid_held": "m_axis tvalid stays high until the handshake",
-    "axis_out_data_stable": "m_axis tdata and tlast stay stable while tvalid && !tready",
+    "axis_out_data_stable": "m_axis tdata (each lane's lowest bit, of free values) and tlast stay stable while "
+                            "tvalid && !tready",
     "frame_tlast": "tlast on exactly the last beat of every output frame",
     "start_on_full": "a stage starts a frame only from a full input bank (no stage reads an empty bank)",
     "live_no_early_frame": "no frame's last output beat leaves before its scheduled cycle",
@@ -127,7 +128,8 @@ def formal_plan(build: BuildPlan, sources: list[str], safety_depth: int | None =
             in_tdata_w=build.stream_in * tdata_width(m.input_fmt),
             out_tdata_w=build.stream_out * tdata_width(m.output_fmt),
             in_beats=lat.input_cycles, out_beats=lat.output_cycles, cw=cw,
-            bw=max(lat.input_cycles, lat.output_cycles).bit_length() + 1, frames=len(sched),
+            bw=max(lat.input_cycles, lat.output_cycles).bit_length() + 1,
+            out_lanes=build.stream_out, out_lane_w=tdata_width(m.output_fmt), frames=len(sched),
             out_stream=out_stream, schedule=list(enumerate(sched)))
         files[f"formal/{mode}.ys"] = _script(build.top, sources, f"formal/kofn_formal_{mode}.sv",
                                              f"{out_stream}_data", mode)

@@ -104,7 +104,7 @@ def smtbmc(cwd: Path, smt2: str, *, depth: int, method: str = "bmc", vcd: str | 
     if status is None:
         raise RuntimeError(f"yosys-smtbmc gave no status on {smt2} (exit {r.returncode}): "
                            f"{(r.stderr or out).strip().splitlines()[-1:]}")
-    failed = tuple(re.findall(r"Assert failed in \S+: (\S+)", out))
+    failed = tuple(dict.fromkeys(re.findall(r"Assert failed in \S+: (\S+)", out)))
     steps = re.findall(r"(?:Checking assertions in step|Trying induction in step) (\d+)", out)
     covers = []
     if method == "cover":

@@ -18,7 +18,7 @@ construction and returns the TOML and the key the error must name.
 
 A longer campaign than the test suite's, from the command line::
 
-    python -m kofn.app.fuzz --seeds 0-99 --out fuzz-out [--keep] [--icarus]
+    python -m kofn.app.fuzz --seeds 0-99 --out fuzz-out [--keep] [--icarus] [--prove]
 """
 
 from __future__ import annotations
@@ -253,6 +253,8 @@ class FlowCheck:
     seconds: float
     icarus: dict | None = None  # mismatches, x_beats, latency and II under Icarus, when asked
     redraws: int = 0  # configs the validation refused before this one (valid_config)
+    prove: dict | None = None  # kofn prove's verdict on a dataflow build, when asked
+
 
     @property
     def ok(self) -> bool:
@@ -262,10 +264,12 @@ class FlowCheck:
             ic = self.icarus
             good = good and ic["mismatches"] == 0 and ic.get("x_beats", 0) == 0 and \
                 ic["latency_cycles"] == self.cycles[1] and ic["ii_cycles"] == self.ii[1]
+        if self.prove is not None:  # a proof cut short by its time limit is reported, not failed
+            good = good and self.prove["passed"] is not False and not self.prove.get("unreached_covers")
         return good
 
 
-def check_flow(seed: int, out: Path, icarus: bool = False) -> FlowCheck:
+def check_flow(seed: int, out: Path, icarus: bool = False, prove: bool = False) -> FlowCheck:
     """Draw a valid config from ``seed`` and run the whole flow into ``out``."""
     from .config import parse_config
     from .flow import Progress, preflight, run_flow
@@ -279,9 +283,27 @@ def check_flow(seed: int, out: Path, icarus: bool = False) -> FlowCheck:
     summary = ", ".join(f"{l['kind']}" + (f" k={l['k']}/{l['n']} P={l['lanes']}" if "k" in l else "")
                         for l in rep["layers"]) + f"; {lat['schedule']}"
     ic = _icarus(Path(out), cfg) if icarus else None
+    pv = _prove(Path(out)) if prove and lat["schedule"] == "dataflow" else None
     return FlowCheck(seed, summary, be["rtl"]["mismatches"], be["hls"]["mismatches"], be["rtl"]["tlast_errors"],
                      be["rtl"]["vectors"], (lat["estimated_cycles"], lat["measured_cycles"]),
-                     (lat["ii_cycles"], lat["measured_ii_cycles"]), round(time.perf_counter() - t0, 1), ic, redraws)
+                     (lat["ii_cycles"], lat["measured_ii_cycles"]), round(time.perf_counter() - t0, 1), ic, redraws, pv)
+
+
+def _prove(out: Path) -> dict:
+    """``kofn prove`` on the build: passed, how the safety properties were checked, any failure."""
+    from .prove import ProveToolError, prove_build
+
+    t0 = time.perf_counter()
+    try:
+        p = prove_build(out, pdr_timeout=20.0, timeout=150.0, progress=lambda m: None)
+    except ProveToolError as e:
+        if "time limit" not in str(e):
+            raise
+        return {"passed": None, "safety": "timeout", "why": str(e), "seconds": round(time.perf_counter() - t0, 1)}
+    return {"passed": p.passed, "safety": p.safety_method, "safety_depth": p.safety_depth,
+            "live_depth": p.live_depth, "properties": len(p.properties),
+            "failed": [q.name for q in p.properties if q.status == "failed"],
+            "unreached_covers": [n for n, c in p.covers if c is None], "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _icarus(out: Path, cfg) -> dict:
@@ -413,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="kofn-fuzz", help="folder for the builds and fuzz.json (default kofn-fuzz)")
     ap.add_argument("--keep", action="store_true", help="keep every build (default: only the failing ones)")
     ap.add_argument("--icarus", action="store_true", help="also simulate every design under Icarus Verilog")
+    ap.add_argument("--prove", action="store_true", help="also run kofn prove on every dataflow design")
     args = ap.parse_args(argv)
     import shutil
 
@@ -424,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         b = out / f"seed{s}"
         shutil.rmtree(b, ignore_errors=True)
         try:
-            c = check_flow(s, b, icarus=args.icarus)
+            c = check_flow(s, b, icarus=args.icarus, prove=args.prove)
             row = {**c.__dict__, "ok": c.ok}
         except Exception as e:  # a crash is a finding too
             row = {"seed": s, "ok": False, "error": f"{type(e).__name__}: {e}"}
@@ -438,6 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     x_beats = sum((row.get("icarus") or {}).get("x_beats", 0) for row in results)
     print(f"{len(results)} designs, seeds {args.seeds}: {len(results) - len(failed)} bit-exact with exact cycles"
           + (f"; {x_beats} X beats under Icarus" if args.icarus else "")
+          + (f"; kofn prove: {sum(1 for r in results if (r.get('prove') or {}).get('passed'))} of "
+             f"{sum(1 for r in results if r.get('prove') is not None)} dataflow designs hold "
+             f"({sum(1 for r in results if (r.get('prove') or {}).get('safety') == 'pdr')} proven by PDR)"
+             if args.prove else "")
           + f"; {sum(row.get('redraws', 0) for row in results)} redraws; {time.perf_counter() - t0:.0f} s"
           + (f"; FAILED: {failed}" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
