@@ -13,8 +13,8 @@ The harness and models come from :mod:`kofn.codegen.formal`; the tools run throu
    :attr:`~kofn.codegen.formal.FormalPlan.safety_depth` cycles, at least twice the latency
    ("bounded").  A failure from either engine is replayed by ``yosys-smtbmc`` to the same cycle
    for the failing property's name and a VCD counterexample.
-4. **live**: ``yosys-smtbmc`` BMC to the live depth: every frame's first input beat and last
-   output beat in exactly the scheduled cycle.
+4. **live**: ABC ``bmc3`` to the live depth (replayed by ``yosys-smtbmc`` on a failure): every
+   frame's first input beat and last output beat in exactly the scheduled cycle.
 5. **covers**: ``yosys-smtbmc -c``: a trace reaching each cover (stalls on both ports, two
    frames out), so a proof that holds because nothing moves would show.
 
@@ -205,15 +205,21 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
             results.append(PropertyResult(n, "safety", describe(n), "proven" if method == "pdr" else "bounded",
                                           method, mdepth))
 
-    # live: the schedule, exactly
+    # live: the schedule, exactly (a deterministic model: ABC bmc3; a failure replayed for names)
     progress(f"prove: live, BMC to {fp.live_depth} cycles: {len(fp.schedule)} frame(s) at the scheduled cycles")
-    r = fm.smtbmc(build, "formal/live.smt2", depth=fp.live_depth, vcd="formal/cex_live.vcd", solver=solver, env=env,
-                  timeout=left(), log="formal/live_bmc.log")
-    secs["live_bmc"] = r.seconds
-    if r.status == "timeout":
+    verdict, frame, s = _abc(build, "formal/live.aig", f"bmc3 -F {fp.live_depth} -T {int(left())}")
+    secs["live_bmc"] = round(s, 1)
+    if verdict == "undecided":
         raise ProveToolError(f"live BMC to {fp.live_depth} cycles did not finish within the time limit")
+    bad: set = set()
+    r = None
+    if verdict == "failed":
+        r = fm.smtbmc(build, "formal/live.smt2", depth=frame + 1, vcd="formal/cex_live.vcd", solver=solver,
+                      env=env, timeout=left(), log="formal/live_bmc.log")
+        secs["live_replay"] = r.seconds
+        bad = set(r.failed) or {live_names[0] if live_names else "(unnamed)"}
     for n in live_names:
-        failed = n in r.failed
+        failed = n in bad
         results.append(PropertyResult(n, "live", describe(n), "failed" if failed else "bounded", "bmc",
                                       fp.live_depth, r.step if failed else None, r.vcd if failed else None))
 
