@@ -96,7 +96,9 @@ def smtbmc(cwd: Path, smt2: str, *, depth: int, method: str = "bmc", vcd: str | 
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         if log:
             (cwd / log).write_text(out)
-        return SmtResult(method, depth, "timeout", seconds=round(time.perf_counter() - t0, 1))
+        reached = tuple((m.group(1), int(m.group(2)))
+                        for m in re.finditer(r"Reached cover statement at (\S+) in step (\d+)", out))
+        return SmtResult(method, depth, "timeout", covers=reached, seconds=round(time.perf_counter() - t0, 1))
     secs = round(time.perf_counter() - t0, 1)
     if log:
         (cwd / log).write_text(out)

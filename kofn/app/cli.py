@@ -159,7 +159,7 @@ def _prove(args: argparse.Namespace) -> int:
     build = Path(args.build_dir).resolve()
     write_proof(build, proof)
     print_proof(proof)
-    unreached = [n for n, s in proof.covers if s is None]
+    unreached = [n for n, s in proof.covers if s is None] if proof.covers_complete else []
     failed = [p for p in proof.properties if p.status == "failed"]
     for p in failed:
         print(f"kofn prove: FAILED {p.name} ({p.text}) in cycle {p.cycle}; counterexample {build / p.vcd}",

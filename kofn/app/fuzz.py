@@ -303,7 +303,8 @@ def _prove(out: Path) -> dict:
     return {"passed": p.passed, "safety": p.safety_method, "safety_depth": p.safety_depth,
             "live_depth": p.live_depth, "properties": len(p.properties),
             "failed": [q.name for q in p.properties if q.status == "failed"],
-            "unreached_covers": [n for n, c in p.covers if c is None], "seconds": round(time.perf_counter() - t0, 1)}
+            "unreached_covers": [n for n, c in p.covers if c is None] if p.covers_complete else [],
+            "covers_complete": p.covers_complete, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _icarus(out: Path, cfg) -> dict:

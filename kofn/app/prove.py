@@ -59,6 +59,7 @@ class PropertyResult:
 class Proof:
     properties: tuple[PropertyResult, ...]
     covers: tuple[tuple[str, int | None], ...]
+    covers_complete: bool  # False: the cover search hit its time limit (unreached ones unknown)
     safety_depth: int
     live_depth: int
     safety_method: str  # "pdr" (proven for all time) or "bmc" (to safety_depth)
@@ -75,7 +76,8 @@ class Proof:
                 "safety_bmc_depth": self.safety_depth, "live_bmc_depth": self.live_depth,
                 "safety_method": self.safety_method,
                 "properties": [asdict(p) for p in self.properties],
-                "covers": [{"name": n, "reached_at": s} for n, s in self.covers], "seconds": self.seconds}
+                "covers": [{"name": n, "reached_at": s} for n, s in self.covers],
+                "covers_complete": self.covers_complete, "seconds": self.seconds}
 
 
 def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
@@ -225,15 +227,18 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
 
     # covers: the proof is not vacuous
     cov: tuple = ()
+    covers_done = True
     if covers:
-        cdepth = fp.live_depth
+        # every cover is met by the second frame leaving (stalls on both ports come earlier)
+        cdepth = min(fp.live_depth, fp.schedule[1][1] + 3 + 4) if len(fp.schedule) > 1 else fp.live_depth
         progress(f"prove: covers, up to {cdepth} cycles")
         r = fm.smtbmc(build, "formal/safety.smt2", depth=cdepth, method="cover", solver=solver, env=env,
                       timeout=min(left(), max(60.0, timeout / 6)), log="formal/covers.log")
         secs["covers"] = r.seconds
         reached = dict(r.covers)
+        covers_done = r.status != "timeout"
         cov = tuple((n, reached.get(n)) for n in covers)
-    return Proof(tuple(results), cov, fp.safety_depth, fp.live_depth, method,
+    return Proof(tuple(results), cov, covers_done, fp.safety_depth, fp.live_depth, method,
                  f"datapath cut: the results entering the output buffer ({fp.out_stream}_data) are free values each "
                  f"cycle (Yosys cutpoint); every value upstream of them is unobservable and removed",
                  solver, secs)
@@ -247,8 +252,9 @@ def print_proof(proof: Proof, file=sys.stdout) -> None:
         st = p.status + (f" in cycle {p.cycle} (counterexample {p.vcd})" if p.status == "failed" else "")
         print(f"| {p.name} | {p.mode} | {st} | {how} |", file=file)
     for n, s in proof.covers:
-        print(f"| cover {n} | safety | {'reached in cycle %d' % s if s is not None else 'NOT reached'} | cover |",
-              file=file)
+        what = ('reached in cycle %d' % s if s is not None else
+                'NOT reached' if proof.covers_complete else 'not reached before the time limit')
+        print(f"| cover {n} | safety | {what} | cover |", file=file)
 
 
 def write_proof(build: Path, proof: Proof) -> None:
