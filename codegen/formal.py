@@ -117,7 +117,7 @@ def formal_plan(build: BuildPlan, sources: list[str], safety_depth: int | None =
     frames = max(2, sum(1 for _, lo in sched if lo <= 2 * latency))
     sched = sched[:frames]
     live_depth = RESET_CYCLES + sched[-1][1] + 2
-    depth = max(safety_depth or 0, RESET_CYCLES + 2 * latency + 2)
+    depth = safety_depth or RESET_CYCLES + 2 * latency + 2  # a --depth below twice the latency is the user's call
     cw = max(live_depth, depth).bit_length() + 2
     out_stream = df_output_stream(build.layers)
     env = environment()

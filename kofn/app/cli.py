@@ -499,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "yosys-smtbmc (no lost beat, AXI4-Stream rules, frames, the scheduled cycles)")
     v.add_argument("build_dir")
     v.add_argument("--depth", type=int, default=None,
-                   help="safety BMC depth in cycles (default: twice the latency plus the reset)")
+                   help="safety BMC depth in cycles when PDR is undecided (default: twice the latency plus the "
+                        "reset; a smaller one is a quicker, weaker check)")
     v.add_argument("--pdr-timeout", type=float, default=120.0,
                    help="seconds for the unbounded safety proof (ABC pdr) before BMC takes over (default 120)")
     v.add_argument("--solver", default="yices", choices=("yices", "z3"), help="SMT solver (default yices)")
