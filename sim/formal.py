@@ -1,5 +1,5 @@
 """Runs Yosys's formal flow: a Yosys script that writes an SMT-LIB model, then ``yosys-smtbmc``
-for bounded model checking, k-induction or cover reachability, with the Yosys `write_smt2`
+for bounded model checking or cover reachability, with the Yosys `write_smt2`
 names of the assertions and covers.
 
 Tools: Debian's ``yosys`` (0.23 here) and its ``yosys-smtbmc``; the SMT solver is Yices 2, from
@@ -65,7 +65,7 @@ class SmtResult:
     assertion names and the step (cycle from power-up) of the counterexample, whose VCD is
     ``vcd``; for a cover run, each cover's step (``None``: unreached)."""
 
-    method: str  # "bmc", "k-induction" or "cover"
+    method: str  # "bmc" or "cover"
     depth: int
     status: str
     failed: tuple[str, ...] = ()
@@ -78,13 +78,11 @@ class SmtResult:
 def smtbmc(cwd: Path, smt2: str, *, depth: int, method: str = "bmc", vcd: str | None = None, solver: str = "yices",
            env: dict | None = None, timeout: float | None = None, log: str | None = None) -> SmtResult:
     """Run ``yosys-smtbmc`` on model ``smt2`` (relative to ``cwd``) for ``depth`` steps:
-    ``method`` "bmc" (every assertion in steps 0 .. depth-1), "k-induction" (``-i``: induction
-    with ``depth`` steps) or "cover" (``-c``: a trace to each cover statement)."""
+    ``method`` "bmc" (every assertion in steps 0 .. depth-1) or "cover" (``-c``: a trace to each
+    cover statement)."""
     env = env or formal_env(solver)
     cmd = ["yosys-smtbmc", "-s", solver, "-t", str(depth)]
-    if method == "k-induction":
-        cmd.append("-i")
-    elif method == "cover":
+    if method == "cover":
         cmd.append("-c")
     if vcd and method != "cover":
         cmd += ["--dump-vcd", vcd]
@@ -107,7 +105,7 @@ def smtbmc(cwd: Path, smt2: str, *, depth: int, method: str = "bmc", vcd: str | 
         raise RuntimeError(f"yosys-smtbmc gave no status on {smt2} (exit {r.returncode}): "
                            f"{(r.stderr or out).strip().splitlines()[-1:]}")
     failed = tuple(dict.fromkeys(re.findall(r"Assert failed in \S+: (\S+)", out)))
-    steps = re.findall(r"(?:Checking assertions in step|Trying induction in step) (\d+)", out)
+    steps = re.findall(r"Checking assertions in step (\d+)", out)
     covers = []
     if method == "cover":
         for m in re.finditer(r"Reached cover statement at (\S+) in step (\d+)", out):

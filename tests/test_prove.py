@@ -7,7 +7,6 @@ old rule is put back by mutation: its 10-line controller and the top's instance 
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 

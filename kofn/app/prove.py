@@ -24,7 +24,6 @@ bad folder (the other commands' error path).
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
