@@ -21,10 +21,11 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from kofn.app.prove import ProveToolError, _abc
 
 ENGINES = {
     "pdr": "pdr -T {t}",
@@ -35,25 +36,18 @@ ENGINES = {
 
 
 def run_engine(aig: Path, engine: str, seconds: int) -> dict:
-    """One engine on ``aig``: verdict, depth or frame reached, properties proved, wall seconds."""
-    cmd = f"read_aiger {aig.name}; fold; strash; {ENGINES[engine].format(t=seconds)}"
+    """One engine on ``aig`` through ``kofn prove``'s own ABC call (same verdicts): verdict, PDR
+    frame or BMC depth reached, properties proved, wall seconds."""
     t0 = time.perf_counter()
-    r = subprocess.run(["yosys-abc", "-c", cmd], cwd=aig.parent, capture_output=True, text=True,
-                       timeout=seconds + 120)
-    secs = time.perf_counter() - t0
-    out = r.stdout + r.stderr
-    row = {"engine": engine, "seconds": round(secs, 1), "verdict": "undecided", "reached": None, "proved": None}
-    if re.search(r"was asserted in frame|Output \d+ of miter .* was asserted", out):
-        row["verdict"] = "failed"
-    elif "Property proved" in out:
-        row["verdict"] = "proven"
-    m = re.findall(r"(?:No output asserted in|timeout \(\d+ seconds\) in frame|No output failed in) (\d+)", out)
-    if m:
-        row["reached"] = int(m[-1])
-    m = re.search(r"Proved = (\d+)", out)
-    if m:
-        row["proved"] = int(m.group(1))
-    return row
+    try:
+        verdict, _, secs = _abc(aig.parent, aig.name, ENGINES[engine].format(t=seconds))
+    except ProveToolError:  # &bmcs cut short by -T says only "No output failed in N frames"
+        verdict, secs = "undecided", time.perf_counter() - t0
+    log = (aig.parent / (aig.name.removesuffix(".aig") + f"_{ENGINES[engine].split()[0]}.log")).read_text()
+    reached = re.findall(r"(?:No output asserted in|No output failed in|timeout \(\d+ seconds\) in frame) (\d+)", log)
+    proved = re.search(r"Proved = (\d+)", log)
+    return {"engine": engine, "seconds": round(secs, 1), "verdict": verdict,
+            "reached": int(reached[-1]) if reached else None, "proved": int(proved.group(1)) if proved else None}
 
 
 def main(argv: list[str] | None = None) -> int:

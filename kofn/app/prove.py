@@ -95,7 +95,8 @@ def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
         return "failed", int(m.group(1)), secs
     if "Property proved" in out:
         return "proven", None, secs
-    if re.search(r"No output asserted in \d+ frames", out) and "Reached timeout" not in out:
+    # bmc3 ends "Resource limit reached (conf limit 0)" when done, "(timeout N sec)" when cut short
+    if re.search(r"No output asserted in \d+ frames", out) and not re.search(r"Reached timeout|\(timeout \d+ sec\)", out):
         return "passed", None, secs
     if "UNDECIDED" in out or "Reached timeout" in out or "timeout" in out.lower():
         return "undecided", None, secs
