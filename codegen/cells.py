@@ -75,14 +75,16 @@ def csr_bits(rows: int, n: int, nnz: int, weight_bits: int, bias_bits: int) -> i
     return nnz * (weight_bits + index_bits(n)) + (rows + 1) * index_bits(nnz + 1) + rows * bias_bits
 
 
-def vecbuf_features(n: int, width: int, values: int) -> dict[str, dict[str, float]]:
-    """Features of a ``kofn_vecbuf`` of ``n`` values (two banks), written ``values`` per beat."""
+def vecbuf_features(n: int, width: int, values: int, tagged: bool = False) -> dict[str, dict[str, float]]:
+    """Features of a ``kofn_vecbuf`` of ``n`` values (two banks), written ``values`` per beat
+    (``tagged``: its beats bring their position and bank, so it keeps no counter of its own)."""
     beats = -(-n // values)
     # one clock enable per (bank, beat): the V values of a beat share it
-    # the write is registered once: the beat's V values, its position and bank
+    # the write is registered once: the beat's V values, its position and bank; "one" stands
+    # for 6 flags (the counted write bank, valid, done and bank of the write, the two `full`)
     return {"lut": {"we": 2 * beats, "one": 1.0},
-            "ff": {"regs": 2 * n * width, "ctr": index_bits(beats), "wreg": values * width + index_bits(beats),
-                   "one": 1.0}}
+            "ff": {"regs": 2 * n * width, "ctr": 0 if tagged else index_bits(beats),
+                   "wreg": values * width + index_bits(beats), "one": 5 / 6 if tagged else 1.0}}
 
 
 def bank_ram(bank_n: int, width: int) -> tuple[int, bool]:

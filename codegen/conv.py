@@ -187,7 +187,7 @@ class ConvHandler(MacHandler):
         depth, width = self.frame_ram(plan.layer)
         return [(depth, width)] * plan.layer.kernel if rom_in_bram(depth, width) else []
 
-    def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
+    def df_features(self, plan, family: str, values: int, tagged: bool = False) -> list[tuple[str, str, dict]]:
         L, n = plan.layer, plan.layer.name
         h, w, c = L.in_shape
         k, a_w = L.kernel, L.input_fmt.width
@@ -228,9 +228,11 @@ class ConvHandler(MacHandler):
                          self.df_pipeline(plan).extra)
 
     def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_rel: tuple[str, str],
-                   rel_early: int = 0) -> dict:
+                   rel_early: int = 0, tagged: bool = False) -> dict:
         """The layer as a dataflow stage (``kofn_conv_df``: frame buffer written by stream ``src``,
-        window loader) and its core, whose results leave as the stream ``res_<name>``."""
+        window loader) and its core, whose results leave as the stream ``res_<name>``.  Its frame
+        buffer counts the pixels it is written (``tagged`` is ignored), and its results carry no
+        tags: a conv core's row is an output channel, not a position in the frame."""
         if values != 1:
             raise ValueError(f"layer {plan.layer.name!r}: a convolution takes one value per beat, not {values}")
         L = plan.layer
@@ -257,4 +259,4 @@ class ConvHandler(MacHandler):
                          nets(f"win_{n}", width=L.n * a_w), nets(f"res_{n}_data", width=L.output_fmt.width)],
                 "block": {"comment": f"{n}: {self._desc(plan)}, {what} per filter, P={plan.lanes}",
                           "instances": [front, core]},
-                "out": f"res_{n}"}
+                "out": f"res_{n}", "tagged": False}

@@ -5,7 +5,7 @@ one's ``done``."""
 from __future__ import annotations
 
 from .dataflow import DenseStage
-from .handler import MacHandler, nets, param, port
+from .handler import MacHandler, nets, param, port, vecbuf_instance
 from ..core.rules import index_bits
 from .cells import (StagePath, bank_ram, bankbuf_features, bankbuf_write_path, mux_levels, vecbuf_features,
                     vecbuf_write_path)
@@ -57,7 +57,7 @@ class DenseHandler(MacHandler):
         depth, lutram = self.bank_ram(plan)
         return [] if lutram else [(depth, plan.layer.input_fmt.width)] * plan.lanes
 
-    def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
+    def df_features(self, plan, family: str, values: int, tagged: bool = False) -> list[tuple[str, str, dict]]:
         L, n = plan.layer, plan.layer.name
         core = self.features(plan, family, df=True)
         if self.df_mem(L):
@@ -69,7 +69,7 @@ class DenseHandler(MacHandler):
             return [(f"u_{n}_buf", "bbuf", bankbuf_features(L.n, plan.lanes, L.input_fmt.width, values)),
                     (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 3.0}}),  # bank + 2 reservations
                     (f"u_{n}_mac", "dfmcore", {"lut": mcore, "ff": core["core_ff"]})]
-        return [(f"u_{n}_buf", "buf", vecbuf_features(L.n, L.input_fmt.width, values)),
+        return [(f"u_{n}_buf", "buf", vecbuf_features(L.n, L.input_fmt.width, values, tagged)),
                 (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 3.0}}),  # bank + 2 reservations
                 (f"u_{n}_mac", "dfcore", {"lut": core["core_lut"], "ff": core["core_ff"]})]
 
@@ -93,11 +93,15 @@ class DenseHandler(MacHandler):
         return DenseStage(plan.layer.name, plan.layer.rows, plan.steps, self.df_pipeline(plan).extra, rel_early)
 
     def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_rel: tuple[str, str],
-                   rel_early: int = 0) -> dict:
+                   rel_early: int = 0, tagged: bool = False) -> dict:
         """The layer as a dataflow stage: its ping-pong input buffer (written by stream ``src``,
         ``values`` per beat), its start control and its core, whose results leave as the stream
-        ``res_<name>``; ``down_rel``: the nets by which the next stage releases a bank of the next
-        buffer (``rel``, ``rel_bank``), which end the core's reservation of that bank."""
+        ``res_<name>`` with their tags (``res_<name>_pos``, ``_last``, ``_bank``: row, frame end,
+        bank); ``down_rel``: the nets by which the next stage releases a bank of the next
+        buffer (``rel``, ``rel_bank``), which end the core's reservation of that bank.
+        ``tagged``: ``src`` carries such tags (a dense core's results), so a vector buffer takes
+        each beat's position, bank and frame end from them (``kofn_vecbuf``'s TAGGED); the bank
+        memories (``kofn_bankbuf``) count their beats either way."""
         L = plan.layer
         n, a_w = L.name, L.input_fmt.width
         mem = self.df_mem(L)
@@ -116,25 +120,28 @@ class DenseHandler(MacHandler):
                    "ports": ports + [port("rd_addr", f"maddr_{n}"), port("rd_data", f"mdata_{n}")]}
             act = [nets(f"maddr_{n}", width=plan.lanes * (la + 1)), nets(f"mdata_{n}", width=plan.lanes * a_w)]
         else:
-            buf = {"name": f"u_{n}_buf", "module": "kofn_vecbuf",
-                   "params": [[param("N", L.n), param("A_W", a_w), param("V", values)]],
-                   "ports": ports + [port("bank_flat", f"act_{n}")]}
+            buf = vecbuf_instance(f"u_{n}_buf", L.n, a_w, values, src, tagged,
+                                  ports[5:] + [port("bank_flat", f"act_{n}")])
             act = [nets(f"act_{n}", width=2 * L.n * a_w)]
         ctrl = {"name": f"u_{n}_ctrl", "module": "kofn_df_ctrl", "params": [],
                 "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_full", f"full_{n}"),
                           port("out_rel", down_rel[0]), port("out_rel_bank", down_rel[1]), port("can_start", f"last_{n}"), port("start", f"start_{n}"),
                           port("bank", f"bank_{n}")]}
         df = {"start_bank": f"bank_{n}", "issue_last": f"last_{n}", "rel": f"rel_{n}", "rel_bank": f"relb_{n}",
-              "res_valid": f"res_{n}_valid", "res_data": f"res_{n}_data"}
+              "res_valid": f"res_{n}_valid", "res_data": f"res_{n}_data", "res_pos": f"res_{n}_pos",
+              "res_last": f"res_{n}_last", "res_bank": f"res_{n}_bank"}
         if mem:
             df.update(mem_addr=f"maddr_{n}", mem_data=f"mdata_{n}")
         core = self.mac_instance(plan, rom_prefix, f"u_{n}_mac", f"start_{n}", "1'b0" if mem else f"act_{n}", "", "",
                                  banks=2, rel_early=rel_early, df=df)
         return {"nets": [nets(f"full_{n}", width=2), nets(f"rel_{n}", f"relb_{n}", f"start_{n}", f"bank_{n}",
-                                                             f"last_{n}", f"res_{n}_valid", f"res_{n}_ready"),
-                         *act, nets(f"res_{n}_data", width=L.output_fmt.width)],
+                                                             f"last_{n}", f"res_{n}_valid", f"res_{n}_ready",
+                                                             f"res_{n}_last", f"res_{n}_bank"),
+                         *act, nets(f"res_{n}_data", width=L.output_fmt.width),
+                         nets(f"res_{n}_pos", width=index_bits(L.rows))],
                 "block": {"comment": f"{n}: dense {L.n} -> {L.rows}, k={L.k}, P={plan.lanes}, "
                                      f"{plan.steps} step(s) per neuron"
                                      + (f", inputs in {plan.lanes} bank memories of {L.n // plan.lanes}" if mem else ""),
                            "instances": [buf, ctrl, core]},
-                "out": f"res_{n}"}
+                "out": f"res_{n}", "tagged": True,
+                "unused": [f"{src}_{t}" for t in ("pos", "last", "bank")] if tagged and mem else []}

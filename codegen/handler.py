@@ -54,6 +54,18 @@ def nets(*names: str, width: int | None = None, type: str = "wire") -> dict:
     return {"type": type, "names": list(names), "width": width}
 
 
+def vecbuf_instance(name: str, n: int, width: int, values: int, src: str, tagged: bool, ports: list[dict]) -> dict:
+    """A ``kofn_vecbuf`` of ``n`` values of ``width`` bits written by stream ``src`` (``values`` per
+    beat; ``tagged``: its beats carry their position, frame end and bank, ``<src>_pos``,
+    ``_last``, ``_bank``); ``ports``: the read side's connections (``full``, ``rel``, ...)."""
+    tags = ([port("in_pos", f"{src}_pos"), port("in_last", f"{src}_last"), port("in_bank", f"{src}_bank")] if tagged
+            else [port("in_pos", "'0"), port("in_last", "1'b0"), port("in_bank", "1'b0")])
+    return {"name": name, "module": "kofn_vecbuf",
+            "params": [[param("N", n), param("A_W", width), param("V", values), param("TAGGED", tagged)]],
+            "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
+                      port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), *tags, *ports]}
+
+
 class Handler:
     """Code generation for one kind of IR layer (one instance per kind, no state)."""
 
@@ -100,9 +112,10 @@ class Handler:
     def features(self, plan, family: str) -> dict[str, dict[str, float]]:
         raise NotImplementedError
 
-    def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
+    def df_features(self, plan, family: str, values: int, tagged: bool = False) -> list[tuple[str, str, dict]]:
         """Dataflow: ``(instance, component, {"lut": {...}, "ff": {...}})`` per module instance
-        of the layer's stage (``values``: values per beat into its buffer)."""
+        of the layer's stage (``values``: values per beat into its buffer; ``tagged``: those
+        beats carry their position, frame end and bank, a dense core's)."""
         raise NotImplementedError
 
     def df_brams(self, plan) -> list[tuple[int, int]]:
@@ -307,6 +320,9 @@ class MacHandler(Handler):
             "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
             "tree": tree * L.accumulator.width,
             "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows),
+            # a dense core's result tags, bank and frame end, from stage 1 to the result (a conv
+            # core leaves them open: synthesis removes them)
+            "tags": 0 if self.image else 2 * (d1 + 4),
         }
         if self.df_mem(L):  # each lane's registered memory address; no input vector, no selects
             return {"gather": p.lanes * (index_bits(self.lane_n(L)) + 1), "csel": 0, **common}
@@ -398,7 +414,7 @@ class MacHandler(Handler):
                      done: str, banks: int = 1, df: dict | None = None, rel_early: int = 0) -> dict:
         """The MAC core instance ``name`` of the layer.  ``df``: the dataflow ports' nets
         (``start_bank``, ``issue_first``, ``issue_last``, ``rel``, ``rel_bank``, ``res_valid``,
-        ``res_data``, ``mem_addr``, ``mem_data``; missing ones are left open, ``mem_data`` at 0), ``banks``: the input banks, ``rel_early``: how
+        ``res_data``, the result tags ``res_pos``, ``res_last``, ``res_bank``, ``mem_addr``, ``mem_data``; missing ones are left open, ``mem_data`` at 0), ``banks``: the input banks, ``rel_early``: how
         many cycles before its last gather the core releases its input bank (dataflow only)."""
         L = plan.layer
         acc, o = L.accumulator, L.output_fmt
@@ -434,7 +450,8 @@ class MacHandler(Handler):
                  port("start_bank", df["start_bank"]), port("in_flat", in_flat),
                  port("out_flat", out_flat), port("done", done)] + [
             port(p_, df.get(p_, "")) for p_ in ("issue_first", "issue_last", "rel", "rel_bank", "res_valid", "res_data",
-                                                "mem_addr")] + [port("mem_data", df.get("mem_data", "'0"))]
+                                                "res_pos", "res_last", "res_bank", "mem_addr")] + [
+            port("mem_data", df.get("mem_data", "'0"))]
         return {"name": name, "module": CORE_MODULE, "params": params, "ports": ports}
 
     def hls_ctx(self, plan, in_type_name: str) -> dict:

@@ -82,7 +82,7 @@ class MaxPoolHandler(Handler):
     # -- dataflow ------------------------------------------------------------------------
     df_modules = (POOL_MODULE,)
 
-    def df_features(self, plan, family: str, values: int) -> list[tuple[str, str, dict]]:
+    def df_features(self, plan, family: str, values: int, tagged: bool = False) -> list[tuple[str, str, dict]]:
         f = self.features(plan, family)
         return [(f"u_{plan.layer.name}", "pool", {"lut": f["pool_lut"], "ff": f["pool_ff"]})]
 

@@ -21,7 +21,7 @@ from ..core.ir import Model
 from ..core.names import check_identifier
 from ..core.rules import index_bits
 from .conv import CONV_MODULE
-from .handler import CORE_MODULE, nets, param, port
+from .handler import CORE_MODULE, nets, param, port, vecbuf_instance
 from .kinds import handler, rtl_modules
 from .maxpool import POOL_MODULE
 from .plan import LayerPlan
@@ -106,7 +106,7 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
     # each stage's output buffer, by the release its consumer gives it: (rel, rel_bank) nets
     downstream = [(f"rel_{p.layer.name}", f"relb_{p.layer.name}") for p in mac[1:]] + [("rel_out", "relb_out")]
     nets_, blocks, unused, no_wait = [], [], [], []
-    src, reserved, values = "s_in", False, v_in
+    src, reserved, values, tagged = "s_in", False, v_in, False  # tagged: src's beats carry their tags
     k = 0
     early = df_rel_early(plans)
     for p in plans:
@@ -123,12 +123,13 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
             if values != 1 and h.image:
                 raise ValueError(f"layer {p.layer.name!r}: a convolution takes one value per beat, not {values} "
                                  f"(hw.stream_in > 1 needs a dense first layer)")
-            r = h.df_verilog(p, rom_prefix, src, values, downstream[k], early[p.layer.name])
+            r = h.df_verilog(p, rom_prefix, src, values, downstream[k], early[p.layer.name], tagged=tagged)
             k += 1
             reserved, values = True, 1
         nets_ += r["nets"]
+        unused += r.get("unused", [])
         blocks.append(r["block"])
-        src = r["out"]
+        src, tagged = r["out"], r.get("tagged", False)
     unused.append(f"{src}_ready")
     no_wait.append(src)
     assert src == df_output_stream(plans), (src, df_output_stream(plans))
@@ -138,11 +139,9 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
             if i == 0:  # s_axis waits on tready, not on a reservation
                 unused += [f"rel_{p.layer.name}", f"relb_{p.layer.name}"]
     o = model.output_fmt
-    out_buf = {"name": "u_out_buf", "module": "kofn_vecbuf",
-               "params": [[param("N", model.n_outputs), param("A_W", o.width), param("V", 1)]],
-               "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
-                         port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), port("full", "full_out"),
-                         port("rel", "rel_out"), port("rel_bank", "relb_out"), port("bank_flat", "obank")]}
+    out_buf = vecbuf_instance("u_out_buf", model.n_outputs, o.width, 1, src, tagged,
+                              [port("full", "full_out"), port("rel", "rel_out"), port("rel_bank", "relb_out"),
+                               port("bank_flat", "obank")])
     out = {"name": "u_out", "module": "kofn_axis_out",
            "params": [[param("N", model.n_outputs), param("O_W", o.width), param("SIGNED", bool(o.signed)),
                        param("V", v_out), param("LANE_W", tdata_width(o))]],

@@ -14,7 +14,10 @@
 // `in_flat` holds two banks and `start_bank` (sampled with `start`) picks the one this
 // activation reads; `rel` pulses in the cycle of its last gather (then that bank may be
 // rewritten), or REL_EARLY (1 .. DEPTH) cycles before it, and every result also leaves as a
-// stream (`res_valid`, `res_data`).
+// stream (`res_valid`, `res_data`) with its tags: its row (`res_pos`), the activation's bank
+// (`res_bank`, sampled with `start`) and whether it is the activation's last (`res_last`), each
+// carried through the pipeline beside `valid`, so the next buffer (kofn_vecbuf, TAGGED) takes
+// its position, bank and frame end from the beat, not from a count of its own.
 //
 // Pipelined datapath (PIPE = 1, the dataflow schedule's cores; kofn.core.rules.core_pipeline
 // gives GATHER_ST and TREE_ST): every step of the MAC path gets a register of its own, so no
@@ -118,6 +121,9 @@ module kofn_dense #(
     output logic                   rel_bank,
     output logic                   res_valid,
     output logic [O_W-1:0]         res_data,
+    output logic [(N_OUT > 1 ? $clog2(N_OUT) : 1)-1:0] res_pos,  // RW_W bits
+    output logic                   res_last,
+    output logic                   res_bank,
     output logic [P*(IDX_W+1)-1:0] mem_addr,
     /* verilator lint_off UNUSEDSIGNAL */
     input  logic [P*A_W-1:0]       mem_data  // MEM only (in_flat otherwise)
@@ -177,9 +183,7 @@ module kofn_dense #(
 
     // Stage 1: ROM read (the index and weight ROMs; the bias ROM reads in stage 2).
     logic v1, first1, last1;
-    /* verilator lint_off UNUSEDSIGNAL */
-    logic end1;  // the word is the activation's last (unused when REL_EARLY > 0)
-    /* verilator lint_on UNUSEDSIGNAL */
+    logic end1;  // the word is the activation's last
     logic [RW_W-1:0] row1;
     /* verilator lint_off UNUSEDSIGNAL */
     logic [ST_W-1:0] step1;  // kernel mode only
@@ -643,6 +647,18 @@ module kofn_dense #(
     end
     assign res_valid = v3 && !rst;
     assign res_data = res[O_W-1:0];
+    // The tags: the bank and the activation's last word (stage 1's bank1 and end1) delayed as
+    // `valid` is, from stage 1 to the result (D1 cycles to the accumulator's input, one into it,
+    // and with PIPE three of requantization); the row is row3.
+    localparam int TL = D1 + 1 + (PIPE ? 3 : 0);
+    logic [TL:1] bank_sh, end_sh;
+    always_ff @(posedge clk) begin
+        bank_sh <= {bank_sh[TL-1:1], bank1};
+        end_sh <= {end_sh[TL-1:1], end1};
+    end
+    assign res_pos = row3;
+    assign res_last = end_sh[TL];
+    assign res_bank = bank_sh[TL];
     // One write enable per output (a decoder), not a variable part-select: synthesis
     // would build a barrel shifter for the latter.
     for (genvar r = 0; r < N_OUT; r++) begin : g_out

@@ -3,8 +3,17 @@
 // Write side: a stream of V values per beat (value j of beat b is entry b*V + j, lane 0 in
 // the least significant bits; entries past N in the last beat are ignored).  Frame t goes
 // to bank t mod 2.  in_ready = the bank being written is empty; the beat that completes a
-// frame moves to the other bank, and sets its own bank's `full` one cycle later (writes are
-// registered once).
+// frame sets its bank's `full` one cycle later (writes are registered once).  Where a beat's
+// position and bank come from:
+// * counted (TAGGED = 0: s_axis, or a producer that waits on in_ready): the buffer counts the
+//   beats of a frame, and the beat that completes one moves it to the other bank;
+// * tagged (TAGGED = 1: a MAC core that reserved its bank, kofn_df_resv): each beat carries its
+//   position `in_pos`, its bank `in_bank` and `in_last` (the frame's last beat) from the
+//   producer's pipeline, so the buffer holds no count of its own that has to agree with the
+//   producer's: a bank is full exactly when its frame's tagged last beat lands.  That agreement
+//   is what a formal proof (`kofn prove`) otherwise has to find as an arithmetic invariant
+//   between two counters and a shift register, and could not; with tags every fact it needs is
+//   local to one pipeline stage, and PDR closes.
 // Read side: the consumer reads `bank_flat` (both banks: bank 1 above bank 0) and clears a
 // bank's `full` with `rel`/`rel_bank` when it no longer needs it.  A producer that cannot
 // stall (a MAC core) reserves its bank instead: it starts a frame only while that frame's
@@ -12,13 +21,19 @@
 module kofn_vecbuf #(
     parameter int N = 1,
     parameter int A_W = 8,
-    parameter int V = 1
+    parameter int V = 1,
+    parameter bit TAGGED = 1'b0
 ) (
     input  logic                 clk,
     input  logic                 rst,
     input  logic                 in_valid,
     output logic                 in_ready,
     input  logic [V*A_W-1:0]     in_data,
+    /* verilator lint_off UNUSEDSIGNAL */  // TAGGED only
+    input  logic [((N + V - 1) / V > 1 ? $clog2((N + V - 1) / V) : 1)-1:0] in_pos,
+    input  logic                 in_last,
+    input  logic                 in_bank,
+    /* verilator lint_on UNUSEDSIGNAL */
     output logic [1:0]           full,
     input  logic                 rel,
     input  logic                 rel_bank,
@@ -27,32 +42,43 @@ module kofn_vecbuf #(
     localparam int BEATS = (N + V - 1) / V;
     localparam int CW = BEATS > 1 ? $clog2(BEATS) : 1;
     localparam logic [CW-1:0] LAST = CW'(BEATS - 1);
-    logic [CW-1:0] cnt;
-    logic wbank;
+    logic [CW-1:0] pos;  // the beat's position in its frame
+    logic wbank, last;  // its bank; it completes the frame
     assign in_ready = wbank ? !full[1] : !full[0];
     wire fire = in_valid && in_ready;
-    wire done = fire && (cnt == LAST);  // the beat that completes the frame
-    always_ff @(posedge clk) begin
-        if (rst) begin
-            cnt <= '0;
-            wbank <= 1'b0;
-        end else if (fire) begin
-            cnt <= done ? '0 : cnt + 1'b1;
-            if (done) wbank <= !wbank;
+    if (TAGGED) begin : g_tagged
+        assign pos = in_pos;
+        assign wbank = in_bank;
+        assign last = in_last;
+    end else begin : g_counted
+        logic [CW-1:0] cnt;
+        logic wb;
+        assign pos = cnt;
+        assign wbank = wb;
+        assign last = cnt == LAST;
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                cnt <= '0;
+                wb <= 1'b0;
+            end else if (fire) begin
+                cnt <= last ? '0 : cnt + 1'b1;
+                if (last) wb <= !wb;
+            end
         end
     end
+    wire done = fire && last;  // the beat that completes the frame
     // Writes are registered once (the beat, its bank and position), so the beat's value
     // fans out to the 2*N entries from a register, not from the producer's logic; a bank
     // counts as full from the edge that writes its last beat, one cycle after that beat
     // was accepted (kofn.codegen.dataflow: a vector buffer's `lag` is 2).
     logic we_q, done_q, wb_q;
-    logic [CW-1:0] cnt_q;
+    logic [CW-1:0] pos_q;
     logic [V*A_W-1:0] d_q;
     always_ff @(posedge clk) begin
         we_q <= fire && !rst;
         done_q <= done && !rst;
         wb_q <= wbank;
-        cnt_q <= cnt;
+        pos_q <= pos;
         d_q <= in_data;
     end
     // Each bank's flag on its own (no indexed update: Yosys would build 32-bit index
@@ -69,7 +95,7 @@ module kofn_vecbuf #(
     for (genvar b = 0; b < 2; b++) begin : g_bank
         for (genvar i = 0; i < N; i++) begin : g_val
             always_ff @(posedge clk)
-                if (we_q && wb_q == b[0] && cnt_q == CW'(i / V))
+                if (we_q && wb_q == b[0] && pos_q == CW'(i / V))
                     bank_flat[(b*N + i)*A_W +: A_W] <= d_q[(i % V)*A_W +: A_W];
         end
     end
