@@ -1,7 +1,7 @@
 """The formal harness of a dataflow build (``kofn prove``): what is proven, how deep, and the
 Yosys scripts that turn the build's RTL into SMT-LIB models for ``yosys-smtbmc``.
 
-Two models are made from ``hw_templates/formal/kofn_formal.sv.j2``:
+Three models are made from ``hw_templates/formal/kofn_formal.sv.j2``:
 
 * **safety**: free stalls on both ports, s_axis obeying AXI4-Stream (assumed).  The properties
   are the modules' own (``ifdef FORMAL`` blocks: no write into a bank that holds unread data, no
@@ -14,6 +14,9 @@ Two models are made from ``hw_templates/formal/kofn_formal.sv.j2``:
   output beat must be accepted in exactly the cycles of :mod:`kofn.codegen.dataflow`'s schedule,
   for the frames that end within twice the latency (at least two): bounded liveness against
   the estimated latency and II, by BMC to :attr:`FormalPlan.live_depth`.
+* **cover**: the safety model with each of :data:`COVERS` asserted never to happen, one AIGER
+  model per cover: the cycle of BMC's counterexample is the first that reaches it, so a proof
+  that holds because nothing moves would show.
 
 The datapath is abstracted: Yosys ``cutpoint`` turns the results entering the output buffer
 into free values each cycle, so nothing upstream of them is observable and ``opt_clean`` drops
@@ -31,9 +34,16 @@ from .build import BuildPlan
 from .render import df_output_stream, tdata_width
 from .templating import environment, header
 
-__all__ = ["FormalPlan", "formal_plan", "RESET_CYCLES", "PROPERTY_TEXT", "describe"]
+__all__ = ["FormalPlan", "formal_plan", "RESET_CYCLES", "PROPERTY_TEXT", "COVERS", "describe"]
 
 RESET_CYCLES = 4  # as the cocotb testbench holds aresetn low
+
+#: The safety model's covers (the proof is not vacuous), by name: their conditions in the harness.
+COVERS = {
+    "cover_output_stalled": "m_axis_tvalid && !m_tready",
+    "cover_input_refused": "s_tvalid && !s_axis_tready",
+    "cover_two_frames_out": "out_last && outs",
+}
 
 #: What each property says, by the label of its assertion (the last part of its hierarchical name).
 PROPERTY_TEXT = {
@@ -80,9 +90,12 @@ class FormalPlan:
 def _script(top: str, sources: list[str], harness: str, cut: str, mode: str) -> str:
     """Read the RTL and the harness, cut the datapath, write ``formal/<mode>.smt2`` (for
     ``yosys-smtbmc``) and ``formal/<mode>.aig`` with its map ``.aim`` (for ABC's ``bmc3``;
-    covers dropped, as AIGER has none)."""
+    covers dropped, as AIGER has none).  Mode ``cover`` (a harness whose covers are written as
+    assertions that they are never reached) writes instead one AIGER model per cover,
+    ``formal/<cover>.aig``, holding that assertion alone: bmc3's counterexample to it is the
+    first cycle that reaches the cover."""
     reads = " ".join(sources + [harness])
-    return "\n".join([
+    head = [
         f"read_verilog -formal -sv {reads}",
         "prep -top kofn_formal",
         f"cutpoint {top}/w:{cut}",  # the datapath: free results into the output buffer
@@ -91,8 +104,8 @@ def _script(top: str, sources: list[str], harness: str, cut: str, mode: str) -> 
         "opt -fast",
         "async2sync",
         "dffunmap",
-        f"tee -q -o formal/{mode}_stat.txt stat -top kofn_formal",
-        f"write_smt2 -wires formal/{mode}.smt2",
+    ]
+    aig = [
         "chformal -cover -remove",
         "memory_map",
         "opt -fast -nodffe -nosdff",
@@ -101,6 +114,17 @@ def _script(top: str, sources: list[str], harness: str, cut: str, mode: str) -> 
         "abc -g AND -fast",
         "opt_clean",
         "setundef -anyseq",
+    ]
+    if mode == "cover":
+        tail = ["design -save cut"]
+        for name in COVERS:
+            tail += ["design -load cut", f"chformal -assert -remove t:$assert kofn_formal/{name} %d", "opt_clean",
+                     f"write_aiger -I -B -zinit -no-startoffset formal/{name}.aig"]
+        return "\n".join(head + aig + tail) + "\n"
+    return "\n".join(head + [
+        f"tee -q -o formal/{mode}_stat.txt stat -top kofn_formal",
+        f"write_smt2 -wires formal/{mode}.smt2",
+    ] + aig + [
         f"write_aiger -I -B -zinit -no-startoffset -map formal/{mode}.aim formal/{mode}.aig",
     ]) + "\n"
 
@@ -122,9 +146,10 @@ def formal_plan(build: BuildPlan, sources: list[str], safety_depth: int | None =
     out_stream = df_output_stream(build.layers)
     env = environment()
     files = {}
-    for mode in ("safety", "live"):
+    for mode in ("safety", "live", "cover"):
         files[f"formal/kofn_formal_{mode}.sv"] = env.get_template("formal/kofn_formal.sv.j2").render(
-            header=header("//"), top=build.top, live=mode == "live", reset=RESET_CYCLES,
+            header=header("//"), top=build.top, live=mode == "live", cover_model=mode == "cover", covers=COVERS,
+            reset=RESET_CYCLES,
             in_tdata_w=build.stream_in * tdata_width(m.input_fmt),
             out_tdata_w=build.stream_out * tdata_width(m.output_fmt),
             in_beats=lat.input_cycles, out_beats=lat.output_cycles, cw=cw,

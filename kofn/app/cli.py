@@ -501,8 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--depth", type=int, default=None,
                    help="safety BMC depth in cycles when PDR is undecided (default: twice the latency plus the "
                         "reset; a smaller one is a quicker, weaker check)")
-    v.add_argument("--pdr-timeout", type=float, default=120.0,
-                   help="seconds for the unbounded safety proof (ABC pdr) before BMC takes over (default 120)")
+    v.add_argument("--pdr-timeout", type=float, default=300.0,
+                   help="seconds for the unbounded safety proof (ABC pdr) before BMC takes over (default 300)")
     v.add_argument("--solver", default="yices", choices=("yices", "z3"), help="SMT solver (default yices)")
     v.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole check (default 1800)")
     v.add_argument("-q", "--quiet", action="store_true")
