@@ -168,9 +168,10 @@ def _prove(args: argparse.Namespace) -> int:
         print(f"kofn prove: cover(s) not reached: {', '.join(unreached)} (a vacuous environment?)", file=sys.stderr)
     if not failed:
         n_proven = sum(p.status == "proven" for p in proof.properties)
-        print(f"kofn prove: {len(proof.properties)} properties hold ({n_proven} proven by PDR, the others by "
-              f"BMC: safety to {proof.safety_depth}, live to {proof.live_depth} cycles); wrote "
-              f"{build / 'formal' / 'prove.json'}", file=sys.stderr)
+        safety = ("the safety ones proven by PDR" if proof.safety_method == "pdr"
+                  else f"the safety ones by BMC to {proof.safety_depth} cycles")
+        print(f"kofn prove: {len(proof.properties)} properties hold ({n_proven} proven: {safety}; the live ones "
+              f"by BMC to {proof.live_depth} cycles); wrote {build / 'formal' / 'prove.json'}", file=sys.stderr)
     return 1 if failed or unreached else 0
 
 
@@ -501,8 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--depth", type=int, default=None,
                    help="safety BMC depth in cycles when PDR is undecided (default: twice the latency plus the "
                         "reset; a smaller one is a quicker, weaker check)")
-    v.add_argument("--pdr-timeout", type=float, default=300.0,
-                   help="seconds for the unbounded safety proof (ABC pdr) before BMC takes over (default 300)")
+    v.add_argument("--pdr-timeout", type=float, default=600.0,
+                   help="seconds for the unbounded safety proof (ABC pdr) before BMC takes over (default 600)")
     v.add_argument("--solver", default="yices", choices=("yices", "z3"), help="SMT solver (default yices)")
     v.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole check (default 1800)")
     v.add_argument("-q", "--quiet", action="store_true")

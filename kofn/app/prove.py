@@ -106,7 +106,7 @@ def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
     raise ProveToolError(f"yosys-abc {engine} on {cwd / aig} gave no verdict: {out.strip().splitlines()[-1:]}")
 
 
-def prove_build(build_dir: str | Path, *, depth: int | None = None, pdr_timeout: float = 300.0,
+def prove_build(build_dir: str | Path, *, depth: int | None = None, pdr_timeout: float = 600.0,
                 solver: str = "yices", timeout: float = 1800.0, progress=print) -> Proof:
     """Check the stream control of the build in ``build_dir`` (module doc); writes the harness,
     models, logs and any counterexample under ``build_dir/formal`` and returns the
@@ -139,7 +139,7 @@ def _sources(b) -> list[str]:
     return sources
 
 
-def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = None, pdr_timeout: float = 300.0,
+def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = None, pdr_timeout: float = 600.0,
                  solver: str = "yices", timeout: float = 1800.0, progress=print) -> Proof:
     """:func:`prove_build` on RTL already in folder ``build``: ``sources`` (relative to it) laid
     out as ``plan`` (a :class:`kofn.codegen.BuildPlan`)."""
