@@ -18,7 +18,10 @@ import sys
 import tomllib
 from pathlib import Path
 
-KIND_DISPATCH = re.compile(r"""\bkind\s*[!=]=\s*["']|\btype\s*[!=]=\s*["'](dense|conv|maxpool)["']""")
+#: A layer kind compared as a string: ``kind == "conv"``, ``type != "dense"`` (layer kinds only:
+#: ``scheduler.kind == "local"`` in kofn.app.sweep is where tasks run, not a layer).
+LAYER_KINDS = ("dense", "conv", "maxpool")
+KIND_DISPATCH = re.compile(r"""\b(kind|type)\s*[!=]=\s*["'](%s)["']""" % "|".join(LAYER_KINDS))
 
 
 def package_dirs(repo: Path) -> dict[str, Path]:

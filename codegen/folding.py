@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import math
-
 from ..core.ir import Model
 from ..core.rules import bank_lanes
 from .kinds import handler
@@ -131,15 +129,14 @@ def _spec_options(spec, shape: tuple) -> list[tuple[int, int]]:
     from types import SimpleNamespace
 
     from ..core.ir import Conv2dLayer, DenseLayer
+    from ..core.layers import ConvSpec
     from .kinds import HANDLERS
 
-    if spec.type == "conv":
-        n, row = shape[2] * spec.kernel * spec.kernel, spec.row_k(shape[2])
+    n, row = spec.fan_in(shape), spec.row_entries(shape)
+    if isinstance(spec, ConvSpec):
         h = HANDLERS[Conv2dLayer]
         stand_in = SimpleNamespace(out_shape=spec.out_shape(shape), k_eff=row, kernel=spec.kernel)
     else:
-        n = int(math.prod(shape))
-        row = spec.row_k(n)
         h = HANDLERS[DenseLayer]
         stand_in = SimpleNamespace(rows=spec.k if spec.granularity == "feature_map" else spec.out_features, k=row)
     ps = bank_lanes(spec.k, n) if spec.granularity == "bank" else range(1, row + 1)
@@ -164,9 +161,8 @@ def resolve_bank_lanes(layers: Sequence, input_shape: tuple, target_ii: int = 0,
     fixed = 0
     for s, sh in zip(layers, shapes):
         if s.weighted and s.lanes != "auto":
-            n = sh[2] * s.kernel * s.kernel if s.type == "conv" else int(math.prod(sh))
             fixed += s.lanes if isinstance(s.lanes, int) else (
-                s.banks(n) if s.granularity == "bank" else default_lanes(s.row_k(sh[2] if s.type == "conv" else n)))
+                s.banks(s.fan_in(sh)) if s.granularity == "bank" else default_lanes(s.row_entries(sh)))
     chosen = _search({i: _spec_options(layers[i], shapes[i]) for i in auto}, fixed, target_ii, max_dsp)
     return tuple(replace(s, lanes=chosen[i]) if i in chosen and s.granularity == "bank" else s
                  for i, s in enumerate(layers))

@@ -74,7 +74,7 @@ def small_sweep(tmp_path_factory):
 
 def _dominates(a: dict, b: dict) -> bool:
     """``a`` is at least as good as ``b`` on accuracy (higher), DSP, LUT and latency (lower),
-    and better on one (the README's Pareto front objectives)."""
+    and better on one (docs/explore.md's Pareto front objectives)."""
     ge = [a["accuracy"] >= b["accuracy"], a["dsp"] <= b["dsp"], a["lut"] <= b["lut"],
           a["latency_cycles"] <= b["latency_cycles"]]
     gt = [a["accuracy"] > b["accuracy"], a["dsp"] < b["dsp"], a["lut"] < b["lut"],

@@ -1,16 +1,12 @@
-"""Bad inputs and interrupted runs (issue 16): every user mistake is one line, ``kofn: <what>:
-<culprit>: <why>``, exit 2, and leaves nothing behind; a failed or interrupted run leaves an
-existing build byte-identical; a damaged build folder is refused before it is used."""
+"""Bad inputs (issue 16): every user mistake is one line, ``kofn: <what>: <culprit>: <why>``,
+exit 2, and leaves nothing behind: invalid configs (every key of ``kofn.app.fuzz``'s cases),
+unreadable config files, bad MNIST folders and ONNX files, an ``--out`` that cannot be a build
+folder.  Failed and interrupted runs into a real build, and damaged build folders:
+``tests/test_robust_builds.py``."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,35 +17,7 @@ from kofn.app.cli import main
 from kofn.app.config import default_config_text
 from kofn.app.data import write_idx
 from kofn.app.fuzz import INVALID_CASES, invalid_config
-
-
-def _tree(p: Path) -> dict[str, str]:
-    """Every file under ``p`` (relative path -> sha256): byte-identical means equal dicts."""
-    return {str(f.relative_to(p)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(p.rglob("*"))
-            if f.is_file() or f.is_symlink()}
-
-
-def _leftovers(out: Path) -> list[str]:
-    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.kofn-"))
-
-
-def _user_error(capsys, what: str, culprit: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith(f"kofn: {what}: "), last
-    assert culprit in last, last
-    return last
-
-
-def _fast_config(**sim) -> str:
-    text = default_config_text()
-    text = re.sub(r"^epochs = \d+", "epochs = 1", text, count=1, flags=re.M)
-    text = re.sub(r"^random_vectors = \d+", "random_vectors = 20", text, count=1, flags=re.M)
-    text = re.sub(r"^test_vectors = -?\d+", "test_vectors = 20", text, count=1, flags=re.M)
-    for k, v in sim.items():
-        text = re.sub(rf"^{k} = \w+", f"{k} = {v}", text, count=1, flags=re.M)
-    return text
+from robust_helpers import leftovers, user_error
 
 
 # --- invalid configs: every key, exit 2, nothing written ------------------------------------
@@ -72,8 +40,8 @@ def test_invalid_config_names_its_key(case, tmp_path, capsys, monkeypatch):
     _refuse_work(monkeypatch)
     out = tmp_path / "out"
     assert main(["flow", str(cfg), "--out", str(out), "--quiet"]) == 2
-    _user_error(capsys, "config", key)
-    assert not out.exists() and _leftovers(out) == []
+    user_error(capsys, "config", key)
+    assert not out.exists() and leftovers(out) == []
 
 
 def test_invalid_configs_random_draws(tmp_path, capsys, monkeypatch, fuzz_seed):
@@ -86,7 +54,7 @@ def test_invalid_configs_random_draws(tmp_path, capsys, monkeypatch, fuzz_seed):
         cfg.write_text(text)
         out = tmp_path / f"out{s}"
         assert main(["flow", str(cfg), "--out", str(out), "--quiet"]) == 2, (s, key)
-        _user_error(capsys, "config", key)
+        user_error(capsys, "config", key)
         assert not out.exists()
 
 
@@ -99,9 +67,9 @@ def test_unreadable_config_files(raw, culprit, tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_bytes(raw)
     assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 2
-    _user_error(capsys, "config", culprit)
+    user_error(capsys, "config", culprit)
     assert main(["flow", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
-    _user_error(capsys, "config", "missing.toml: no such config file")
+    user_error(capsys, "config", "missing.toml: no such config file")
     assert not (tmp_path / "o").exists()
 
 
@@ -111,7 +79,7 @@ def test_size_bound_refuses_before_work(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text(text)
     assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 2
-    last = _user_error(capsys, "config", "layers[0].out_features")
+    last = user_error(capsys, "config", "layers[0].out_features")
     assert "78,400,000" in last and "16,777,216" in last
 
 
@@ -123,9 +91,9 @@ def test_stream_wider_than_a_frame_refuses_before_work(tmp_path, capsys, monkeyp
     cfg.write_text(re.sub(r"^stream_in = 0", "stream_in = 100000", default_config_text(), count=1, flags=re.M))
     out = tmp_path / "o"
     assert main(["flow", str(cfg), "--out", str(out), "--quiet"]) == 2
-    last = _user_error(capsys, "config", "hw.stream_in")
+    last = user_error(capsys, "config", "hw.stream_in")
     assert last == "kofn: config: hw.stream_in: must be at most 64 (a frame holds 64 input values), got 100,000"
-    assert not out.exists() and _leftovers(out) == []
+    assert not out.exists() and leftovers(out) == []
 
 
 def _no_training(monkeypatch):
@@ -151,9 +119,9 @@ def test_stream_of_a_quantized_onnx_model_is_checked_on_its_formats(tmp_path, ca
     _no_training(monkeypatch)
     out = tmp_path / "o"
     assert main(["flow", str(cfg), "--out", str(out), "--quiet"]) == 2
-    _user_error(capsys, "config", "hw.stream_in: must be at most 42 (42 lanes of 24 bits fill the 1,024-bit tdata "
+    user_error(capsys, "config", "hw.stream_in: must be at most 42 (42 lanes of 24 bits fill the 1,024-bit tdata "
                                   "limit), got 43")
-    assert not out.exists() and _leftovers(out) == []
+    assert not out.exists() and leftovers(out) == []
 
 
 def test_stream_of_a_float_onnx_model_is_checked_on_the_config(tmp_path, capsys, monkeypatch):
@@ -164,8 +132,8 @@ def test_stream_of_a_float_onnx_model_is_checked_on_the_config(tmp_path, capsys,
     _no_training(monkeypatch)
     out = tmp_path / "o"
     assert main(["flow", str(cfg), "--out", str(out), "--quiet"]) == 2
-    _user_error(capsys, "config", "hw.stream_out: must be at most 10 (a frame holds 10 output values), got 11")
-    assert not out.exists() and _leftovers(out) == []
+    user_error(capsys, "config", "hw.stream_out: must be at most 10 (a frame holds 10 output values), got 11")
+    assert not out.exists() and leftovers(out) == []
 
 
 # --- bad data and model files ---------------------------------------------------------------
@@ -208,8 +176,8 @@ def test_bad_mnist_files(damage, culprit, tmp_path, capsys):
             (d / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8bnot gzip at all")
     out = tmp_path / "o"
     assert main(["flow", str(_mnist_config(tmp_path, d)), "--out", str(out), "--quiet"]) == 2
-    _user_error(capsys, "data", "data.path: ")
-    assert not out.exists() and _leftovers(out) == []
+    user_error(capsys, "data", "data.path: ")
+    assert not out.exists() and leftovers(out) == []
     capsys.readouterr()
     assert main(["flow", str(_mnist_config(tmp_path, d)), "--out", str(out), "--quiet"]) == 2
     assert culprit in capsys.readouterr().err
@@ -249,7 +217,7 @@ def test_bad_onnx_models(damage, culprit, tmp_path, capsys):
     cfg.write_text('model = "m.onnx"\n' + default_config_text())
     out = tmp_path / "o"
     assert main(["flow", str(cfg), "--out", str(out), "--quiet"]) == 2
-    _user_error(capsys, "ONNX import", culprit)
+    user_error(capsys, "ONNX import", culprit)
     assert not out.exists()
 
 
@@ -259,23 +227,23 @@ def test_out_that_cannot_be_a_build_folder(tmp_path, capsys, monkeypatch):
     f = tmp_path / "file"
     f.write_text("keep me")
     assert main(["flow", "--out", str(f), "--quiet"]) == 2
-    _user_error(capsys, "output", "exists and is not a folder")
+    user_error(capsys, "output", "exists and is not a folder")
     assert f.read_text() == "keep me"
     assert main(["flow", "--out", "", "--quiet"]) == 2
-    _user_error(capsys, "output", "--out: an empty path")
+    user_error(capsys, "output", "--out: an empty path")
     assert main(["flow", "--out", str(f / "below"), "--quiet"]) == 2
-    _user_error(capsys, "output", "is not a folder")
+    user_error(capsys, "output", "is not a folder")
     # kofn replaces its --out as a whole: never a folder it did not write, never the current one
     mine = tmp_path / "photos"
     mine.mkdir()
     (mine / "cat.jpg").write_bytes(b"\xff\xd8")
     assert main(["flow", "--out", str(mine), "--quiet"]) == 2
-    _user_error(capsys, "output", "is a folder that kofn did not write (it holds cat.jpg")
+    user_error(capsys, "output", "is a folder that kofn did not write (it holds cat.jpg")
     assert (mine / "cat.jpg").read_bytes() == b"\xff\xd8"
     monkeypatch.chdir(mine)
     for out in (".", str(tmp_path)):
         assert main(["flow", "--out", out, "--quiet"]) == 2
-        _user_error(capsys, "output", "is the current folder or holds it")
+        user_error(capsys, "output", "is the current folder or holds it")
 
 
 def test_a_second_run_into_a_busy_out_stops_at_once(tmp_path, capsys):
@@ -286,186 +254,6 @@ def test_a_second_run_into_a_busy_out_stops_at_once(tmp_path, capsys):
         t = time.perf_counter()
         assert main(["flow", "--out", str(out), "--quiet"]) == 2
         assert time.perf_counter() - t < 30
-    last = _user_error(capsys, "output", "is being written by another kofn run (pid ")
+    last = user_error(capsys, "output", "is being written by another kofn run (pid ")
     assert str(out) in last
     assert out.is_dir() and list(out.iterdir()) == []  # the holder's (empty) run landed, nothing of the refused one
-
-
-# --- a real build: atomicity and untrusted build folders ------------------------------------
-
-@pytest.fixture(scope="module")
-def small_build(tmp_path_factory):
-    """A complete `kofn flow` build (HLS C simulation only, one epoch: seconds)."""
-    d = tmp_path_factory.mktemp("robust")
-    cfg = d / "fast.toml"
-    cfg.write_text(_fast_config(rtl="false"))
-    assert main(["flow", str(cfg), "--out", str(d / "good"), "--quiet"]) == 0
-    return d / "good", cfg
-
-
-def _copy(build: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "build"
-    shutil.copytree(build, dst, symlinks=True)
-    return dst
-
-
-@pytest.mark.slow
-def test_failed_run_into_a_good_build_leaves_it_identical(small_build, tmp_path, capsys, monkeypatch):
-    good = _copy(small_build[0], tmp_path)
-    before = _tree(good)
-    import kofn.app.flow as flow
-
-    def broken(*a, **k):
-        raise RuntimeError("a stage failed")
-
-    monkeypatch.setattr(flow, "build_and_verify", broken)
-    assert main(["flow", str(small_build[1]), "--out", str(good), "--quiet"]) == 1
-    err = capsys.readouterr().err
-    assert "RuntimeError: a stage failed" in err and "internal error" in err
-    assert _tree(good) == before and _leftovers(good) == []
-    # a bad config into the good build: refused before anything is touched
-    bad = tmp_path / "bad.toml"
-    bad.write_text(re.sub(r"^k = 16", "k = 0", default_config_text(), count=1, flags=re.M))
-    assert main(["flow", str(bad), "--out", str(good), "--quiet"]) == 2
-    assert _tree(good) == before and _leftovers(good) == []
-    # --keep-failed keeps the temporary folder, says where, and still leaves the build alone
-    assert main(["flow", str(small_build[1]), "--out", str(good), "--keep-failed"]) == 1
-    err = capsys.readouterr().err
-    kept = _leftovers(good)
-    assert len(kept) == 1 and kept[0] in err and "--keep-failed" in err
-    assert (good.parent / kept[0] / "config.toml").is_file() and _tree(good) == before
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("stage", ["train ...", "build (Verilator + g++, in parallel) ..."])
-def test_interrupted_run_leaves_a_good_build_identical(stage, small_build, tmp_path):
-    """SIGINT to the kofn process alone (not its process group), during training and during the
-    simulators' build: exit 130 within seconds, the build byte-identical, nothing left behind."""
-    good = _copy(small_build[0], tmp_path)
-    before = _tree(good)
-    cfg = tmp_path / "slow.toml"
-    cfg.write_text(re.sub(r"^epochs = 60", "epochs = 400", default_config_text(), count=1, flags=re.M)
-                   if stage.startswith("train")
-                   else _fast_config(rtl="true"))
-    p = subprocess.Popen([sys.executable, "-m", "kofn", "flow", str(cfg), "--out", str(good)],
-                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    lines = []
-    for line in p.stderr:
-        lines.append(line)
-        if stage in line:
-            break
-    time.sleep(1.5)
-    t = time.perf_counter()
-    p.send_signal(signal.SIGINT)
-    rest = p.stderr.read()
-    rc = p.wait(timeout=120)
-    took = time.perf_counter() - t
-    assert rc == 130, "".join(lines) + rest
-    assert "Traceback" not in rest and "kofn: interrupted (SIGINT)" in rest
-    assert took < 20, f"{took:.1f} s from SIGINT to exit"
-    assert _tree(good) == before and _leftovers(good) == []
-
-
-@pytest.mark.slow
-def test_sim_replaces_a_build_only_on_success(small_build, tmp_path, capsys):
-    b = _copy(small_build[0], tmp_path)
-    assert main(["sim", str(b), "--quiet"]) == 0
-    r = json.loads((b / "report.json").read_text())
-    assert r["bitexact"]["hls"]["mismatches"] == 0 and _leftovers(b) == []
-
-
-def _damage(build: Path, how: str) -> str:
-    """Damage a copy of a build; returns the text the error must contain."""
-    m = build / "model"
-    if how == "no_config":
-        (build / "config.toml").unlink()
-        return "config.toml: missing"
-    if how == "truncated_npz":
-        raw = (m / "model.npz").read_bytes()
-        (m / "model.npz").write_bytes(raw[: len(raw) // 2])
-        return "BadZipFile"
-    if how in ("code_range", "not_k_of_n", "index_range"):
-        with np.load(m / "model.npz") as z:
-            arrays = dict(z)
-        if how == "code_range":
-            arrays["l0_weights"] = arrays["l0_weights"].copy()
-            arrays["l0_weights"][0, 0] = 1000
-            msg = "outside"
-        elif how == "not_k_of_n":
-            arrays["l0_indices"] = arrays["l0_indices"].copy()
-            arrays["l0_indices"][0, 1] = arrays["l0_indices"][0, 0]
-            msg = "strictly ascending"
-        else:
-            arrays["l0_indices"] = arrays["l0_indices"].copy()
-            arrays["l0_indices"][0, -1] = 64
-            msg = "outside 0..63"
-        np.savez(m / "model.npz", **arrays)
-        return msg
-    if how == "bad_name":
-        doc = json.loads((m / "model.json").read_text())
-        doc["name"] = "../pwned"
-        (m / "model.json").write_text(json.dumps(doc))
-        return "'../pwned' is not a valid Verilog/C++ identifier"
-    if how == "json":
-        (m / "model.json").write_text("{ not json")
-        return "JSONDecodeError"
-    if how == "no_model":
-        shutil.rmtree(m)
-        return "model.json: missing"
-    if how == "vectors":
-        x = np.load(build / "vectors" / "inputs.npy")
-        x[0, 0] = 10_000
-        np.save(build / "vectors" / "inputs.npy", x)
-        return "fall outside"
-    raise ValueError(how)
-
-
-@pytest.mark.parametrize("how", ["no_config", "truncated_npz", "code_range", "not_k_of_n", "index_range", "bad_name",
-                                 "json", "no_model", "vectors"])
-@pytest.mark.parametrize("command", ["sim", "export onnx", "synth"])
-def test_damaged_build_is_refused_and_left_alone(command, how, small_build, tmp_path, capsys):
-    if how == "no_config" and command != "sim" or how == "vectors" and command == "synth":
-        pytest.skip("this command does not read that file")
-    b = _copy(small_build[0], tmp_path)
-    culprit = _damage(b, how)
-    before = _tree(b)
-    rc = main([*command.split(), str(b)] + (["--quiet"] if command == "sim" else []))
-    assert rc == 2
-    _user_error(capsys, "build", culprit)
-    assert _tree(b) == before and _leftovers(b) == []
-    assert not (tmp_path / "pwned.onnx").exists()
-
-
-def test_missing_build_folder(tmp_path, capsys):
-    for cmd in (["sim"], ["export", "onnx"], ["synth"]):
-        assert main([*cmd, str(tmp_path / "none")]) == 2
-        _user_error(capsys, "build", "no such folder")
-
-
-def test_synth_refuses_roms_that_do_not_match_the_ir(small_build, tmp_path, capsys):
-    b = _copy(small_build[0], tmp_path)
-    rom = sorted((b / "rom").glob("*.mem"))[0]
-    lines = rom.read_text().splitlines()
-    lines[0] = "0" * len(lines[0]) if set(lines[0]) != {"0"} else "1" * len(lines[0])
-    rom.write_text("\n".join(lines) + "\n")
-    assert main(["synth", str(b), "--family", "xc7"]) == 2
-    _user_error(capsys, "build", f"{rom}: does not match the IR in model/ (first difference on line 1)")
-    rom.unlink()
-    assert main(["synth", str(b), "--family", "xc7"]) == 2
-    _user_error(capsys, "build", f"{rom}: missing")
-
-
-def test_export_onnx_is_atomic(small_build, tmp_path, capsys, monkeypatch):
-    b = _copy(small_build[0], tmp_path)
-    target = tmp_path / "m.onnx"
-    target.write_bytes(b"an earlier export")
-    import kofn.app.export as export
-
-    def broken(model, path):
-        Path(path).write_bytes(b"half")
-        raise RuntimeError("disk hiccup")
-
-    monkeypatch.setattr(export, "to_onnx", broken)
-    assert main(["export", "onnx", str(b), "-o", str(target), "--no-check"]) == 1
-    assert target.read_bytes() == b"an earlier export"
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.onnx")] == []

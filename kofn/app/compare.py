@@ -49,8 +49,9 @@ from ..core.errors import UsageError
 from ..core.fixed import FixedFormat
 from ..core.layers import DenseSpec
 from .config import METHODS, FlowConfig, TrainConfig
-from .sweep import (TRAIN_MODULES, PointCache, Tally, TaskRunner, cache_key, data_digest, environment, parse_scheduler,
-                    plain)
+from .sweep import TaskRunner, parse_scheduler
+from .sweep_cache import TRAIN_MODULES, PointCache, cache_key, data_digest, environment, plain
+from .sweep_progress import Tally
 
 __all__ = ["Preset", "PRESETS", "parse_ratio", "k_for", "run_compare", "plot_compare"]
 
@@ -174,7 +175,7 @@ def run_compare(
 
     Every training is a task on ``scheduler`` (:func:`kofn.app.sweep.parse_scheduler`; default
     an embedded Dask ``LocalCluster`` of ``workers`` processes); ``cache``
-    (:class:`~kofn.app.sweep.PointCache` of the final output folder) supplies the runs a previous
+    (:class:`~kofn.app.sweep_cache.PointCache` of the final output folder) supplies the runs a previous
     run finished and keeps new ones as they finish.  The step-time pass always runs here."""
     import torch
 

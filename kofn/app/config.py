@@ -240,7 +240,7 @@ class FlowConfig:
         act, shape = self.input, self.input_shape
         for i, layer in enumerate(self.layers):
             if layer.weighted:
-                row = layer.row_k(shape[2]) if layer.image else layer.row_k(int(math.prod(shape)))
+                row = layer.row_entries(shape)
                 try:
                     acc = accumulator_format(act, layer.weight, layer.bias, row)
                 except ValueError as e:

@@ -30,7 +30,7 @@ import numpy as np
 from ..core.errors import KofnError
 from ..core.fixed import FixedFormat
 from ..core.ir import Conv2dLayer, Model
-from .onnx_import import write_requant
+from .onnx_read import write_requant
 from ..core.rules import hwc_from_chw
 
 __all__ = [
@@ -202,7 +202,7 @@ def to_onnx(model: Model, path: str | Path | None = None):
 
     def requant(x: str, fmt: FixedFormat, relu: bool, tag: str, rounding: str = "half_up") -> str:
         """Real values -> rounded to fmt -> saturated (-> relu) -> real values: the pattern the
-        importer reads (:func:`kofn.app.onnx_import.write_requant`)."""
+        importer reads (:func:`kofn.app.onnx_read.write_requant`)."""
         return write_requant(x, fmt.frac, fmt.min_int, fmt.max_int, rounding, relu, node,
                              lambda key, value: const(f"{tag}_{key}", value))
 

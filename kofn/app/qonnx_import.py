@@ -3,7 +3,7 @@
 The graph is read through the ``qonnx`` package: :class:`~qonnx.core.modelwrapper.ModelWrapper`
 and its ``cleanup_model`` (shape inference, constant folding that keeps the quantizers, unique
 readable names).  The quantizers are then mapped onto kofn's fixed-point formats and the graph
-is handed to :func:`kofn.app.onnx_import.read_onnx`, which reads every other operator:
+is handed to :func:`kofn.app.onnx_read.read_onnx`, which reads every other operator:
 
 * ``Quant`` (``IntQuant``) on a constant (weights, biases): the executor's own function
   (``qonnx.custom_op.general.quant.quant``) gives the quantized values, so any rounding mode
@@ -24,7 +24,7 @@ is handed to :func:`kofn.app.onnx_import.read_onnx`, which reads every other ope
   refused with the node's name.
 * A ``Reshape`` to ``[batch, features]`` with the batch size Brevitas traced with is a flatten.
 
-Everything refused is an :class:`~kofn.app.onnx_import.OnnxImportError` naming the node and
+Everything refused is an :class:`~kofn.app.onnx_read.OnnxImportError` naming the node and
 the reason.  Whether the model goes straight to codegen (every layer quantized) or is
 fine-tuned under the config's k-of-n method is :func:`read_onnx`'s usual decision.
 """
@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from ..core.fixed import FixedFormat
-from .onnx_import import OnnxImportError, OnnxNet, load_proto, read_onnx, write_requant
+from .onnx_read import OnnxImportError, OnnxNet, load_proto, read_onnx, write_requant
 
 __all__ = ["QONNX_OPS", "is_qonnx", "read_qonnx", "read_model"]
 
@@ -126,7 +126,7 @@ class _Rewriter:
         return [m for m in self.g.node if tensor in m.input]
 
     def requant(self, n, x: str, out: str, frac: int, lo: int, hi: int, rounding: str) -> None:
-        """kofn's requantization pattern (:func:`~kofn.app.onnx_import.write_requant`, which
+        """kofn's requantization pattern (:func:`~kofn.app.onnx_read.write_requant`, which
         read_onnx reads back) from ``x`` to ``out``; its nodes carry ``n``'s name for messages."""
         from onnx import helper
 
@@ -303,7 +303,7 @@ def read_qonnx(proto, name: str = "") -> OnnxNet:
 
 def read_model(path_or_proto) -> OnnxNet:
     """Any model kofn imports: a QONNX graph through :func:`read_qonnx`, any other ONNX graph
-    through :func:`~kofn.app.onnx_import.read_onnx`."""
+    through :func:`~kofn.app.onnx_read.read_onnx`."""
     if hasattr(path_or_proto, "graph"):
         proto, name = path_or_proto, ""
     else:  # a QONNX graph's custom domain is checked by qonnx's shape inference, not onnx.checker

@@ -348,7 +348,7 @@ def write_flow_html(rep: "Report", build_dir: Path) -> Path:
 
 def write_explore_html(doc: dict, out_dir: Path, pick_text: str) -> Path:
     """Render ``out_dir/report.html`` from ``explore.json``'s contents (``explore.png`` embedded);
-    ``pick_text`` describes the pick (:func:`kofn.app.explore.describe_pick`)."""
+    ``pick_text`` describes the pick (:func:`kofn.app.pareto.describe_pick`)."""
     out = Path(out_dir)
     png = out / "explore.png"
     body = [f"<h1>kofn explore: {html.escape(doc['name'])}</h1>",

@@ -121,6 +121,14 @@ class DenseSpec:
         """Entries per output neuron in hardware (the ROM's fixed stride) for ``n`` inputs."""
         return row_stride(self.granularity, self.k, n, self.block)
 
+    def fan_in(self, shape: tuple) -> int:
+        """The values one neuron reads, given the input ``shape``: all of them, flattened."""
+        return int(math.prod(shape))
+
+    def row_entries(self, shape: tuple) -> int:
+        """:meth:`row_k` for the input ``shape``."""
+        return self.row_k(self.fan_in(shape))
+
     def out_shape(self, shape: tuple) -> tuple:
         return (self.k if self.granularity == "feature_map" else self.out_features,)
 
@@ -204,6 +212,14 @@ class ConvSpec:
         """Weights stored per filter for ``c_in`` input channels."""
         taps = self.kernel * self.kernel
         return {"weight": self.k, "bank": self.k, "kernel": self.k * taps}.get(self.granularity) or c_in * taps
+
+    def fan_in(self, shape: tuple) -> int:
+        """The values one filter reads, given the input ``shape`` (H, W, C_in): its window's C_in*K*K."""
+        return shape[2] * self.kernel * self.kernel
+
+    def row_entries(self, shape: tuple) -> int:
+        """:meth:`row_k` for the input ``shape`` (H, W, C_in)."""
+        return self.row_k(shape[2])
 
     def out_shape(self, shape: tuple) -> tuple:
         h, w, _ = shape

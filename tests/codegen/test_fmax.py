@@ -19,7 +19,7 @@ from kofn.codegen import plan_build
 from kofn.codegen.fmax import COEFFICIENTS, design_paths, estimate_fmax, predict_period
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "fmax_ecp5.json"
-#: The model's documented tolerance (README, "Timing"): held-out designs within these.
+#: The model's documented tolerance (docs/estimates.md, "Fmax before synthesis"): held-out designs within these.
 HELD_OUT_MEDIAN, HELD_OUT_WORST = 0.10, 0.20
 
 

@@ -10,7 +10,7 @@
 
 The corpus and the fitting live in ``benchmarks/calibration.py`` (pytest puts
 ``benchmarks/`` on the path); benchmarks/calibrate.py prints the same error distribution
-(see the README)."""
+(see docs/estimates.md)."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_calibration_corpus_against_yosys(corpus_synth):
     # The target is 15 % everywhere; xc7 meets it on every design.  Known miss: Yosys's
     # UltraScale+ LUT mapping of wide muxes (MUXF7/8/9 trees fed by LUT1s) varies with the
     # rest of the design: the same kofn_conv module maps to 1,298 LUTs alone and 3,141 inside
-    # c6_stride.  xcup LUTs are held to 30 % per design and 10 % median (README figures).
+    # c6_stride.  xcup LUTs are held to 30 % per design and 10 % median (docs/estimates.md figures).
     def bound(fam, key):
         return 0.30 if (fam, key) == ("xcup", "lut") else 0.15
 
