@@ -269,7 +269,8 @@ class FlowCheck:
         return good
 
 
-def check_flow(seed: int, out: Path, icarus: bool = False, prove: bool = False) -> FlowCheck:
+def check_flow(seed: int, out: Path, icarus: bool = False, prove: bool = False,
+               prove_timeout: float = 150.0) -> FlowCheck:
     """Draw a valid config from ``seed`` and run the whole flow into ``out``."""
     from .config import parse_config
     from .flow import Progress, preflight, run_flow
@@ -283,19 +284,20 @@ def check_flow(seed: int, out: Path, icarus: bool = False, prove: bool = False) 
     summary = ", ".join(f"{l['kind']}" + (f" k={l['k']}/{l['n']} P={l['lanes']}" if "k" in l else "")
                         for l in rep["layers"]) + f"; {lat['schedule']}"
     ic = _icarus(Path(out), cfg) if icarus else None
-    pv = _prove(Path(out)) if prove and lat["schedule"] == "dataflow" else None
+    pv = _prove(Path(out), prove_timeout) if prove and lat["schedule"] == "dataflow" else None
     return FlowCheck(seed, summary, be["rtl"]["mismatches"], be["hls"]["mismatches"], be["rtl"]["tlast_errors"],
                      be["rtl"]["vectors"], (lat["estimated_cycles"], lat["measured_cycles"]),
                      (lat["ii_cycles"], lat["measured_ii_cycles"]), round(time.perf_counter() - t0, 1), ic, redraws, pv)
 
 
-def _prove(out: Path) -> dict:
-    """``kofn prove`` on the build: passed, how the safety properties were checked, any failure."""
+def _prove(out: Path, timeout: float = 150.0) -> dict:
+    """``kofn prove`` on the build (PDR for 20 s, ``timeout`` seconds in all): passed, how the
+    safety properties were checked, any failure."""
     from .prove import ProveToolError, prove_build
 
     t0 = time.perf_counter()
     try:
-        p = prove_build(out, pdr_timeout=20.0, timeout=150.0, progress=lambda m: None)
+        p = prove_build(out, pdr_timeout=20.0, timeout=timeout, progress=lambda m: None)
     except ProveToolError as e:
         if "time limit" not in str(e):
             raise
@@ -437,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep every build (default: only the failing ones)")
     ap.add_argument("--icarus", action="store_true", help="also simulate every design under Icarus Verilog")
     ap.add_argument("--prove", action="store_true", help="also run kofn prove on every dataflow design")
+    ap.add_argument("--prove-timeout", type=float, default=150.0,
+                    help="seconds for each kofn prove (default 150; a proof cut short is reported, not failed)")
     args = ap.parse_args(argv)
     import shutil
 
@@ -448,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         b = out / f"seed{s}"
         shutil.rmtree(b, ignore_errors=True)
         try:
-            c = check_flow(s, b, icarus=args.icarus, prove=args.prove)
+            c = check_flow(s, b, icarus=args.icarus, prove=args.prove, prove_timeout=args.prove_timeout)
             row = {**c.__dict__, "ok": c.ok}
         except Exception as e:  # a crash is a finding too
             row = {"seed": s, "ok": False, "error": f"{type(e).__name__}: {e}"}
@@ -464,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f"; {x_beats} X beats under Icarus" if args.icarus else "")
           + (f"; kofn prove: {sum(1 for r in results if (r.get('prove') or {}).get('passed'))} of "
              f"{sum(1 for r in results if r.get('prove') is not None)} dataflow designs hold "
-             f"({sum(1 for r in results if (r.get('prove') or {}).get('safety') == 'pdr')} proven by PDR)"
+             f"({sum(1 for r in results if (r.get('prove') or {}).get('safety') == 'pdr')} proven by PDR, "
+             f"{sum(1 for r in results if (r.get('prove') or {}).get('safety') == 'timeout')} cut short)"
              if args.prove else "")
           + f"; {sum(row.get('redraws', 0) for row in results)} redraws; {time.perf_counter() - t0:.0f} s"
           + (f"; FAILED: {failed}" if failed else ""), file=sys.stderr)
