@@ -247,7 +247,8 @@ def simulate(plan: BuildPlan, design: Design, vectors: Vectors, cfg: FlowConfig,
     with progress.stage("build (Verilator + g++, in parallel)"):
         with ThreadPoolExecutor(max_workers=2) as pool:
             f_lint = pool.submit(lint, sources, top) if cfg.sim.rtl else None
-            f_rtl = pool.submit(build_rtl, sources, top, out / "sim_build", out / "sim_build.log") if cfg.sim.rtl else None
+            f_rtl = (pool.submit(build_rtl, sources, top, out / "sim_build", out / "sim_build.log", **axis_args(plan))
+                     if cfg.sim.rtl else None)
             f_hls = pool.submit(build_csim, out / "hls", top, out / "csim") if cfg.sim.hls else None
             lint_msg = f_lint.result() if f_lint else None
             if f_rtl:
