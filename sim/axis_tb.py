@@ -31,7 +31,7 @@ POLL_CYCLES = 200_000
 
 #: The bench's counters copied into tb_result.json.
 COUNTERS = ("end_cycle", "mismatches", "pad_errors", "tlast_errors", "unstable_beats", "x_beats", "xctl",
-            "stalled", "phase", "in_done", "out_done", "vec_done")
+            "stalled", "stop_phase", "in_done", "out_done", "vec_done")
 #: ``fail_kind`` codes of kofn_tb.sv.
 FAIL_KINDS = {1: "code", 2: "pad", 3: "tlast", 4: "unstable", 5: "x"}
 

@@ -34,7 +34,8 @@ import numpy as np
 from ..core.rules import steady_ii
 from .tools import ToolNotFound, verilator_bin, verilator_env
 
-__all__ = ["RtlResult", "lint", "build_rtl", "simulate_rtl", "SIMULATORS", "icarus_bin"]
+__all__ = ["RtlResult", "lint", "build_rtl", "simulate_rtl", "SIMULATORS", "icarus_bin", "bench_source",
+           "bench_parameters", "bench_plusargs", "write_stimulus", "object_cache_dir"]
 
 TB_MODULE = "kofn.sim.axis_tb"
 TB_TOP = "kofn_tb"
@@ -64,7 +65,8 @@ class RtlResult:
     pad_errors: int = 0  # non-zero lanes past a vector's last code (part of tlast_errors)
     unstable_beats: int = 0  # m_axis beats refused and then changed or withdrawn (part of tlast_errors)
     first_failure: dict | None = None  # kind, phase, vec, beat, lane, got, exp of the first failing check
-    rtl_seconds: float = 0.0  # wall seconds of the simulator run (build excluded)
+    rtl_seconds: float = 0.0  # wall seconds the simulator took for the sim_cycles (from time 0 to the bench's done)
+    run_seconds: float = 0.0  # wall seconds of the whole simulator process (start-up, cocotb, teardown; build excluded)
 
 
 def _use_verilator() -> None:
@@ -296,6 +298,15 @@ def write_stimulus(tb_dir: Path, x: np.ndarray, expected: np.ndarray, *, in_lane
     (tb_dir / "tb_expected.hex").write_bytes(_hex_lines(_lanes(expected, out_values, out_lane_w), out_lane_w))
 
 
+def bench_plusargs(n_vec: int, n_in: int, n_out: int, *, timing_vectors: int, seed: int, stall_prob: float,
+                   watchdog_cycles: int, tb_dir: str = "sim") -> list[str]:
+    """The bench's run-time settings; ``tb_dir`` relative to the simulator's working directory.
+    ``stall_prob`` becomes a threshold on 24 random bits."""
+    stall = min(1 << 24, max(0, round(stall_prob * (1 << 24))))
+    return [f"+tb_dir={tb_dir}", f"+n_vec={n_vec}", f"+n_in={n_in}", f"+n_out={n_out}", f"+timing={timing_vectors}",
+            f"+seed={seed}", f"+stall={stall}", f"+watchdog={watchdog_cycles}"]
+
+
 def simulate_rtl(
     design_dir: Path,
     top: str,
@@ -346,7 +357,6 @@ def simulate_rtl(
     write_stimulus(tb_dir, x, expected, **axis)
     t = min(max(2, timing_vectors), n_vec)
     watchdog = int(watchdog_cycles or WATCHDOG_CYCLES)
-    stall = min(1 << 24, max(0, round(stall_prob * (1 << 24))))
     cfg = {"seed": seed, "stall_prob": stall_prob, "timing_vectors": t, **axis, "x_idle": simulator == "icarus",
            "watchdog_cycles": watchdog, "vectors": n_vec, "n_in": n_in, "n_out": n_out}
     (tb_dir / "tb_config.json").write_text(json.dumps(cfg))
@@ -354,8 +364,8 @@ def simulate_rtl(
     progress_file = tb_dir / "tb_progress.txt"
     for f in (result_file, progress_file, tb_dir / "tb_outputs.txt", tb_dir / "tb_timing.txt"):
         f.unlink(missing_ok=True)
-    plusargs = [f"+tb_dir={os.path.relpath(tb_dir, design_dir)}", f"+n_vec={n_vec}", f"+n_in={n_in}",
-                f"+n_out={n_out}", f"+timing={t}", f"+seed={seed}", f"+stall={stall}", f"+watchdog={watchdog}"]
+    plusargs = bench_plusargs(n_vec, n_in, n_out, timing_vectors=t, seed=seed, stall_prob=stall_prob,
+                              watchdog_cycles=watchdog)
     runner = get_runner(simulator)
     run = functools.partial(
         runner.test,
@@ -378,6 +388,9 @@ def simulate_rtl(
             try:
                 xml = fut.result(timeout=1.0)
                 break
+            except SystemExit:  # cocotb's runner under pytest exits when the test failed; the results say why
+                xml = tb_dir / "results.xml"
+                break
             except FuturesTimeout:
                 now = progress_file.read_text().strip() if progress_file.exists() else ""
                 if progress and now and now != last:
@@ -385,14 +398,14 @@ def simulate_rtl(
                     progress(f"RTL simulation: {done}/{total} vectors streamed with stalls")
                     last = now
     seconds = time.perf_counter() - t0
-    _, failed = get_results(Path(xml))
     if not result_file.exists():
         raise RuntimeError(f"the RTL simulation ended without results; see {tb_dir / 'sim.log'}")
     r = json.loads(result_file.read_text())
+    _, failed = get_results(Path(xml))
     in_beats, out_beats = -(-n_in // in_values), -(-n_out // out_values)
-    where = (f"in the {('timing', 'stress', 'final')[r['phase']]} phase after {r['in_done']} of "
-             f"{(t if r['phase'] == 0 else n_vec) * in_beats} input beats and {r['out_done']} of "
-             f"{(t if r['phase'] == 0 else n_vec) * out_beats} output beats (edge {r['end_cycle']})")
+    phase_vecs = t if r["stop_phase"] == 0 else n_vec
+    where = (f"in the {('timing', 'stress')[r['stop_phase']]} phase after {r['in_done']} of {phase_vecs * in_beats} "
+             f"input beats and {r['out_done']} of {phase_vecs * out_beats} output beats (edge {r['end_cycle']})")
     if r["xctl"]:
         raise RuntimeError(f"the RTL simulation ({simulator}) stopped: s_axis_tready or m_axis_tvalid is X or Z "
                            f"{where}; see {tb_dir / 'sim.log'}")
@@ -422,5 +435,6 @@ def simulate_rtl(
         pad_errors=r["pad_errors"],
         unstable_beats=r["unstable_beats"],
         first_failure=r.get("first_failure"),
-        rtl_seconds=seconds,
+        rtl_seconds=float(r["sim_seconds"]),
+        run_seconds=seconds,
     )

@@ -104,6 +104,7 @@ module kofn_tb #(
     int xctl /* verilator public_flat_rd */ = 0;  // X/Z on s_axis_tready or m_axis_tvalid
     int stalled /* verilator public_flat_rd */ = 0;  // the watchdog fired
     int phase /* verilator public_flat_rd */ = 0;  // 0 timing, 1 stress, 2 over
+    int stop_phase /* verilator public_flat_rd */ = 0;  // the phase the run ended in (0 or 1)
     int in_done /* verilator public_flat_rd */ = 0;  // input beats accepted in this phase
     int out_done /* verilator public_flat_rd */ = 0;  // output beats accepted in this phase
     int vec_done /* verilator public_flat_rd */ = 0;  // stress-phase vectors fully received
@@ -218,6 +219,7 @@ module kofn_tb #(
     endtask
 
     task automatic finish_run;
+        stop_phase = phase;
         phase = 2;
         end_cycle = cycles;
         done <= 1'b1;

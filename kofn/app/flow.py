@@ -311,7 +311,8 @@ def assemble(src: Source, plan: BuildPlan, vectors: Vectors, sims: Simulations, 
         if y_test is not None and vectors.n_test:
             acc = _replace(acc, hls_on_test=accuracy_of(sims.hls_outputs[n_rand:], y_test[:vectors.n_test]))
     if rtl is not None:
-        bitexact["rtl"] = SimCheck(rtl.vectors, rtl.mismatches, rtl.tlast_errors, rtl.sim_cycles)
+        bitexact["rtl"] = SimCheck(rtl.vectors, rtl.mismatches, rtl.tlast_errors, rtl.sim_cycles, rtl_cycles=rtl.sim_cycles,
+                                   rtl_seconds=round(rtl.rtl_seconds, 4), rtl_run_seconds=round(rtl.run_seconds, 3))
         if y_test is not None and vectors.n_rtl_test:
             acc = _replace(acc, rtl_on_test=accuracy_of(rtl.outputs[n_rand:], y_test[:vectors.n_rtl_test]))
     latency = LatencyFigures(
