@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -86,6 +87,12 @@ def _design(out: Path):
     return plan.top, srcs, axis_args(plan), run, x, e
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children so far."""
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
 def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -103,14 +110,14 @@ def _runner_build(srcs, top, bdir: Path) -> None:
                                   log_file=str(bdir.parent / f"{bdir.name}.log"))
 
 
-def _plain_build(srcs, top, axis, bdir: Path) -> Path:
+def _plain_build(srcs, top, axis, bdir: Path, extra=()) -> Path:
     from kofn.sim.rtl import VERILATOR_TIMING_ARGS, bench_parameters, bench_source
     from kofn.sim.tools import verilator_bin, verilator_env
 
     params = bench_parameters(**axis)
     cmd = [verilator_bin(), "--binary", *VERILATOR_TIMING_ARGS, "-j", str(os.cpu_count() or 1), "--timescale",
-           "1ns/1ps", "-DKOFN_TB_CLOCK", "-DKOFN_TB_FINISH", f"-DKOFN_DUT={top}", "--top-module", "kofn_tb",
-           *(f"-G{k}={v}" for k, v in params.items()), "-Mdir", str(bdir), str(bench_source()), *map(str, srcs)]
+           "1ns/1ps", "-DKOFN_TB_FINISH", f"-DKOFN_DUT={top}", "--top-module", "kofn_tb",
+           *(f"-G{k}={v}" for k, v in params.items()), "-Mdir", str(bdir), *extra, str(bench_source()), *map(str, srcs)]
     with open(bdir.parent / f"{bdir.name}.log", "w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=verilator_env())
     return bdir / "Vkofn_tb"
@@ -160,11 +167,15 @@ def measure(name: str, out: Path, runs: int, flat_rw: bool) -> dict:
     sim_dir.mkdir()
     (sim_dir / "rom").symlink_to(out / "rom")
     cocotb, process, cycles = [], [], None
+    cocotb_cpu, process_cpu, plain_cpu = [], [], []
     flat = []
     for _ in range(runs):
+        c0 = _children_cpu()
         r = simulate_rtl(sim_dir, top, x, e, **axis, build_dir=bench / "cocotb", **run)
+        process_cpu.append(_children_cpu() - c0)
         assert r.passed and r.mismatches == 0, r
         cocotb.append(r.rtl_seconds)
+        cocotb_cpu.append(json.loads((sim_dir / "sim" / "tb_result.json").read_text())["sim_cpu_seconds"])
         process.append(r.run_seconds)
         cycles = r.sim_cycles
         if flat_rw:
@@ -177,16 +188,19 @@ def measure(name: str, out: Path, runs: int, flat_rw: bool) -> dict:
                           seed=run["seed"], stall_prob=run["stall_prob"], watchdog_cycles=run["watchdog_cycles"])
     plain = []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c0 = time.perf_counter(), _children_cpu()
         p = subprocess.run([str(bench / "plain" / "Vkofn_tb"), *plus], cwd=sim_dir, capture_output=True, text=True,
                            check=True)
         plain.append(time.perf_counter() - t)
+        plain_cpu.append(_children_cpu() - c0)
         m = re.search(r"kofn_tb: cycles (\d+) mismatches (\d+)", p.stdout)
         # the plain harness prints on the edge after done: one cycle more than the bench's end_cycle
         assert m and int(m.group(2)) == 0 and int(m.group(1)) == cycles + 1, p.stdout[-500:]
     res = {"design": name, "top": top, "vectors": len(x), "cycles": cycles, "runs": runs,
            "cocotb_sim_s": statistics.median(cocotb), "cocotb_process_s": statistics.median(process),
-           "plain_process_s": statistics.median(plain), "build_s": builds}
+           "plain_process_s": statistics.median(plain), "cocotb_sim_cpu_s": statistics.median(cocotb_cpu),
+           "cocotb_process_cpu_s": statistics.median(process_cpu), "plain_process_cpu_s": statistics.median(plain_cpu),
+           "load_avg_1min": os.getloadavg()[0], "build_s": builds}
     if flat:
         res["cocotb_flat_rw_sim_s"] = statistics.median(flat)
     return res
@@ -194,7 +208,7 @@ def measure(name: str, out: Path, runs: int, flat_rw: bool) -> dict:
 
 def _table(rows: list[dict]) -> str:
     lines = ["| design | vectors | cycles | cocotb sim s | M cycles/s | cocotb process s | M cycles/s | "
-             "plain --binary s | M cycles/s | plain / cocotb (sim) | plain / cocotb (process) |",
+             "plain --binary s | M cycles/s | cocotb / plain time (sim) | cocotb / plain time (process) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         c = r["cycles"]
@@ -202,6 +216,15 @@ def _table(rows: list[dict]) -> str:
                      f"{r['cocotb_process_s']:.2f} | {c / r['cocotb_process_s'] / 1e6:.2f} | {r['plain_process_s']:.3f} | "
                      f"{c / r['plain_process_s'] / 1e6:.2f} | {r['cocotb_sim_s'] / r['plain_process_s']:.2f}x | "
                      f"{r['cocotb_process_s'] / r['plain_process_s']:.2f}x |")
+    lines += ["", "CPU seconds (user + system), less sensitive to other load on the machine:", "",
+              "| design | cocotb sim | M cycles/CPU s | cocotb process | plain --binary | M cycles/CPU s | "
+              "cocotb / plain time (sim) | load avg |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r["cycles"]
+        lines.append(f"| {r['design']} | {r['cocotb_sim_cpu_s']:.3f} | {c / r['cocotb_sim_cpu_s'] / 1e6:.2f} | "
+                     f"{r['cocotb_process_cpu_s']:.2f} | {r['plain_process_cpu_s']:.3f} | "
+                     f"{c / r['plain_process_cpu_s'] / 1e6:.2f} | {r['cocotb_sim_cpu_s'] / r['plain_process_cpu_s']:.2f}x | "
+                     f"{r['load_avg_1min']:.1f} |")
     if any("cocotb_flat_rw_sim_s" in r for r in rows):
         lines += ["", "| design | cocotb sim s | with --public-flat-rw | slowdown |", "|---|---|---|---|"]
         for r in rows:
@@ -232,9 +255,9 @@ def main() -> None:
         _flow(name, _config(name, args.epochs, work), out)
         rows.append(measure(name, out, args.runs, args.flat_rw))
         print(f"{name}: done", flush=True)
+        if args.json:  # after every design: a long run interrupted keeps what it measured
+            args.json.write_text(json.dumps({"cpus": os.cpu_count(), "epochs": args.epochs, "rows": rows}, indent=2) + "\n")
     print(_table(rows))
-    if args.json:
-        args.json.write_text(json.dumps({"cpus": os.cpu_count(), "epochs": args.epochs, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ def _build_verilator(sources: list[Path], top: str, build_dir: Path, params: dic
     cmd = [verilator_bin(), "-cc", "--exe", "-Mdir", str(build_dir), "--top-module", TB_TOP, "--vpi",
            "--prefix", "Vtop", "-o", TB_TOP,
            "-LDFLAGS", f"-Wl,-rpath,{libs} -L{libs} -lcocotbvpi_verilator",
-           *VERILATOR_TIMING_ARGS, "--timescale", "1ns/1ps", "-DKOFN_TB_CLOCK", f"-DKOFN_DUT={top}",
+           *VERILATOR_TIMING_ARGS, "--timescale", "1ns/1ps", f"-DKOFN_DUT={top}",
            *(f"-G{k}={v}" for k, v in params.items()), str(main), str(bench_source()), *map(str, sources)]
     _run_logged(cmd, log, env)
     cache, reused = _reuse_objects(build_dir)
@@ -257,7 +257,7 @@ def build_rtl(sources: list[Path], top: str, build_dir: Path, log_file: Path | N
         get_runner("icarus").build(
             sources=[str(bench_source()), *map(str, sources)], hdl_toplevel=TB_TOP, build_dir=str(build_dir),
             always=True, log_file=str(log_file) if log_file else None, timescale=ICARUS_TIMESCALE,
-            defines={"KOFN_TB_CLOCK": 1, "KOFN_DUT": top}, parameters=params)
+            defines={"KOFN_DUT": top}, parameters=params)
     else:
         with open(log_file or os.devnull, "w") as log:
             _build_verilator(sources, top, build_dir, params, log, jobs)

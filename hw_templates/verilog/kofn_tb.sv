@@ -32,9 +32,9 @@
 // accepted on either side stop the run (stalled).  The first failure is kept: its kind, phase,
 // vector, beat, lane, received and expected code.  `done` rises when the run is over.
 //
-// KOFN_TB_CLOCK: the bench makes its own 10 ns clock (`verilator --binary --timing`, Icarus and
-// the cocotb test, which only waits for done) and, with KOFN_TB_FINISH, prints the counters and
-// calls $finish once done (the plain harness without cocotb).
+// The bench makes its own 10 ns clock (Verilator needs --timing; a cocotb clock was slower, see
+// kofn.sim.axis_tb).  KOFN_TB_FINISH: print the counters and call $finish once done (the plain
+// `verilator --binary` harness of benchmarks/sim_speed.py, without cocotb).
 // X_IDLE (four-state simulators): s_axis_tdata is X whenever tvalid is low, and so are a partial
 // last beat's unused input lanes, so a design that takes tdata without tvalid shows it.
 
@@ -55,11 +55,7 @@ module kofn_tb #(
     // failure kinds (fail_kind)
     localparam int F_CODE = 1, F_PAD = 2, F_TLAST = 3, F_UNSTABLE = 4, F_X = 5;
 
-`ifdef KOFN_TB_CLOCK
     logic aclk = 1'b0;
-`else
-    logic aclk /* verilator public_flat_rw */ = 1'b0;  // driven by the cocotb test
-`endif
     logic aresetn = 1'b0;
     logic [IN_W-1:0] s_axis_tdata;
     logic s_axis_tvalid = 1'b0;
@@ -70,9 +66,7 @@ module kofn_tb #(
     logic m_axis_tready = 1'b0;
     logic m_axis_tlast;
 
-`ifdef KOFN_TB_CLOCK
-    always #5 aclk = ~aclk;
-`endif
+    always #5 aclk = ~aclk;  // 10 ns; Python never runs per cycle
 
     `KOFN_DUT dut (
         .aclk(aclk), .aresetn(aresetn),
