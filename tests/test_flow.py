@@ -64,6 +64,10 @@ def test_default_flow_report(default_build):
     # the IP's README reports the RTL simulation's cycles in its measured column (sim_cycles > 0:
     # the RTL simulation really ran and counted them)
     assert r["bitexact"]["rtl"]["sim_cycles"] > 0
+    # the simulation phase's cycles and seconds (issue 27: rtl_cycles / rtl_seconds, build excluded)
+    rtl = r["bitexact"]["rtl"]
+    assert rtl["rtl_cycles"] == rtl["sim_cycles"] and 0 < rtl["rtl_seconds"] < rtl["rtl_run_seconds"]
+    assert rtl["rtl_cycles_per_s"] == round(rtl["rtl_cycles"] / rtl["rtl_seconds"])
     readme = (out / "README.md").read_text()
     lat = r["latency"]
     assert f"| {lat['estimated_cycles']} | {lat['measured_cycles']} |" in readme
@@ -154,6 +158,8 @@ def test_resimulate_from_saved_ir(default_build):
     assert main(["sim", str(out), "--quiet"]) == 0
     r = json.loads((out / "report.json").read_text())
     assert r["bitexact"]["rtl"]["mismatches"] == 0 and r["bitexact"]["hls"]["mismatches"] == 0
+    # the same RTL is not built again: the copied build folder's Verilator build is kept
+    assert "already holds this build" in (out / "sim_build.log").read_text()
 
 
 def test_config_error_exit_code(tmp_path, capsys):

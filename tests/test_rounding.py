@@ -90,7 +90,7 @@ def test_rtl_bit_exact_with_each_rounding(name, roundings, tmp_path):
     b = plan_build(r, lanes)
     d = render_build(b)
     write_design(d, tmp_path)
-    build_rtl([tmp_path / s for s in d.sources], b.top, tmp_path / "sim_build", tmp_path / "build.log")
+    build_rtl([tmp_path / s for s in d.sources], b.top, tmp_path / "sim_build", tmp_path / "build.log", **axis_args(b))
     expected = run(r, x)
     res = simulate_rtl(tmp_path, b.top, x, expected, **axis_args(b), build_dir=tmp_path / "sim_build",
                        stall_prob=0.2, timing_vectors=10, seed=1)

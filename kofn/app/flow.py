@@ -247,7 +247,8 @@ def simulate(plan: BuildPlan, design: Design, vectors: Vectors, cfg: FlowConfig,
     with progress.stage("build (Verilator + g++, in parallel)"):
         with ThreadPoolExecutor(max_workers=2) as pool:
             f_lint = pool.submit(lint, sources, top) if cfg.sim.rtl else None
-            f_rtl = pool.submit(build_rtl, sources, top, out / "sim_build", out / "sim_build.log") if cfg.sim.rtl else None
+            f_rtl = (pool.submit(build_rtl, sources, top, out / "sim_build", out / "sim_build.log", **axis_args(plan))
+                     if cfg.sim.rtl else None)
             f_hls = pool.submit(build_csim, out / "hls", top, out / "csim") if cfg.sim.hls else None
             lint_msg = f_lint.result() if f_lint else None
             if f_rtl:
@@ -310,7 +311,8 @@ def assemble(src: Source, plan: BuildPlan, vectors: Vectors, sims: Simulations, 
         if y_test is not None and vectors.n_test:
             acc = _replace(acc, hls_on_test=accuracy_of(sims.hls_outputs[n_rand:], y_test[:vectors.n_test]))
     if rtl is not None:
-        bitexact["rtl"] = SimCheck(rtl.vectors, rtl.mismatches, rtl.tlast_errors, rtl.sim_cycles)
+        bitexact["rtl"] = SimCheck(rtl.vectors, rtl.mismatches, rtl.tlast_errors, rtl.sim_cycles, rtl_cycles=rtl.sim_cycles,
+                                   rtl_seconds=round(rtl.rtl_seconds, 4), rtl_run_seconds=round(rtl.run_seconds, 3))
         if y_test is not None and vectors.n_rtl_test:
             acc = _replace(acc, rtl_on_test=accuracy_of(rtl.outputs[n_rand:], y_test[:vectors.n_rtl_test]))
     latency = LatencyFigures(

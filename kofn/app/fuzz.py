@@ -324,7 +324,7 @@ def _icarus(out: Path, cfg) -> dict:
     exp = np.load(out / "vectors" / "expected.npy")
     srcs = [out / "rtl" / f for f in (out / "rtl" / "filelist.f").read_text().split()]
     bdir = out / "sim_build_icarus"
-    build_rtl(srcs, plan.top, bdir, out / "sim_build_icarus.log", simulator="icarus")
+    build_rtl(srcs, plan.top, bdir, out / "sim_build_icarus.log", simulator="icarus", **axis_args(plan))
     r = simulate_rtl(out, plan.top, x, exp, **axis_args(plan), build_dir=bdir, stall_prob=cfg.sim.stall_prob,
                      timing_vectors=cfg.sim.timing_vectors, seed=cfg.sim.seed, simulator="icarus")
     return {"mismatches": r.mismatches, "x_beats": getattr(r, "x_beats", 0), "latency_cycles": r.latency_cycles,

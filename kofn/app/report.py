@@ -48,11 +48,19 @@ class SimCheck:
     mismatches: int
     tlast_errors: int | None = None  # RTL only
     sim_cycles: int | None = None  # RTL only
+    # RTL only: the simulation phase (build excluded): cycles simulated, the simulator's wall seconds
+    # for them (time 0 to the bench's done) and for its whole process (start-up and cocotb included)
+    rtl_cycles: int | None = None
+    rtl_seconds: float | None = None
+    rtl_run_seconds: float | None = None
 
     def to_json(self) -> dict:
         d = {"vectors": self.vectors, "mismatches": self.mismatches}
         if self.tlast_errors is not None:
             d.update(tlast_errors=self.tlast_errors, sim_cycles=self.sim_cycles)
+        if self.rtl_cycles is not None:
+            d.update(rtl_cycles=self.rtl_cycles, rtl_seconds=self.rtl_seconds, rtl_run_seconds=self.rtl_run_seconds,
+                     rtl_cycles_per_s=round(self.rtl_cycles / self.rtl_seconds) if self.rtl_seconds else None)
         return d
 
 
@@ -140,7 +148,8 @@ class Report:
                                       "per_stage": tuple(lat.get("per_stage", ()))}),
             efficiency=d.get("efficiency"), timing=d.get("timing"), formal=d.get("formal"),
             memory=d["memory"], resources=d["resources"],
-            bitexact={k: SimCheck(**v) for k, v in d.get("bitexact", {}).items()},
+            bitexact={k: SimCheck(**{f: x for f, x in v.items() if f != "rtl_cycles_per_s"})
+                      for k, v in d.get("bitexact", {}).items()},
             dataset=d.get("dataset"), source_model=d.get("source_model"),
             accuracy=Accuracy(**acc) if acc else None, training=d.get("training"),
             lint=(d.get("lint") or {}).get("verilator_wall"), seconds=d.get("seconds", {}),
@@ -216,6 +225,11 @@ def render_markdown(r: Mapping[str, Any]) -> str:
     lines += ["## Bit-exactness", "", "| simulation | vectors | mismatches |", "|---|---|---|"]
     for k, v in r["bitexact"].items():
         lines.append(f"| {k} | {v['vectors']} | {v['mismatches']} |")
+    rtl = r["bitexact"].get("rtl", {})
+    if rtl.get("rtl_seconds"):
+        lines += ["", f"RTL simulation: {rtl['rtl_cycles']:,} cycles in {rtl['rtl_seconds']:.3f} s "
+                      f"({rtl['rtl_cycles'] / rtl['rtl_seconds'] / 1e6:.2f} M cycles/s; the simulator process took "
+                      f"{rtl['rtl_run_seconds']:.2f} s with its start-up)."]
     lat = r["latency"]
     lines += ["", "## Latency", "", "| | estimated | measured |", "|---|---|---|",
               f"| cycles (first input beat to last output beat) | {lat['estimated_cycles']} | {lat['measured_cycles']} |",

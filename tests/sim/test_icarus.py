@@ -55,7 +55,7 @@ def _both(build, tmp_path, n_vec, stall_prob=0.3):
     res = {}
     for sim in ("verilator", "icarus"):
         build_dir = tmp_path / f"sim_build_{sim}"
-        build_rtl(sources, build.top, build_dir, tmp_path / f"{sim}.log", simulator=sim)
+        build_rtl(sources, build.top, build_dir, tmp_path / f"{sim}.log", simulator=sim, **axis_args(build))
         r = simulate_rtl(tmp_path, build.top, x, expected, **axis_args(build), build_dir=build_dir,
                          stall_prob=stall_prob, timing_vectors=TIMING_VECTORS, seed=1, simulator=sim)
         log = (tmp_path / "sim" / "sim.log").read_text()

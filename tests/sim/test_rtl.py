@@ -26,7 +26,7 @@ TIMING_VECTORS = 12
 def _simulate(build, tmp_path, n_vec, stall_prob=0.3):
     d = render_build(build)
     write_design(d, tmp_path)
-    build_rtl([tmp_path / s for s in d.sources], build.top, tmp_path / "sim_build", tmp_path / "build.log")
+    build_rtl([tmp_path / s for s in d.sources], build.top, tmp_path / "sim_build", tmp_path / "build.log", **axis_args(build))
     m = build.model
     x = random_inputs(m, n_vec, seed=3)
     expected = run(m, x)
