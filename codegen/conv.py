@@ -259,4 +259,4 @@ class ConvHandler(MacHandler):
                          nets(f"win_{n}", width=L.n * a_w), nets(f"res_{n}_data", width=L.output_fmt.width)],
                 "block": {"comment": f"{n}: {self._desc(plan)}, {what} per filter, P={plan.lanes}",
                           "instances": [front, core]},
-                "out": f"res_{n}", "tagged": False}
+                "out": f"res_{n}"}

@@ -19,6 +19,7 @@ PIPELINE_CYCLES = 4  # ROM read, multiply, accumulate, write-back (incl. start h
 class DenseHandler(MacHandler):
     kind = "dense"
     df_banks = 2  # its dataflow core reads a ping-pong vector buffer
+    tags_results = True  # its core's row is the result's position in the next vector
     hls_templates = {"cpp": "hls/layer_dense.cpp.j2", "h": "hls/layer_dense.h.j2"}
 
     def entries_per_row(self, layer) -> int:
@@ -143,5 +144,5 @@ class DenseHandler(MacHandler):
                                      f"{plan.steps} step(s) per neuron"
                                      + (f", inputs in {plan.lanes} bank memories of {L.n // plan.lanes}" if mem else ""),
                            "instances": [buf, ctrl, core]},
-                "out": f"res_{n}", "tagged": True,
+                "out": f"res_{n}",
                 "unused": [f"{src}_{t}" for t in ("pos", "last", "bank")] if tagged and mem else []}

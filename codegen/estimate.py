@@ -111,7 +111,7 @@ def df_instances(model: Model, plans: Sequence[LayerPlan], family: str, stream_i
             out.append((p.layer.name, inst, comp, f))
         if h.has_core:
             values = 1
-        tagged = h.has_core and not h.image
+        tagged = h.tags_results
     n, o = model.n_outputs, model.output_fmt
     out.append(("top", "u_out_buf", "buf", vecbuf_features(n, o.width, 1, tagged)))
     beats = -(-n // stream_out)

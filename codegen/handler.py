@@ -74,6 +74,7 @@ class Handler:
     kind = ""  # the IR's name of the kind, for messages
     image = False  # a streaming image stage in front of the collector, else a vector layer behind it
     has_core = False  # a MAC core with index, weight and bias ROMs
+    tags_results = False  # dataflow: its result beats carry position, frame end and bank (kofn_vecbuf TAGGED)
     modules: tuple[str, ...] = ()  # RTL modules it instantiates, submodules first
     df_modules: tuple[str, ...] = ()  # the same under the dataflow schedule
     hls_templates: dict[str, str] = {}  # "cpp": the layer's function, "h": its typedefs

@@ -113,9 +113,9 @@ class MacCosts:
             "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
             "tree": tree * L.accumulator.width,
             "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows),
-            # a dense core's result tags, bank and frame end, from stage 1 to the result (a conv
-            # core leaves them open: synthesis removes them)
-            "tags": 0 if self.image else 2 * (d1 + 4),
+            # the result tags, bank and frame end, from stage 1 to the result (a core that carries
+            # none, a conv's, leaves them open: synthesis removes them)
+            "tags": 2 * (d1 + 4) if self.tags_results else 0,
         }
         if self.df_mem(L):  # each lane's registered memory address; no input vector, no selects
             return {"gather": p.lanes * (index_bits(self.lane_n(L)) + 1), "csel": 0, **common}

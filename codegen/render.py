@@ -129,7 +129,7 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
         nets_ += r["nets"]
         unused += r.get("unused", [])
         blocks.append(r["block"])
-        src, tagged = r["out"], r.get("tagged", False)
+        src, tagged = r["out"], h.tags_results
     unused.append(f"{src}_ready")
     no_wait.append(src)
     assert src == df_output_stream(plans), (src, df_output_stream(plans))

@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..core.fixed import to_twos_complement
 from ..core.rules import steady_ii
 from .tools import ToolNotFound, verilator_bin, verilator_env
 
@@ -274,7 +275,7 @@ def _lanes(codes: np.ndarray, values: int, lane_w: int) -> np.ndarray:
     beats = -(-n // values)
     words = np.zeros((n_vec, beats * values), dtype=np.int64)
     words[:, :n] = codes
-    return (words & ((1 << lane_w) - 1)).reshape(n_vec * beats, values)
+    return to_twos_complement(words, lane_w).reshape(n_vec * beats, values)
 
 
 def _hex_lines(words: np.ndarray, width: int) -> bytes:
