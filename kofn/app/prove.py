@@ -19,7 +19,7 @@ The harness and models come from :mod:`kofn.codegen.formal`; the tools run throu
 5. **covers**: ABC ``bmc3`` on one model per cover, in which the cover is asserted never to
    happen: the counterexample's cycle is the first that reaches it (stalls on both ports, two
    frames out), so a proof that holds because nothing moves would show.  (``yosys-smtbmc -c``
-   gives the same cycles, 36, 113 and 154 on the default design, in 270 s against 10 s.)
+   gives the same cycles, 36, 113 and 154 on the default design, in 191-272 s against 17 s.)
 
 Exit 0 when every property holds, 1 with the failing property, its cycle and the VCD, 2 on a
 bad folder (the other commands' error path).
