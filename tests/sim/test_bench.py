@@ -7,6 +7,8 @@ first failure's kind, phase, vector, beat, lane and values."""
 
 from __future__ import annotations
 
+import hashlib
+
 import shutil
 
 import numpy as np
@@ -57,12 +59,15 @@ def _run(pad_design, tmp_path, body=None, expected=None, simulator="verilator", 
     b, d, sources, x, e = pad_design
     ax = axis_args(b)
     top = b.top
+    # one build per (wrapper, simulator), in the module's folder: tests with the same wrapper
+    # share it (build_rtl leaves an unchanged build alone)
+    tag = f"{simulator}_{hashlib.sha1((body or '').encode()).hexdigest()[:10]}"
     if body is not None:
-        (tmp_path / "kofn_bad.sv").write_text(WRAPPER.format(in_w=ax["in_values"] * ax["in_lane_w"],
-                                                              out_w=ax["out_values"] * ax["out_lane_w"],
-                                                              top=b.top, body=body))
-        sources, top = [*sources, tmp_path / "kofn_bad.sv"], "kofn_bad"
-    bdir = tmp_path / f"build_{simulator}"
+        wrapper = d / f"kofn_bad_{tag}.sv"
+        wrapper.write_text(WRAPPER.format(in_w=ax["in_values"] * ax["in_lane_w"],
+                                          out_w=ax["out_values"] * ax["out_lane_w"], top=b.top, body=body))
+        sources, top = [*sources, wrapper], "kofn_bad"
+    bdir = d / f"build_{tag}"
     build_rtl(sources, top, bdir, tmp_path / "build.log", simulator=simulator, **ax)
     (tmp_path / "rom").symlink_to(d / "rom")
     return simulate_rtl(tmp_path, top, x, e if expected is None else expected, **ax, build_dir=bdir,
