@@ -80,11 +80,22 @@ def vecbuf_features(n: int, width: int, values: int, tagged: bool = False) -> di
     (``tagged``: its beats bring their position and bank, so it keeps no counter of its own)."""
     beats = -(-n // values)
     # one clock enable per (bank, beat): the V values of a beat share it
-    # the write is registered once: the beat's V values, its position and bank; "one" stands
-    # for 6 flags (the counted write bank, valid, done and bank of the write, the two `full`)
+    # the write is registered once: the beat's V values and its position pre-decoded
+    # (kofn_vecbuf's sel_q, a one-hot per bank of the high half, and lo_q); "one" stands for
+    # 6 flags, of which a tagged buffer has 4 and a counted one 5 (its write bank; done and
+    # bank of the write; the two `full`)
+    hi, lo = position_onehots(beats)
     return {"lut": {"we": 2 * beats, "one": 1.0},
             "ff": {"regs": 2 * n * width, "ctr": 0 if tagged else index_bits(beats),
-                   "wreg": values * width + index_bits(beats), "one": 5 / 6 if tagged else 1.0}}
+                   "wreg": values * width + 2 * hi + lo, "one": 4 / 6 if tagged else 5 / 6}}
+
+
+def position_onehots(beats: int) -> tuple[int, int]:
+    """``kofn_vecbuf``'s pre-decoded write position for ``beats`` positions: ``(high, low)``,
+    the sizes of the one-hot of its high part (as many as the positions take) and of its low
+    ``LB = CW // 2`` bits."""
+    lb = index_bits(beats) // 2
+    return ((beats - 1) >> lb) + 1, 1 << lb
 
 
 def bank_ram(bank_n: int, width: int) -> tuple[int, bool]:
@@ -139,11 +150,11 @@ class StagePath:
 
 
 def vecbuf_write_path(inst: str, n: int, width: int, values: int) -> StagePath:
-    """``kofn_vecbuf``'s registered write: the write position (counter, bank and valid
-    registers) decoded into each beat's enable in both banks (``2 * beats`` decoders), each
-    the clock enable of ``values * width`` registers; all of them the driver's loads."""
-    beats = -(-n // values)
-    return StagePath(inst, "write", 1 + mux_levels(beats), 0, 2 * beats * values * width)
+    """``kofn_vecbuf``'s registered write: each beat's enable in a bank is one AND2 of two
+    pre-decoded registers (:func:`position_onehots`), the clock enable of ``values * width``
+    registers; the widest driver, a low-half one-hot bit, feeds ``2 * high`` enables."""
+    hi, _ = position_onehots(-(-n // values))
+    return StagePath(inst, "write", 1, 0, 2 * hi * values * width)
 
 
 def mux_levels(inputs: int) -> int:

@@ -161,6 +161,11 @@ module kofn_dense #(
     logic fbank;
     assign issue_first = run && (addr == '0);
     assign issue_last = !run || (addr == AD_LAST);
+    // The counters rest at zero while idle: the last issue cycle (addr == AD_LAST, so
+    // step == ST_LAST and row == RW_LAST, since DEPTH = N_OUT*S) wraps all three to zero.
+    // `start` therefore sets `run` only and never resets a counter: the start decision
+    // (the buffer flags and reservations, kofn_df_ctrl) drives one flip-flop, not the
+    // counters' reset or enable (the post-route critical path when it did).
     always_ff @(posedge clk) begin
         if (start) fbank <= start_bank;
         if (rst) begin
@@ -168,18 +173,20 @@ module kofn_dense #(
             addr <= '0;
             step <= '0;
             row <= '0;
-        end else if (start) begin
-            run <= 1'b1;
-            addr <= '0;
-            step <= '0;
-            row <= '0;
-        end else if (run) begin
-            addr <= (addr == AD_LAST) ? '0 : addr + 1'b1;
-            step <= (step == ST_LAST) ? '0 : step + 1'b1;
-            if (step == ST_LAST) row <= (row == RW_LAST) ? '0 : row + 1'b1;
-            if (addr == AD_LAST) run <= 1'b0;
+        end else begin
+            if (run) begin
+                addr <= (addr == AD_LAST) ? '0 : addr + 1'b1;
+                step <= (step == ST_LAST) ? '0 : step + 1'b1;
+                if (step == ST_LAST) row <= (row == RW_LAST) ? '0 : row + 1'b1;
+            end
+            if (start) run <= 1'b1;
+            else if (addr == AD_LAST) run <= 1'b0;
         end
     end
+`ifdef FORMAL
+    // The invariant the rule above rests on (`kofn prove` checks it with the rest).
+    always_comb if (!rst) idle_at_zero: assert(run || (addr == '0 && step == '0 && row == '0));
+`endif
 
     // Stage 1: ROM read (the index and weight ROMs; the bias ROM reads in stage 2).
     logic v1, first1, last1;

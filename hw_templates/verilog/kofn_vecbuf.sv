@@ -70,16 +70,31 @@ module kofn_vecbuf #(
     // Writes are registered once (the beat, its bank and position), so the beat's value
     // fans out to the 2*N entries from a register, not from the producer's logic; a bank
     // counts as full from the edge that writes its last beat, one cycle after that beat
-    // was accepted (kofn.codegen.dataflow: a vector buffer's `lag` is 2).
-    logic we_q, done_q, wb_q;
-    logic [CW-1:0] pos_q;
+    // was accepted (kofn.codegen.dataflow: a vector buffer's `lag` is 2).  The write is
+    // registered pre-decoded, as two one-hots: `sel_q` (the beat is written, in bank b,
+    // with high position bits h) and `lo_q` (its low LB position bits), so an entry's
+    // enable is one AND2 of registers, and no register drives more than 2*HN (sel_q: 1 << LB)
+    // enables: a single wide strobe's fan-out was the post-route critical path (routing).
+    localparam int LB = CW / 2;
+    localparam int HB = CW - LB;
+    localparam int HN = ((BEATS - 1) >> LB) + 1;  // the high parts a position takes
+    logic done_q, wb_q;
+    logic [2*HN-1:0] sel_q;  // bit b*HN + h: a beat of bank b with high position bits h is written
+    logic [(1 << LB)-1:0] lo_q;
     logic [V*A_W-1:0] d_q;
     always_ff @(posedge clk) begin
-        we_q <= fire && !rst;
         done_q <= done && !rst;
         wb_q <= wbank;
-        pos_q <= pos;
         d_q <= in_data;
+    end
+    for (genvar b = 0; b < 2; b++) begin : g_sel
+        for (genvar h = 0; h < HN; h++) begin : g_h
+            always_ff @(posedge clk)
+                sel_q[b*HN + h] <= fire && !rst && wbank == b[0] && (pos >> LB) == CW'(h);
+        end
+    end
+    for (genvar j = 0; j < (1 << LB); j++) begin : g_lo
+        always_ff @(posedge clk) lo_q[j] <= (pos << HB) == (CW'(j) << HB);
     end
     // Each bank's flag on its own (no indexed update: Yosys would build 32-bit index
     // arithmetic for full[wbank] into the flag's path).  Completing a frame wins over a
@@ -95,7 +110,7 @@ module kofn_vecbuf #(
     for (genvar b = 0; b < 2; b++) begin : g_bank
         for (genvar i = 0; i < N; i++) begin : g_val
             always_ff @(posedge clk)
-                if (we_q && wb_q == b[0] && pos_q == CW'(i / V))
+                if (sel_q[b*HN + ((i / V) >> LB)] && lo_q[(i / V) % (1 << LB)])
                     bank_flat[(b*N + i)*A_W +: A_W] <= d_q[(i % V)*A_W +: A_W];
         end
     end
@@ -105,7 +120,7 @@ module kofn_vecbuf #(
     // meets unread data).
     always_comb if (!rst) begin
         no_empty_read: assert(!rel || full[rel_bank]);
-        no_overwrite: assert(!we_q || !full[wb_q]);
+        no_overwrite: assert(!(|sel_q[HN-1:0] && full[0]) && !(|sel_q[2*HN-1:HN] && full[1]));
     end
 `endif
 endmodule

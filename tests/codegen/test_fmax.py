@@ -36,12 +36,14 @@ def test_stage_paths_by_hand():
     # pad: 20 -> 12 (k = 5, P = 2) -> 5 (k = 4, P = 4), 8-bit activations, 2 values per input beat
     b, p = _paths("pad")
     assert b.stream_in == 2
-    # l0's buffer: 10 beats, a 4-bit counter decoded to each beat's enable in both banks
-    # (1 + 2 levels): 2 x 10 decoders, each the clock enable of 2 values x 8 bits: 320 loads
+    # l0's buffer: 10 beats, a 4-bit position pre-decoded into one-hots of its low 2 bits (4)
+    # and, per bank, of its high part (positions 0-9: 3); each enable is one AND2 (1 level);
+    # a low-half bit feeds 2 banks x 3 enables, each the clock enable of 2 values x 8 bits: 96
     w = p[("u_l0_buf", "write")]
-    assert (w.levels, w.carry, w.fanout) == (3, 0, 320)
-    # the results' buffer: 5 values of 12 bits, one per beat: 2 x 5 x 12
-    assert p[("u_out_buf", "write")].fanout == 120
+    assert (w.levels, w.carry, w.fanout) == (1, 0, 96)
+    # the results' buffer: 5 values of 12 bits, one per beat: a 3-bit position, low half 1 bit,
+    # high part 0-2 (3 per bank): 2 x 3 enables x 12 bits
+    assert p[("u_out_buf", "write")].fanout == 72
     # l0's core: 36 ROM words (12 rows x ceil(5 / 2) = 3 steps); index words of 2 lanes x 5 bits and weight words of 2 x 8 bits, 3 LUT4s deep (16 words each): the
     # address drives (10 + 16) x 3 LUTs, through ceil(6 / 2) = 3 levels
     r = p[("u_l0_mac", "ROM read")]
