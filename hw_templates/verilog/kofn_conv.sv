@@ -62,7 +62,7 @@ module kofn_conv #(
     // generator reads K*K*C_IN entries at once).  Each entry has its own write enable.
     localparam int PX_BITS = C_IN * A_W;
     localparam int ROW_BITS = W * PX_BITS;
-    logic [K*ROW_BITS-1:0] lb_flat;
+    wire [K*ROW_BITS-1:0] lb_flat;
 
     // Input side: channel, column, row slot, rows received in this frame.
     logic [CH_W-1:0] cin;
@@ -175,9 +175,11 @@ module kofn_conv #(
     for (genvar sl = 0; sl < K; sl++) begin : g_lb_slot
         for (genvar x = 0; x < W; x++) begin : g_lb_x
             for (genvar c = 0; c < C_IN; c++) begin : g_lb_c
+                logic [A_W-1:0] e_q;  // a register of its own (see kofn_vecbuf's e_q)
                 always_ff @(posedge clk)
                     if (lb_we && slot_in == SL_W'(sl) && xin == X_W'(x) && cin == CH_W'(c))
-                        lb_flat[sl*ROW_BITS + (x*C_IN + c)*A_W +: A_W] <= in_data;
+                        e_q <= in_data;
+                assign lb_flat[sl*ROW_BITS + (x*C_IN + c)*A_W +: A_W] = e_q;
             end
         end
     end

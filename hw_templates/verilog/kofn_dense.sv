@@ -462,10 +462,12 @@ module kofn_dense #(
             end else begin : g_one
                 assign srep = {NO0{sel_q[SB0-1:0]}};
             end
-            // Stage g keeps M0 >> min(SELW, (g+1)*SB) candidates at offset g*CW of `cand`;
-            // the rest of its slice stays 0 (constant registers synthesis removes).
+            // Stage g keeps M0 >> min(SELW, (g+1)*SB) candidates at offset g*CW of `cand`,
+            // each in a register of its own (`c_q`); the rest of its slice is tied to 0.  (One
+            // wide variable written slice by slice from many processes costs Verilator a
+            // masked update of the whole vector per slice and cycle: most of the model's time.)
             /* verilator lint_off UNUSEDSIGNAL */
-            logic [GATHER_ST*CW-1:0] cand;
+            wire [GATHER_ST*CW-1:0] cand;
             logic [GATHER_ST*SELW-1:0] csel;  // the select, delayed; a stage uses its own bits
             /* verilator lint_on UNUSEDSIGNAL */
             for (genvar g = 0; g < GATHER_ST; g++) begin : g_gst
@@ -496,9 +498,11 @@ module kofn_dense #(
                         end else begin : g_ss
                             assign sj = sg[LO +: NB];
                         end
-                        always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= grp[32'(sj)*A_W +: A_W];
+                        logic [A_W-1:0] c_q;
+                        always_ff @(posedge clk) c_q <= grp[32'(sj)*A_W +: A_W];
+                        assign cand[(g*M0 + j)*A_W +: A_W] = c_q;
                     end else begin : g_off
-                        always_ff @(posedge clk) cand[(g*M0 + j)*A_W +: A_W] <= '0;
+                        assign cand[(g*M0 + j)*A_W +: A_W] = '0;
                     end
                 end
             end
@@ -536,8 +540,9 @@ module kofn_dense #(
         if (TREE_ST == 0) begin : g_notree
             assign lane_sum = $signed(t0[ACC_W-1:0]);
         end else begin : g_tree
+            // each sum in a register of its own (`s_q`), the unused slots tied to 0 (see `cand`)
             /* verilator lint_off UNUSEDSIGNAL */
-            logic [TREE_ST*P*ACC_W-1:0] tree;
+            wire [TREE_ST*P*ACC_W-1:0] tree;
             /* verilator lint_on UNUSEDSIGNAL */
             for (genvar t = 0; t < TREE_ST; t++) begin : g_tl
                 localparam int NIN = (P + (1 << t) - 1) >> t;
@@ -552,12 +557,16 @@ module kofn_dense #(
                 end
                 for (genvar j = 0; j < P; j++) begin : g_tj
                     localparam int O = (t*P + j)*ACC_W;
-                    if (j < NOUT && 2*j + 1 < NIN) begin : g_add
-                        always_ff @(posedge clk) tree[O +: ACC_W] <= tin[2*j*ACC_W +: ACC_W] + tin[(2*j+1)*ACC_W +: ACC_W];
-                    end else if (j < NOUT) begin : g_pass
-                        always_ff @(posedge clk) tree[O +: ACC_W] <= tin[2*j*ACC_W +: ACC_W];
+                    if (j < NOUT) begin : g_on
+                        logic [ACC_W-1:0] s_q;
+                        if (2*j + 1 < NIN) begin : g_add
+                            always_ff @(posedge clk) s_q <= tin[2*j*ACC_W +: ACC_W] + tin[(2*j+1)*ACC_W +: ACC_W];
+                        end else begin : g_pass
+                            always_ff @(posedge clk) s_q <= tin[2*j*ACC_W +: ACC_W];
+                        end
+                        assign tree[O +: ACC_W] = s_q;
                     end else begin : g_off
-                        always_ff @(posedge clk) tree[O +: ACC_W] <= '0;
+                        assign tree[O +: ACC_W] = '0;
                     end
                 end
             end

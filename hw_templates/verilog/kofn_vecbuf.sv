@@ -37,7 +37,7 @@ module kofn_vecbuf #(
     output logic [1:0]           full,
     input  logic                 rel,
     input  logic                 rel_bank,
-    output logic [2*N*A_W-1:0]   bank_flat
+    output wire  [2*N*A_W-1:0]   bank_flat
 );
     localparam int BEATS = (N + V - 1) / V;
     localparam int CW = BEATS > 1 ? $clog2(BEATS) : 1;
@@ -106,12 +106,16 @@ module kofn_vecbuf #(
             else if (rel && rel_bank == b[0]) full[b] <= 1'b0;
         end
     end
-    // One write enable per entry (a decoder), not a variable part-select.
+    // One write enable per entry (a decoder), not a variable part-select; each entry a
+    // register of its own (`e_q`: simulators then update one small variable per write, not a
+    // slice of the whole bank vector).
     for (genvar b = 0; b < 2; b++) begin : g_bank
         for (genvar i = 0; i < N; i++) begin : g_val
+            logic [A_W-1:0] e_q;
             always_ff @(posedge clk)
                 if (sel_q[b*HN + ((i / V) >> LB)] && lo_q[(i / V) % (1 << LB)])
-                    bank_flat[(b*N + i)*A_W +: A_W] <= d_q[(i % V)*A_W +: A_W];
+                    e_q <= d_q[(i % V)*A_W +: A_W];
+            assign bank_flat[(b*N + i)*A_W +: A_W] = e_q;
         end
     end
 `ifdef FORMAL
