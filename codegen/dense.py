@@ -75,16 +75,17 @@ class DenseHandler(MacHandler):
                 (f"u_{n}_mac", "dfcore", {"lut": core["core_lut"], "ff": core["core_ff"]})]
 
     def df_paths(self, plan, values: int) -> list[StagePath]:
-        """The buffer's registered write (:func:`~kofn.codegen.cells.vecbuf_write_path`); the start control (the core's last-issue test on its
-        address counter, the bank flags, then the reset of the core's counters); then the
-        core's paths."""
+        """The buffer's registered write (:func:`~kofn.codegen.cells.vecbuf_write_path`); the
+        start control (the core's last-issue test on its address counter and the bank flags,
+        into five flip-flops: the core's `run` and bank, the controller's bank, the two
+        reservations; the counters rest at zero and take no reset from it); then the core's
+        paths."""
         L, n = plan.layer, plan.layer.name
         ad = index_bits(plan.depth)
         write = bankbuf_write_path(f"u_{n}_buf", L.n, plan.lanes, L.input_fmt.width, values) if self.df_mem(L) else \
             vecbuf_write_path(f"u_{n}_buf", L.n, L.input_fmt.width, values)
         return [write,
-                StagePath(f"u_{n}_ctrl", "start", 2 + mux_levels(2 ** ad), ad,
-                          ad + index_bits(plan.steps) + index_bits(L.rows) + 3),
+                StagePath(f"u_{n}_ctrl", "start", 1 + mux_levels(2 ** ad), ad, 5),
                 *self.core_paths(plan, f"u_{n}_mac")]
 
     def df_memory(self, plan) -> dict[str, int]:
