@@ -164,8 +164,8 @@ module kofn_dense #(
     // The counters rest at zero while idle: the last issue cycle (addr == AD_LAST, so
     // step == ST_LAST and row == RW_LAST, since DEPTH = N_OUT*S) wraps all three to zero.
     // `start` therefore sets `run` only and never resets a counter: the start decision
-    // (the buffer flags and reservations, kofn_df_ctrl) drives one flip-flop, not the
-    // counters' reset or enable (the post-route critical path when it did).
+    // (the buffer flags and reservations, kofn_df_ctrl) drives `run` and the bank it latches,
+    // not the counters' reset (the post-route critical path when it did).
     always_ff @(posedge clk) begin
         if (start) fbank <= start_bank;
         if (rst) begin
