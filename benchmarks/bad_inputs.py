@@ -29,6 +29,25 @@ from kofn.app.data import write_idx
 KOFN = [sys.executable, "-m", "kofn"]
 
 
+def interrupt_at(argv: list[str], stage: str, sig: int, delay: float, cwd: Path | None = None,
+                 timeout: float | None = None) -> tuple[int, str, str, float]:
+    """Run ``argv``, wait until its stderr shows ``stage``, ``delay`` seconds more, then send
+    ``sig``: ``(exit code, stderr up to the stage line, the rest of stderr, seconds from the
+    signal to the exit)``.  Also used by ``tests/test_robust_builds.py``."""
+    p = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=cwd)
+    seen = []
+    for line in p.stderr:
+        seen.append(line)
+        if stage in line:
+            break
+    time.sleep(delay)
+    t = time.perf_counter()
+    p.send_signal(sig)
+    rest = p.stderr.read()
+    rc = p.wait(timeout=timeout)
+    return rc, "".join(seen), rest, time.perf_counter() - t
+
+
 def tree(p: Path) -> str | None:
     if not p.exists():
         return None
@@ -79,18 +98,9 @@ class Bench:
             rc, err = r.returncode, r.stderr
         else:
             stage, sig = interrupt
-            p = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=self.work)
-            seen = []
-            for line in p.stderr:
-                seen.append(line)
-                if stage in line:
-                    break
-            time.sleep(2)
-            ts = time.perf_counter()
-            p.send_signal(sig)
-            err = "".join(seen) + p.stderr.read()
-            rc = p.wait()
-            note = (note + "; " if note else "") + f"exited {time.perf_counter() - ts:.1f} s after the signal"
+            rc, seen, rest, took = interrupt_at(argv, stage, sig, 2.0, cwd=self.work)
+            err = seen + rest
+            note = (note + "; " if note else "") + f"exited {took:.1f} s after the signal"
         lines = [l for l in err.strip().splitlines() if l.strip()]
         last = lines[-1] if lines else "(nothing)"
         if "Traceback" in err:

@@ -9,9 +9,7 @@ import json
 import re
 import shutil
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import pytest
 
 from kofn.app.cli import main
 from kofn.app.config import default_config_text
+from bad_inputs import interrupt_at
 from robust_helpers import fast_config, leftovers, tree, user_error
 
 
@@ -78,20 +77,9 @@ def test_interrupted_run_leaves_a_good_build_identical(stage, small_build, tmp_p
     cfg.write_text(re.sub(r"^epochs = 60", "epochs = 400", default_config_text(), count=1, flags=re.M)
                    if stage.startswith("train")
                    else fast_config(rtl="true"))
-    p = subprocess.Popen([sys.executable, "-m", "kofn", "flow", str(cfg), "--out", str(good)],
-                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    lines = []
-    for line in p.stderr:
-        lines.append(line)
-        if stage in line:
-            break
-    time.sleep(1.5)
-    t = time.perf_counter()
-    p.send_signal(signal.SIGINT)
-    rest = p.stderr.read()
-    rc = p.wait(timeout=120)
-    took = time.perf_counter() - t
-    assert rc == 130, "".join(lines) + rest
+    rc, lines, rest, took = interrupt_at([sys.executable, "-m", "kofn", "flow", str(cfg), "--out", str(good)],
+                                         stage, signal.SIGINT, 1.5, timeout=120)
+    assert rc == 130, lines + rest
     assert "Traceback" not in rest and "kofn: interrupted (SIGINT)" in rest
     assert took < 20, f"{took:.1f} s from SIGINT to exit"
     assert tree(good) == before and leftovers(good) == []
