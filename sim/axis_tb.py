@@ -1,16 +1,17 @@
 """cocotb test of a kofn top inside the SystemVerilog bench ``kofn_tb`` (hw_templates/verilog/kofn_tb.sv).
 
 Run by :func:`kofn.sim.rtl.simulate_rtl`, which writes the stimulus into the folder named by
-``KOFN_TB_DIR`` (``tb_inputs.hex``, ``tb_expected.hex``) and passes the run's sizes, seed and
+``KOFN_TB_DIR`` (``tb_inputs.bin``, ``tb_expected.bin``) and passes the run's sizes, seed and
 stall threshold to the bench as plusargs.  The bench does the per-beat work in the simulator: it
 drives every AXI4-Stream beat (a stall-free timing phase, then every vector with seeded random
 tvalid gaps and tready stalls), compares every output code, checks pad lanes, TLAST, beats held
 stable under stalls, X beats (four-state), runs the watchdog, and writes every received code
-(``tb_outputs.txt``) and the timing phase's edges (``tb_timing.txt``).
+(``tb_outputs.txt``, one tdata word a beat) and the timing phase's edges (``tb_timing.txt``).
 
 This test only waits: a coarse timer every ``POLL_CYCLES`` cycles writes the progress and looks at
-``done``; then it reads the bench's counters and its first failure, and writes ``tb_result.json``
-(what :class:`kofn.sim.rtl.RtlResult` is made from).  The clock is the bench's own ``always #5``
+``done`` (the bench stops its clock after ``done``, so the last wait simulates nothing); then it
+reads the bench's counters and its first failure, and writes ``tb_result.json``
+(what :class:`kofn.sim.rtl.RtlResult` is made from).  The clock is the bench's own ``#5`` loop
 (Verilator --timing), so Python never runs per cycle: on cnn_digits (294 k cycles) a cocotb GPI
 clock took 1.3x and a Python clock 4.8x the SV clock's wall time."""
 
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 import cocotb
-from cocotb.triggers import First, RisingEdge, Timer
+from cocotb.triggers import Timer
 
 __all__ = ["stream_vectors", "COUNTERS", "FAIL_KINDS"]
 
@@ -50,8 +51,8 @@ async def stream_vectors(dut):
     progress = d / "tb_progress.txt"
     t0, c0 = time.perf_counter(), time.process_time()  # time 0: the bench is about to read its files
     last = -1
-    while not int(dut.done.value):
-        await First(Timer(POLL_CYCLES * PERIOD_NS, unit="ns"), RisingEdge(dut.done))
+    while not int(dut.done.value):  # the bench's clock stops once done: the last wait costs nothing
+        await Timer(POLL_CYCLES * PERIOD_NS, unit="ns")
         now = _int(dut.vec_done)
         if now != last:
             progress.write_text(f"{now} {n_vec}\n")

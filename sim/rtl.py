@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.fixed import to_twos_complement
+from ..core.fixed import from_twos_complement, to_twos_complement
 from ..core.rules import steady_ii
 from .tools import ToolNotFound, verilator_bin, verilator_env
 
@@ -43,6 +43,8 @@ TB_TOP = "kofn_tb"
 #: Verilator: the bench's clock is an SV ``always #5`` (--timing); g++ 12 needs -fcoroutines for it
 #: and the wheel's verilated.mk leaves CFG_CXXFLAGS_COROUTINES empty.
 VERILATOR_TIMING_ARGS = ("--timing", "-CFLAGS", "-fcoroutines")
+#: Beats the bench reads from a stimulus file at a time ($fread into an array of this size).
+BENCH_CHUNK = 1024
 SIMULATORS = ("verilator", "icarus")
 # Icarus: modules without a `timescale directive (all of kofn's) get this unit/precision; the
 # testbench's 10 ns clock needs a unit no coarser than 1 ns.
@@ -130,7 +132,7 @@ def bench_parameters(*, in_lane_w: int, out_lane_w: int, in_values: int = 1, out
     ``X_IDLE`` (X on idle tdata) for the four-state Icarus."""
     return {"IN_VALUES": int(in_values), "IN_LANE_W": int(in_lane_w), "OUT_VALUES": int(out_values),
             "OUT_LANE_W": int(out_lane_w), "OUT_SIGNED": int(bool(out_signed)),
-            "X_IDLE": int(simulator == "icarus")}
+            "X_IDLE": int(simulator == "icarus"), "CHUNK": BENCH_CHUNK}
 
 
 def object_cache_dir() -> Path:
@@ -278,27 +280,42 @@ def _lanes(codes: np.ndarray, values: int, lane_w: int) -> np.ndarray:
     return to_twos_complement(words, lane_w).reshape(n_vec * beats, values)
 
 
-def _hex_lines(words: np.ndarray, width: int) -> bytes:
-    """One line per row of ``words`` (non-negative, < 2**width), its values in fixed-width hex."""
-    nd = -(-width // 4)
-    rows, values = words.shape
-    digits = (words[:, :, None] >> (4 * np.arange(nd - 1, -1, -1))) & 0xF
-    out = np.full((rows, values, nd + 1), ord(" "), dtype=np.uint8)
-    out[:, :, :nd] = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)[digits]
-    out[:, -1, nd] = ord("\n")
-    return out.tobytes()
+def _beat_bytes(words: np.ndarray, lane_w: int) -> bytes:
+    """``[beats, values]`` lane words (non-negative, < 2**lane_w) as the bench's ``$fread`` takes
+    each beat's tdata word: ceil(values * lane_w / 8) bytes, most significant first, lane 0 in the
+    lowest bits."""
+    beats, values = words.shape
+    nbytes = -(-values * lane_w // 8)
+    bits = np.zeros((beats, nbytes * 8), dtype=np.uint8)  # column i: bit i of the word
+    bits[:, :values * lane_w] = ((words[:, :, None] >> np.arange(lane_w)) & 1).reshape(beats, values * lane_w)
+    return np.packbits(bits[:, ::-1], axis=1).tobytes()
+
+
+def read_output_beats(path: Path, values: int, lane_w: int, signed: bool) -> np.ndarray:
+    """The bench's ``tb_outputs.txt`` (one m_axis_tdata word in hex per received beat) as
+    ``[beats, values]`` codes: lane ``j`` is bits ``[j*lane_w, (j+1)*lane_w)``, sign-extended when
+    ``signed``; every code of a beat with an X/Z digit (four-state simulators) reads 0."""
+    words = path.read_text().split()
+    mask = (1 << lane_w) - 1
+    codes = np.zeros((len(words), values), dtype=np.int64)
+    for i, w in enumerate(words):
+        if not any(c in "xXzZ" for c in w):
+            v = int(w, 16)
+            codes[i] = [(v >> (j * lane_w)) & mask for j in range(values)]
+    return from_twos_complement(codes, lane_w) if signed else codes
 
 
 def write_stimulus(tb_dir: Path, x: np.ndarray, expected: np.ndarray, *, in_lane_w: int, out_lane_w: int,
                    in_values: int = 1, out_values: int = 1, out_signed: bool) -> None:
-    """The bench's ``tb_inputs.hex`` (input beats) and ``tb_expected.hex`` (expected output beats,
-    pad lanes 0).  The bench compares lane bits, so every expected code must fit its lane."""
+    """The bench's ``tb_inputs.bin`` (input beats) and ``tb_expected.bin`` (expected output beats,
+    pad lanes 0), one tdata word a beat.  The bench compares lane bits, so every expected code
+    must fit its lane."""
     x, expected = np.asarray(x, dtype=np.int64), np.asarray(expected, dtype=np.int64)
     lo, hi = (-(1 << (out_lane_w - 1)), (1 << (out_lane_w - 1)) - 1) if out_signed else (0, (1 << out_lane_w) - 1)
     if expected.size and (expected.min() < lo or expected.max() > hi):
         raise ValueError(f"expected output codes outside [{lo}, {hi}] cannot travel in a {out_lane_w}-bit lane")
-    (tb_dir / "tb_inputs.hex").write_bytes(_hex_lines(_lanes(x, in_values, in_lane_w), in_lane_w))
-    (tb_dir / "tb_expected.hex").write_bytes(_hex_lines(_lanes(expected, out_values, out_lane_w), out_lane_w))
+    (tb_dir / "tb_inputs.bin").write_bytes(_beat_bytes(_lanes(x, in_values, in_lane_w), in_lane_w))
+    (tb_dir / "tb_expected.bin").write_bytes(_beat_bytes(_lanes(expected, out_values, out_lane_w), out_lane_w))
 
 
 def bench_plusargs(n_vec: int, n_in: int, n_out: int, *, timing_vectors: int, seed: int, stall_prob: float,
@@ -415,7 +432,7 @@ def simulate_rtl(
     if r["stalled"]:
         raise RuntimeError(f"the RTL simulation ({simulator}) stopped: the design stalled: no beat accepted on "
                            f"either side for {watchdog:,} cycles {where}; see {tb_dir / 'sim.log'}")
-    codes = np.array((tb_dir / "tb_outputs.txt").read_text().split(), dtype=np.int64).reshape(-1, out_values)
+    codes = read_output_beats(tb_dir / "tb_outputs.txt", out_values, out_lane_w, out_signed)
     outputs = codes[t * out_beats:].reshape(n_vec, out_beats * out_values)[:, :n_out]
     edges = [line.split() for line in (tb_dir / "tb_timing.txt").read_text().splitlines()]
     first = [int(e) for k, e in edges if k == "i"]

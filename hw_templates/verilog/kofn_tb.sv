@@ -7,10 +7,12 @@
 //   +tb_dir=DIR       folder of the files below (kofn.sim.rtl writes and reads them)
 //   +n_vec=N +n_in=N +n_out=N +timing=T +seed=S +stall=THR +watchdog=C
 // Files in DIR:
-//   tb_inputs.hex     one line per input beat, IN_VALUES lane codes in hex (masked to the lane)
-//   tb_expected.hex   one line per output beat, OUT_VALUES lane codes in hex (pad lanes 0)
-//   tb_outputs.txt    written: one line per received output beat, both phases, each code as a
-//                     decimal integer (sign-extended when OUT_SIGNED; 0 for a beat with X/Z)
+//   tb_inputs.bin     the input beats, each s_axis_tdata word as ceil(IN_W / 8) bytes, most
+//                     significant first (lane 0 in the lowest bits; $fread's layout)
+//   tb_expected.bin   the expected output beats (pad lanes 0), m_axis_tdata words likewise
+//   tb_outputs.txt    written: one line per received output beat, both phases: m_axis_tdata in
+//                     hex, lane 0 in the lowest digits (x/z digits where a four-state simulator
+//                     saw X/Z)
 //   tb_timing.txt     written: "i EDGE" per timing-phase inference's first input beat and
 //                     "o EDGE" per last output beat (EDGE: rising edges since time 0)
 //
@@ -48,7 +50,8 @@ module kofn_tb #(
     parameter int OUT_VALUES = 1,
     parameter int OUT_LANE_W = 8,
     parameter bit OUT_SIGNED = 1'b0,
-    parameter bit X_IDLE = 1'b0
+    parameter bit X_IDLE = 1'b0,
+    parameter int CHUNK = 1024  // beats read from a stimulus file at a time
 );
     localparam int IN_W = IN_VALUES * IN_LANE_W;
     localparam int OUT_W = OUT_VALUES * OUT_LANE_W;
@@ -66,7 +69,12 @@ module kofn_tb #(
     logic m_axis_tready = 1'b0;
     logic m_axis_tlast;
 
-    always #5 aclk = ~aclk;  // 10 ns; Python never runs per cycle
+    // 10 ns; Python never runs per cycle.  The clock stops on the edge after `done`, so that the
+    // simulator has no event left and cocotb's timer jumps to its deadline without evaluating
+    // idle cycles (cocotb then needs no per-step callback on `done`).
+    logic clk_run = 1'b1;
+    initial while (clk_run) #5 aclk = ~aclk;
+    always @(posedge aclk) if (done) clk_run <= 1'b0;
 
     `KOFN_DUT dut (
         .aclk(aclk), .aresetn(aresetn),
@@ -81,13 +89,39 @@ module kofn_tb #(
     int n_vec, n_in, n_out, n_timing, seed, watchdog;
     int unsigned stall_thr;  // a stall when (xorshift >> 8) < stall_thr
     int in_beats, out_beats, in_last_used, out_last_used;
-    logic [IN_LANE_W-1:0] in_mem[];    // [beat * IN_VALUES + lane]
-    logic [OUT_LANE_W-1:0] exp_mem[];  // [beat * OUT_VALUES + lane]
-    int fd_out, fd_timing;
+    // The stimulus streams from the files, CHUNK beats at a time, from the start of each phase
+    // (binary $fread: Verilator's $fscanf of hex codes was a third of the default design's
+    // simulation phase).  Each phase reads its beats in order, so one window per file suffices.
+    logic [IN_W-1:0] in_win[CHUNK];    // input beats [in_base, in_base + CHUNK)
+    logic [OUT_W-1:0] exp_win[CHUNK];  // expected output beats [exp_base, exp_base + CHUNK)
+    int in_base, exp_base;
+    int fd_in, fd_exp, fd_out, fd_timing;
+
+    function automatic logic [IN_W-1:0] in_beat(input int beat);  // beat >= in_base, in order
+        while (beat >= in_base + CHUNK) begin
+            if ($fread(in_win, fd_in) == 0) $fatal(1, "kofn_tb: %s/tb_inputs.bin ends before beat %0d", tb_dir, beat);
+            in_base = in_base + CHUNK;
+        end
+        return in_win[beat - in_base];
+    endfunction
+
+    function automatic logic [OUT_W-1:0] exp_beat(input int beat);  // likewise
+        while (beat >= exp_base + CHUNK) begin
+            if ($fread(exp_win, fd_exp) == 0) $fatal(1, "kofn_tb: %s/tb_expected.bin ends before beat %0d", tb_dir, beat);
+            exp_base = exp_base + CHUNK;
+        end
+        return exp_win[beat - exp_base];
+    endfunction
+
+    task automatic rewind_stimulus;  // the windows before beat 0 of both files
+        if ($fseek(fd_in, 0, 0) != 0 || $fseek(fd_exp, 0, 0) != 0) $fatal(1, "kofn_tb: cannot rewind the stimulus");
+        in_base = -CHUNK;
+        exp_base = -CHUNK;
+    endtask
 
     // ---- counters, read by the cocotb test ----
     logic done /* verilator public_flat_rd */ = 1'b0;
-    logic ready_to_run /* verilator public_flat_rd */ = 1'b0;  // the files are read
+    logic ready_to_run /* verilator public_flat_rd */ = 1'b0;  // the files are open
     int cycles /* verilator public_flat_rd */ = 0;  // rising edges since time 0
     int end_cycle /* verilator public_flat_rd */ = 0;  // the edge on which the run ended
     int mismatches /* verilator public_flat_rd */ = 0;
@@ -131,9 +165,6 @@ module kofn_tb #(
     endtask
 
     initial begin : load
-        int fd, r, b, j;
-        logic [IN_LANE_W-1:0] lin;
-        logic [OUT_LANE_W-1:0] lout;
         if (!$value$plusargs("tb_dir=%s", tb_dir)) tb_dir = ".";
         if (!$value$plusargs("n_vec=%d", n_vec)) n_vec = 0;
         if (!$value$plusargs("n_in=%d", n_in)) n_in = 0;
@@ -147,24 +178,10 @@ module kofn_tb #(
         out_beats = (n_out + OUT_VALUES - 1) / OUT_VALUES;
         in_last_used = n_in - (in_beats - 1) * IN_VALUES;
         out_last_used = n_out - (out_beats - 1) * OUT_VALUES;
-        in_mem = new[n_vec * in_beats * IN_VALUES];
-        exp_mem = new[n_vec * out_beats * OUT_VALUES];
-        fd = $fopen({tb_dir, "/tb_inputs.hex"}, "r");
-        if (fd == 0) $fatal(1, "kofn_tb: cannot open %s/tb_inputs.hex", tb_dir);
-        for (b = 0; b < n_vec * in_beats * IN_VALUES; b++) begin
-            r = $fscanf(fd, "%h", lin);
-            if (r != 1) $fatal(1, "kofn_tb: tb_inputs.hex ends after %0d codes", b);
-            in_mem[b] = lin;
-        end
-        $fclose(fd);
-        fd = $fopen({tb_dir, "/tb_expected.hex"}, "r");
-        if (fd == 0) $fatal(1, "kofn_tb: cannot open %s/tb_expected.hex", tb_dir);
-        for (b = 0; b < n_vec * out_beats * OUT_VALUES; b++) begin
-            r = $fscanf(fd, "%h", lout);
-            if (r != 1) $fatal(1, "kofn_tb: tb_expected.hex ends after %0d codes", b);
-            exp_mem[b] = lout;
-        end
-        $fclose(fd);
+        fd_in = $fopen({tb_dir, "/tb_inputs.bin"}, "rb");
+        if (fd_in == 0) $fatal(1, "kofn_tb: cannot open %s/tb_inputs.bin", tb_dir);
+        fd_exp = $fopen({tb_dir, "/tb_expected.bin"}, "rb");
+        if (fd_exp == 0) $fatal(1, "kofn_tb: cannot open %s/tb_expected.bin", tb_dir);
         fd_out = $fopen({tb_dir, "/tb_outputs.txt"}, "w");
         fd_timing = $fopen({tb_dir, "/tb_timing.txt"}, "w");
         if (X_IDLE) s_axis_tdata = 'x;
@@ -195,8 +212,9 @@ module kofn_tb #(
         logic [IN_W-1:0] w;
         int used, j;
         used = (beat % in_beats == in_beats - 1) ? in_last_used : IN_VALUES;
-        for (j = 0; j < IN_VALUES; j++)
-            w[j*IN_LANE_W +: IN_LANE_W] = (X_IDLE && j >= used) ? {IN_LANE_W{1'bx}} : in_mem[beat * IN_VALUES + j];
+        w = in_beat(beat);
+        if (X_IDLE)
+            for (j = used; j < IN_VALUES; j++) w[j*IN_LANE_W +: IN_LANE_W] = {IN_LANE_W{1'bx}};
         s_axis_tdata <= w;
         s_axis_tlast <= (beat % in_beats == in_beats - 1);
         s_axis_tvalid <= 1'b1;
@@ -205,6 +223,7 @@ module kofn_tb #(
     task automatic start_phase(input int p);
         phase = p;
         phase_vecs = (p == 0) ? n_timing : n_vec;
+        rewind_stimulus();
         in_ptr = 0;
         in_done = 0;
         out_done = 0;
@@ -220,14 +239,17 @@ module kofn_tb #(
         s_axis_tvalid <= 1'b0;
         m_axis_tready <= 1'b0;
         if (X_IDLE) s_axis_tdata <= 'x;
+        $fclose(fd_in);
+        $fclose(fd_exp);
         $fclose(fd_out);
         $fclose(fd_timing);
     endtask
 
     always @(posedge aclk) begin : bench
         logic in_fire, out_fire, offering, stall_v, stall_r, want_last, xbeat;
-        int j, keep, base;
-        logic [OUT_LANE_W-1:0] lane;
+        int j, keep;
+        logic [OUT_LANE_W-1:0] lane, want;
+        logic [OUT_W-1:0] exp_w;
         cycles <= cycles + 1;
         if (!ready_to_run || done) begin
             // reset held until the files are read (time 0); nothing else to do once done
@@ -264,29 +286,29 @@ module kofn_tb #(
             end
             if (out_fire) begin
                 keep = (out_beat == out_beats - 1) ? out_last_used : OUT_VALUES;
-                base = ((out_vec * out_beats) + out_beat) * OUT_VALUES;
+                exp_w = exp_beat(out_vec * out_beats + out_beat);
                 want_last = (out_beat == out_beats - 1);
                 xbeat = (^m_axis_tdata) === 1'bx;
                 if (xbeat) begin
                     x_beats = x_beats + 1;
                     mismatches = mismatches + keep;
-                    fail(F_X, out_vec, out_beat, 0, 0, code_of(exp_mem[base]));
+                    fail(F_X, out_vec, out_beat, 0, 0, code_of(exp_w[OUT_LANE_W-1:0]));
                 end
+                $fwrite(fd_out, "%h\n", m_axis_tdata);  // one write a beat: lanes split in Python
                 for (j = 0; j < OUT_VALUES; j++) begin
                     lane = m_axis_tdata[j*OUT_LANE_W +: OUT_LANE_W];
-                    $fwrite(fd_out, "%0d ", xbeat ? 0 : code_of(lane));
+                    want = exp_w[j*OUT_LANE_W +: OUT_LANE_W];
                     if (xbeat) begin
                     end else if (j < keep) begin
-                        if (lane !== exp_mem[base + j]) begin
+                        if (lane !== want) begin
                             mismatches = mismatches + 1;
-                            fail(F_CODE, out_vec, out_beat, j, code_of(lane), code_of(exp_mem[base + j]));
+                            fail(F_CODE, out_vec, out_beat, j, code_of(lane), code_of(want));
                         end
                     end else if (lane !== '0) begin
                         pad_errors = pad_errors + 1;
                         fail(F_PAD, out_vec, out_beat, j, code_of(lane), 0);
                     end
                 end
-                $fwrite(fd_out, "\n");
                 if (m_axis_tlast !== want_last) begin
                     tlast_errors = tlast_errors + 1;
                     fail(F_TLAST, out_vec, out_beat, 0, (m_axis_tlast === 1'b1) ? 1 : 0, longint'(want_last));
