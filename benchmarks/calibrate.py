@@ -2,6 +2,7 @@
 
     python benchmarks/calibrate.py [--family xc7,xcup] [--jobs 2] [--out calib.json]
     python benchmarks/calibrate.py --fit [--results calib.json]
+    python benchmarks/calibrate.py --family xc7,xcup --save-cache   (after an RTL change)
 
 Prints, per family and resource, the median and worst relative error of the estimate
 against Yosys ``synth_xilinx`` (DSP and BRAM should be exact), and writes every figure
@@ -13,6 +14,10 @@ writes them to ``codegen/coefficients.py`` of this checkout (the estimator reads
 there as ``kofn.codegen.coefficients``), and prints the corpus errors with the new
 coefficients, in-sample and leave-one-design-out (each design predicted by coefficients
 fitted without it).
+
+``--save-cache`` writes every design's Yosys outputs to ``results/yosys_corpus.json`` (keyed by
+Yosys's version, the script and the RTL and ROM text; the test suite synthesizes only what the
+file lacks), ``--cached`` reuses it here.
 
 The corpus and the fitting live in ``benchmarks/calibration.py``, next to this script (not in
 the installed package); run the script from a checkout, from any directory.
@@ -29,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # calibration.py, next to this script
 
-from calibration import CORPUS, fit, predict, run_corpus, samples  # noqa: E402
+from calibration import CORPUS, YOSYS_CACHE, fit, predict, run_corpus, samples, save_cache  # noqa: E402
 
 #: The estimator's coefficients in this checkout (``kofn.codegen.coefficients``).
 COEFFICIENTS_PY = Path(__file__).resolve().parents[1] / "codegen" / "coefficients.py"
@@ -94,12 +99,23 @@ def main() -> int:
     ap.add_argument("--keep", default=None, help="build the designs here and keep them (per-module stat JSON)")
     ap.add_argument("--fit", action="store_true", help="fit the LUT/FF coefficients (see above)")
     ap.add_argument("--results", default=None, help="with --fit: a JSON written by this script (skip synthesis)")
+    ap.add_argument("--cached", action="store_true",
+                    help=f"reuse the Yosys outputs in {YOSYS_CACHE.relative_to(YOSYS_CACHE.parents[2])} for designs "
+                         "whose RTL, ROMs, script and Yosys version are unchanged")
+    ap.add_argument("--save-cache", action="store_true",
+                    help="write every design's Yosys outputs to that file (the test suite reads it; run this after "
+                         "an RTL change, with --family xc7,xcup, and commit the file)")
     args = ap.parse_args()
     if args.fit and args.results:
         return fit_and_report(json.loads(Path(args.results).read_text())["results"])
     with tempfile.TemporaryDirectory() as tmp:
         results = run_corpus(Path(args.keep or tmp), [f for f in args.family.split(",") if f], args.jobs,
-                             progress=lambda m: print(m, file=sys.stderr, flush=True))
+                             progress=lambda m: print(m, file=sys.stderr, flush=True),
+                             cache=YOSYS_CACHE if args.cached else None)
+    if args.save_cache:
+        print(f"wrote {save_cache(results)} entries to {YOSYS_CACHE}", file=sys.stderr)
+    for r in results:  # the raw Yosys outputs stay in the cache, not in the results file
+        r.pop("yosys", None)
     if args.fit:
         Path(args.out).write_text(json.dumps({"results": results}, indent=2) + "\n")
         return fit_and_report(results)

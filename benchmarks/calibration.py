@@ -14,14 +14,18 @@ This is development tooling, not part of the installed ``kofn`` package: the est
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from kofn.core.fixed import FixedFormat as F
 
-__all__ = ["CorpusDesign", "CORPUS", "design_model", "design_build", "estimate", "build_design", "run_corpus", "samples",
+__all__ = ["CorpusDesign", "CORPUS", "design_model", "design_build", "estimate", "build_design", "run_corpus",
+           "YOSYS_CACHE", "synth_key", "save_cache", "samples",
            "fit", "predict"]
 
 
@@ -135,18 +139,79 @@ def build_design(d: CorpusDesign, out: Path, seed: int = 0):
     return b.model, b.layers, design
 
 
+#: Yosys's outputs for the corpus, keyed by what Yosys reads (see :func:`synth_key`): the test
+#: suite and ``calibrate.py`` reuse an entry instead of running Yosys again on the same bytes.
+YOSYS_CACHE = Path(__file__).resolve().parent / "results" / "yosys_corpus.json"
+
+
+@lru_cache(maxsize=1)
+def yosys_version() -> str:
+    """``yosys -V`` (part of every cache key: another Yosys may map differently)."""
+    import subprocess
+
+    return subprocess.run(["yosys", "-V"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def synth_key(design, family: str) -> str:
+    """SHA-256 of everything the corpus's Yosys run depends on: Yosys's version, the script, and
+    the text of every RTL and ROM file of ``design`` (a :class:`kofn.codegen.Design`)."""
+    from kofn.codegen.synth import synth_script
+
+    h = hashlib.sha256()
+    for part in (yosys_version(), synth_script(design.sources, design.top, family, timing=False)):
+        h.update(part.encode() + b"\0")
+    for rel in sorted(f for f in design.files if f.startswith(("rtl/", "rom/"))):
+        h.update(rel.encode() + b"\0" + design.files[rel].encode() + b"\0")
+    return h.hexdigest()
+
+
+def _raw_outputs(out: Path, family: str) -> dict:
+    """What :func:`kofn.codegen.synth.read_synth_outputs` reads of a Yosys run, minus what it
+    ignores: each module's cell counts (``stat -json``) and the ``cell TYPE NAME`` lines of the
+    instance dump."""
+    from kofn.codegen.synth import load_stat_json
+
+    doc = load_stat_json((out / "synth" / f"stat_{family}.json").read_text())
+    stat = {"modules": {m: {"num_cells_by_type": v["num_cells_by_type"]} for m, v in doc["modules"].items()}}
+    if "num_cells_by_type" in doc.get("design", {}):
+        stat["design"] = {"num_cells_by_type": doc["design"]["num_cells_by_type"]}
+    dump = [ln.strip() for ln in (out / "synth" / f"instances_{family}.txt").read_text().splitlines()
+            if ln.strip().startswith("cell ") and len(ln.split()) == 3]
+    return {"stat": stat, "dump": dump}
+
+
+def _restore_outputs(out: Path, family: str, raw: dict) -> None:
+    (out / "synth").mkdir(exist_ok=True)
+    (out / "synth" / f"stat_{family}.json").write_text(json.dumps(raw["stat"]))
+    (out / "synth" / f"instances_{family}.txt").write_text("\n".join(raw["dump"]) + "\n")
+
+
+@lru_cache(maxsize=1)
+def _cache_entries(path: str) -> dict:
+    p = Path(path)
+    return json.loads(p.read_text())["entries"] if p.exists() else {}
+
+
 def _one(args) -> dict:
-    d, out, family = args
-    from kofn.codegen.synth import synthesize
+    d, out, family, cache = args
+    from kofn.codegen.synth import read_synth_outputs, synthesize
 
     _, _, design = build_design(d, out)
     est = estimate(d, family)
+    key = synth_key(design, family)
+    raw = _cache_entries(str(cache)).get(key) if cache else None
+    cached = raw is not None
     try:
-        syn = synthesize(out, design.sources, design.top, family, timing=False)
+        if cached:  # Yosys's own outputs for these exact bytes; parsed by today's code
+            _restore_outputs(out, family, raw)
+            syn = read_synth_outputs(out, design.top, family)
+        else:
+            syn = synthesize(out, design.sources, design.top, family, timing=False)
+            raw = _raw_outputs(out, family)
     except RuntimeError as e:  # recorded, not fatal: one design must not sink the corpus
         return {"name": d.name, "family": family, "error": str(e).splitlines()[0], "seconds": None,
                 "estimate": {"dsp": est.dsp, "bram18": est.bram18, "lut": est.lut, "ff": est.ff}}
-    return {"name": d.name, "family": family,
+    return {"name": d.name, "family": family, "key": key, "cached": cached, "yosys": raw,
             "estimate": {"dsp": est.dsp, "bram18": est.bram18, "lut": est.lut, "ff": est.ff},
             "synth": {k: getattr(syn, k) for k in ("dsp", "bram18", "lut", "ff", "lutram", "carry")},
             "per_layer": {"estimate": {l.name: {"lut": l.lut, "ff": l.ff} for l in est.layers},
@@ -154,17 +219,33 @@ def _one(args) -> dict:
             "seconds": syn.seconds}
 
 
-def run_corpus(workdir: Path, families=("xc7",), jobs: int = 2, designs=CORPUS, progress=None) -> list[dict]:
-    """Synthesize every design for every family, ``jobs`` at a time; one dict per (design, family)."""
-    tasks = [(d, Path(workdir) / f"{d.name}_{f}", f) for f in families for d in designs]
+def run_corpus(workdir: Path, families=("xc7",), jobs: int = 2, designs=CORPUS, progress=None,
+               cache: Path | None = None) -> list[dict]:
+    """Synthesize every design for every family, ``jobs`` at a time; one dict per (design, family).
+    ``cache``: a :data:`YOSYS_CACHE`-style file; a design whose :func:`synth_key` it holds is not
+    synthesized again (``"cached": True`` in its dict), the others are."""
+    tasks = [(d, Path(workdir) / f"{d.name}_{f}", f, cache) for f in families for d in designs]
     out = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for r in pool.map(_one, tasks):
             out.append(r)
             if progress:
-                what = r.get("error") or f"{r['synth']} in {r['seconds']:.0f} s"
+                what = r.get("error") or f"{r['synth']} " + ("from the cache" if r["cached"] else f"in {r['seconds']:.0f} s")
                 progress(f"{len(out)}/{len(tasks)} {r['name']} ({r['family']}): {what}")
     return out
+
+
+def save_cache(results: list[dict], path: Path = YOSYS_CACHE) -> int:
+    """Write the Yosys outputs of ``results`` (:func:`run_corpus`) as the cache at ``path``: only
+    today's entries, so keys of RTL that no longer exists go.  Returns the number of entries."""
+    entries = {r["key"]: r["yosys"] for r in sorted(results, key=lambda r: (r["name"], r["family"])) if "key" in r}
+    doc = {"about": "Yosys outputs (cell counts per module, instance cells) of the calibration corpus, keyed by "
+                    "calibration.synth_key: Yosys's version, the script and every RTL and ROM file's text. "
+                    "Written by: python benchmarks/calibrate.py --save-cache",
+           "yosys": yosys_version(), "entries": entries}
+    path.write_text(json.dumps(doc, indent=0, sort_keys=True) + "\n")
+    _cache_entries.cache_clear()
+    return len(entries)
 
 
 def samples(results: list[dict]) -> list[tuple[str, str, str, dict, dict]]:

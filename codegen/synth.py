@@ -34,7 +34,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["FAMILIES", "SynthResult", "LogicPath", "synthesize", "count_cells", "parse_sta", "instance_of", "YosysNotFound"]
+__all__ = ["FAMILIES", "SynthResult", "LogicPath", "synthesize", "synth_script", "read_synth_outputs", "count_cells",
+           "parse_sta", "instance_of", "YosysNotFound"]
 
 #: kofn family name -> (yosys synth_xilinx -family, DSP cell)
 FAMILIES = {"xc7": ("xc7", "DSP48E1"), "xcup": ("xcup", "DSP48E2")}
@@ -166,18 +167,31 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
     out = build / "synth"
     out.mkdir(exist_ok=True)
     stat = out / f"stat_{family}.json"
-    inst = out / f"instances_{family}.txt"
-    sta = out / f"sta_{family}.txt"
-    sta.unlink(missing_ok=True)
-    script = (f"read_verilog -sv {' '.join(sources)}; synth_xilinx -family {FAMILIES[family][0]} -noiopad -top {top}; "
-              f"tee -q -o {stat} stat -json; tee -q -o {inst} dump {top}/t:$paramod* {top}/t:kofn_*")
-    if timing and family == "xc7":  # logic-only timing over the flattened netlist (see the module doc)
-        script += f"; flatten; read_verilog -lib -specify +/xilinx/cells_sim.v; tee -q -o {sta} sta"
+    (out / f"sta_{family}.txt").unlink(missing_ok=True)
+    script = synth_script(sources, top, family, timing)
     t0 = time.perf_counter()
     res = subprocess.run([yosys, "-q", "-l", str(out / f"yosys_{family}.log"), "-p", script], cwd=build,
                          capture_output=True, text=True, timeout=timeout)
     if res.returncode != 0 or not stat.exists():
         raise RuntimeError(f"yosys failed ({res.returncode}); see {out / f'yosys_{family}.log'}:\n{res.stderr[-2000:]}")
+    return read_synth_outputs(build, top, family, seconds=round(time.perf_counter() - t0, 2))
+
+
+def synth_script(sources: list[str], top: str, family: str, timing: bool = True) -> str:
+    """The Yosys script :func:`synthesize` runs (output files relative to the build folder)."""
+    script = (f"read_verilog -sv {' '.join(sources)}; synth_xilinx -family {FAMILIES[family][0]} -noiopad -top {top}; "
+              f"tee -q -o synth/stat_{family}.json stat -json; tee -q -o synth/instances_{family}.txt "
+              f"dump {top}/t:$paramod* {top}/t:kofn_*")
+    if timing and family == "xc7":  # logic-only timing over the flattened netlist (see the module doc)
+        script += f"; flatten; read_verilog -lib -specify +/xilinx/cells_sim.v; tee -q -o synth/sta_{family}.txt sta"
+    return script
+
+
+def read_synth_outputs(build_dir: str | Path, top: str, family: str, seconds: float = 0.0) -> SynthResult:
+    """The :class:`SynthResult` of what :func:`synthesize`'s Yosys run wrote into
+    ``build_dir/synth/`` (``stat_F.json``, ``instances_F.txt`` and, with timing, ``sta_F.txt``)."""
+    out = Path(build_dir) / "synth"
+    stat, inst, sta = (out / f"stat_{family}.json", out / f"instances_{family}.txt", out / f"sta_{family}.txt")
     doc = load_stat_json(stat.read_text())
     cells = _top_cells(doc, top)
     path = None
@@ -186,7 +200,7 @@ def synthesize(build_dir: str | Path, sources: list[str], top: str = "kofn_top",
         untimed = tuple(sorted(c for c in cells if timed is not None and c not in timed and c not in _NO_ARCS))
         lp = parse_sta(sta.read_text(), untimed)
         path = lp.as_dict() if lp else None
-    return SynthResult(family=family, seconds=round(time.perf_counter() - t0, 2), cells=cells,
+    return SynthResult(family=family, seconds=seconds, cells=cells,
                        instances=_instances(doc, top, inst.read_text() if inst.exists() else ""),
                        logic_path=path, **count_cells(cells, family))
 

@@ -69,14 +69,57 @@ endmodule""")
 
 @pytest.fixture(scope="module")
 def corpus_synth(tmp_path_factory):
-    """Yosys on every corpus design for both families (minutes: shared by the tests below)."""
-    from calibration import run_corpus
+    """Yosys on every corpus design for both families (shared by the tests below).  A design
+    whose RTL and ROM text, script and Yosys version match an entry of
+    ``benchmarks/results/yosys_corpus.json`` takes Yosys's outputs from there (parsed by today's
+    ``kofn.codegen.synth``), the others run Yosys (about 20 minutes of CPU for the whole corpus);
+    :func:`test_yosys_cache_is_current_and_reproduces_yosys` checks the file against Yosys."""
+    from calibration import YOSYS_CACHE, run_corpus
 
     out = tmp_path_factory.mktemp("corpus")
-    results = run_corpus(out, FAMILIES, jobs=2, progress=print)
+    results = run_corpus(out, FAMILIES, jobs=2, progress=print, cache=YOSYS_CACHE)
+    hits = sum(r.get("cached", False) for r in results)
+    print(f"corpus: {hits} of {len(results)} from {YOSYS_CACHE.name}, {len(results) - hits} synthesized")
+    for r in results:
+        r.pop("yosys", None)
     # kept with pytest's temporary folders: `benchmarks/calibrate.py --fit --results` reads it
     (out / "calib.json").write_text(json.dumps({"results": results}, indent=2) + "\n")
     return results
+
+
+#: Corpus designs the cache test synthesizes afresh, both families: the smallest, as a sequential
+#: and as a dataflow top (seconds each; Yosys's determinism, not coverage, is what they check).
+CACHE_SPOT_CHECK = ("m16_k4_p1", "m16_k4_p1_df")
+
+
+@needs_yosys
+@pytest.mark.slow
+def test_yosys_cache_is_current_and_reproduces_yosys(tmp_path):
+    """``benchmarks/results/yosys_corpus.json`` holds an entry for every corpus design and family
+    as rendered today (else: ``python benchmarks/calibrate.py --family xc7,xcup --save-cache``
+    after an RTL change), and Yosys run now on :data:`CACHE_SPOT_CHECK` writes exactly the cell
+    counts and instances the cache holds for them."""
+    from calibration import (CORPUS, YOSYS_CACHE, _cache_entries, _raw_outputs, _restore_outputs, build_design,
+                             synth_key)
+    from kofn.codegen.synth import read_synth_outputs, synthesize
+
+    entries = _cache_entries(str(YOSYS_CACHE))
+    stale = []
+    for d in CORPUS:
+        _, _, design = build_design(d, tmp_path / d.name)
+        for fam in FAMILIES:
+            key = synth_key(design, fam)
+            if key not in entries:
+                stale.append(f"{d.name} ({fam})")
+            elif d.name in CACHE_SPOT_CHECK:
+                fresh = synthesize(tmp_path / d.name, design.sources, design.top, fam, timing=False)
+                assert _raw_outputs(tmp_path / d.name, fam) == entries[key], (d.name, fam)
+                (tmp_path / "cached").mkdir(exist_ok=True)
+                _restore_outputs(tmp_path / "cached", fam, entries[key])
+                again = read_synth_outputs(tmp_path / "cached", design.top, fam)
+                assert (again.cells, again.instances) == (fresh.cells, fresh.instances), (d.name, fam)
+    assert not stale, (f"{len(stale)} corpus syntheses are not in {YOSYS_CACHE.name} (RTL, ROMs or Yosys changed): "
+                       f"run python benchmarks/calibrate.py --family xc7,xcup --save-cache: {stale[:6]}")
 
 
 def test_predict_is_the_estimators_arithmetic():
