@@ -135,7 +135,7 @@ def _flat_rw_build(srcs, top, axis, bdir: Path) -> None:
         rtl.VERILATOR_BENCH_ARGS = saved
 
 
-def measure(name: str, out: Path, runs: int, flat_rw: bool) -> dict:
+def measure(name: str, out: Path, runs: int, flat_rw: bool, build_times: bool = True) -> dict:
     from kofn.sim.rtl import bench_plusargs, build_rtl, simulate_rtl, write_stimulus
 
     top, srcs, axis, run, x, e = _design(out)
@@ -143,13 +143,16 @@ def measure(name: str, out: Path, runs: int, flat_rw: bool) -> dict:
     shutil.rmtree(bench, ignore_errors=True)
     bench.mkdir()
     builds = {}
-    builds["runner, top alone (before)"] = _timed(lambda: _runner_build(srcs, top, bench / "runner"))
+    if build_times:
+        builds["runner, top alone (before)"] = _timed(lambda: _runner_build(srcs, top, bench / "runner"))
     with tempfile.TemporaryDirectory() as cache:  # a fresh object cache: this script leaves the user's alone
         old = os.environ.get("KOFN_CACHE_DIR")
         os.environ["KOFN_CACHE_DIR"] = cache
         try:
-            builds["kofn_tb, empty object cache"] = _timed(lambda: build_rtl(srcs, top, bench / "cold", **axis))
-            builds["kofn_tb, cached run-time objects"] = _timed(lambda: build_rtl(srcs, top, bench / "cocotb", **axis))
+            if build_times:
+                builds["kofn_tb, empty object cache"] = _timed(lambda: build_rtl(srcs, top, bench / "cold", **axis))
+            label = "kofn_tb, cached run-time objects" if build_times else "kofn_tb"
+            builds[label] = _timed(lambda: build_rtl(srcs, top, bench / "cocotb", **axis))
             builds["kofn_tb, unchanged RTL again"] = _timed(lambda: build_rtl(srcs, top, bench / "cocotb", **axis))
             if flat_rw:
                 builds["kofn_tb + --public-flat-rw (cached objects)"] = _timed(
@@ -246,6 +249,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="train the example configs for this many epochs")
     ap.add_argument("--flat-rw", action="store_true", help="also measure a --public-flat-rw build")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--no-build-times", action="store_true",
+                    help="skip the builds made only to time them (cocotb's runner, an empty object cache): "
+                         "minutes on LeNet-5")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     work = args.work.resolve()
@@ -253,7 +259,7 @@ def main() -> None:
     for name in args.designs.split(","):
         out = work / name
         _flow(name, _config(name, args.epochs, work), out)
-        rows.append(measure(name, out, args.runs, args.flat_rw))
+        rows.append(measure(name, out, args.runs, args.flat_rw, not args.no_build_times))
         print(f"{name}: done", flush=True)
         if args.json:  # after every design: a long run interrupted keeps what it measured
             args.json.write_text(json.dumps({"cpus": os.cpu_count(), "epochs": args.epochs, "rows": rows}, indent=2) + "\n")
