@@ -7,6 +7,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
 
+#: Test files that take minutes (whole flows with large Verilator builds, place and route, the
+#: formal check, sweeps), in the order they start: `--dist loadfile` hands a file to a worker
+#: whole, and a long file started last would run alone at the end.
+SLOW_FILES = ("test_examples.py", "test_flow.py", "codegen/test_synth.py", "test_methods_flow.py", "test_sweep_dask.py",
+              "codegen/test_pnr.py", "test_prove.py", "test_qonnx.py", "sim/test_rtl.py", "test_fuzz_flow.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files of :data:`SLOW_FILES` first, in that order; the rest as collected."""
+    rank = {f"tests/{f}": i for i, f in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable
+
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
