@@ -111,12 +111,12 @@ def _runner_build(srcs, top, bdir: Path) -> None:
 
 
 def _plain_build(srcs, top, axis, bdir: Path, extra=()) -> Path:
-    from kofn.sim.rtl import VERILATOR_TIMING_ARGS, bench_parameters, bench_source
+    from kofn.sim.rtl import MODEL_OPT, VERILATOR_TIMING_ARGS, bench_parameters, bench_source
     from kofn.sim.tools import verilator_bin, verilator_env
 
     params = bench_parameters(**axis)
     cmd = [verilator_bin(), "--binary", *VERILATOR_TIMING_ARGS, "-j", str(os.cpu_count() or 1), "--timescale",
-           "1ns/1ps", "-DKOFN_TB_FINISH", f"-DKOFN_DUT={top}", "--top-module", "kofn_tb",
+           "1ns/1ps", *(arg for opt in MODEL_OPT for arg in ("-MAKEFLAGS", opt)), "-DKOFN_TB_FINISH", f"-DKOFN_DUT={top}", "--top-module", "kofn_tb",
            *(f"-G{k}={v}" for k, v in params.items()), "-Mdir", str(bdir), *extra, str(bench_source()), *map(str, srcs)]
     with open(bdir.parent / f"{bdir.name}.log", "w") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=verilator_env())

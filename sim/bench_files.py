@@ -22,19 +22,21 @@ __all__ = ["BENCH_CHUNK", "bench_source", "bench_main", "bench_parameters", "ben
 BENCH_CHUNK = 1024
 
 
-def bench_source() -> Path:
-    """``kofn_tb.sv``, the bench every RTL simulation runs the design in."""
+def _verilog_template(name: str) -> Path:
     from importlib.resources import files
 
-    return Path(str(files("kofn.hw_templates"))) / "verilog" / "kofn_tb.sv"
+    return Path(str(files("kofn.hw_templates"))) / "verilog" / name
+
+
+def bench_source() -> Path:
+    """``kofn_tb.sv``, the bench every RTL simulation runs the design in."""
+    return _verilog_template("kofn_tb.sv")
 
 
 def bench_main() -> Path:
     """``kofn_tb_main.cpp``, the C++ main of the bench's cocotb build under Verilator: cocotb's
     time-step loop, plus the bench's clock."""
-    from importlib.resources import files
-
-    return Path(str(files("kofn.hw_templates"))) / "verilog" / "kofn_tb_main.cpp"
+    return _verilog_template("kofn_tb_main.cpp")
 
 
 def bench_parameters(*, in_lane_w: int, out_lane_w: int, in_values: int = 1, out_values: int = 1,

@@ -119,10 +119,10 @@ def lint(sources: list[Path], top: str) -> str:
 #: Cycles without a beat accepted on either side after which the bench calls the design hung (the
 #: flow passes a bound from the estimated latency; this is the default for other callers).
 WATCHDOG_CYCLES = 1_000_000
-#: The Verilator run-time objects (and cocotb's main) every build compiles the same way; kept in
+#: The Verilator run-time objects every build compiles the same way (no --timing, so no
+#: verilated_timing; the main, kofn_tb_main.cpp, is compiled with the model); kept in
 #: :func:`object_cache_dir` and copied into each new build instead of compiled again.
-_RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_timing", "verilated_threads",
-                    "verilator")
+_RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads")
 
 
 def object_cache_dir() -> Path:

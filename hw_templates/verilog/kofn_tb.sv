@@ -34,7 +34,8 @@
 // accepted on either side stop the run (stalled).  The first failure is kept: its kind, phase,
 // vector, beat, lane, received and expected code.  `done` rises when the run is over.
 //
-// The bench makes its own 10 ns clock (Verilator needs --timing; a cocotb clock was slower, see
+// The bench makes its own 10 ns clock: an SV `#5` loop (Icarus, Verilator --timing), or under
+// KOFN_EXT_CLOCK kofn_tb_main.cpp's edges (kofn's cocotb build; a cocotb clock was slower, see
 // kofn.sim.axis_tb).  KOFN_TB_FINISH: print the counters and call $finish once done (the plain
 // `verilator --binary` harness of benchmarks/sim_speed.py, without cocotb).
 // X_IDLE (four-state simulators): s_axis_tdata is X whenever tvalid is low, and so are a partial
@@ -262,7 +263,7 @@ module kofn_tb #(
         logic [OUT_W-1:0] exp_w;
         cycles <= cycles + 1;
         if (!ready_to_run || done) begin
-            // reset held until the files are read (time 0); nothing else to do once done
+            // reset held until the files are open (time 0); nothing else to do once done
         end else if (cycles < 4) begin
             aresetn <= (cycles == 3);  // reset low for edges 0..3
             if (cycles == 3) begin
