@@ -75,9 +75,10 @@ def csr_bits(rows: int, n: int, nnz: int, weight_bits: int, bias_bits: int) -> i
     return nnz * (weight_bits + index_bits(n)) + (rows + 1) * index_bits(nnz + 1) + rows * bias_bits
 
 
-def vecbuf_features(n: int, width: int, values: int, tagged: bool = False) -> dict[str, dict[str, float]]:
+def vecbuf_features(n: int, width: int, values: int, tagged: str = "") -> dict[str, dict[str, float]]:
     """Features of a ``kofn_vecbuf`` of ``n`` values (two banks), written ``values`` per beat
-    (``tagged``: its beats bring their position and bank, so it keeps no counter of its own)."""
+    (``tagged``: "pos", its beats bring their position and bank, so it keeps no counter of its
+    own; "frame", they bring their bank and frame end, and it counts positions)."""
     beats = -(-n // values)
     # one clock enable per (bank, beat): the V values of a beat share it
     # the write is registered once: the beat's V values and its position pre-decoded
@@ -86,7 +87,7 @@ def vecbuf_features(n: int, width: int, values: int, tagged: bool = False) -> di
     # bank of the write; the two `full`)
     hi, lo = position_onehots(beats)
     return {"lut": {"we": 2 * beats, "one": 1.0},
-            "ff": {"regs": 2 * n * width, "ctr": 0 if tagged else index_bits(beats),
+            "ff": {"regs": 2 * n * width, "ctr": 0 if tagged == "pos" else index_bits(beats),
                    "wreg": values * width + 2 * hi + lo, "one": 4 / 6 if tagged else 5 / 6}}
 
 
@@ -107,11 +108,11 @@ def bank_ram(bank_n: int, width: int) -> tuple[int, bool]:
     return depth, not rom_in_bram(depth, width)
 
 
-def bankbuf_features(n: int, banks: int, width: int, values: int) -> dict[str, dict[str, float]]:
+def bankbuf_features(n: int, banks: int, width: int, values: int, tagged: str = "") -> dict[str, dict[str, float]]:
     """Features of a ``kofn_bankbuf`` of ``n`` values in ``banks`` memories, written ``values``
     per beat: the distributed RAM (per 64-word column of a bit), each bank's value select
     (a ``values``:1 multiplexer), its position and address counters and the registered write;
-    the read registers."""
+    the read registers (``tagged``: its beats bring their bank, so it keeps no bank flag)."""
     beats = -(-n // values)
     nb = n // banks
     depth, lutram = bank_ram(nb, width)
@@ -120,7 +121,7 @@ def bankbuf_features(n: int, banks: int, width: int, values: int) -> dict[str, d
                     "wmux": banks * width * mux_luts(values) if values > 1 else 0,
                     "ctr": banks * (la + jw) + index_bits(beats), "one": 1.0},
             "ff": {"rd": banks * width, "wreg": banks * (width + la + 2),
-                   "ctr": banks * (la + jw) + index_bits(beats) + 3, "one": 1.0}}
+                   "ctr": banks * (la + jw) + index_bits(beats) + (2 if tagged else 3), "one": 1.0}}
 
 
 def bankbuf_write_path(inst: str, n: int, banks: int, width: int, values: int) -> StagePath:

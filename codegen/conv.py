@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..core.rules import index_bits
 from .cells import StagePath, lutram_levels, mux_levels, mux_luts, reachable
 from .dataflow import ConvStage
-from .handler import CORE_MODULE, KEEP_REG_MODULE, MacHandler, nets, param, port
+from .handler import CORE_MODULE, KEEP_REG_MODULE, MacHandler, nets, param, port, stream_tags
 from .rom import rom_in_bram, steps_per_row, unpack_entries
 
 __all__ = ["ConvHandler", "CONV_MODULE", "CONV_DF_MODULE", "WINDOW_CYCLES"]
@@ -71,6 +71,7 @@ class ConvWalk:
 class ConvHandler(MacHandler):
     kind = "conv"
     image = True
+    tags_results = "frame"  # bank and frame end (and the pools' pass bits), not the position
     modules = (CORE_MODULE, CONV_MODULE)
     hls_templates = {"cpp": "hls/layer_conv.cpp.j2", "h": "hls/layer_conv.h.j2"}
 
@@ -228,35 +229,45 @@ class ConvHandler(MacHandler):
                          self.df_pipeline(plan).extra)
 
     def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_rel: tuple[str, str],
-                   rel_early: int = 0, tagged: bool = False) -> dict:
+                   rel_early: int = 0, tags: dict | None = None) -> dict:
         """The layer as a dataflow stage (``kofn_conv_df``: frame buffer written by stream ``src``,
-        window loader) and its core, whose results leave as the stream ``res_<name>``.  Its frame
-        buffer counts the pixels it is written (``tagged`` is ignored), and its results carry no
-        tags: a conv core's row is an output channel, not a position in the frame."""
+        window loader) and its core, whose results leave as the stream ``res_<name>``.  ``tags``:
+        what ``src`` carries (:func:`~kofn.codegen.handler.stream_tags`; ``None`` behind s_axis):
+        the frame buffer takes bank and frame end from them, else it counts its pixels.  Its
+        results carry their bank and, on the frame's last window, the tag that makes its end
+        strobe; not a position: a conv core's row is an output channel."""
         if values != 1:
             raise ValueError(f"layer {plan.layer.name!r}: a convolution takes one value per beat, not {values}")
         L = plan.layer
         (h, w, c_in), (oh, ow, c_out) = L.in_shape, L.out_shape
         n, a_w = L.name, L.input_fmt.width
         what = f"k={L.k} of {L.in_channels} kernels" if self.kernel_level(L) else f"k={L.k} of {L.n} weights"
+        in_tags = ([port("in_end", all_of=tags["end"]), port("in_bank", tags["bank"])] if tags
+                   else [port("in_end", "1'b0"), port("in_bank", "1'b0")])
         front = {
             "name": f"u_{n}", "module": CONV_DF_MODULE,
             "params": [[param("H", h), param("W", w), param("C_IN", c_in), param("K", L.kernel),
                         param("STRIDE", L.stride), param("PAD", L.pad)],
                        [param("OH", oh), param("OW", ow), param("A_W", a_w),
-                        param("RAM_BLOCK", bool(self.df_brams(plan)))]],
+                        param("RAM_BLOCK", bool(self.df_brams(plan))), param("TAGGED", tags is not None)]],
             "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
-                      port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), port("full", f"full_{n}"),
-                      port("rel", f"rel_{n}"), port("rel_bank", f"relb_{n}"),
-                      port("down_rel", down_rel[0]), port("down_rel_bank", down_rel[1]), port("win_flat", f"win_{n}"), port("core_start", f"start_{n}"),
-                      port("core_issue_first", f"first_{n}"), port("core_issue_last", f"last_{n}")],
+                      port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), *in_tags,
+                      port("full", f"full_{n}"), port("rel", f"rel_{n}"), port("rel_bank", f"relb_{n}"),
+                      port("down_rel", down_rel[0]), port("down_rel_bank", down_rel[1]), port("win_flat", f"win_{n}"),
+                      port("core_start", f"start_{n}"), port("core_bank", f"wbank_{n}"),
+                      port("core_tag", f"wtag_{n}"), port("core_issue_first", f"first_{n}"),
+                      port("core_issue_last", f"last_{n}")],
         }
         core = self.mac_instance(plan, rom_prefix, f"u_{n}_mac", f"start_{n}", f"win_{n}", "", "",
-                                 df={"issue_first": f"first_{n}", "issue_last": f"last_{n}",
-                                     "res_valid": f"res_{n}_valid", "res_data": f"res_{n}_data"})
+                                 df={"start_bank": f"wbank_{n}", "start_tag": f"wtag_{n}",
+                                     "issue_first": f"first_{n}", "issue_last": f"last_{n}",
+                                     "res_valid": f"res_{n}_valid", "res_data": f"res_{n}_data",
+                                     "res_last": f"res_{n}_last", "res_bank": f"res_{n}_bank",
+                                     "res_tag": f"res_{n}_tag"})
         return {"nets": [nets(f"full_{n}", width=2), nets(f"rel_{n}", f"relb_{n}"),
-                         nets(f"start_{n}", f"first_{n}", f"last_{n}", f"res_{n}_valid", f"res_{n}_ready"),
+                         nets(f"start_{n}", f"first_{n}", f"last_{n}", f"res_{n}_valid", f"res_{n}_ready",
+                              f"wbank_{n}", f"wtag_{n}", f"res_{n}_last", f"res_{n}_bank", f"res_{n}_tag"),
                          nets(f"win_{n}", width=L.n * a_w), nets(f"res_{n}_data", width=L.output_fmt.width)],
                 "block": {"comment": f"{n}: {self._desc(plan)}, {what} per filter, P={plan.lanes}",
                           "instances": [front, core]},
-                "out": f"res_{n}"}
+                "out": f"res_{n}", "tags": stream_tags(f"res_{n}", pos=False)}

@@ -21,6 +21,9 @@ cycle for cycle (the RTL's registers decide on the cycle after an event):
   register, reads K columns and the window is ready K+2 cycles after the read began; the core
   starts on a ready window (``s_i >= s_{i-1} + D``), so a pixel costs ``max(D, K + 3)``.
   Results leave as for dense (``+ 3 + X``); the input bank is free one cycle after the frame's last read.
+  The next buffer's bank is full two cycles after the frame's last result leaves the core
+  (its end strobe, which travels with the result's tags), even where a pool behind the core
+  drops that result (a trailing odd row or column).
 * **pooling** (:class:`PoolFilter`) passes the beat completing a 2x2 window in the same cycle.
 * **sink** (m_axis): frame t's beats leave in consecutive cycles from the cycle its bank is
   full (and the previous frame's beats are out); its bank is free after the last beat.
@@ -137,8 +140,9 @@ class ConvStage:
             enter = last_read + 1
         st["core"], st["idle"] = core, last_read + 1
         inp.free.append(last_read + 1)
-        passed = _through(filters, len(beats))
-        out.full.append(beats[passed[-1]] + out.lag)
+        # the frame is complete with its last window's last result (the core's end strobe),
+        # kept by the pools behind or not
+        out.full.append(beats[-1] + out.lag)
         return s
 
 

@@ -5,7 +5,7 @@ one's ``done``."""
 from __future__ import annotations
 
 from .dataflow import DenseStage
-from .handler import MacHandler, nets, param, port, vecbuf_instance
+from .handler import MacHandler, nets, param, port, stream_tags, vecbuf_instance
 from ..core.rules import index_bits
 from .cells import (StagePath, bank_ram, bankbuf_features, bankbuf_write_path, mux_levels, vecbuf_features,
                     vecbuf_write_path)
@@ -19,7 +19,7 @@ PIPELINE_CYCLES = 4  # ROM read, multiply, accumulate, write-back (incl. start h
 class DenseHandler(MacHandler):
     kind = "dense"
     df_banks = 2  # its dataflow core reads a ping-pong vector buffer
-    tags_results = True  # its core's row is the result's position in the next vector
+    tags_results = "pos"  # its core's row is the result's position in the next vector
     hls_templates = {"cpp": "hls/layer_dense.cpp.j2", "h": "hls/layer_dense.h.j2"}
 
     def entries_per_row(self, layer) -> int:
@@ -58,7 +58,7 @@ class DenseHandler(MacHandler):
         depth, lutram = self.bank_ram(plan)
         return [] if lutram else [(depth, plan.layer.input_fmt.width)] * plan.lanes
 
-    def df_features(self, plan, family: str, values: int, tagged: bool = False) -> list[tuple[str, str, dict]]:
+    def df_features(self, plan, family: str, values: int, tagged: str = "") -> list[tuple[str, str, dict]]:
         L, n = plan.layer, plan.layer.name
         core = self.features(plan, family, df=True)
         if self.df_mem(L):
@@ -67,7 +67,7 @@ class DenseHandler(MacHandler):
             lut = core["core_lut"]
             mcore = {"rom": lut["rom"], "mul": lut["mul"], "tree": lut["tree"],
                      "add": L.accumulator.width + max(L.accumulator.width, L.output_fmt.width + 1) + 1, "one": 1.0}
-            return [(f"u_{n}_buf", "bbuf", bankbuf_features(L.n, plan.lanes, L.input_fmt.width, values)),
+            return [(f"u_{n}_buf", "bbuf", bankbuf_features(L.n, plan.lanes, L.input_fmt.width, values, tagged)),
                     (f"u_{n}_ctrl", "dfctl", {"lut": {"one": 1.0}, "ff": {"one": 3.0}}),  # bank + 2 reservations
                     (f"u_{n}_mac", "dfmcore", {"lut": mcore, "ff": core["core_ff"]})]
         return [(f"u_{n}_buf", "buf", vecbuf_features(L.n, L.input_fmt.width, values, tagged)),
@@ -95,15 +95,16 @@ class DenseHandler(MacHandler):
         return DenseStage(plan.layer.name, plan.layer.rows, plan.steps, self.df_pipeline(plan).extra, rel_early)
 
     def df_verilog(self, plan, rom_prefix: str, src: str, values: int, down_rel: tuple[str, str],
-                   rel_early: int = 0, tagged: bool = False) -> dict:
+                   rel_early: int = 0, tags: dict | None = None) -> dict:
         """The layer as a dataflow stage: its ping-pong input buffer (written by stream ``src``,
         ``values`` per beat), its start control and its core, whose results leave as the stream
         ``res_<name>`` with their tags (``res_<name>_pos``, ``_last``, ``_bank``: row, frame end,
         bank); ``down_rel``: the nets by which the next stage releases a bank of the next
         buffer (``rel``, ``rel_bank``), which end the core's reservation of that bank.
-        ``tagged``: ``src`` carries such tags (a dense core's results), so a vector buffer takes
-        each beat's position, bank and frame end from them (``kofn_vecbuf``'s TAGGED); the bank
-        memories (``kofn_bankbuf``) count their beats either way."""
+        ``tags``: what ``src`` carries (:func:`~kofn.codegen.handler.stream_tags`; ``None``
+        behind s_axis): the buffer takes each beat's bank and frame end from them, and its
+        position where the tags hold one (``kofn_vecbuf``'s TAGGED, ``kofn_bankbuf``'s TAGGED,
+        which counts positions)."""
         L = plan.layer
         n, a_w = L.name, L.input_fmt.width
         mem = self.df_mem(L)
@@ -116,13 +117,16 @@ class DenseHandler(MacHandler):
                                  f"per beat, not {values}")
             depth, lutram = self.bank_ram(plan)
             la = index_bits(L.n // plan.lanes)
+            tag_ports = ([port("in_end", all_of=tags["end"]), port("in_bank", tags["bank"])] if tags
+                         else [port("in_end", "1'b0"), port("in_bank", "1'b0")])
             buf = {"name": f"u_{n}_buf", "module": "kofn_bankbuf",
                    "params": [[param("N", L.n), param("P", plan.lanes), param("A_W", a_w), param("V", values),
-                               param("LA_W", la), param("BLOCK", not lutram)]],
-                   "ports": ports + [port("rd_addr", f"maddr_{n}"), port("rd_data", f"mdata_{n}")]}
+                               param("LA_W", la), param("BLOCK", not lutram), param("TAGGED", tags is not None)]],
+                   "ports": ports[:5] + tag_ports + ports[5:]
+                   + [port("rd_addr", f"maddr_{n}"), port("rd_data", f"mdata_{n}")]}
             act = [nets(f"maddr_{n}", width=plan.lanes * (la + 1)), nets(f"mdata_{n}", width=plan.lanes * a_w)]
         else:
-            buf = vecbuf_instance(f"u_{n}_buf", L.n, a_w, values, src, tagged,
+            buf = vecbuf_instance(f"u_{n}_buf", L.n, a_w, values, src, tags,
                                   ports[5:] + [port("bank_flat", f"act_{n}")])
             act = [nets(f"act_{n}", width=2 * L.n * a_w)]
         ctrl = {"name": f"u_{n}_ctrl", "module": "kofn_df_ctrl", "params": [],
@@ -145,5 +149,5 @@ class DenseHandler(MacHandler):
                                      f"{plan.steps} step(s) per neuron"
                                      + (f", inputs in {plan.lanes} bank memories of {L.n // plan.lanes}" if mem else ""),
                            "instances": [buf, ctrl, core]},
-                "out": f"res_{n}",
-                "unused": [f"{src}_{t}" for t in ("pos", "last", "bank")] if tagged and mem else []}
+                "out": f"res_{n}", "tags": stream_tags(f"res_{n}", pos=True),
+                "unused": [tags["pos"]] if tags and mem and tags["pos"] else []}

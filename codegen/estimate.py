@@ -104,14 +104,13 @@ def df_instances(model: Model, plans: Sequence[LayerPlan], family: str, stream_i
     component, {"lut": {...}, "ff": {...}})``, one per instance ``kofn synth`` reports.  The
     same list drives the estimate and the calibration (``benchmarks/calibration.py``)."""
     out = []
-    values, tagged = stream_in, False  # tagged: the stream's beats carry their tags (a dense core's)
+    values, tagged = stream_in, ""  # what the stream's beats carry (Handler.tags_results; a pool passes them on)
     for p in plans:
         h = handler(p.layer)
         for inst, comp, f in h.df_features(p, family, values, tagged):
             out.append((p.layer.name, inst, comp, f))
         if h.has_core:
-            values = 1
-        tagged = h.tags_results
+            values, tagged = 1, h.tags_results
     n, o = model.n_outputs, model.output_fmt
     out.append(("top", "u_out_buf", "buf", vecbuf_features(n, o.width, 1, tagged)))
     beats = -(-n // stream_out)

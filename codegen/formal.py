@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from .build import BuildPlan
+from .kinds import handler
 from .render import df_output_stream, tdata_width
 from .templating import environment, header
 
-__all__ = ["FormalPlan", "formal_plan", "RESET_CYCLES", "PROPERTY_TEXT", "COVERS", "describe"]
+__all__ = ["FormalPlan", "formal_plan", "property_script", "RESET_CYCLES", "PROPERTY_TEXT", "COVERS", "describe"]
 
 RESET_CYCLES = 4  # as the cocotb testbench holds aresetn low
 
@@ -85,6 +86,15 @@ class FormalPlan:
     latency: int
     ii: float
     schedule: tuple[tuple[int, int], ...]
+    sources: tuple[str, ...] = ()
+    #: per MAC stage (by layer name), the wires of its input buffer's `full` flags that its
+    #: start reads, after flattening: cutting them frees the stage's start (property_script)
+    stage_inputs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+#: Assertions about the counters themselves (their rest state): the abstract model, where the
+#: counters are free, cannot hold them, so the ``local`` model checks them on the RTL as it is.
+LOCAL_PROPERTIES = ("idle_at_zero",)
 
 
 def _script(top: str, sources: list[str], harness: str, cut: str, mode: str) -> str:
@@ -93,13 +103,20 @@ def _script(top: str, sources: list[str], harness: str, cut: str, mode: str) -> 
     covers dropped, as AIGER has none).  Mode ``cover`` (a harness whose covers are written as
     assertions that they are never reached) writes instead one AIGER model per cover,
     ``formal/<cover>.aig``, holding that assertion alone: bmc3's counterexample to it is the
-    first cycle that reaches the cover."""
+    first cycle that reaches the cover.  Two more AIGER models of the safety harness:
+    ``abstract`` cuts every counter the RTL marks ``(* kofn_abstract *)`` (free values each
+    cycle: an over-approximation, so what holds there holds in the RTL) and drops the
+    :data:`LOCAL_PROPERTIES`; ``local`` keeps those alone, on the RTL as it is."""
     reads = " ".join(sources + [harness])
+    local = " ".join(f"c:*.{n}" for n in LOCAL_PROPERTIES)
     head = [
         f"read_verilog -formal -sv {reads}",
         "prep -top kofn_formal",
         f"cutpoint {top}/w:{cut}",  # the datapath: free results into the output buffer
+        *(["cutpoint */a:kofn_abstract"] if mode == "abstract" else []),
         "flatten",
+        *([f"chformal -remove t:$assert {local} %i"] if mode == "abstract" else []),
+        *([f"chformal -remove t:$assert t:$assert {local} %i %d"] if mode == "local" else []),
         "opt_clean",
         "opt -fast",
         "async2sync",
@@ -115,6 +132,8 @@ def _script(top: str, sources: list[str], harness: str, cut: str, mode: str) -> 
         "opt_clean",
         "setundef -anyseq",
     ]
+    if mode in ("abstract", "local"):
+        return "\n".join(head + aig + [f"write_aiger -I -B -zinit -no-startoffset formal/{mode}.aig"]) + "\n"
     if mode == "cover":
         tail = ["design -save cut"]
         for name in COVERS:
@@ -153,9 +172,49 @@ def formal_plan(build: BuildPlan, sources: list[str], safety_depth: int | None =
             in_tdata_w=build.stream_in * tdata_width(m.input_fmt),
             out_tdata_w=build.stream_out * tdata_width(m.output_fmt),
             in_beats=lat.input_cycles, out_beats=lat.output_cycles, cw=cw,
-            bw=max(lat.input_cycles, lat.output_cycles).bit_length() + 1,
+            iw=max(1, (lat.input_cycles - 1).bit_length()), ow=max(1, (lat.output_cycles - 1).bit_length()),
             out_lanes=build.stream_out, out_lane_w=tdata_width(m.output_fmt), frames=len(sched),
             out_stream=out_stream, schedule=list(enumerate(sched)))
         files[f"formal/{mode}.ys"] = _script(build.top, sources, f"formal/kofn_formal_{mode}.sv",
                                              f"{out_stream}_data", mode)
-    return FormalPlan(files, build.top, out_stream, depth, live_depth, latency, lat.ii_cycles, tuple(sched))
+    for mode in ("abstract", "local"):
+        files[f"formal/{mode}.ys"] = _script(build.top, sources, "formal/kofn_formal_safety.sv",
+                                             f"{out_stream}_data", mode)
+    stages = tuple((p.layer.name, (f"u_dut.full_{p.layer.name}",) + ((f"u_dut.u_{p.layer.name}.full",)
+                                                                     if handler(p.layer).image else ()))
+                   for p in build.layers if handler(p.layer).has_core)
+    return FormalPlan(files, build.top, out_stream, depth, live_depth, latency, lat.ii_cycles, tuple(sched),
+                      tuple(sources), stages)
+
+
+def property_script(fp: "FormalPlan", names: list[str]) -> tuple[str, list[tuple[str, str, str]]]:
+    """A Yosys script that writes one AIGER model per safety property in ``names`` and per
+    model, for the properties the abstract model does not close together: the abstract model
+    itself, the RTL as it is, then, for each MAC stage, the abstract model whose stage start is
+    free of its input buffer's flags (its `full` wires cut: the stage may start whenever its own
+    output reservation lets it, every behaviour it has and more).  Each is the RTL or an
+    over-approximation of it, so a property PDR proves in any of them holds in the RTL.
+    Returns the script and ``(property, model, aig path)`` in the order to try."""
+    cut = f"{fp.out_stream}_data"
+
+    def split(mode):
+        lines = _script(fp.top, list(fp.sources), "formal/kofn_formal_safety.sv", cut, mode).splitlines()
+        at = lines.index("flatten") + (2 if mode == "abstract" else 1)  # with the local properties' removal
+        return lines[:at], [ln for ln in lines[at:] if not ln.startswith(("write_", "tee "))]
+
+    abs_front, aig = split("abstract")
+    rtl_front, rtl_aig = split("safety")
+    variants = [("abstract", "counters free", abs_front, []), ("rtl", "rtl", rtl_front, [])] + [
+        (f"free_{layer}", f"counters free, stage {layer}'s start free of its input buffer", abs_front, list(wires))
+        for layer, wires in fp.stage_inputs]
+    lines, order = [], []
+    for tag, what, front, wires in variants:
+        lines += ["design -reset"] + front + [f"cutpoint kofn_formal/w:{w}" for w in wires]
+        lines += (rtl_aig if tag == "rtl" else aig) + [f"design -save {tag}"]
+        for i, n in enumerate(names):
+            path = f"formal/pp/{tag}_{i}.aig"
+            lines += [f"design -load {tag}", f"chformal -remove t:$assert kofn_formal/{n} %d", "opt_clean",
+                      f"write_aiger -I -B -zinit -no-startoffset {path}"]
+            order.append((n, what, path))
+    order.sort(key=lambda t: names.index(t[0]))  # each property's models together, in order
+    return "\n".join(lines) + "\n", order

@@ -19,7 +19,8 @@ from .cells import StagePath
 from .mac_costs import MacCosts
 from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
 
-__all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets", "requant_shift"]
+__all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets", "requant_shift",
+           "vecbuf_instance", "stream_tags"]
 
 
 #: kofn_dense.sv's RND parameter of each rounding (kofn.core.fixed.ROUNDINGS); half_up, the
@@ -56,16 +57,38 @@ def nets(*names: str, width: int | None = None, type: str = "wire") -> dict:
     return {"type": type, "names": list(names), "width": width}
 
 
-def vecbuf_instance(name: str, n: int, width: int, values: int, src: str, tagged: bool, ports: list[dict]) -> dict:
+def vecbuf_instance(name: str, n: int, width: int, values: int, src: str, tags: dict | None,
+                    ports: list[dict]) -> dict:
     """A ``kofn_vecbuf`` of ``n`` values of ``width`` bits written by stream ``src`` (``values`` per
-    beat; ``tagged``: its beats carry their position, frame end and bank, ``<src>_pos``,
-    ``_last``, ``_bank``); ``ports``: the read side's connections (``full``, ``rel``, ...)."""
-    tags = ([port("in_pos", f"{src}_pos"), port("in_last", f"{src}_last"), port("in_bank", f"{src}_bank")] if tagged
-            else [port("in_pos", "'0"), port("in_last", "1'b0"), port("in_bank", "1'b0")])
-    return {"name": name, "module": "kofn_vecbuf",
-            "params": [[param("N", n), param("A_W", width), param("V", values), param("TAGGED", tagged)]],
+    beat); ``tags``: what its beats carry (:func:`stream_tags`; ``None``: nothing, the buffer
+    counts); ``ports``: the read side's connections (``full``, ``rel``, ...)."""
+    if tags is None:
+        tag_ports = [port("in_pos", "'0"), port("in_last", "1'b0"), port("in_end", "1'b0"), port("in_bank", "1'b0")]
+    elif tags["pos"] is not None:  # a dense core's: position and last beat
+        tag_ports = [port("in_pos", tags["pos"]), port("in_last", tags["last"]), port("in_end", "1'b0"),
+                     port("in_bank", tags["bank"])]
+    else:  # a conv core's: the end strobe
+        tag_ports = [port("in_pos", "'0"), port("in_last", "1'b0"), port("in_end", all_of=tags["end"]),
+                     port("in_bank", tags["bank"])]
+    params = [param("N", n), param("A_W", width), param("V", values), param("TAGGED", tags is not None)]
+    if tags is not None and tags.get("pos") is None:
+        params.append(param("POS_COUNT", True))
+    return {"name": name, "module": "kofn_vecbuf", "params": [params],
             "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
-                      port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), *tags, *ports]}
+                      port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), *tag_ports, *ports]}
+
+
+def stream_tags(src: str, pos: bool) -> dict:
+    """The tags a MAC core's result stream ``src`` carries, as nets: its bank (``<src>_bank``),
+    and for a dense core its position in the next vector (``pos``, the core's row) and whether
+    it is the frame's last beat (``last``); for a conv core (whose row is a channel) the end
+    strobe of its frame (``end``, nets to AND: a valid result that is its window's last, of the
+    frame's last window, ``<src>_tag``), which a max pool between does not drop."""
+    if pos:
+        return {"bank": f"{src}_bank", "pos": f"{src}_pos", "last": f"{src}_last",
+                "end": [f"{src}_valid", f"{src}_last"]}
+    return {"bank": f"{src}_bank", "pos": None, "last": None,
+            "end": [f"{src}_valid", f"{src}_last", f"{src}_tag"]}
 
 
 class Handler:
@@ -74,7 +97,9 @@ class Handler:
     kind = ""  # the IR's name of the kind, for messages
     image = False  # a streaming image stage in front of the collector, else a vector layer behind it
     has_core = False  # a MAC core with index, weight and bias ROMs
-    tags_results = False  # dataflow: its result beats carry position, frame end and bank (kofn_vecbuf TAGGED)
+    #: dataflow: what its result beats carry (kofn_vecbuf TAGGED): "pos" (position, frame end and
+    #: bank: a dense core), "frame" (frame end and bank, not the position: a conv core) or "".
+    tags_results = ""
     modules: tuple[str, ...] = ()  # RTL modules it instantiates, submodules first
     df_modules: tuple[str, ...] = ()  # the same under the dataflow schedule
     hls_templates: dict[str, str] = {}  # "cpp": the layer's function, "h": its typedefs
@@ -115,10 +140,10 @@ class Handler:
     def features(self, plan, family: str) -> dict[str, dict[str, float]]:
         raise NotImplementedError
 
-    def df_features(self, plan, family: str, values: int, tagged: bool = False) -> list[tuple[str, str, dict]]:
+    def df_features(self, plan, family: str, values: int, tagged: str = "") -> list[tuple[str, str, dict]]:
         """Dataflow: ``(instance, component, {"lut": {...}, "ff": {...}})`` per module instance
-        of the layer's stage (``values``: values per beat into its buffer; ``tagged``: those
-        beats carry their position, frame end and bank, a dense core's)."""
+        of the layer's stage (``values``: values per beat into its buffer; ``tagged``: what
+        those beats carry, :attr:`tags_results` of their producer, "" behind s_axis)."""
         raise NotImplementedError
 
     def df_brams(self, plan) -> list[tuple[int, int]]:
@@ -239,8 +264,10 @@ class MacHandler(MacCosts, Handler):
     def mac_instance(self, plan, rom_prefix: str, name: str, start: str, in_flat: str, out_flat: str,
                      done: str, banks: int = 1, df: dict | None = None, rel_early: int = 0) -> dict:
         """The MAC core instance ``name`` of the layer.  ``df``: the dataflow ports' nets
-        (``start_bank``, ``issue_first``, ``issue_last``, ``rel``, ``rel_bank``, ``res_valid``,
-        ``res_data``, the result tags ``res_pos``, ``res_last``, ``res_bank``, ``mem_addr``, ``mem_data``; missing ones are left open, ``mem_data`` at 0), ``banks``: the input banks, ``rel_early``: how
+        (``start_bank``, ``start_tag``, ``issue_first``, ``issue_last``, ``rel``, ``rel_bank``,
+        ``res_valid``, ``res_data``, the result tags ``res_pos``, ``res_last``, ``res_bank``,
+        ``res_tag``, ``mem_addr``, ``mem_data``; missing ones are left open, ``start_tag`` and
+        ``mem_data`` at 0), ``banks``: the input banks, ``rel_early``: how
         many cycles before its last gather the core releases its input bank (dataflow only)."""
         L = plan.layer
         acc, o = L.accumulator, L.output_fmt
@@ -271,12 +298,12 @@ class MacHandler(MacCosts, Handler):
             params.append([param("PIPE", True), param("GATHER_ST", pipe.gather), param("TREE_ST", pipe.tree),
                            param("REL_EARLY", rel_early), param("SEL_COPIES", self.select_copies(plan)),
                            param("MEM", self.df_mem(L))])
-        df = {"start_bank": "1'b0", **(df or {})}
+        df = {"start_bank": "1'b0", "start_tag": "1'b0", **(df or {})}
         ports = [port("clk", "aclk"), port("rst", "rst"), port("start", start),
-                 port("start_bank", df["start_bank"]), port("in_flat", in_flat),
+                 port("start_bank", df["start_bank"]), port("start_tag", df["start_tag"]), port("in_flat", in_flat),
                  port("out_flat", out_flat), port("done", done)] + [
             port(p_, df.get(p_, "")) for p_ in ("issue_first", "issue_last", "rel", "rel_bank", "res_valid", "res_data",
-                                                "res_pos", "res_last", "res_bank", "mem_addr")] + [
+                                                "res_pos", "res_last", "res_bank", "res_tag", "mem_addr")] + [
             port("mem_data", df.get("mem_data", "'0"))]
         return {"name": name, "module": CORE_MODULE, "params": params, "ports": ports}
 

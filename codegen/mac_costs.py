@@ -113,9 +113,10 @@ class MacCosts:
             "op": 0 if dsp else p.lanes * (L.input_fmt.width + 1 + L.weight_fmt.width),
             "tree": tree * L.accumulator.width,
             "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows),
-            # the result tags, bank and frame end, from stage 1 to the result (a core that carries
-            # none, a conv's, leaves them open: synthesis removes them)
-            "tags": 2 * (d1 + 4) if self.tags_results else 0,
+            # the result tags from stage 1 to the result: bank and the activation's end, and a conv
+            # core's window tag (its frame's last window; one more bit per max pool behind it,
+            # not counted here)
+            "tags": (2 if self.tags_results == "pos" else 3) * (d1 + 4) if self.tags_results else 0,
         }
         if self.df_mem(L):  # each lane's registered memory address; no input vector, no selects
             return {"gather": p.lanes * (index_bits(self.lane_n(L)) + 1), "csel": 0, **common}

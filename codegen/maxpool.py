@@ -82,7 +82,7 @@ class MaxPoolHandler(Handler):
     # -- dataflow ------------------------------------------------------------------------
     df_modules = (POOL_MODULE,)
 
-    def df_features(self, plan, family: str, values: int, tagged: bool = False) -> list[tuple[str, str, dict]]:
+    def df_features(self, plan, family: str, values: int, tagged: str = "") -> list[tuple[str, str, dict]]:
         f = self.features(plan, family)
         return [(f"u_{plan.layer.name}", "pool", {"lut": f["pool_lut"], "ff": f["pool_ff"]})]
 
@@ -100,10 +100,13 @@ class MaxPoolHandler(Handler):
     def df_filter(self, plan) -> PoolFilter:
         return PoolFilter(plan.layer.in_shape)
 
-    def df_pool_verilog(self, plan, src: str, dst: str, reserved: bool) -> dict:
+    def df_pool_verilog(self, plan, src: str, dst: str, reserved: bool, tags: dict | None = None) -> dict:
         """The pool between stream ``src`` and a new stream ``dst``; ``reserved``: ``src`` comes
         from a MAC core whose output bank is reserved, so every beat is taken at once (the
-        buffer behind never refuses a pooled beat, and dropped beats must not wait either)."""
+        buffer behind never refuses a pooled beat, and dropped beats must not wait either).
+        ``tags``: what ``src`` carries (:func:`~kofn.codegen.handler.stream_tags`); ``dst``
+        carries the same nets (the pool forwards a beat in its own cycle, and the producer's end
+        strobe does not go through it: the pool may drop the frame's last beat)."""
         L = plan.layer
         h, w, c_in = L.in_shape
         inst = {"name": f"u_{L.name}", "module": POOL_MODULE,
@@ -115,4 +118,4 @@ class MaxPoolHandler(Handler):
                           port("out_data", f"{dst}_data")]}
         return {"nets": [nets(f"{dst}_valid", f"{dst}_ready"), nets(f"{dst}_data", width=L.output_fmt.width)],
                 "block": {"comment": f"{L.name}: {self._desc(plan)}", "instances": [inst]},
-                "out": dst}
+                "out": dst, "tags": tags}

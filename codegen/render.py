@@ -106,7 +106,7 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
     # each stage's output buffer, by the release its consumer gives it: (rel, rel_bank) nets
     downstream = [(f"rel_{p.layer.name}", f"relb_{p.layer.name}") for p in mac[1:]] + [("rel_out", "relb_out")]
     nets_, blocks, unused, no_wait = [], [], [], []
-    src, reserved, values, tagged = "s_in", False, v_in, False  # tagged: src's beats carry their tags
+    src, reserved, values, tags = "s_in", False, v_in, None  # tags: what src's beats carry (stream_tags)
     k = 0
     early = df_rel_early(plans)
     for p in plans:
@@ -118,18 +118,18 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
             if values != 1:
                 raise ValueError(f"layer {p.layer.name!r}: max pooling takes one value per beat, not {values} "
                                  f"(hw.stream_in > 1 needs a dense first layer)")
-            r = h.df_pool_verilog(p, src, f"p_{p.layer.name}", reserved)
+            r = h.df_pool_verilog(p, src, f"p_{p.layer.name}", reserved, tags)
         else:
             if values != 1 and h.image:
                 raise ValueError(f"layer {p.layer.name!r}: a convolution takes one value per beat, not {values} "
                                  f"(hw.stream_in > 1 needs a dense first layer)")
-            r = h.df_verilog(p, rom_prefix, src, values, downstream[k], early[p.layer.name], tagged=tagged)
+            r = h.df_verilog(p, rom_prefix, src, values, downstream[k], early[p.layer.name], tags=tags)
             k += 1
             reserved, values = True, 1
         nets_ += r["nets"]
         unused += r.get("unused", [])
         blocks.append(r["block"])
-        src, tagged = r["out"], h.tags_results
+        src, tags = r["out"], r.get("tags")
     unused.append(f"{src}_ready")
     no_wait.append(src)
     assert src == df_output_stream(plans), (src, df_output_stream(plans))
@@ -139,7 +139,7 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
             if i == 0:  # s_axis waits on tready, not on a reservation
                 unused += [f"rel_{p.layer.name}", f"relb_{p.layer.name}"]
     o = model.output_fmt
-    out_buf = vecbuf_instance("u_out_buf", model.n_outputs, o.width, 1, src, tagged,
+    out_buf = vecbuf_instance("u_out_buf", model.n_outputs, o.width, 1, src, tags,
                               [port("full", "full_out"), port("rel", "rel_out"), port("rel_bank", "relb_out"),
                                port("bank_flat", "obank")])
     out = {"name": "u_out", "module": "kofn_axis_out",

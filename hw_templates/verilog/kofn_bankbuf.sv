@@ -5,7 +5,11 @@
 // Write side: as kofn_vecbuf, a stream of V <= P values per beat (value j of beat b is entry
 // b*V + j; entries past N in the last beat are ignored); frame t goes to half t mod 2;
 // in_ready = that half is empty; a half counts as full one cycle after the beat that completed
-// it was accepted (writes are registered once: kofn.codegen.dataflow's lag 2).  Entries arrive in
+// it was accepted (writes are registered once: kofn.codegen.dataflow's lag 2).  The beat's half and
+// the frame's end are counted here (TAGGED = 0: s_axis), or (TAGGED = 1: a MAC core that
+// reserved its half) come from the producer: the beat's bank `in_bank` and its end strobe
+// `in_end` (its frame's last result left the core), as kofn_vecbuf's; the count then only
+// addresses the data.  Entries arrive in
 // order, so bank p's write address just counts its own writes, and the beat's value for bank p
 // is the one at position (p - b*V) mod P, which a small register per bank tracks (no divider).
 // Read side: the core gives bank p the address {half, i / P} from a register and reads the
@@ -22,13 +26,18 @@ module kofn_bankbuf #(
     parameter int A_W = 8,
     parameter int V = 1,
     parameter int LA_W = 1,  // bits of a bank-local address, ceil(log2(N / P)) (at least 1)
-    parameter bit BLOCK = 1'b0
+    parameter bit BLOCK = 1'b0,
+    parameter bit TAGGED = 1'b0
 ) (
     input  logic                    clk,
     input  logic                    rst,
     input  logic                    in_valid,
     output logic                    in_ready,
     input  logic [V*A_W-1:0]        in_data,
+    /* verilator lint_off UNUSEDSIGNAL */  // TAGGED only
+    input  logic                    in_end,
+    input  logic                    in_bank,
+    /* verilator lint_on UNUSEDSIGNAL */
     output logic [1:0]              full,
     input  logic                    rel,
     input  logic                    rel_bank,
@@ -41,19 +50,27 @@ module kofn_bankbuf #(
     localparam int VL = N - (BEATS - 1) * V;  // values in the last beat
     localparam int JW = P > 1 ? $clog2(P) : 1;
     localparam int DEPTH = 2 << LA_W;
-    logic [CW-1:0] cnt;
-    logic wbank;
+    (* kofn_abstract *) logic [CW-1:0] cnt;  // kofn_abstract: see kofn.app.prove
+    wire wbank;
     assign in_ready = wbank ? !full[1] : !full[0];
     wire fire = in_valid && in_ready;
-    wire done = fire && (cnt == LAST);  // the beat that completes the frame
-    always_ff @(posedge clk) begin
-        if (rst) begin
-            cnt <= '0;
-            wbank <= 1'b0;
-        end else if (fire) begin
-            cnt <= done ? '0 : cnt + 1'b1;
-            if (done) wbank <= !wbank;
+    wire done;  // the beat that completes the frame
+    if (TAGGED) begin : g_tagged
+        assign wbank = in_bank;
+        assign done = in_end;
+    end else begin : g_counted
+        logic wb;
+        assign wbank = wb;
+        assign done = fire && (cnt == LAST);
+        always_ff @(posedge clk) begin
+            if (rst) wb <= 1'b0;
+            else if (done) wb <= !wb;
         end
+    end
+    always_ff @(posedge clk) begin
+        if (rst) cnt <= '0;
+        else if (done) cnt <= '0;
+        else if (fire) cnt <= cnt + 1'b1;
     end
     logic done_q, wb_q;
     always_ff @(posedge clk) begin

@@ -17,6 +17,16 @@
 // Core: starts on a ready window whenever it can issue without a gap; in the core's first
 // issue cycle the window is copied into the register the lanes read (win_flat), so the next
 // window loads while this one computes.  Each pixel costs max(D, K + 3) cycles, D = C_OUT * S.
+// Tags: each window goes to the core with its frame's bank (`core_bank`, the downstream bank
+// it reserved) and `core_tag` (it is the frame's last window).  The core carries both to its
+// results, so the stage behind knows a result's bank and the frame's end from the result
+// itself: its frame is complete when the last window's last result leaves the core (`in_end`,
+// even where a max pool between drops that beat).
+// Write side: a counted frame (TAGGED = 0: s_axis, which waits on in_ready), or (TAGGED = 1:
+// behind such a core) the beat's bank `in_bank` and the end strobe `in_end` decide the bank
+// and when it is full; the pixel counters then only address the RAMs.  So no control decision
+// rests on counters of two stages agreeing (an arithmetic invariant `kofn prove` could not
+// find), and the proof may abstract every counter.
 module kofn_conv_df #(
     parameter int H = 8,
     parameter int W = 8,
@@ -27,13 +37,18 @@ module kofn_conv_df #(
     parameter int OH = 6,
     parameter int OW = 6,
     parameter int A_W = 8,
-    parameter bit RAM_BLOCK = 1'b0
+    parameter bit RAM_BLOCK = 1'b0,
+    parameter bit TAGGED = 1'b0
 ) (
     input  logic                     clk,
     input  logic                     rst,
     input  logic                     in_valid,
     output logic                     in_ready,
     input  logic [A_W-1:0]           in_data,
+    /* verilator lint_off UNUSEDSIGNAL */  // TAGGED only
+    input  logic                     in_end,   // the producer's frame ends (its last result left)
+    input  logic                     in_bank,
+    /* verilator lint_on UNUSEDSIGNAL */
     output logic [1:0]               full,
     output logic                     rel,            // this frame buffer releases a bank ...
     output logic                     rel_bank,       // ... this one (to the producer's reservation)
@@ -42,6 +57,8 @@ module kofn_conv_df #(
     // MAC core
     output logic [K*K*C_IN*A_W-1:0]  win_flat,
     output logic                     core_start,
+    output logic                     core_bank,
+    output logic                     core_tag,
     input  logic                     core_issue_first,
     input  logic                     core_issue_last
 );
@@ -62,12 +79,14 @@ module kofn_conv_df #(
     localparam logic signed [CW-1:0] NPAD = -CW'(PAD);
 
     // ---- write side ------------------------------------------------------------------
-    logic [CH_W-1:0] c;
-    logic [X_W-1:0] x;
-    logic [Y_W-1:0] y;
+    // kofn_abstract: `kofn prove` may replace the counters by free values (kofn.app.prove)
+    (* kofn_abstract *) logic [CH_W-1:0] c;
+    (* kofn_abstract *) logic [X_W-1:0] x;
+    (* kofn_abstract *) logic [Y_W-1:0] y;
     logic [SL_W-1:0] wslot;
-    logic wbank;
-    assign in_ready = wbank ? !full[1] : !full[0];
+    logic wbank;  // counted: the bank the pixel counters address
+    wire wbank_in = TAGGED ? in_bank : wbank;  // the beat's bank
+    assign in_ready = wbank_in ? !full[1] : !full[0];
     wire in_fire = in_valid && in_ready;
     wire last_c = (c == CH_W'(C_IN - 1));
     wire last_x = (x == X_W'(W - 1));
@@ -115,10 +134,10 @@ module kofn_conv_df #(
     wire take = (lstate == L_IDLE) && (par ? full[1] : full[0]) && !(par ? down_busy[1] : down_busy[0]);
     kofn_df_resv u_resv (.clk(clk), .rst(rst), .take(take), .take_bank(par), .rel(down_rel),
                          .rel_bank(down_rel_bank), .busy(down_busy));
-    logic [OY_W-1:0] oy;
-    logic [OX_W-1:0] ox;
+    (* kofn_abstract *) logic [OY_W-1:0] oy;
+    (* kofn_abstract *) logic [OX_W-1:0] ox;
     logic signed [CW-1:0] ix0;
-    logic [KX_W-1:0] kx;
+    (* kofn_abstract *) logic [KX_W-1:0] kx;
     logic wn_valid, land;
     wire last_kx = (kx == KX_W'(K - 1));
     wire last_ox = (ox == OX_W'(OW - 1));
@@ -190,14 +209,14 @@ module kofn_conv_df #(
 
     // The banks' flags, each on its own (an indexed update, full[wbank], would put 32-bit
     // index arithmetic in front of them): set by a frame's last beat, cleared after its last read.
-    wire frame_in = in_fire && last_c && last_x && last_y;
+    wire frame_in = TAGGED ? in_end : in_fire && last_c && last_x && last_y;
     wire frame_out = (lstate == L_READ) && last_kx && last_ox && last_oy;
     assign rel = frame_out;
     assign rel_bank = par;
     always_ff @(posedge clk) begin
         we_q <= we && !rst;
         frame_in_q <= frame_in && !rst;
-        wbank_q <= wbank;
+        wbank_q <= wbank_in;
         wslot_q <= wslot;
         waddr_q <= wa;
         wword_q <= wword;
@@ -268,6 +287,15 @@ module kofn_conv_df #(
                 if (we_q && wslot_q == SL_W'(r)) ram[waddr_q] <= wword_q;
                 rd[r] <= ram[ra];
             end
+        end
+    end
+
+    // The window's tags, taken with its last read (the next window's reads start only after
+    // the core took this one: L_WAIT waits for !wn_valid).
+    always_ff @(posedge clk) begin
+        if (rd_now && last_kx) begin
+            core_bank <= par;
+            core_tag <= last_ox && last_oy;
         end
     end
 

@@ -17,7 +17,10 @@
 // stream (`res_valid`, `res_data`) with its tags: its row (`res_pos`), the activation's bank
 // (`res_bank`, sampled with `start`) and whether it is the activation's last (`res_last`), each
 // carried through the pipeline beside `valid`, so the next buffer (kofn_vecbuf, TAGGED) takes
-// its position, bank and frame end from the beat, not from a count of its own.
+// its position, bank and frame end from the beat, not from a count of its own.  A conv core
+// also carries `start_tag` (sampled with `start`) to every result of the activation
+// (`res_tag`): kofn_conv_df marks its frame's last window with it, so the stage behind takes
+// the frame's end from the core's last result as well.
 //
 // Pipelined datapath (PIPE = 1, the dataflow schedule's cores; kofn.core.rules.core_pipeline
 // gives GATHER_ST and TREE_ST): every step of the MAC path gets a register of its own, so no
@@ -110,6 +113,7 @@ module kofn_dense #(
     input  logic                   rst,
     input  logic                   start,
     input  logic                   start_bank,
+    input  logic                   start_tag,
     /* verilator lint_off UNUSEDSIGNAL */
     input  logic [(MEM ? 1 : BANKS*N_IN*A_W)-1:0] in_flat,  // MEM: unused, one bit
     /* verilator lint_on UNUSEDSIGNAL */
@@ -124,6 +128,7 @@ module kofn_dense #(
     output logic [(N_OUT > 1 ? $clog2(N_OUT) : 1)-1:0] res_pos,  // RW_W bits
     output logic                   res_last,
     output logic                   res_bank,
+    output logic                   res_tag,
     output logic [P*(IDX_W+1)-1:0] mem_addr,
     /* verilator lint_off UNUSEDSIGNAL */
     input  logic [P*A_W-1:0]       mem_data  // MEM only (in_flat otherwise)
@@ -134,7 +139,6 @@ module kofn_dense #(
     localparam int AD_W = DEPTH > 1 ? $clog2(DEPTH) : 1;
     localparam int ST_W = S > 1 ? $clog2(S) : 1;
     localparam int RW_W = N_OUT > 1 ? $clog2(N_OUT) : 1;
-    localparam logic [AD_W-1:0] AD_LAST = AD_W'(DEPTH - 1);
     localparam logic [ST_W-1:0] ST_LAST = ST_W'(S - 1);
     localparam logic [RW_W-1:0] RW_LAST = RW_W'(N_OUT - 1);
     // The constant added before the shift (kofn.core.fixed.round_shift): half up 2^(SHIFT-1),
@@ -152,22 +156,33 @@ module kofn_dense #(
     localparam int IROM_D = KMODE ? N_OUT : DEPTH;
 
     logic bank1;  // the bank of the word in stage 1 (the gather)
+    logic tag1;  // its activation's tag
 
     // Stage 0: address, step and row counters.
     logic run;
     logic [AD_W-1:0] addr;
-    logic [ST_W-1:0] step;
-    logic [RW_W-1:0] row;
+    // kofn_abstract: `kofn prove` may replace the counter by free values (module kofn.app.prove)
+    (* kofn_abstract *) logic [ST_W-1:0] step;
+    (* kofn_abstract *) logic [RW_W-1:0] row;
     logic fbank;
-    assign issue_first = run && (addr == '0);
-    assign issue_last = !run || (addr == AD_LAST);
-    // The counters rest at zero while idle: the last issue cycle (addr == AD_LAST, so
-    // step == ST_LAST and row == RW_LAST, since DEPTH = N_OUT*S) wraps all three to zero.
+    logic ftag;
+    // The activation's last issue cycle: the last step of the last row.  Every control
+    // decision (issue_first/last, the end of `run`, the last-word tag, the early release) is
+    // taken from the row and step counters, which also pace the results; `addr` (= row * S +
+    // step) only addresses the ROMs.  So no property `kofn prove` checks rests on an
+    // arithmetic relation between counters (which PDR cannot find), only on local facts.
+    wire at_last = (row == RW_LAST) && (step == ST_LAST);
+    assign issue_first = run && (row == '0) && (step == '0);
+    assign issue_last = !run || at_last;
+    // The counters rest at zero while idle: the last issue cycle wraps all three to zero.
     // `start` therefore sets `run` only and never resets a counter: the start decision
     // (the buffer flags and reservations, kofn_df_ctrl) drives `run` and the bank it latches,
     // not the counters' reset (the post-route critical path when it did).
     always_ff @(posedge clk) begin
-        if (start) fbank <= start_bank;
+        if (start) begin
+            fbank <= start_bank;
+            ftag <= start_tag;
+        end
         if (rst) begin
             run <= 1'b0;
             addr <= '0;
@@ -175,12 +190,12 @@ module kofn_dense #(
             row <= '0;
         end else begin
             if (run) begin
-                addr <= (addr == AD_LAST) ? '0 : addr + 1'b1;
+                addr <= at_last ? '0 : addr + 1'b1;
                 step <= (step == ST_LAST) ? '0 : step + 1'b1;
                 if (step == ST_LAST) row <= (row == RW_LAST) ? '0 : row + 1'b1;
             end
             if (start) run <= 1'b1;
-            else if (addr == AD_LAST) run <= 1'b0;
+            else if (at_last) run <= 1'b0;
         end
     end
 `ifdef FORMAL
@@ -199,10 +214,11 @@ module kofn_dense #(
         v1 <= run && !rst;
         first1 <= (step == '0);
         last1 <= (step == ST_LAST);
-        end1 <= (addr == AD_LAST);
+        end1 <= at_last;
         row1 <= row;
         step1 <= step;
         bank1 <= fbank;
+        tag1 <= ftag;
     end
     if (REL_EARLY == 0) begin : g_rel
         assign rel = v1 && end1;
@@ -210,8 +226,18 @@ module kofn_dense #(
     end else begin : g_rel_early
         // Released REL_EARLY cycles before the last gather: the producer that then starts
         // cannot write that bank before this core's last read (kofn.codegen.timing.df_rel_early).
-        assign rel = run && (addr == AD_W'(DEPTH - REL_EARLY));
+        // Issue cycle DEPTH - REL_EARLY, as a row and a step; `held` (the activation has not
+        // released its bank yet: set by start, cleared by the release) makes "released once,
+        // and only a bank it holds" a fact about one flag, not about how far a counter got.
+        localparam int REL_AT = DEPTH - REL_EARLY;
+        logic held;
+        assign rel = run && held && (row == RW_W'(REL_AT / S)) && (step == ST_W'(REL_AT % S));
         assign rel_bank = fbank;
+        always_ff @(posedge clk) begin
+            if (rst) held <= 1'b0;
+            else if (start) held <= 1'b1;
+            else if (rel) held <= 1'b0;
+        end
     end
 
     // Pipeline depth from the ROM read (stage 1) to the accumulator's input: one stage
@@ -667,11 +693,13 @@ module kofn_dense #(
     // `valid` is, from stage 1 to the result (D1 cycles to the accumulator's input, one into it,
     // and with PIPE three of requantization); the row is row3.
     localparam int TL = D1 + 1 + (PIPE ? 3 : 0);
-    logic [TL:1] bank_sh, end_sh;
+    logic [TL:1] bank_sh, end_sh, tag_sh;
     always_ff @(posedge clk) begin
         bank_sh <= {bank_sh[TL-1:1], bank1};
         end_sh <= {end_sh[TL-1:1], end1};
+        tag_sh <= {tag_sh[TL-1:1], tag1};
     end
+    assign res_tag = tag_sh[TL];
     assign res_pos = row3;
     assign res_last = end_sh[TL];
     assign res_bank = bank_sh[TL];

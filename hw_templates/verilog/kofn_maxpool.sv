@@ -27,9 +27,10 @@ module kofn_maxpool #(
     localparam int BA_W = B_D > 1 ? $clog2(B_D) : 1;
 
     logic [A_W-1:0] mbuf [0:B_D-1];
-    logic [CH_W-1:0] c;
-    logic [X_W-1:0] x;
-    logic [Y_W-1:0] y;
+    // kofn_abstract: `kofn prove` may replace the counters by free values (kofn.app.prove)
+    (* kofn_abstract *) logic [CH_W-1:0] c;
+    (* kofn_abstract *) logic [X_W-1:0] x;
+    (* kofn_abstract *) logic [Y_W-1:0] y;
     logic c_last, x_last;  // c = C - 1, x = W - 1 (registered, see a_nx)
 
     // x < 2*PW and y < 2*PH: only an odd width's (height's) last column (row) is outside,

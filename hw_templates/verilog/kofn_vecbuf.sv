@@ -13,7 +13,10 @@
 //   producer's: a bank is full exactly when its frame's tagged last beat lands.  That agreement
 //   is what a formal proof (`kofn prove`) otherwise has to find as an arithmetic invariant
 //   between two counters and a shift register, and could not; with tags every fact it needs is
-//   local to one pipeline stage, and PDR closes.
+//   local to one pipeline stage, and PDR closes.  A conv core's results (POS_COUNT = 1) carry
+//   their bank but not their position (a core's row is a channel), and the frame ends with the
+//   core's end strobe `in_end` (its last window's last result, which a max pool between may
+//   drop): the buffer counts positions, which only address the data.
 // Read side: the consumer reads `bank_flat` (both banks: bank 1 above bank 0) and clears a
 // bank's `full` with `rel`/`rel_bank` when it no longer needs it.  A producer that cannot
 // stall (a MAC core) reserves its bank instead: it starts a frame only while that frame's
@@ -22,7 +25,8 @@ module kofn_vecbuf #(
     parameter int N = 1,
     parameter int A_W = 8,
     parameter int V = 1,
-    parameter bit TAGGED = 1'b0
+    parameter bit TAGGED = 1'b0,
+    parameter bit POS_COUNT = 1'b0
 ) (
     input  logic                 clk,
     input  logic                 rst,
@@ -32,6 +36,7 @@ module kofn_vecbuf #(
     /* verilator lint_off UNUSEDSIGNAL */  // TAGGED only
     input  logic [((N + V - 1) / V > 1 ? $clog2((N + V - 1) / V) : 1)-1:0] in_pos,
     input  logic                 in_last,
+    input  logic                 in_end,   // POS_COUNT: the producer's frame ends
     input  logic                 in_bank,
     /* verilator lint_on UNUSEDSIGNAL */
     output logic [1:0]           full,
@@ -43,30 +48,40 @@ module kofn_vecbuf #(
     localparam int CW = BEATS > 1 ? $clog2(BEATS) : 1;
     localparam logic [CW-1:0] LAST = CW'(BEATS - 1);
     logic [CW-1:0] pos;  // the beat's position in its frame
-    logic wbank, last;  // its bank; it completes the frame
+    logic wbank;  // its bank
     assign in_ready = wbank ? !full[1] : !full[0];
     wire fire = in_valid && in_ready;
+    wire done;  // the frame is complete (its last beat accepted, or the producer's end strobe)
     if (TAGGED) begin : g_tagged
-        assign pos = in_pos;
         assign wbank = in_bank;
-        assign last = in_last;
+        if (POS_COUNT) begin : g_pos
+            (* kofn_abstract *) logic [CW-1:0] cnt;
+            assign pos = cnt;
+            assign done = in_end;
+            always_ff @(posedge clk) begin
+                if (rst || in_end) cnt <= '0;
+                else if (fire) cnt <= cnt + 1'b1;
+            end
+        end else begin : g_in_pos
+            assign pos = in_pos;
+            assign done = fire && in_last;
+        end
     end else begin : g_counted
-        logic [CW-1:0] cnt;
+        (* kofn_abstract *) logic [CW-1:0] cnt;
         logic wb;
         assign pos = cnt;
         assign wbank = wb;
-        assign last = cnt == LAST;
+        assign done = fire && cnt == LAST;
         always_ff @(posedge clk) begin
             if (rst) begin
                 cnt <= '0;
                 wb <= 1'b0;
             end else if (fire) begin
-                cnt <= last ? '0 : cnt + 1'b1;
-                if (last) wb <= !wb;
+                cnt <= (cnt == LAST) ? '0 : cnt + 1'b1;
+                if (cnt == LAST) wb <= !wb;
             end
         end
     end
-    wire done = fire && last;  // the beat that completes the frame
     // Writes are registered once (the beat, its bank and position), so the beat's value
     // fans out to the 2*N entries from a register, not from the producer's logic; a bank
     // counts as full from the edge that writes its last beat, one cycle after that beat

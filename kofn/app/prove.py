@@ -6,10 +6,17 @@ The harness and models come from :mod:`kofn.codegen.formal`; the tools run throu
 1. Yosys writes the safety and the live model (SMT-LIB for ``yosys-smtbmc``, AIGER for ABC) and
    the cover models (AIGER).
 2. **safety**, unbounded: ABC's ``pdr`` (IC3/property-directed reachability), for at most
-   ``pdr_timeout`` seconds.  Where it finds an inductive invariant every safety property holds in
-   every reachable state ("proven").  PDR subsumes k-induction here: ``yosys-smtbmc -i`` does not
-   close on these designs at any small k (the cores' counters have unreachable states that
-   induction would need strengthening invariants to exclude; PDR finds them itself).
+   ``pdr_timeout`` seconds, first on the **abstract** model: every counter the RTL marks
+   ``(* kofn_abstract *)`` (the cores' row and step, the buffers', loaders' and pools' position
+   counters) becomes a free value each cycle.  That model has every behaviour of the RTL and
+   more, so what holds in it holds in the RTL; and since no control decision of a dataflow
+   build rests on two counters agreeing (the results carry their bank and frame end), the
+   properties still hold there, with invariants PDR finds quickly.  The assertions about the
+   counters themselves (``idle_at_zero``) are proven on the RTL as it is (the ``local`` model).
+   Where the abstract model does not close, PDR runs on the RTL as it is, for all properties.
+   Where PDR finds an inductive invariant every safety property holds in every reachable
+   state ("proven").  PDR subsumes k-induction here: ``yosys-smtbmc -i`` does not close on
+   these designs at any small k.
 3. **safety**, bounded, where PDR is undecided: ABC ``bmc3`` (SAT) to
    :attr:`~kofn.codegen.formal.FormalPlan.safety_depth` cycles, at least twice the latency
    ("bounded").  A failure from either engine is replayed by ``yosys-smtbmc`` to the same cycle
@@ -39,6 +46,9 @@ from ..core.errors import BuildError, KofnError
 __all__ = ["PropertyResult", "Proof", "prove_build", "prove_design", "print_proof", "write_proof", "ProveToolError"]
 
 
+JOINT_S = 120  # seconds for PDR on all properties of the abstract model together
+
+
 class ProveToolError(KofnError):
     """A formal tool is missing, failed or ran out of time (exit 2)."""
 
@@ -55,6 +65,7 @@ class PropertyResult:
     depth: int  # BMC cycles (0 for pdr)
     cycle: int | None = None  # a failure's cycle from power-up
     vcd: str | None = None
+    model: str = "rtl"  # where it was proven: "rtl" (as it is) or the abstraction (kofn_abstract)
 
 
 @dataclass(frozen=True)
@@ -140,10 +151,10 @@ def _sources(b) -> list[str]:
 
 
 def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = None, pdr_timeout: float = 600.0,
-                 solver: str = "yices", timeout: float = 1800.0, progress=print) -> Proof:
+                 solver: str = "yices", timeout: float = 1800.0, progress=print, per_prop: float = 30.0) -> Proof:
     """:func:`prove_build` on RTL already in folder ``build``: ``sources`` (relative to it) laid
     out as ``plan`` (a :class:`kofn.codegen.BuildPlan`)."""
-    from ..codegen.formal import describe, formal_plan
+    from ..codegen.formal import LOCAL_PROPERTIES, describe, formal_plan
     from ..sim import formal as fm
     from ..sim.tools import ToolNotFound
 
@@ -169,7 +180,7 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
     def left() -> float:
         return max(1.0, deadline - time.monotonic())
 
-    for mode in ("safety", "live", "cover"):
+    for mode in ("safety", "abstract", "local", "live", "cover"):
         progress(f"prove: yosys writes the {mode} model{'s' if mode == 'cover' else ''} (datapath cut at {fp.out_stream}_data)")
         try:
             secs[f"yosys_{mode}"] = round(fm.run_yosys(build, f"formal/{mode}.ys", f"formal/{mode}_yosys.log", env,
@@ -180,11 +191,32 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
     live_names, _ = fm.model_properties(fdir / "live.smt2")
     results: list[PropertyResult] = []
 
-    # safety: PDR (unbounded), else BMC; a failure replayed by yosys-smtbmc for its name and VCD
+    # safety: PDR (unbounded) on the abstract and local models, else on the RTL as it is, else
+    # BMC; a failure replayed by yosys-smtbmc for its name and VCD
     n_safe = len(safety_names)
-    progress(f"prove: safety, {n_safe} properties: PDR (IC3) for at most {pdr_timeout:.0f} s")
-    verdict, frame, s = _abc(build, "formal/safety.aig", f"pdr -T {max(1, int(min(pdr_timeout, left())))}")
-    secs["safety_pdr"] = round(s, 1)
+    n_local = sum(1 for n in safety_names if n.rsplit(".", 1)[-1] in LOCAL_PROPERTIES)
+    progress(f"prove: safety, {n_safe} properties: PDR (IC3) with the counters abstracted "
+             f"({n_safe - n_local}) and on the counters ({n_local}), at most {pdr_timeout:.0f} s each")
+    # all together first (quick where it closes), then one at a time
+    verdict, frame, s = _abc(build, "formal/abstract.aig", f"pdr -T {max(1, int(min(pdr_timeout, JOINT_S, left())))}")
+    secs["safety_pdr_abstract"] = round(s, 1)
+    local_ok = n_local == 0 or (verdict != "failed" and _local_proven(build, left, secs, pdr_timeout))
+    abstracted = verdict == "proven" and local_ok
+    how: dict[str, str] = {}  # property -> the abstraction that proved it (when proven one by one)
+    if verdict == "undecided" and local_ok:
+        # one property at a time, each in the abstractions of codegen.formal.property_script
+        names = [n for n in safety_names if n.rsplit(".", 1)[-1] not in LOCAL_PROPERTIES]
+        progress(f"prove: not closed together; {len(names)} properties one at a time, with the counters "
+                 f"abstracted and each stage's start free in turn (at most {per_prop:.0f} s each)")
+        how = _one_by_one(build, fp, names, env, left, secs, per_prop)
+        abstracted = len(how) == len(names)
+    if abstracted:
+        verdict = "proven"
+    else:
+        progress(f"prove: not closed with the counters abstracted ({verdict}); PDR on the RTL as it is, "
+                 f"at most {pdr_timeout:.0f} s")
+        verdict, frame, s = _abc(build, "formal/safety.aig", f"pdr -T {max(1, int(min(pdr_timeout, left())))}")
+        secs["safety_pdr"] = round(s, 1)
     method, mdepth = "pdr", 0
     if verdict == "undecided":
         progress(f"prove: PDR undecided; safety BMC to {fp.safety_depth} cycles (ABC bmc3)")
@@ -207,8 +239,10 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
                                           r.vcd if st == "failed" else None))
     else:
         for n in safety_names:
+            model = ("rtl" if n.rsplit(".", 1)[-1] in LOCAL_PROPERTIES or not abstracted
+                     else how.get(n, "counters free"))
             results.append(PropertyResult(n, "safety", describe(n), "proven" if method == "pdr" else "bounded",
-                                          method, mdepth))
+                                          method, mdepth, model=model))
 
     # live: the schedule, exactly (a deterministic model: ABC bmc3; a failure replayed for names)
     progress(f"prove: live, BMC to {fp.live_depth} cycles: {len(fp.schedule)} frame(s) at the scheduled cycles")
@@ -249,8 +283,44 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         cov = tuple((n, reached.get(n)) for n in covers)
     return Proof(tuple(results), cov, covers_done, fp.safety_depth, fp.live_depth, method,
                  f"datapath cut: the results entering the output buffer ({fp.out_stream}_data) are free values each "
-                 f"cycle (Yosys cutpoint); every value upstream of them is unobservable and removed",
+                 f"cycle (Yosys cutpoint); every value upstream of them is unobservable and removed"
+                 + ("; safety proven with every (* kofn_abstract *) counter free (an over-approximation), "
+                    "the counters' own properties on the RTL as it is" if abstracted else ""),
                  solver, secs)
+
+
+def _local_proven(build: Path, left, secs: dict, pdr_timeout: float) -> bool:
+    """PDR on the local model (the counters' own properties, on the RTL as it is)."""
+    verdict, _, s = _abc(build, "formal/local.aig", f"pdr -T {max(1, int(min(pdr_timeout, left())))}")
+    secs["safety_pdr_local"] = round(s, 1)
+    return verdict == "proven"
+
+
+def _one_by_one(build: Path, fp, names: list[str], env: dict, left, secs: dict, per_prop: float) -> dict[str, str]:
+    """PDR on each property alone, in each abstraction in turn until one proves it: the
+    properties proven, with the abstraction that did (``{}`` short of the time limit)."""
+    from ..codegen.formal import property_script
+    from ..sim import formal as fm
+
+    script, order = property_script(fp, names)
+    (build / "formal" / "pp").mkdir(exist_ok=True)
+    (build / "formal" / "properties.ys").write_text(script)
+    t0 = time.perf_counter()
+    try:
+        fm.run_yosys(build, "formal/properties.ys", "formal/properties_yosys.log", env, timeout=left())
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        raise ProveToolError(str(e)) from None
+    how: dict[str, str] = {}
+    for name, what, path in order:
+        if name in how:
+            continue
+        if left() <= 1.0:
+            break
+        verdict, _, _ = _abc(build, path, f"pdr -T {max(1, int(min(per_prop, left())))}")
+        if verdict == "proven":
+            how[name] = what
+    secs["safety_pdr_one_by_one"] = round(time.perf_counter() - t0, 1)
+    return how
 
 
 def print_proof(proof: Proof, file=sys.stdout) -> None:

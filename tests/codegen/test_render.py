@@ -127,7 +127,8 @@ def test_fixed_modules_are_the_plain_sources_behind_the_header():
 def test_a_dense_core_tags_its_writes_into_the_next_vector_buffer():
     """Behind a dense core the vector buffer takes each beat's position, bank and frame end from
     the core's tags (kofn_vecbuf TAGGED); behind s_axis, which may stall, it counts; a bank
-    layer's memories count too, and the tags they leave unread are marked unused (lint)."""
+    layer's memories take bank and frame end from the tags and count positions, and the
+    position tag they leave unread is marked unused (lint)."""
     import re
 
     from kofn.core.testing import random_model
@@ -150,4 +151,46 @@ def test_a_dense_core_tags_its_writes_into_the_next_vector_buffer():
     top = render_build(b).files[f"rtl/{b.top}.sv"]
     assert "kofn_bankbuf" in top and buffers(top)["u_out_buf"] == ("1'b1", "res_l1_pos")
     unused = re.search(r"wire unused_ok = &\{(.*?)\};", top, re.S).group(1)
-    assert {"res_l0_pos", "res_l0_last", "res_l0_bank"} <= {n.strip() for n in unused.split(",")}
+    unused = {n.strip() for n in unused.split(",")}
+    assert "res_l0_pos" in unused and not {"res_l0_last", "res_l0_bank"} & unused
+    bankbuf = re.search(r"kofn_bankbuf #\((.*?)\) u_l1_buf \((.*?)\);", top, re.S)
+    assert ".TAGGED(1'b1)" in bankbuf.group(1)
+    assert ".in_end(res_l0_valid && res_l0_last)" in bankbuf.group(2) and ".in_bank(res_l0_bank)" in bankbuf.group(2)
+
+
+
+def test_a_conv_core_tags_its_results_bank_and_frame_end():
+    """Behind a conv core (whose row is a channel, not a position) the next buffer takes each
+    beat's bank and the frame's end from the core's tags, and counts positions: a frame buffer
+    (kofn_conv_df TAGGED) or a vector buffer (kofn_vecbuf POS_COUNT).  The end strobe is the
+    core's own valid last result of the frame's last window, not the pool's output, so a pool
+    that drops the frame's last beats (cnn_odd: 11x10, odd rows and columns) cannot hide it.
+    Behind s_axis a conv's frame buffer counts (TAGGED 0)."""
+    import re
+
+    m, lanes = design("cnn_odd")
+    b = plan_build(m, lanes)
+    top = render_build(b).files[f"rtl/{b.top}.sv"]
+
+    def inst(name):
+        """(module, parameters, ports) of instance ``name``"""
+        for block in re.split(r"\n(?=    kofn_\w+ #\()", top):
+            mm = re.match(r"\s*(\w+) #\((.*?)\) (\w+) \((.*?)\);", block, re.S)
+            if mm and mm.group(3) == name:
+                return mm.group(1), mm.group(2), mm.group(4)
+        raise AssertionError(f"no instance {name}")
+
+    convs = [p.layer.name for p in b.layers if p.layer.kind == "conv"]
+    first, second = convs
+    _, params, ports = inst(f"u_{first}")
+    assert ".TAGGED(1'b0)" in params and ".in_end(1'b0)" in ports
+    _, params, ports = inst(f"u_{second}")
+    end = f".in_end(res_{first}_valid && res_{first}_last && res_{first}_tag)"
+    assert ".TAGGED(1'b1)" in params and end in ports and f".in_bank(res_{first}_bank)" in ports
+    # the core takes the window's bank and last-window tag from the loader
+    _, _, core = inst(f"u_{first}_mac")
+    assert f".start_bank(wbank_{first})" in core and f".start_tag(wtag_{first})" in core
+    dense = next(p.layer.name for p in b.layers if p.layer.kind == "dense")
+    mod, params, ports = inst(f"u_{dense}_buf")
+    assert mod == "kofn_vecbuf" and ".TAGGED(1'b1), .POS_COUNT(1'b1)" in params
+    assert f".in_end(res_{second}_valid && res_{second}_last && res_{second}_tag)" in ports
