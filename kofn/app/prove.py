@@ -203,6 +203,14 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
     local_ok = n_local == 0 or (verdict != "failed" and _local_proven(build, left, secs, pdr_timeout))
     abstracted = verdict == "proven" and local_ok
     how: dict[str, str] = {}  # property -> the abstraction that proved it (when proven one by one)
+    rtl_joint = None
+    if verdict == "undecided" and local_ok:
+        # the RTL as it is, all together, as briefly (closes on small dense chains, the default)
+        progress(f"prove: not closed with the counters abstracted; PDR on the RTL as it is, at most {JOINT_S} s")
+        rtl_joint, frame, s = _abc(build, "formal/safety.aig", f"pdr -T {max(1, int(min(pdr_timeout, JOINT_S, left())))}")
+        secs["safety_pdr_rtl"] = round(s, 1)
+        if rtl_joint != "undecided":
+            verdict = rtl_joint
     if verdict == "undecided" and local_ok:
         # one property at a time, each in the abstractions of codegen.formal.property_script
         names = [n for n in safety_names if n.rsplit(".", 1)[-1] not in LOCAL_PROPERTIES]
@@ -212,6 +220,8 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         abstracted = len(how) == len(names)
     if abstracted:
         verdict = "proven"
+    elif rtl_joint == "proven" or verdict == "failed" and rtl_joint == "failed":
+        pass  # the RTL as it is decided (proven, or a counterexample to replay below)
     else:
         progress(f"prove: not closed with the counters abstracted ({verdict}); PDR on the RTL as it is, "
                  f"at most {pdr_timeout:.0f} s")
