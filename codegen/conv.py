@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..core.rules import index_bits
 from .cells import StagePath, lutram_levels, mux_levels, mux_luts, reachable
 from .dataflow import ConvStage
-from .handler import CORE_MODULE, KEEP_REG_MODULE, MacHandler, nets, param, port, stream_tags
+from .handler import CORE_MODULE, KEEP_REG_MODULE, MacHandler, end_ports, nets, param, port, stream_tags
 from .rom import rom_in_bram, steps_per_row, unpack_entries
 
 __all__ = ["ConvHandler", "CONV_MODULE", "CONV_DF_MODULE", "WINDOW_CYCLES"]
@@ -71,7 +71,7 @@ class ConvWalk:
 class ConvHandler(MacHandler):
     kind = "conv"
     image = True
-    tags_results = "frame"  # bank and frame end (and the pools' pass bits), not the position
+    tags_results = "frame"  # bank and frame end strobe, not the position (a core's row is a channel)
     modules = (CORE_MODULE, CONV_MODULE)
     hls_templates = {"cpp": "hls/layer_conv.cpp.j2", "h": "hls/layer_conv.h.j2"}
 
@@ -242,8 +242,6 @@ class ConvHandler(MacHandler):
         (h, w, c_in), (oh, ow, c_out) = L.in_shape, L.out_shape
         n, a_w = L.name, L.input_fmt.width
         what = f"k={L.k} of {L.in_channels} kernels" if self.kernel_level(L) else f"k={L.k} of {L.n} weights"
-        in_tags = ([port("in_end", all_of=tags["end"]), port("in_bank", tags["bank"])] if tags
-                   else [port("in_end", "1'b0"), port("in_bank", "1'b0")])
         front = {
             "name": f"u_{n}", "module": CONV_DF_MODULE,
             "params": [[param("H", h), param("W", w), param("C_IN", c_in), param("K", L.kernel),
@@ -251,7 +249,7 @@ class ConvHandler(MacHandler):
                        [param("OH", oh), param("OW", ow), param("A_W", a_w),
                         param("RAM_BLOCK", bool(self.df_brams(plan))), param("TAGGED", tags is not None)]],
             "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
-                      port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), *in_tags,
+                      port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), *end_ports(tags),
                       port("full", f"full_{n}"), port("rel", f"rel_{n}"), port("rel_bank", f"relb_{n}"),
                       port("down_rel", down_rel[0]), port("down_rel_bank", down_rel[1]), port("win_flat", f"win_{n}"),
                       port("core_start", f"start_{n}"), port("core_bank", f"wbank_{n}"),
@@ -270,4 +268,4 @@ class ConvHandler(MacHandler):
                          nets(f"win_{n}", width=L.n * a_w), nets(f"res_{n}_data", width=L.output_fmt.width)],
                 "block": {"comment": f"{n}: {self._desc(plan)}, {what} per filter, P={plan.lanes}",
                           "instances": [front, core]},
-                "out": f"res_{n}", "tags": stream_tags(f"res_{n}", pos=False)}
+                "out": f"res_{n}", "tags": stream_tags(f"res_{n}", self.tags_results)}

@@ -5,7 +5,7 @@ one's ``done``."""
 from __future__ import annotations
 
 from .dataflow import DenseStage
-from .handler import MacHandler, nets, param, port, stream_tags, vecbuf_instance
+from .handler import MacHandler, end_ports, nets, param, port, stream_tags, vecbuf_instance
 from ..core.rules import index_bits
 from .cells import (StagePath, bank_ram, bankbuf_features, bankbuf_write_path, mux_levels, vecbuf_features,
                     vecbuf_write_path)
@@ -117,12 +117,10 @@ class DenseHandler(MacHandler):
                                  f"per beat, not {values}")
             depth, lutram = self.bank_ram(plan)
             la = index_bits(L.n // plan.lanes)
-            tag_ports = ([port("in_end", all_of=tags["end"]), port("in_bank", tags["bank"])] if tags
-                         else [port("in_end", "1'b0"), port("in_bank", "1'b0")])
             buf = {"name": f"u_{n}_buf", "module": "kofn_bankbuf",
                    "params": [[param("N", L.n), param("P", plan.lanes), param("A_W", a_w), param("V", values),
                                param("LA_W", la), param("BLOCK", not lutram), param("TAGGED", tags is not None)]],
-                   "ports": ports[:5] + tag_ports + ports[5:]
+                   "ports": ports[:5] + end_ports(tags) + ports[5:]
                    + [port("rd_addr", f"maddr_{n}"), port("rd_data", f"mdata_{n}")]}
             act = [nets(f"maddr_{n}", width=plan.lanes * (la + 1)), nets(f"mdata_{n}", width=plan.lanes * a_w)]
         else:
@@ -149,5 +147,5 @@ class DenseHandler(MacHandler):
                                      f"{plan.steps} step(s) per neuron"
                                      + (f", inputs in {plan.lanes} bank memories of {L.n // plan.lanes}" if mem else ""),
                            "instances": [buf, ctrl, core]},
-                "out": f"res_{n}", "tags": stream_tags(f"res_{n}", pos=True),
+                "out": f"res_{n}", "tags": stream_tags(f"res_{n}", self.tags_results),
                 "unused": [tags["pos"]] if tags and mem and tags["pos"] else []}

@@ -97,6 +97,30 @@ class FormalPlan:
 LOCAL_PROPERTIES = ("idle_at_zero",)
 
 
+#: From a flat model to the AIG bit level (covers dropped: AIGER has none).
+_AIG = ("chformal -cover -remove", "memory_map", "opt -fast -nodffe -nosdff", "techmap", "opt -fast -nodffe -nosdff",
+        "abc -g AND -fast", "opt_clean", "setundef -anyseq")
+
+
+def _model(top: str, sources: list[str], harness: str, cut: str, mode: str, free: tuple[str, ...] = ()) -> list[str]:
+    """The Yosys lines that read the RTL and the harness, cut the datapath at wire ``cut`` and
+    flatten: for mode ``abstract`` with the marked counters free and without the
+    :data:`LOCAL_PROPERTIES`, for ``local`` with those alone; ``free``: more wires to cut after
+    flattening (a stage's input flags, :func:`property_script`)."""
+    local = " ".join(f"c:*.{n}" for n in LOCAL_PROPERTIES)
+    return [
+        f"read_verilog -formal -sv {' '.join(list(sources) + [harness])}",
+        "prep -top kofn_formal",
+        f"cutpoint {top}/w:{cut}",  # the datapath: free results into the output buffer
+        *(["cutpoint */a:kofn_abstract"] if mode == "abstract" else []),
+        "flatten",
+        *[f"cutpoint kofn_formal/w:{w}" for w in free],
+        *([f"chformal -remove t:$assert {local} %i"] if mode == "abstract" else []),
+        *([f"chformal -remove t:$assert t:$assert {local} %i %d"] if mode == "local" else []),
+        "opt_clean", "opt -fast", "async2sync", "dffunmap",
+    ]
+
+
 def _script(top: str, sources: list[str], harness: str, cut: str, mode: str) -> str:
     """Read the RTL and the harness, cut the datapath, write ``formal/<mode>.smt2`` (for
     ``yosys-smtbmc``) and ``formal/<mode>.aig`` with its map ``.aim`` (for ABC's ``bmc3``;
@@ -107,43 +131,19 @@ def _script(top: str, sources: list[str], harness: str, cut: str, mode: str) -> 
     ``abstract`` cuts every counter the RTL marks ``(* kofn_abstract *)`` (free values each
     cycle: an over-approximation, so what holds there holds in the RTL) and drops the
     :data:`LOCAL_PROPERTIES`; ``local`` keeps those alone, on the RTL as it is."""
-    reads = " ".join(sources + [harness])
-    local = " ".join(f"c:*.{n}" for n in LOCAL_PROPERTIES)
-    head = [
-        f"read_verilog -formal -sv {reads}",
-        "prep -top kofn_formal",
-        f"cutpoint {top}/w:{cut}",  # the datapath: free results into the output buffer
-        *(["cutpoint */a:kofn_abstract"] if mode == "abstract" else []),
-        "flatten",
-        *([f"chformal -remove t:$assert {local} %i"] if mode == "abstract" else []),
-        *([f"chformal -remove t:$assert t:$assert {local} %i %d"] if mode == "local" else []),
-        "opt_clean",
-        "opt -fast",
-        "async2sync",
-        "dffunmap",
-    ]
-    aig = [
-        "chformal -cover -remove",
-        "memory_map",
-        "opt -fast -nodffe -nosdff",
-        "techmap",
-        "opt -fast -nodffe -nosdff",
-        "abc -g AND -fast",
-        "opt_clean",
-        "setundef -anyseq",
-    ]
+    head, aig = _model(top, sources, harness, cut, mode), _AIG
     if mode in ("abstract", "local"):
-        return "\n".join(head + aig + [f"write_aiger -I -B -zinit -no-startoffset formal/{mode}.aig"]) + "\n"
+        return "\n".join([*head, *aig, f"write_aiger -I -B -zinit -no-startoffset formal/{mode}.aig"]) + "\n"
     if mode == "cover":
         tail = ["design -save cut"]
         for name in COVERS:
             tail += ["design -load cut", f"chformal -assert -remove t:$assert kofn_formal/{name} %d", "opt_clean",
                      f"write_aiger -I -B -zinit -no-startoffset formal/{name}.aig"]
-        return "\n".join(head + aig + tail) + "\n"
-    return "\n".join(head + [
+        return "\n".join([*head, *aig, *tail]) + "\n"
+    return "\n".join([*head,
         f"tee -q -o formal/{mode}_stat.txt stat -top kofn_formal",
         f"write_smt2 -wires formal/{mode}.smt2",
-    ] + aig + [
+    ] + list(aig) + [
         f"write_aiger -I -B -zinit -no-startoffset -map formal/{mode}.aim formal/{mode}.aig",
     ]) + "\n"
 
@@ -195,22 +195,13 @@ def property_script(fp: "FormalPlan", names: list[str]) -> tuple[str, list[tuple
     output reservation lets it, every behaviour it has and more).  Each is the RTL or an
     over-approximation of it, so a property PDR proves in any of them holds in the RTL.
     Returns the script and ``(property, model, aig path)`` in the order to try."""
-    cut = f"{fp.out_stream}_data"
-
-    def split(mode):
-        lines = _script(fp.top, list(fp.sources), "formal/kofn_formal_safety.sv", cut, mode).splitlines()
-        at = lines.index("flatten") + (2 if mode == "abstract" else 1)  # with the local properties' removal
-        return lines[:at], [ln for ln in lines[at:] if not ln.startswith(("write_", "tee "))]
-
-    abs_front, aig = split("abstract")
-    rtl_front, rtl_aig = split("safety")
-    variants = [("abstract", "counters free", abs_front, []), ("rtl", "rtl", rtl_front, [])] + [
-        (f"free_{layer}", f"counters free, stage {layer}'s start free of its input buffer", abs_front, list(wires))
+    cut, harness = f"{fp.out_stream}_data", "formal/kofn_formal_safety.sv"
+    variants = [("abstract", "counters free", "abstract", ()), ("rtl", "rtl", "safety", ())] + [
+        (f"free_{layer}", f"counters free, stage {layer}'s start free of its input buffer", "abstract", wires)
         for layer, wires in fp.stage_inputs]
     lines, order = [], []
-    for tag, what, front, wires in variants:
-        lines += ["design -reset"] + front + [f"cutpoint kofn_formal/w:{w}" for w in wires]
-        lines += (rtl_aig if tag == "rtl" else aig) + [f"design -save {tag}"]
+    for tag, what, mode, wires in variants:
+        lines += ["design -reset", *_model(fp.top, fp.sources, harness, cut, mode, wires), *_AIG, f"design -save {tag}"]
         for i, n in enumerate(names):
             path = f"formal/pp/{tag}_{i}.aig"
             lines += [f"design -load {tag}", f"chformal -remove t:$assert kofn_formal/{n} %d", "opt_clean",

@@ -20,7 +20,7 @@ from .mac_costs import MacCosts
 from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
 
 __all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets", "requant_shift",
-           "vecbuf_instance", "stream_tags"]
+           "vecbuf_instance", "stream_tags", "end_ports"]
 
 
 #: kofn_dense.sv's RND parameter of each rounding (kofn.core.fixed.ROUNDINGS); half_up, the
@@ -64,31 +64,39 @@ def vecbuf_instance(name: str, n: int, width: int, values: int, src: str, tags: 
     counts); ``ports``: the read side's connections (``full``, ``rel``, ...)."""
     if tags is None:
         tag_ports = [port("in_pos", "'0"), port("in_last", "1'b0"), port("in_end", "1'b0"), port("in_bank", "1'b0")]
-    elif tags["pos"] is not None:  # a dense core's: position and last beat
+    elif tags["pos"]:  # a dense core's: position and last beat
         tag_ports = [port("in_pos", tags["pos"]), port("in_last", tags["last"]), port("in_end", "1'b0"),
                      port("in_bank", tags["bank"])]
     else:  # a conv core's: the end strobe
-        tag_ports = [port("in_pos", "'0"), port("in_last", "1'b0"), port("in_end", all_of=tags["end"]),
-                     port("in_bank", tags["bank"])]
+        tag_ports = [port("in_pos", "'0"), port("in_last", "1'b0"), *end_ports(tags)]
     params = [param("N", n), param("A_W", width), param("V", values), param("TAGGED", tags is not None)]
-    if tags is not None and tags.get("pos") is None:
+    if tags is not None and not tags["pos"]:
         params.append(param("POS_COUNT", True))
     return {"name": name, "module": "kofn_vecbuf", "params": [params],
             "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
                       port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"), *tag_ports, *ports]}
 
 
-def stream_tags(src: str, pos: bool) -> dict:
-    """The tags a MAC core's result stream ``src`` carries, as nets: its bank (``<src>_bank``),
-    and for a dense core its position in the next vector (``pos``, the core's row) and whether
-    it is the frame's last beat (``last``); for a conv core (whose row is a channel) the end
+def stream_tags(src: str, kind: str) -> dict:
+    """The tags a MAC core's result stream ``src`` carries, as nets, by the core's
+    :attr:`Handler.tags_results` ``kind``: its bank (``<src>_bank``), and for a dense core
+    ("pos") its position in the next vector (``pos``, the core's row) and whether it is the
+    frame's last beat (``last``); for a conv core ("frame", whose row is a channel) the end
     strobe of its frame (``end``, nets to AND: a valid result that is its window's last, of the
     frame's last window, ``<src>_tag``), which a max pool between does not drop."""
-    if pos:
+    if kind == "pos":
         return {"bank": f"{src}_bank", "pos": f"{src}_pos", "last": f"{src}_last",
                 "end": [f"{src}_valid", f"{src}_last"]}
     return {"bank": f"{src}_bank", "pos": None, "last": None,
             "end": [f"{src}_valid", f"{src}_last", f"{src}_tag"]}
+
+
+def end_ports(tags: dict | None) -> list[dict]:
+    """The ports by which a buffer behind a MAC core (``tags``: :func:`stream_tags`; ``None``
+    behind s_axis, tied off) takes each beat's bank and its frame's end strobe."""
+    if tags is None:
+        return [port("in_end", "1'b0"), port("in_bank", "1'b0")]
+    return [port("in_end", all_of=tags["end"]), port("in_bank", tags["bank"])]
 
 
 class Handler:

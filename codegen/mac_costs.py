@@ -114,8 +114,7 @@ class MacCosts:
             "tree": tree * L.accumulator.width,
             "pipe": d1 * (3 + index_bits(L.rows)) + 2 * rq_w + L.output_fmt.width + 9 + 3 * index_bits(L.rows),
             # the result tags from stage 1 to the result: bank and the activation's end, and a conv
-            # core's window tag (its frame's last window; one more bit per max pool behind it,
-            # not counted here)
+            # core's window tag (its frame's last window)
             "tags": (2 if self.tags_results == "pos" else 3) * (d1 + 4) if self.tags_results else 0,
         }
         if self.df_mem(L):  # each lane's registered memory address; no input vector, no selects

@@ -5,18 +5,20 @@ The harness and models come from :mod:`kofn.codegen.formal`; the tools run throu
 
 1. Yosys writes the safety and the live model (SMT-LIB for ``yosys-smtbmc``, AIGER for ABC) and
    the cover models (AIGER).
-2. **safety**, unbounded: ABC's ``pdr`` (IC3/property-directed reachability), for at most
-   ``pdr_timeout`` seconds, first on the **abstract** model: every counter the RTL marks
-   ``(* kofn_abstract *)`` (the cores' row and step, the buffers', loaders' and pools' position
-   counters) becomes a free value each cycle.  That model has every behaviour of the RTL and
-   more, so what holds in it holds in the RTL; and since no control decision of a dataflow
-   build rests on two counters agreeing (the results carry their bank and frame end), the
-   properties still hold there, with invariants PDR finds quickly.  The assertions about the
-   counters themselves (``idle_at_zero``) are proven on the RTL as it is (the ``local`` model).
-   Where the abstract model does not close, PDR runs on the RTL as it is, for all properties.
-   Where PDR finds an inductive invariant every safety property holds in every reachable
-   state ("proven").  PDR subsumes k-induction here: ``yosys-smtbmc -i`` does not close on
-   these designs at any small k.
+2. **safety**, unbounded: ABC's ``pdr`` (IC3/property-directed reachability), first on the
+   **abstract** model: every counter the RTL marks ``(* kofn_abstract *)`` (the cores' row and
+   step, the buffers', loaders' and pools' position counters) becomes a free value each cycle.
+   That model has every behaviour of the RTL and more, so what holds in it holds in the RTL;
+   and since no control decision of a dataflow build rests on two counters agreeing (the
+   results carry their bank and frame end), the properties still hold there.  The assertions
+   about the counters themselves (``idle_at_zero``) are proven on the RTL as it is (the
+   ``local`` model).  In order: all properties together on the abstract model, then on the RTL
+   as it is (``JOINT_S`` each); each property alone (``per_prop`` seconds per try) on the
+   abstract model, the RTL, and the abstract model with one stage's start freed
+   (:func:`kofn.codegen.formal.property_script`); last the RTL as it is, together, for
+   ``pdr_timeout`` seconds.  Where PDR finds an inductive invariant the property holds in every
+   reachable state ("proven").  PDR subsumes k-induction here: ``yosys-smtbmc -i`` does not
+   close on these designs at any small k.
 3. **safety**, bounded, where PDR is undecided: ABC ``bmc3`` (SAT) to
    :attr:`~kofn.codegen.formal.FormalPlan.safety_depth` cycles, at least twice the latency
    ("bounded").  A failure from either engine is replayed by ``yosys-smtbmc`` to the same cycle
@@ -46,7 +48,7 @@ from ..core.errors import BuildError, KofnError
 __all__ = ["PropertyResult", "Proof", "prove_build", "prove_design", "print_proof", "write_proof", "ProveToolError"]
 
 
-JOINT_S = 120  # seconds for PDR on all properties of the abstract model together
+JOINT_S = 120  # seconds for PDR on all safety properties together, on the abstract model and on the RTL
 
 
 class ProveToolError(KofnError):
@@ -194,38 +196,48 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
     # safety: PDR (unbounded) on the abstract and local models, else on the RTL as it is, else
     # BMC; a failure replayed by yosys-smtbmc for its name and VCD
     n_safe = len(safety_names)
-    n_local = sum(1 for n in safety_names if n.rsplit(".", 1)[-1] in LOCAL_PROPERTIES)
+
+    def is_local(name: str) -> bool:
+        return name.rsplit(".", 1)[-1] in LOCAL_PROPERTIES
+
+    def pdr(aig: str, budget: float):
+        return _abc(build, aig, f"pdr -T {max(1, int(min(budget, left())))}")
+
+    n_local = sum(map(is_local, safety_names))
     progress(f"prove: safety, {n_safe} properties: PDR (IC3) with the counters abstracted "
-             f"({n_safe - n_local}) and on the counters ({n_local}), at most {pdr_timeout:.0f} s each")
+             f"({n_safe - n_local}, at most {min(pdr_timeout, JOINT_S):.0f} s together) and on the counters ({n_local})")
     # all together first (quick where it closes), then one at a time
-    verdict, frame, s = _abc(build, "formal/abstract.aig", f"pdr -T {max(1, int(min(pdr_timeout, JOINT_S, left())))}")
+    verdict, frame, s = pdr("formal/abstract.aig", min(pdr_timeout, JOINT_S))
     secs["safety_pdr_abstract"] = round(s, 1)
-    local_ok = n_local == 0 or (verdict != "failed" and _local_proven(build, left, secs, pdr_timeout))
+    if n_local and verdict != "failed":
+        local, _, s = pdr("formal/local.aig", pdr_timeout)
+        secs["safety_pdr_local"] = round(s, 1)
+    local_ok = n_local == 0 or verdict != "failed" and local == "proven"
     abstracted = verdict == "proven" and local_ok
     how: dict[str, str] = {}  # property -> the abstraction that proved it (when proven one by one)
     rtl_joint = None
     if verdict == "undecided" and local_ok:
         # the RTL as it is, all together, as briefly (closes on small dense chains, the default)
-        progress(f"prove: not closed with the counters abstracted; PDR on the RTL as it is, at most {JOINT_S} s")
-        rtl_joint, frame, s = _abc(build, "formal/safety.aig", f"pdr -T {max(1, int(min(pdr_timeout, JOINT_S, left())))}")
+        progress(f"prove: not closed with the counters abstracted; PDR on the RTL as it is, at most {min(pdr_timeout, JOINT_S):.0f} s")
+        rtl_joint, frame, s = pdr("formal/safety.aig", min(pdr_timeout, JOINT_S))
         secs["safety_pdr_rtl"] = round(s, 1)
         if rtl_joint != "undecided":
             verdict = rtl_joint
     if verdict == "undecided" and local_ok:
         # one property at a time, each in the abstractions of codegen.formal.property_script
-        names = [n for n in safety_names if n.rsplit(".", 1)[-1] not in LOCAL_PROPERTIES]
+        names = [n for n in safety_names if not is_local(n)]
         progress(f"prove: not closed together; {len(names)} properties one at a time, with the counters "
                  f"abstracted and each stage's start free in turn (at most {per_prop:.0f} s each)")
         how = _one_by_one(build, fp, names, env, left, secs, per_prop)
         abstracted = len(how) == len(names)
     if abstracted:
         verdict = "proven"
-    elif rtl_joint == "proven" or verdict == "failed" and rtl_joint == "failed":
+    elif rtl_joint in ("proven", "failed"):
         pass  # the RTL as it is decided (proven, or a counterexample to replay below)
     else:
         progress(f"prove: not closed with the counters abstracted ({verdict}); PDR on the RTL as it is, "
                  f"at most {pdr_timeout:.0f} s")
-        verdict, frame, s = _abc(build, "formal/safety.aig", f"pdr -T {max(1, int(min(pdr_timeout, left())))}")
+        verdict, frame, s = pdr("formal/safety.aig", pdr_timeout)
         secs["safety_pdr"] = round(s, 1)
     method, mdepth = "pdr", 0
     if verdict == "undecided":
@@ -249,8 +261,7 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
                                           r.vcd if st == "failed" else None))
     else:
         for n in safety_names:
-            model = ("rtl" if n.rsplit(".", 1)[-1] in LOCAL_PROPERTIES or not abstracted
-                     else how.get(n, "counters free"))
+            model = "rtl" if is_local(n) or not abstracted else how.get(n, "counters free")
             results.append(PropertyResult(n, "safety", describe(n), "proven" if method == "pdr" else "bounded",
                                           method, mdepth, model=model))
 
@@ -297,13 +308,6 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
                  + ("; safety proven with every (* kofn_abstract *) counter free (an over-approximation), "
                     "the counters' own properties on the RTL as it is" if abstracted else ""),
                  solver, secs)
-
-
-def _local_proven(build: Path, left, secs: dict, pdr_timeout: float) -> bool:
-    """PDR on the local model (the counters' own properties, on the RTL as it is)."""
-    verdict, _, s = _abc(build, "formal/local.aig", f"pdr -T {max(1, int(min(pdr_timeout, left())))}")
-    secs["safety_pdr_local"] = round(s, 1)
-    return verdict == "proven"
 
 
 def _one_by_one(build: Path, fp, names: list[str], env: dict, left, secs: dict, per_prop: float) -> dict[str, str]:
