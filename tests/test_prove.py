@@ -111,3 +111,34 @@ def test_a_sequential_build_is_refused(tmp_path):
     b = plan_build(m, None, schedule="sequential")
     with pytest.raises(ValueError, match="dataflow schedule"):
         formal_plan(b, ["rtl/kofn_top.sv"])
+
+
+def test_a_property_pdr_leaves_open_is_bounded_the_rest_stay_proven(tmp_path, monkeypatch):
+    """Where PDR closes some properties alone but not all, those stay proven and only the rest
+    fall back to BMC (to at least twice the latency), each named in the report."""
+    from kofn.app import prove as pv
+
+    real_abc, real_one = pv._abc, pv._one_by_one
+    left_open = "u_dut.no_lost_beat_res_l0"
+
+    def abc(cwd, aig, engine):  # the joint PDR runs "do not close": the one-by-one pass decides
+        if engine.startswith("pdr") and aig in ("formal/abstract.aig", "formal/safety.aig"):
+            return "undecided", None, 0.0
+        return real_abc(cwd, aig, engine)
+
+    def one_by_one(*a, **k):  # ... and PDR does not close left_open alone either
+        how = real_one(*a, **k)
+        assert left_open in how  # it would have
+        return {n: m for n, m in how.items() if n != left_open}
+
+    monkeypatch.setattr(pv, "_abc", abc)
+    monkeypatch.setattr(pv, "_one_by_one", one_by_one)
+    b, srcs = _design(tmp_path, old=False)
+    proof = pv.prove_design(tmp_path, b, srcs, progress=lambda m: None)
+    assert proof.passed and proof.safety_method == "bmc" and "safety_bmc" in proof.seconds
+    safety = {p.name: p for p in proof.properties if p.mode == "safety"}
+    assert (safety[left_open].status, safety[left_open].method) == ("bounded", "bmc")
+    assert safety[left_open].depth == proof.safety_depth >= 2 * b.latency.total_cycles
+    rest = [p for n, p in safety.items() if n != left_open]
+    assert rest and all((p.status, p.method, p.depth) == ("proven", "pdr", 0) for p in rest)
+    assert all(p.model == "rtl" for p in rest if p.name.endswith(".idle_at_zero"))

@@ -93,9 +93,10 @@ def prove_command(args: argparse.Namespace) -> int:
         print(f"kofn prove: cover(s) not reached: {', '.join(unreached)} (a vacuous environment?)", file=sys.stderr)
     if not failed:
         n_proven = sum(p.status == "proven" for p in proof.properties)
-        safety = ("the safety ones proven by PDR" if proof.safety_method == "pdr"
-                  else f"the safety ones by BMC to {proof.safety_depth} cycles")
-        print(f"kofn prove: {len(proof.properties)} properties hold ({n_proven} proven: {safety}; the live ones "
+        n_bounded = sum(p.status == "bounded" and p.mode == "safety" for p in proof.properties)
+        safety = ("the safety ones by PDR" if not n_bounded
+                  else f"safety by PDR, {n_bounded} safety one(s) bounded: BMC to {proof.safety_depth} cycles")
+        print(f"kofn prove: {len(proof.properties)} properties hold ({n_proven} proven, {safety}; the live ones "
               f"by BMC to {proof.live_depth} cycles); wrote {build / 'formal' / 'prove.json'}", file=sys.stderr)
     return 1 if failed or unreached else 0
 

@@ -271,7 +271,7 @@ class FlowCheck:
 
 
 def check_flow(seed: int, out: Path, icarus: bool = False, prove: bool = False,
-               prove_timeout: float = 150.0) -> FlowCheck:
+               prove_timeout: float = 600.0) -> FlowCheck:
     """Draw a valid config from ``seed`` and run the whole flow into ``out``."""
     from .config import parse_config
     from .flow import Progress, preflight, run_flow
@@ -291,20 +291,22 @@ def check_flow(seed: int, out: Path, icarus: bool = False, prove: bool = False,
                      (lat["ii_cycles"], lat["measured_ii_cycles"]), round(time.perf_counter() - t0, 1), ic, redraws, pv)
 
 
-def _prove(out: Path, timeout: float = 150.0) -> dict:
-    """``kofn prove`` on the build (PDR for 20 s, ``timeout`` seconds in all): passed, how the
-    safety properties were checked, any failure."""
+def _prove(out: Path, timeout: float = 600.0) -> dict:
+    """``kofn prove`` on the build (PDR for 20 s together, 10 s per property alone, ``timeout``
+    seconds in all): passed, how many safety properties PDR proved and BMC bounded, any failure."""
     from .prove import ProveToolError, prove_build
 
     t0 = time.perf_counter()
     try:
-        p = prove_build(out, pdr_timeout=20.0, timeout=timeout, progress=lambda m: None)
+        p = prove_build(out, pdr_timeout=20.0, timeout=timeout, progress=lambda m: None, per_prop=10.0)
     except ProveToolError as e:
         if "time limit" not in str(e):
             raise
         return {"passed": None, "safety": "timeout", "why": str(e), "seconds": round(time.perf_counter() - t0, 1)}
     return {"passed": p.passed, "safety": p.safety_method, "safety_depth": p.safety_depth,
             "live_depth": p.live_depth, "properties": len(p.properties),
+            "proven": sum(q.status == "proven" for q in p.properties),
+            "bounded": sum(q.status == "bounded" and q.mode == "safety" for q in p.properties),
             "failed": [q.name for q in p.properties if q.status == "failed"],
             "unreached_covers": [n for n, c in p.covers if c is None] if p.covers_complete else [],
             "covers_complete": p.covers_complete, "seconds": round(time.perf_counter() - t0, 1)}
@@ -351,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep every build (default: only the failing ones)")
     ap.add_argument("--icarus", action="store_true", help="also simulate every design under Icarus Verilog")
     ap.add_argument("--prove", action="store_true", help="also run kofn prove on every dataflow design")
-    ap.add_argument("--prove-timeout", type=float, default=150.0,
-                    help="seconds for each kofn prove (default 150; a proof cut short is reported, not failed)")
+    ap.add_argument("--prove-timeout", type=float, default=600.0,
+                    help="seconds for each kofn prove (default 600; a proof cut short is reported, not failed)")
     args = ap.parse_args(argv)
     import shutil
 
@@ -380,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
           + (f"; {x_beats} X beats under Icarus" if args.icarus else "")
           + (f"; kofn prove: {sum(1 for r in results if (r.get('prove') or {}).get('passed'))} of "
              f"{sum(1 for r in results if r.get('prove') is not None)} dataflow designs hold "
-             f"({sum(1 for r in results if (r.get('prove') or {}).get('safety') == 'pdr')} proven by PDR, "
+             f"({sum(1 for r in results if (r.get('prove') or {}).get('safety') == 'pdr')} with every safety "
+             f"property proven by PDR; {sum((r.get('prove') or {}).get('proven', 0) for r in results)} properties "
+             f"proven, {sum((r.get('prove') or {}).get('bounded', 0) for r in results)} bounded by BMC; "
              f"{sum(1 for r in results if (r.get('prove') or {}).get('safety') == 'timeout')} cut short)"
              if args.prove else "")
           + f"; {sum(row.get('redraws', 0) for row in results)} redraws; {time.perf_counter() - t0:.0f} s"

@@ -120,11 +120,12 @@ def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
 
 
 def prove_build(build_dir: str | Path, *, depth: int | None = None, pdr_timeout: float = 600.0,
-                solver: str = "yices", timeout: float = 1800.0, progress=print) -> Proof:
+                solver: str = "yices", timeout: float = 1800.0, progress=print, per_prop: float = 30.0) -> Proof:
     """Check the stream control of the build in ``build_dir`` (module doc); writes the harness,
     models, logs and any counterexample under ``build_dir/formal`` and returns the
     :class:`Proof`.  ``depth``: the safety BMC depth (default: twice the latency plus the reset);
-    ``pdr_timeout``: seconds for the unbounded attempt (PDR) before BMC takes over."""
+    ``pdr_timeout``: seconds for the unbounded attempt (PDR) before BMC takes over; ``per_prop``:
+    seconds of PDR for each property alone, in each abstraction (at most half the time left)."""
     from .build_dir import open_build
     from .flow import plan_build
 
@@ -133,7 +134,7 @@ def prove_build(build_dir: str | Path, *, depth: int | None = None, pdr_timeout:
     sources = _sources(b)
     plan = plan_build(b.model, b.config)
     return prove_design(build, plan, sources, depth=depth, pdr_timeout=pdr_timeout, solver=solver,
-                        timeout=timeout, progress=progress)
+                        timeout=timeout, progress=progress, per_prop=per_prop)
 
 
 def _sources(b) -> list[str]:
@@ -228,7 +229,9 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         names = [n for n in safety_names if not is_local(n)]
         progress(f"prove: not closed together; {len(names)} properties one at a time, with the counters "
                  f"abstracted and each stage's start free in turn (at most {per_prop:.0f} s each)")
-        how = _one_by_one(build, fp, names, env, left, secs, per_prop)
+        half = time.monotonic() + (deadline - time.monotonic()) / 2  # the rest for BMC, live and covers
+        how = _one_by_one(build, fp, names, env, lambda: max(1.0, min(half, deadline) - time.monotonic()), secs,
+                          per_prop)
         abstracted = len(how) == len(names)
     if abstracted:
         verdict = "proven"
@@ -260,10 +263,14 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
                                           r.step if st == "failed" else None,
                                           r.vcd if st == "failed" else None))
     else:
+        # a property PDR proved alone (or a counter's own, proven on the local model) stays
+        # proven when the others fall back to BMC: the BMC covers the whole safety model
         for n in safety_names:
-            model = "rtl" if is_local(n) or not abstracted else how.get(n, "counters free")
-            results.append(PropertyResult(n, "safety", describe(n), "proven" if method == "pdr" else "bounded",
-                                          method, mdepth, model=model))
+            if method == "pdr" or n in how or (is_local(n) and n_local and local_ok):
+                model = "rtl" if is_local(n) or not (abstracted or n in how) else how.get(n, "counters free")
+                results.append(PropertyResult(n, "safety", describe(n), "proven", "pdr", 0, model=model))
+            else:
+                results.append(PropertyResult(n, "safety", describe(n), "bounded", "bmc", mdepth))
 
     # live: the schedule, exactly (a deterministic model: ABC bmc3; a failure replayed for names)
     progress(f"prove: live, BMC to {fp.live_depth} cycles: {len(fp.schedule)} frame(s) at the scheduled cycles")
