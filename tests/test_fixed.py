@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +12,12 @@ from hypothesis import strategies as st
 
 from kofn.core.fixed import (
     FixedFormat,
+    FixedFormat as F,
     accumulator_format,
+    add_codes,
+    avg_pool_codes,
+    const_divider,
+    div_round,
     bits_for_range,
     from_twos_complement,
     quantize,
@@ -118,3 +126,70 @@ def test_accumulator_never_overflows(aw, ai, asg, ww, wi, k):
     corners = [x * y for x in (a.min_int, a.max_int) for y in (w.min_int, w.max_int)]
     for s in (k * min(corners) + (b.min_int << acc.bias_shift), k * max(corners) + (b.max_int << acc.bias_shift)):
         assert -(1 << (acc.width - 1)) <= s < (1 << (acc.width - 1))
+
+
+# --- residual arithmetic (issue 28): add, average pooling, division by a constant -------------
+
+def _round_half_up_exact(q: Fraction) -> int:
+    return math.floor(q + Fraction(1, 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 12), st.integers(-3, 8), st.booleans(), st.integers(2, 12), st.integers(-3, 8), st.booleans(),
+       st.integers(2, 12), st.integers(-3, 8), st.booleans(), st.booleans(), st.data())
+def test_add_codes_is_the_exact_sum_rounded_and_saturated(aw, ai, asg, bw, bi, bsg, ow, oi, osg, relu, data):
+    a_fmt, b_fmt, out = (F(w, min(i, w), s) for w, i, s in ((aw, ai, asg), (bw, bi, bsg), (ow, oi, osg)))
+    a = data.draw(st.lists(st.integers(a_fmt.min_int, a_fmt.max_int), min_size=1, max_size=8))
+    b = data.draw(st.lists(st.integers(b_fmt.min_int, b_fmt.max_int), min_size=len(a), max_size=len(a)))
+    got = add_codes(np.array(a), a_fmt, np.array(b), b_fmt, out, relu)
+    for g, x, y in zip(got.tolist(), a, b):
+        real = Fraction(x, 2 ** a_fmt.frac) + Fraction(y, 2 ** b_fmt.frac)
+        want = min(max(_round_half_up_exact(real * 2 ** out.frac), out.min_int), out.max_int)
+        assert g == (max(want, 0) if relu else want)
+
+
+@pytest.mark.parametrize("den", [1, 2, 3, 4, 7, 9, 16, 25, 36, 49, 64, 100, 1023])
+def test_const_divider_is_exact_on_its_whole_range(den):
+    lo, hi = -40 * den - 7, 40 * den + 5
+    d = const_divider(den, lo, hi)
+    x = np.arange(lo, hi + 1)
+    want = np.array([_round_half_up_exact(Fraction(int(v), den)) for v in x])
+    assert np.array_equal(d(x), want)
+    assert np.array_equal(div_round(x, den), want)
+    assert d.offset + lo >= 0  # the multiplier sees non-negative values only
+    assert d.product_bits == ((hi + d.offset) * d.mult).bit_length()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 5000), st.integers(-(1 << 40), 1 << 40), st.integers(0, 1 << 20))
+def test_const_divider_is_exact_at_the_ends_of_wide_ranges(den, lo, span):
+    hi = lo + span
+    d = const_divider(den, lo, hi)
+    for v in (lo, lo + 1, hi - 1, hi, (lo + hi) // 2):
+        v = min(max(v, lo), hi)
+        assert int(d(np.array([v]))[0]) == _round_half_up_exact(Fraction(v, den))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 3), st.integers(2, 10), st.integers(-2, 6),
+       st.booleans(), st.integers(2, 12), st.integers(-2, 8), st.booleans(), st.data())
+def test_avg_pool_codes_is_the_exact_mean_rounded_and_saturated(h, w, c, iw, ii, isg, ow, oi, osg, data):
+    in_fmt, out = F(iw, min(ii, iw), isg), F(ow, min(oi, ow), osg)
+    x = np.array(data.draw(st.lists(st.integers(in_fmt.min_int, in_fmt.max_int), min_size=2 * h * w * c,
+                                    max_size=2 * h * w * c))).reshape(2, h, w, c)
+    got = avg_pool_codes(x, in_fmt, out)
+    assert got.shape == (2, c)
+    for bi in range(2):
+        for ch in range(c):
+            mean = Fraction(int(x[bi, :, :, ch].sum()), h * w * 2 ** in_fmt.frac)
+            want = min(max(_round_half_up_exact(mean * 2 ** out.frac), out.min_int), out.max_int)
+            assert int(got[bi, ch]) == want
+
+
+def test_residual_rules_refuse_bad_divisors():
+    with pytest.raises(ValueError, match="divisor"):
+        const_divider(0, 0, 1)
+    with pytest.raises(ValueError, match="divisor"):
+        div_round(np.array([1]), 0)
+    with pytest.raises(ValueError, match="empty range"):
+        const_divider(3, 2, 1)

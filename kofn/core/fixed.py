@@ -31,6 +31,17 @@ For one output neuron with kept inputs ``a_i`` (format A), weights ``w_i``
 * Saturation clamps to the output format's range (``AP_SAT``).
 * ReLU, when enabled, comes last.  With an unsigned output format saturation
   already clamps negatives to 0.
+
+Residual arithmetic (issue 28)
+------------------------------
+* **add** (a ResNet block's ``relu(main + shortcut)``): both inputs move to the finer of
+  their two fractions by left shifts (exact), their sum is exact, then it is requantized
+  into the output format by the rule above (:func:`add_codes`).
+* **average pooling** over an area of ``n`` values: the exact sum, then
+  ``round_half_up(sum * 2**(O.frac - I.frac) / n)``, saturated (:func:`avg_pool_codes`).
+  For ``n`` a power of two this is a rounding shift; otherwise the hardware divides by the
+  constant with one multiply and a shift, exact for every sum the layer can produce
+  (:func:`const_divider`).
 """
 
 from __future__ import annotations
@@ -53,6 +64,11 @@ __all__ = [
     "saturate",
     "requantize",
     "dense_layer",
+    "add_codes",
+    "div_round",
+    "ConstDivider",
+    "const_divider",
+    "avg_pool_codes",
     "to_twos_complement",
     "from_twos_complement",
     "bits_for_range",
@@ -292,6 +308,86 @@ def dense_layer(
     acc = (gathered * weights[None].astype(np.int64)).sum(axis=2)
     acc = acc + (bias.astype(np.int64) << accf.bias_shift)[None]
     return requantize(acc, accf.frac, out, relu, rounding)
+
+
+def add_codes(a: np.ndarray, a_fmt: FixedFormat, b: np.ndarray, b_fmt: FixedFormat, out: FixedFormat,
+              relu: bool = False, rounding: str = "half_up") -> np.ndarray:
+    """``relu(a + b)`` on integer codes: ``a`` (``a_fmt``) and ``b`` (``b_fmt``) shifted left
+    to the finer fraction ``f = max(a_fmt.frac, b_fmt.frac)``, added exactly, then
+    :func:`requantize` from ``f`` fraction bits into ``out`` (round, saturate, ReLU)."""
+    f = max(a_fmt.frac, b_fmt.frac)
+    a = np.asarray(a, dtype=np.int64) << np.int64(f - a_fmt.frac)
+    b = np.asarray(b, dtype=np.int64) << np.int64(f - b_fmt.frac)
+    return requantize(a + b, f, out, relu, rounding)
+
+
+def div_round(num: np.ndarray, den: int) -> np.ndarray:
+    """``round_half_up(num / den)`` on integers, exactly: ``floor((2 num + den) / (2 den))``
+    (Python's floor division, so negative numerators round toward +inf at ties too)."""
+    if den < 1:
+        raise ValueError(f"the divisor must be >= 1, got {den}")
+    return (2 * np.asarray(num, dtype=np.int64) + den) // (2 * den)
+
+
+@dataclass(frozen=True)
+class ConstDivider:
+    """``round_half_up(x / den)`` for integers ``x`` in ``[lo, hi]`` as hardware computes it:
+    ``((x + offset) * mult) >> shift`` minus ``bias``, one add, one multiply by a constant and
+    a shift.  For an integer ``x``, ``round_half_up(x / den) = floor((x + den // 2) / den)``
+    (for an odd ``den`` the half falls between two integers); ``offset = den // 2 + bias *
+    den`` adds whole multiples of ``den`` so that the multiplier sees non-negative values only,
+    and ``bias`` takes them off again."""
+
+    den: int
+    lo: int
+    hi: int
+    bias: int  # lo + offset >= 0
+    offset: int
+    mult: int
+    shift: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=object)  # the product can pass 63 bits for wide sums
+        y = ((x + self.offset) * self.mult) >> self.shift
+        return np.asarray(y - self.bias, dtype=np.int64)
+
+    @property
+    def product_bits(self) -> int:
+        """Width of the unsigned product ``(x + offset) * mult``."""
+        return ((self.hi + self.offset) * self.mult).bit_length()
+
+
+def const_divider(den: int, lo: int, hi: int) -> ConstDivider:
+    """The :class:`ConstDivider` for ``den`` on ``[lo, hi]``.
+
+    With ``n = x + offset`` in ``[0, N]`` and ``mult = ceil(2**shift / den)``, the error
+    ``e = mult * den - 2**shift`` is below ``den``, so ``n * mult / 2**shift = n / den +
+    n * e / (den * 2**shift)``; the excess is below ``1 / den`` whenever ``N * e < 2**shift``,
+    and ``n / den`` is at least ``1 / den`` below the next integer unless it is one itself:
+    the floor is exact.  ``shift = bit_length(N * den)`` guarantees ``N * e < N * den <=
+    2**shift``."""
+    if den < 1:
+        raise ValueError(f"the divisor must be >= 1, got {den}")
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    bias = max(0, -((lo + den // 2) // den))
+    offset = den // 2 + bias * den
+    n_max = hi + offset
+    shift = max(0, (n_max * den).bit_length())
+    mult = -(-(1 << shift) // den)
+    return ConstDivider(den, lo, hi, bias, offset, mult, shift)
+
+
+def avg_pool_codes(x: np.ndarray, in_fmt: FixedFormat, out: FixedFormat, axis=(1, 2)) -> np.ndarray:
+    """Average pooling on integer codes (global average pooling: ``axis`` the image's H and W
+    of ``[batch, H, W, C]``): the exact sum over the ``n`` values of ``axis``, then
+    ``round_half_up(sum * 2**(out.frac - in_fmt.frac) / n)``, saturated into ``out``."""
+    x = np.asarray(x, dtype=np.int64)
+    n = int(np.prod([x.shape[a] for a in np.atleast_1d(axis)]))
+    total = x.sum(axis=axis)
+    sh = out.frac - in_fmt.frac
+    num = total << np.int64(max(sh, 0))
+    return saturate(div_round(num, n << max(-sh, 0)), out)
 
 
 def to_twos_complement(q: np.ndarray | int, width: int) -> np.ndarray:
