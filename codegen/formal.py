@@ -194,7 +194,9 @@ def property_script(fp: "FormalPlan", names: list[str]) -> tuple[str, list[tuple
     free of its input buffer's flags (its `full` wires cut: the stage may start whenever its own
     output reservation lets it, every behaviour it has and more).  Each is the RTL or an
     over-approximation of it, so a property PDR proves in any of them holds in the RTL.
-    Returns the script and ``(property, model, aig path)`` in the order to try."""
+    Returns the script and ``(property, model, aig path)`` in the order to try: every property
+    in the first model, then those still open in the next, and so on (a time limit then cuts
+    the hard properties' later tries, not the easy properties' first)."""
     cut, harness = f"{fp.out_stream}_data", "formal/kofn_formal_safety.sv"
     variants = [("abstract", "counters free", "abstract", ()), ("rtl", "rtl", "safety", ())] + [
         (f"free_{layer}", f"counters free, stage {layer}'s start free of its input buffer", "abstract", wires)
@@ -207,5 +209,4 @@ def property_script(fp: "FormalPlan", names: list[str]) -> tuple[str, list[tuple
             lines += [f"design -load {tag}", f"chformal -remove t:$assert kofn_formal/{n} %d", "opt_clean",
                       f"write_aiger -I -B -zinit -no-startoffset {path}"]
             order.append((n, what, path))
-    order.sort(key=lambda t: names.index(t[0]))  # each property's models together, in order
     return "\n".join(lines) + "\n", order

@@ -7,6 +7,7 @@ old rule is put back by mutation: its 10-line controller and the top's instance 
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 
@@ -113,9 +114,11 @@ def test_a_sequential_build_is_refused(tmp_path):
         formal_plan(b, ["rtl/kofn_top.sv"])
 
 
-def test_a_property_pdr_leaves_open_is_bounded_the_rest_stay_proven(tmp_path, monkeypatch):
+@pytest.mark.parametrize("bmc_done", [True, False], ids=["bmc_finishes", "bmc_cut_short"])
+def test_a_property_pdr_leaves_open_is_bounded_the_rest_stay_proven(bmc_done, tmp_path, monkeypatch):
     """Where PDR closes some properties alone but not all, those stay proven and only the rest
-    fall back to BMC (to at least twice the latency), each named in the report."""
+    fall back to BMC (to at least twice the latency), each named in the report; where BMC runs
+    out of time too, the rest are reported undecided with the cycles BMC cleared, not passed."""
     from kofn.app import prove as pv
 
     real_abc, real_one = pv._abc, pv._one_by_one
@@ -124,6 +127,8 @@ def test_a_property_pdr_leaves_open_is_bounded_the_rest_stay_proven(tmp_path, mo
     def abc(cwd, aig, engine):  # the joint PDR runs "do not close": the one-by-one pass decides
         if engine.startswith("pdr") and aig in ("formal/abstract.aig", "formal/safety.aig"):
             return "undecided", None, 0.0
+        if not bmc_done and engine.startswith("bmc3") and aig == "formal/safety.aig":
+            return "undecided", 17, 0.0  # as _abc reports a bmc3 cut short: the frames it cleared
         return real_abc(cwd, aig, engine)
 
     def one_by_one(*a, **k):  # ... and PDR does not close left_open alone either
@@ -135,10 +140,21 @@ def test_a_property_pdr_leaves_open_is_bounded_the_rest_stay_proven(tmp_path, mo
     monkeypatch.setattr(pv, "_one_by_one", one_by_one)
     b, srcs = _design(tmp_path, old=False)
     proof = pv.prove_design(tmp_path, b, srcs, progress=lambda m: None)
-    assert proof.passed and proof.safety_method == "bmc" and "safety_bmc" in proof.seconds
+    assert proof.safety_method == "bmc" and "safety_bmc" in proof.seconds
     safety = {p.name: p for p in proof.properties if p.mode == "safety"}
-    assert (safety[left_open].status, safety[left_open].method) == ("bounded", "bmc")
-    assert safety[left_open].depth == proof.safety_depth >= 2 * b.latency.total_cycles
     rest = [p for n, p in safety.items() if n != left_open]
     assert rest and all((p.status, p.method, p.depth) == ("proven", "pdr", 0) for p in rest)
     assert all(p.model == "rtl" for p in rest if p.name.endswith(".idle_at_zero"))
+    assert all(p.status == "bounded" for p in proof.properties if p.mode == "live")
+    if bmc_done:
+        assert proof.passed and not proof.undecided
+        assert (safety[left_open].status, safety[left_open].method) == ("bounded", "bmc")
+        assert safety[left_open].depth == proof.safety_depth >= 2 * b.latency.total_cycles
+    else:
+        assert not proof.passed and [p.name for p in proof.undecided] == [left_open]
+        assert (safety[left_open].status, safety[left_open].depth) == ("undecided", 17)
+        assert proof.to_json()["undecided"] == [left_open] and proof.to_json()["passed"] is False
+        out = io.StringIO()
+        pv.print_proof(proof, file=out)
+        row = [l for l in out.getvalue().splitlines() if l.startswith(f"| {left_open} | safety ")]
+        assert row == [f"| {left_open} | safety | undecided | BMC, 17 cycles before the time limit |"]

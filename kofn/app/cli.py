@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--pdr-timeout", type=float, default=600.0,
                    help="seconds for the unbounded safety proof (ABC pdr) before BMC takes over (default 600)")
     v.add_argument("--solver", default="yices", choices=("yices", "z3"), help="SMT solver (default yices)")
-    v.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole check (default 1800)")
+    v.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole check (default 1800); properties still open when it runs "
+                        "out are reported undecided, with the cycles BMC cleared (exit 2)")
     v.add_argument("-q", "--quiet", action="store_true")
     v.set_defaults(func=prove_command)
     x = sub.add_parser("explore", help="sweep k/n, lanes and widths: Pareto front (JSON + plot), pick for targets")

@@ -91,6 +91,13 @@ def prove_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if unreached:
         print(f"kofn prove: cover(s) not reached: {', '.join(unreached)} (a vacuous environment?)", file=sys.stderr)
+    open_ = proof.undecided
+    if open_ and not failed:
+        n_proven = sum(p.status == "proven" for p in proof.properties)
+        print(f"kofn prove: {len(open_)} of {len(proof.properties)} properties undecided within the time limit "
+              f"(--timeout; BMC cleared {min(p.depth for p in open_)} cycles): {', '.join(p.name for p in open_)}; "
+              f"{n_proven} proven, none failed; wrote {build / 'formal' / 'prove.json'}", file=sys.stderr)
+        return 2
     if not failed:
         n_proven = sum(p.status == "proven" for p in proof.properties)
         n_bounded = sum(p.status == "bounded" and p.mode == "safety" for p in proof.properties)

@@ -303,7 +303,9 @@ def _prove(out: Path, timeout: float = 600.0) -> dict:
         if "time limit" not in str(e):
             raise
         return {"passed": None, "safety": "timeout", "why": str(e), "seconds": round(time.perf_counter() - t0, 1)}
-    return {"passed": p.passed, "safety": p.safety_method, "safety_depth": p.safety_depth,
+    return {"passed": None if p.undecided and not any(q.status == "failed" for q in p.properties) else p.passed,
+            "undecided": [q.name for q in p.undecided],
+            "safety": p.safety_method, "safety_depth": p.safety_depth,
             "live_depth": p.live_depth, "properties": len(p.properties),
             "proven": sum(q.status == "proven" for q in p.properties),
             "bounded": sum(q.status == "bounded" and q.mode == "safety" for q in p.properties),
@@ -385,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
              f"({sum(1 for r in results if (r.get('prove') or {}).get('safety') == 'pdr')} with every safety "
              f"property proven by PDR; {sum((r.get('prove') or {}).get('proven', 0) for r in results)} properties "
              f"proven, {sum((r.get('prove') or {}).get('bounded', 0) for r in results)} bounded by BMC; "
+             f"{sum(len((r.get('prove') or {}).get('undecided', [])) for r in results)} undecided; "
              f"{sum(1 for r in results if (r.get('prove') or {}).get('safety') == 'timeout')} cut short)"
              if args.prove else "")
           + f"; {sum(row.get('redraws', 0) for row in results)} redraws; {time.perf_counter() - t0:.0f} s"

@@ -62,7 +62,7 @@ class PropertyResult:
     name: str  # the assertion's hierarchical name (u_dut.u_l0_buf.no_overwrite)
     mode: str  # "safety" or "live"
     text: str
-    status: str  # "proven", "bounded" or "failed"
+    status: str  # "proven", "bounded", "failed" or "undecided" (BMC cut short: ``depth`` cycles cleared)
     method: str  # "pdr" (unbounded: an inductive invariant) or "bmc"
     depth: int  # BMC cycles (0 for pdr)
     cycle: int | None = None  # a failure's cycle from power-up
@@ -84,10 +84,15 @@ class Proof:
 
     @property
     def passed(self) -> bool:
-        return all(p.status != "failed" for p in self.properties)
+        """Every property holds (none failed, none left undecided by the time limit)."""
+        return all(p.status not in ("failed", "undecided") for p in self.properties)
+
+    @property
+    def undecided(self) -> list[PropertyResult]:
+        return [p for p in self.properties if p.status == "undecided"]
 
     def to_json(self) -> dict:
-        return {"passed": self.passed, "solver": self.solver, "abstraction": self.abstraction,
+        return {"passed": self.passed, "undecided": [p.name for p in self.undecided], "solver": self.solver, "abstraction": self.abstraction,
                 "safety_bmc_depth": self.safety_depth, "live_bmc_depth": self.live_depth,
                 "safety_method": self.safety_method,
                 "properties": [asdict(p) for p in self.properties],
@@ -97,7 +102,8 @@ class Proof:
 
 def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
     """ABC's ``engine`` (``pdr ...`` or ``bmc3 ...``) on an AIGER model (assumptions folded into
-    the properties): ("proven" | "passed" | "failed" | "undecided", the failing frame, seconds)."""
+    the properties): ("proven" | "passed" | "failed" | "undecided", the failing frame (for a
+    ``bmc3`` cut short by its time limit: the frames it cleared), seconds)."""
     import re
 
     t0 = time.perf_counter()
@@ -115,7 +121,8 @@ def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
     if re.search(r"No output asserted in \d+ frames", out) and not re.search(r"Reached timeout|\(timeout \d+ sec\)", out):
         return "passed", None, secs
     if "UNDECIDED" in out or "Reached timeout" in out or "timeout" in out.lower():
-        return "undecided", None, secs
+        m = re.search(r"No output (?:asserted|failed) in (\d+) frames", out)
+        return "undecided", int(m.group(1)) if m else None, secs
     raise ProveToolError(f"yosys-abc {engine} on {cwd / aig} gave no verdict: {out.strip().splitlines()[-1:]}")
 
 
@@ -243,14 +250,17 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         verdict, frame, s = pdr("formal/safety.aig", pdr_timeout)
         secs["safety_pdr"] = round(s, 1)
     method, mdepth = "pdr", 0
+    safety_open = False  # BMC cut short by the time limit: the properties it covers stay undecided
     if verdict == "undecided":
+        # at most 2/3 of the time left, so that the live model and the covers still get a verdict
         progress(f"prove: PDR undecided; safety BMC to {fp.safety_depth} cycles (ABC bmc3)")
-        verdict, frame, s = _abc(build, "formal/safety.aig", f"bmc3 -F {fp.safety_depth} -T {int(left())}")
+        verdict, frame, s = _abc(build, "formal/safety.aig", f"bmc3 -F {fp.safety_depth} -T {int(left() * 2 / 3)}")
         secs["safety_bmc"] = round(s, 1)
         method, mdepth = "bmc", fp.safety_depth
         if verdict == "undecided":
-            raise ProveToolError(f"safety BMC to {fp.safety_depth} cycles did not finish within the time limit "
-                                 f"({timeout:.0f} s; --timeout)")
+            safety_open, mdepth = True, frame or 0
+            progress(f"prove: safety BMC cleared {mdepth} of {fp.safety_depth} cycles within the time limit "
+                     f"({timeout:.0f} s; --timeout): the properties PDR did not prove stay undecided")
     if verdict == "failed":
         progress(f"prove: safety fails in cycle {frame}: replaying with yosys-smtbmc for the property and a VCD")
         r = fm.smtbmc(build, "formal/safety.smt2", depth=frame + 1, vcd="formal/cex_safety.vcd", solver=solver,
@@ -270,14 +280,14 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
                 model = "rtl" if is_local(n) or not (abstracted or n in how) else how.get(n, "counters free")
                 results.append(PropertyResult(n, "safety", describe(n), "proven", "pdr", 0, model=model))
             else:
-                results.append(PropertyResult(n, "safety", describe(n), "bounded", "bmc", mdepth))
+                results.append(PropertyResult(n, "safety", describe(n), "undecided" if safety_open else "bounded",
+                                              "bmc", mdepth))
 
     # live: the schedule, exactly (a deterministic model: ABC bmc3; a failure replayed for names)
     progress(f"prove: live, BMC to {fp.live_depth} cycles: {len(fp.schedule)} frame(s) at the scheduled cycles")
     verdict, frame, s = _abc(build, "formal/live.aig", f"bmc3 -F {fp.live_depth} -T {int(left())}")
     secs["live_bmc"] = round(s, 1)
-    if verdict == "undecided":
-        raise ProveToolError(f"live BMC to {fp.live_depth} cycles did not finish within the time limit")
+    live_depth = fp.live_depth if verdict != "undecided" else frame or 0
     bad: set = set()
     r = None
     if verdict == "failed":
@@ -287,8 +297,9 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         bad = set(r.failed) or {live_names[0] if live_names else "(unnamed)"}
     for n in live_names:
         failed = n in bad
-        results.append(PropertyResult(n, "live", describe(n), "failed" if failed else "bounded", "bmc",
-                                      fp.live_depth, r.step if failed else None, r.vcd if failed else None))
+        st = "failed" if failed else "undecided" if verdict == "undecided" else "bounded"
+        results.append(PropertyResult(n, "live", describe(n), st, "bmc", live_depth,
+                                      r.step if failed else None, r.vcd if failed else None))
 
     # covers: the proof is not vacuous (ABC bmc3 on one model per cover: a counterexample to
     # "never reached" is the first cycle that reaches it)
@@ -344,11 +355,13 @@ def _one_by_one(build: Path, fp, names: list[str], env: dict, left, secs: dict, 
     return how
 
 
-def print_proof(proof: Proof, file=sys.stdout) -> None:
-    """The command's table: one row per property."""
+def print_proof(proof: Proof, file=None) -> None:
+    """The command's table: one row per property (on ``file``, by default the current stdout)."""
+    file = sys.stdout if file is None else file
     print("| property | mode | status | how |\n|---|---|---|---|", file=file)
     for p in proof.properties:
-        how = "PDR (IC3): every reachable state" if p.method == "pdr" else f"BMC, {p.depth} cycles"
+        how = ("PDR (IC3): every reachable state" if p.method == "pdr" else
+               f"BMC, {p.depth} cycles" + (" before the time limit" if p.status == "undecided" else ""))
         st = p.status + (f" in cycle {p.cycle} (counterexample {p.vcd})" if p.status == "failed" else "")
         print(f"| {p.name} | {p.mode} | {st} | {how} |", file=file)
     for n, s in proof.covers:
