@@ -349,6 +349,9 @@ def _seeds(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cli import passive_openmp
+
+    passive_openmp()
     ap = argparse.ArgumentParser(prog="python -m kofn.app.fuzz", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-99 or 3,7,11 (default 0-9)")
     ap.add_argument("--out", default="kofn-fuzz", help="folder for the builds and fuzz.json (default kofn-fuzz)")
