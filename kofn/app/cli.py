@@ -198,7 +198,7 @@ def _verdict(rep) -> int:
     return 0
 
 
-def passive_openmp() -> None:
+def bound_openmp_spin() -> None:
     """Idle OpenMP threads (torch's libgomp) spin 1,000 times, not libgomp's default 300,000,
     before they sleep, unless the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``; set before
     torch loads (the commands import it lazily).  The default ``kofn flow``, 2 cores: beside a
@@ -210,7 +210,7 @@ def passive_openmp() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    passive_openmp()
+    bound_openmp_spin()
     parser = argparse.ArgumentParser(prog="kofn", description="k-out-of-n pruned networks to bit-exact FPGA IP")
     parser.add_argument("--version", action="version", version=f"kofn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--pdr-timeout", type=float, default=600.0,
                    help="seconds for the unbounded safety proof (ABC pdr) before BMC takes over (default 600)")
     v.add_argument("--solver", default="yices", choices=("yices", "z3"), help="SMT solver (default yices)")
-    v.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole check (default 1800); properties still open when it runs "
-                        "out are reported undecided, with the cycles BMC cleared (exit 2)")
+    v.add_argument("--timeout", type=float, default=1800.0,
+                   help="seconds for the whole check (default 1800); properties still open when it runs out are "
+                        "reported undecided, with the cycles BMC cleared (exit 2)")
     v.add_argument("-q", "--quiet", action="store_true")
     v.set_defaults(func=prove_command)
     x = sub.add_parser("explore", help="sweep k/n, lanes and widths: Pareto front (JSON + plot), pick for targets")

@@ -92,15 +92,14 @@ def prove_command(args: argparse.Namespace) -> int:
     if unreached:
         print(f"kofn prove: cover(s) not reached: {', '.join(unreached)} (a vacuous environment?)", file=sys.stderr)
     open_ = proof.undecided
+    n_proven = proof.count("proven")
     if open_ and not failed:
-        n_proven = sum(p.status == "proven" for p in proof.properties)
         print(f"kofn prove: {len(open_)} of {len(proof.properties)} properties undecided within the time limit "
               f"(--timeout; BMC cleared {min(p.depth for p in open_)} cycles): {', '.join(p.name for p in open_)}; "
               f"{n_proven} proven, none failed; wrote {build / 'formal' / 'prove.json'}", file=sys.stderr)
         return 2
     if not failed:
-        n_proven = sum(p.status == "proven" for p in proof.properties)
-        n_bounded = sum(p.status == "bounded" and p.mode == "safety" for p in proof.properties)
+        n_bounded = proof.count("bounded", "safety")
         safety = ("the safety ones by PDR" if not n_bounded
                   else f"safety by PDR, {n_bounded} safety one(s) bounded: BMC to {proof.safety_depth} cycles")
         print(f"kofn prove: {len(proof.properties)} properties hold ({n_proven} proven, {safety}; the live ones "

@@ -303,12 +303,11 @@ def _prove(out: Path, timeout: float = 600.0) -> dict:
         if "time limit" not in str(e):
             raise
         return {"passed": None, "safety": "timeout", "why": str(e), "seconds": round(time.perf_counter() - t0, 1)}
-    return {"passed": None if p.undecided and not any(q.status == "failed" for q in p.properties) else p.passed,
+    return {"passed": None if p.undecided and not p.count("failed") else p.passed,
             "undecided": [q.name for q in p.undecided],
             "safety": p.safety_method, "safety_depth": p.safety_depth,
             "live_depth": p.live_depth, "properties": len(p.properties),
-            "proven": sum(q.status == "proven" for q in p.properties),
-            "bounded": sum(q.status == "bounded" and q.mode == "safety" for q in p.properties),
+            "proven": p.count("proven"), "bounded": p.count("bounded", "safety"),
             "failed": [q.name for q in p.properties if q.status == "failed"],
             "unreached_covers": [n for n, c in p.covers if c is None] if p.covers_complete else [],
             "covers_complete": p.covers_complete, "seconds": round(time.perf_counter() - t0, 1)}
@@ -349,9 +348,9 @@ def _seeds(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import passive_openmp
+    from .cli import bound_openmp_spin
 
-    passive_openmp()
+    bound_openmp_spin()
     ap = argparse.ArgumentParser(prog="python -m kofn.app.fuzz", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-99 or 3,7,11 (default 0-9)")
     ap.add_argument("--out", default="kofn-fuzz", help="folder for the builds and fuzz.json (default kofn-fuzz)")

@@ -91,8 +91,13 @@ class Proof:
     def undecided(self) -> list[PropertyResult]:
         return [p for p in self.properties if p.status == "undecided"]
 
+    def count(self, status: str, mode: str | None = None) -> int:
+        """The properties with ``status`` (of ``mode``, "safety" or "live", when given)."""
+        return sum(p.status == status and mode in (None, p.mode) for p in self.properties)
+
     def to_json(self) -> dict:
-        return {"passed": self.passed, "undecided": [p.name for p in self.undecided], "solver": self.solver, "abstraction": self.abstraction,
+        return {"passed": self.passed, "undecided": [p.name for p in self.undecided], "solver": self.solver,
+                "abstraction": self.abstraction,
                 "safety_bmc_depth": self.safety_depth, "live_bmc_depth": self.live_depth,
                 "safety_method": self.safety_method,
                 "properties": [asdict(p) for p in self.properties],
@@ -237,8 +242,7 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         progress(f"prove: not closed together; {len(names)} properties one at a time, with the counters "
                  f"abstracted and each stage's start free in turn (at most {per_prop:.0f} s each)")
         half = time.monotonic() + (deadline - time.monotonic()) / 2  # the rest for BMC, live and covers
-        how = _one_by_one(build, fp, names, env, lambda: max(1.0, min(half, deadline) - time.monotonic()), secs,
-                          per_prop)
+        how = _one_by_one(build, fp, names, env, lambda: max(1.0, half - time.monotonic()), secs, per_prop)
         abstracted = len(how) == len(names)
     if abstracted:
         verdict = "proven"
