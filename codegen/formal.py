@@ -7,16 +7,18 @@ Three models are made from ``hw_templates/formal/kofn_formal.sv.j2``:
   are the modules' own (``ifdef FORMAL`` blocks: no write into a bank that holds unread data, no
   release of an empty bank, a producer takes only a free output bank, a reserved producer's beat
   is always taken) and the harness's on m_axis (tdata, tlast and tvalid held until the
-  handshake; tlast exactly on every frame's last beat; no output frame before its input).
-  Checked by k-induction where it closes, else by BMC to :attr:`FormalPlan.safety_depth` cycles
-  (at least twice the latency, with the reset).
+  handshake; tlast exactly on every frame's last beat; no output frame before its input),
+  with the stages' :data:`LEMMAS`, which make them inductive.  Proven by PDR where it closes,
+  else checked by BMC to :attr:`FormalPlan.safety_depth` cycles (at least twice the latency,
+  with the reset).
 * **live**: inputs always offered, output always ready.  Every frame's first input beat and last
   output beat must be accepted in exactly the cycles of :mod:`kofn.codegen.dataflow`'s schedule,
   for the frames that end within twice the latency (at least two): bounded liveness against
   the estimated latency and II, by BMC to :attr:`FormalPlan.live_depth`.
 * **cover**: the safety model with each of :data:`COVERS` asserted never to happen, one AIGER
-  model per cover: the cycle of BMC's counterexample is the first that reaches it, so a proof
-  that holds because nothing moves would show.
+  model per cover, with inputs always offered (one of the safety environment's behaviours;
+  tready stays free): the cycle of BMC's counterexample is the first that reaches it, so a
+  proof that holds because nothing moves would show.
 
 The datapath is abstracted: Yosys ``cutpoint`` turns the results entering the output buffer
 into free values each cycle, so nothing upstream of them is observable and ``opt_clean`` drops
@@ -46,6 +48,22 @@ COVERS = {
     "cover_two_frames_out": "out_last && outs",
 }
 
+#: The lemmas: assertions that hold in every reachable state and make the properties above
+#: inductive, proven with them in one model (a PDR run proves every assertion of its model).
+#: ``frame_order`` sits in ``kofn_dense``; the rest in the dataflow top, one per MAC stage
+#: (``<name>_<layer>``), over two-bit views (one bit per bank) that the modules export under
+#: ``ifdef FORMAL`` only: the stage's reservation, its conv loader's window, its core's words and
+#: frame end in flight, its consumer's ``full`` and completing frame.  Without them PDR had to
+#: find these facts itself, and did not on any CNN (a frame's end rides in a conv core's
+#: pipeline many activations after the loader took its bank).
+LEMMAS = {
+    "frame_order": "a MAC core holds no result of a bank behind that bank's frame end",
+    "frame_end_once": "a stage holds one frame end per bank at most, none while its loader works on that bank",
+    "in_flight_reserved": "what a stage has in flight (window, core results, frame end) is for a bank it reserved",
+    "in_flight_bank_empty": "the bank a stage's results in flight go to is neither full nor completing",
+    "bank_full_reserved": "a full or completing bank stays reserved by its producer until released",
+}
+
 #: What each property says, by the label of its assertion (the last part of its hierarchical name).
 PROPERTY_TEXT = {
     "no_empty_read": "a buffer bank is released only while it holds a frame (no stage reads an empty bank)",
@@ -57,6 +75,7 @@ PROPERTY_TEXT = {
                             "tvalid && !tready",
     "frame_tlast": "tlast on exactly the last beat of every output frame",
     "start_on_full": "a stage starts a frame only from a full input bank (no stage reads an empty bank)",
+    **{name: f"lemma: {text}" for name, text in LEMMAS.items()},
     "live_no_early_frame": "no frame's last output beat leaves before its scheduled cycle",
     "live_no_early_input": "no frame's first input beat is taken before its scheduled cycle",
     "live_frame": "the frame's last result leaves / first input beat is taken in the scheduled cycle",

@@ -99,6 +99,43 @@ def df_output_stream(plans: Sequence[LayerPlan]) -> str:
     return f"{'res' if handler(last.layer).has_core else 'p'}_{last.layer.name}"
 
 
+def _df_lemmas(mac: Sequence[LayerPlan], insts: dict[str, dict]) -> tuple[list[dict], list[str]]:
+    """``kofn prove``'s lemmas of each MAC stage (:data:`kofn.codegen.formal.LEMMAS`): connects
+    the modules' ``ifdef FORMAL`` ports (``f_*``, two bits: one per bank) to nets of the top
+    (``insts``: the top's instances by name, given an ``formal`` port list) and returns, per stage,
+    the nets its lemmas relate, and the nets to declare.  A stage is its reservation (``f_busy``:
+    the conv front's or the dense stage's control), its conv loader's window (``f_lend``, a
+    frame's end waiting for the core; ``f_lact``, the loader works on the bank), its core
+    (``f_end``, ``f_word``: a frame end, any result, in the pipeline) and its consumer's bank
+    flags (``full`` and ``f_pend``: a frame end registered there, ``full`` next)."""
+    lemmas, decl = [], []
+
+    def link(inst: str, port_: str, net: str) -> str:
+        insts[inst].setdefault("formal", []).append(port(port_, net))
+        decl.append(net)
+        return net
+
+    for i, p in enumerate(mac):
+        n = p.layer.name
+        conv = handler(p.layer).image
+        if i + 1 < len(mac):
+            m = mac[i + 1].layer.name
+            cons, full = (f"u_{m}" if handler(mac[i + 1].layer).image else f"u_{m}_buf"), f"full_{m}"
+        else:
+            m, cons, full = "out", "u_out_buf", "full_out"
+        lemmas.append({
+            "stage": n,
+            "busy": link(f"u_{n}" if conv else f"u_{n}_ctrl", "f_busy", f"f_busy_{n}"),
+            "lact": link(f"u_{n}", "f_lact", f"f_lact_{n}") if conv else None,
+            "lend": link(f"u_{n}", "f_lend", f"f_lend_{n}") if conv else None,
+            "end": link(f"u_{n}_mac", "f_end", f"f_end_{n}"),
+            "word": link(f"u_{n}_mac", "f_word", f"f_word_{n}"),
+            "full": full,
+            "pend": link(cons, "f_pend", f"f_pend_{m}"),
+        })
+    return lemmas, decl
+
+
 def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in: int, v_out: int) -> dict:
     """The dataflow top's nets and instances: every MAC layer's stage behind its ping-pong
     buffer, pools on the streams between them, and the output buffer with its m_axis side."""
@@ -152,7 +189,9 @@ def _top_ctx_df(model: Model, plans: Sequence[LayerPlan], rom_prefix: str, v_in:
               nets("obank", width=2 * model.n_outputs * o.width)]
     blocks.append({"comment": f"Output: {model.n_outputs} values, {v_out} per m_axis beat", "instances": [out_buf, out]})
     in_w, lane = model.input_fmt.width, tdata_width(model.input_fmt)
-    return dict(nets=nets_, blocks=blocks, unused_nets=unused, no_wait=no_wait,
+    lemmas, formal_nets = _df_lemmas(mac, {i["name"]: i for b in blocks for i in b["instances"]})
+    return dict(nets=nets_, blocks=blocks, unused_nets=unused, no_wait=no_wait, lemmas=lemmas,
+                formal_nets=formal_nets,
                 in_unused=[f"s_axis_tdata[{j * lane + lane - 1}:{j * lane + in_w}]" for j in range(v_in) if lane > in_w])
 
 

@@ -2,7 +2,8 @@
 
 The directed case is issue 26's reproducer (one dense stage whose pipeline outlasts its issue
 time, in front of m_axis) under the old start rule, a bank merely not full: the check must fail,
-naming the lost beat, with a counterexample; under today's reservation it must pass.  The
+naming the lost beat or the lemma that sees it coming (results in flight for a full bank, or
+a bank's next frame behind its frame end), with a counterexample; under today's reservation it must pass.  The
 old rule is put back by mutation: its 10-line controller and the top's instance of it."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from kofn.codegen import plan_build, render_build, write_design
 from kofn.codegen.formal import formal_plan
 from kofn.core.fixed import FixedFormat as F
-from kofn.core.testing import random_model
+from kofn.core.testing import random_cnn, random_model
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("yosys") is None or shutil.which("yosys-smtbmc") is None,
@@ -25,7 +26,13 @@ pytestmark = [pytest.mark.slow,
 OLD_CTRL = """module kofn_df_ctrl (
     input  logic clk, input logic rst, input logic [1:0] in_full, input logic [1:0] out_full,
     input  logic can_start, output logic start, output logic bank
+`ifdef FORMAL
+    , output logic [1:0] f_busy
+`endif
 );
+`ifdef FORMAL
+    assign f_busy = 2'b11;  // no reservation: for the lemmas, every bank counts as reserved
+`endif
     assign start = can_start && in_full[bank] && !out_full[bank];
     always_ff @(posedge clk) begin
         if (rst) bank <= 1'b0;
@@ -46,6 +53,14 @@ REPRODUCERS = sorted(DESIGNS)
 #: the second's buffer tagged with their row, bank and frame end (kofn_vecbuf TAGGED), so PDR
 #: closes on the whole chain
 DESIGNS["two_stage_chain"] = (lambda: random_model([8, 4, 2], [2, 2], seed=3), None, 0)
+#: and a small CNN with every kind of stage boundary: a conv core into a max pool and a conv
+#: frame buffer, a conv core into a dense stage's buffer, a dense core into the output buffer
+DESIGNS["cnn_pool_chain"] = (lambda: random_cnn((6, 6, 1), [("conv", 2, 2, 1, 0, "weight", 3), ("pool",),
+                                                             ("conv", 2, 2, 1, 0, "weight", 5), ("dense", 3, 2)],
+                                                seed=1), None, 0)
+#: the smallest CNN: one 2x2 conv on a 5x5 image, into a dense layer
+DESIGNS["conv_into_dense"] = (lambda: random_cnn((5, 5, 1), [("conv", 2, 2, 1, 0, "weight", 3), ("dense", 3, 2)],
+                                                 seed=1), None, 0)
 
 
 def _design(tmp_path, old: bool, name: str = "stage_into_m_axis"):
@@ -70,9 +85,14 @@ def test_the_old_start_rule_fails_with_a_counterexample(name, tmp_path):
     b, srcs = _design(tmp_path, old=True, name=name)
     proof = prove_design(tmp_path, b, srcs, pdr_timeout=10, progress=lambda m: None)
     assert not proof.passed
-    failed = {p.name: p for p in proof.properties if p.status == "failed"}
-    assert "u_dut.no_lost_beat_res_l0" in failed, sorted(failed)
-    p = failed["u_dut.no_lost_beat_res_l0"]
+    failed = {p.name: p for p in proof.properties if p.status == "failed" and p.mode == "safety"}
+    # the lost beat, or the cycles before it, named by the lemmas that see it coming: the core
+    # took the bank's next frame while that bank's frame end was still in its pipeline
+    # (frame_order), or has results in flight for a bank still full (in_flight_bank_empty)
+    named = sorted({"u_dut.no_lost_beat_res_l0", "u_dut.u_l0_mac.frame_order",
+                    "u_dut.in_flight_bank_empty_l0"} & set(failed))
+    assert named, sorted(failed)
+    p = failed[named[0]]
     assert p.cycle is not None and p.cycle < formal_plan(b, srcs).safety_depth
     vcd = (tmp_path / p.vcd).read_text()
     assert "res_l0_valid" in vcd and "$enddefinitions" in vcd
@@ -80,7 +100,7 @@ def test_the_old_start_rule_fails_with_a_counterexample(name, tmp_path):
         assert any(q.mode == "live" and q.status == "failed" for q in proof.properties)
 
 
-@pytest.mark.parametrize("name", ["stage_into_m_axis", "two_stage_chain"])
+@pytest.mark.parametrize("name", ["stage_into_m_axis", "two_stage_chain", "cnn_pool_chain"])
 def test_the_reservation_passes_every_property(name, tmp_path):
     from kofn.app.prove import prove_design
 
@@ -91,6 +111,13 @@ def test_the_reservation_passes_every_property(name, tmp_path):
     assert {"no_lost_beat_res_l0", "no_overwrite", "no_empty_read", "take_free_bank", "rel_reserved_bank",
             "start_on_full", "axis_out_valid_held", "axis_out_data_stable", "frame_tlast"} <= names
     assert any(n.startswith("live_frame") for n in names)
+    # the lemmas that make the whole inductive, per MAC stage (a conv stage's loader too)
+    mac = [p.layer.name for p in b.layers if p.layer.kind != "maxpool"]
+    for n in mac:
+        assert {f"in_flight_reserved_{n}", f"in_flight_bank_empty_{n}", f"bank_full_reserved_{n}"} <= names, n
+    assert {f"frame_end_once_{p.layer.name}" for p in b.layers if p.layer.kind == "conv"} <= names
+    assert sum(n == "frame_order" for n in (p.name.rsplit(".", 1)[-1] for p in proof.properties
+                                            if p.mode == "safety")) == len(mac)
     assert all(s is not None for _, s in proof.covers) and len(proof.covers) == 3
     fp = formal_plan(b, srcs)
     assert proof.safety_depth >= 2 * b.latency.total_cycles
@@ -105,6 +132,27 @@ def test_the_reservation_passes_every_property(name, tmp_path):
             assert p.model == "rtl" or not p.name.endswith(".idle_at_zero"), (p.name, p.model)
         if p.mode == "live":
             assert p.depth == fp.live_depth
+
+
+def test_a_conv_stage_that_mistags_its_bank_fails(tmp_path):
+    """A conv loader that tags each window with the other bank than the one it reserved (its
+    results then land in a bank nobody reserved): the check must fail on the RTL, on the conv
+    stage, with a counterexample.  So the lemmas that prove the CNNs (proven in one model with
+    the rest) do not hide a fault of a conv stage's control."""
+    from kofn.app.prove import prove_design
+
+    b, srcs = _design(tmp_path, old=False, name="conv_into_dense")
+    rtl = tmp_path / "rtl" / "kofn_conv_df.sv"
+    text, n = re.subn(r"core_bank <= par;", "core_bank <= !par;", rtl.read_text())
+    assert n == 1
+    rtl.write_text(text)
+    proof = prove_design(tmp_path, b, srcs, pdr_timeout=10, progress=lambda m: None)
+    assert not proof.passed
+    failed = [p for p in proof.properties if p.status == "failed" and p.mode == "safety"]
+    assert failed and all(p.cycle is not None and p.cycle < proof.safety_depth for p in failed)
+    assert any(p.name.endswith("_l0") or ".u_l0" in p.name for p in failed), [p.name for p in failed]
+    vcd = (tmp_path / failed[0].vcd).read_text()
+    assert "$enddefinitions" in vcd and "res_l0_bank" in vcd
 
 
 def test_a_sequential_build_is_refused(tmp_path):

@@ -43,6 +43,9 @@ module kofn_bankbuf #(
     input  logic                    rel_bank,
     input  logic [P*(LA_W+1)-1:0]   rd_addr,
     output logic [P*A_W-1:0]        rd_data
+`ifdef FORMAL
+    , output logic [1:0] f_pend  // `kofn prove` only: a frame's end registered, its bank's `full` next
+`endif
 );
     localparam int BEATS = (N + V - 1) / V;
     localparam int CW = BEATS > 1 ? $clog2(BEATS) : 1;
@@ -131,5 +134,6 @@ module kofn_bankbuf #(
         no_empty_read: assert(!rel || full[rel_bank]);
         no_overwrite: assert(!done_q || !full[wb_q]);
     end
+    assign f_pend = {done_q && wb_q, done_q && !wb_q};
 `endif
 endmodule

@@ -61,6 +61,14 @@ module kofn_conv_df #(
     output logic                     core_tag,
     input  logic                     core_issue_first,
     input  logic                     core_issue_last
+`ifdef FORMAL
+    ,  // `kofn prove` only, per bank: reserved downstream; the loader holds the frame's end, or
+       // works on the bank; a frame's end is registered on the write side (its `full` next)
+    output logic [1:0]               f_busy,
+    output logic [1:0]               f_lend,
+    output logic [1:0]               f_lact,
+    output logic [1:0]               f_pend
+`endif
 );
     localparam int N_WIN = K * K * C_IN;
     localparam int PX = C_IN * A_W;
@@ -343,5 +351,12 @@ module kofn_conv_df #(
         start_on_full: assert(!take || full[par]);
         no_overwrite: assert(!frame_in_q || !full[wbank_q]);
     end
+    // For the stage's lemmas (kofn.codegen.formal): the window waiting for the core is the
+    // frame's last (core_tag) of bank core_bank, or the loader reads the frame of bank par.
+    wire f_win = land || wn_valid;
+    assign f_busy = down_busy;
+    assign f_lend = {f_win && core_tag && core_bank, f_win && core_tag && !core_bank};
+    assign f_lact = {(lstate != L_IDLE && par) || (f_win && core_bank), (lstate != L_IDLE && !par) || (f_win && !core_bank)};
+    assign f_pend = {frame_in_q && wbank_q, frame_in_q && !wbank_q};
 `endif
 endmodule

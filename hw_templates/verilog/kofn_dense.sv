@@ -133,6 +133,11 @@ module kofn_dense #(
     /* verilator lint_off UNUSEDSIGNAL */
     input  logic [P*A_W-1:0]       mem_data  // MEM only (in_flat otherwise)
     /* verilator lint_on UNUSEDSIGNAL */
+`ifdef FORMAL
+    ,  // `kofn prove` only: per output bank, a frame end / any word in the pipeline (below)
+    output logic [1:0]             f_end,
+    output logic [1:0]             f_word
+`endif
 );
     localparam int S = (K + P - 1) / P;
     localparam int DEPTH = N_OUT * S;
@@ -708,4 +713,52 @@ module kofn_dense #(
     for (genvar r = 0; r < N_OUT; r++) begin : g_out
         always_ff @(posedge clk) if (v3 && !rst && row3 == RW_W'(r)) out_flat[r*O_W +: O_W] <= res[O_W-1:0];
     end
+`ifdef FORMAL
+    // What `kofn prove`'s lemmas see of the pipeline: position 0 is the issue stage (an
+    // activation running), 1 stage 1, 1 + i the tags' stage i.  A word at a position is valid
+    // there (a row's result from the accumulator on); it is a frame end where it is its
+    // activation's last word and tagged (a dense stage ties start_tag high: each activation is a
+    // frame; a conv core's frame ends with its last window).
+    localparam int NPOS = TL + 2;
+    wire [NPOS-1:0] f_v, f_e, f_b;  // valid, frame end, bank
+    assign f_v[0] = run;
+    assign f_e[0] = run && ftag;
+    assign f_b[0] = fbank;
+    assign f_v[1] = v1;
+    assign f_e[1] = v1 && end1 && tag1;
+    assign f_b[1] = bank1;
+    for (genvar i = 1; i <= TL; i++) begin : g_fpos
+        wire vi;
+        if (i <= D1) begin : g_d
+            if (PIPE) begin : g_p
+                assign vi = g_pipe.v_sh[i];
+            end else begin : g_f
+                assign vi = vd;
+            end
+        end else if (i == D1 + 1) begin : g_a
+            assign vi = va;
+        end else begin : g_r
+            assign vi = g_wbp.vp[i - D1 - 2];
+        end
+        assign f_v[1 + i] = vi;
+        assign f_e[1 + i] = vi && end_sh[i] && tag_sh[i];
+        assign f_b[1 + i] = bank_sh[i];
+    end
+    assign f_end = {|(f_e & f_b), |(f_e & ~f_b)};
+    assign f_word = {|(f_v & f_b), |(f_v & ~f_b)};
+    // frame_order: no word at position i has the bank of a frame end further on (a frame's
+    // words all leave before its end, and the bank's next frame starts only after that end
+    // was consumed): with the stage's lemmas (kofn.codegen.formal), what makes "no result beat
+    // is lost" inductive.
+    wire [NPOS-1:0] f_ok;
+    for (genvar i = 0; i < NPOS; i++) begin : g_ford
+        wire [NPOS-1:0] e0, e1;  // frame ends beyond position i, of bank 0 / bank 1
+        for (genvar j = 0; j < NPOS; j++) begin : g_j
+            assign e0[j] = j > i && f_e[j] && !f_b[j];
+            assign e1[j] = j > i && f_e[j] && f_b[j];
+        end
+        assign f_ok[i] = !f_v[i] || (f_b[i] ? !(|e1) : !(|e0));
+    end
+    always_comb if (!rst) frame_order: assert(&f_ok);
+`endif
 endmodule

@@ -13,6 +13,9 @@ module kofn_df_ctrl (
     input  logic       can_start,
     output logic       start,
     output logic       bank
+`ifdef FORMAL
+    , output logic [1:0] f_busy  // `kofn prove` only: the output banks reserved
+`endif
 );
     logic [1:0] out_busy;
     kofn_df_resv u_resv (.clk(clk), .rst(rst), .take(start), .take_bank(bank), .rel(out_rel),
@@ -25,5 +28,6 @@ module kofn_df_ctrl (
 `ifdef FORMAL
     // Property (`kofn prove`): a frame starts only from a full input bank.
     always_comb if (!rst) start_on_full: assert(!start || in_full[bank]);
+    assign f_busy = out_busy;
 `endif
 endmodule

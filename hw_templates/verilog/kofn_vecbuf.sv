@@ -43,6 +43,9 @@ module kofn_vecbuf #(
     input  logic                 rel,
     input  logic                 rel_bank,
     output wire  [2*N*A_W-1:0]   bank_flat
+`ifdef FORMAL
+    , output logic [1:0] f_pend  // `kofn prove` only: a frame's end registered, its bank's `full` next
+`endif
 );
     localparam int BEATS = (N + V - 1) / V;
     localparam int CW = BEATS > 1 ? $clog2(BEATS) : 1;
@@ -141,5 +144,6 @@ module kofn_vecbuf #(
         no_empty_read: assert(!rel || full[rel_bank]);
         no_overwrite: assert(!(|sel_q[HN-1:0] && full[0]) && !(|sel_q[2*HN-1:HN] && full[1]));
     end
+    assign f_pend = {done_q && wb_q, done_q && !wb_q};
 `endif
 endmodule

@@ -298,7 +298,7 @@ def _prove(out: Path, timeout: float = 600.0) -> dict:
 
     t0 = time.perf_counter()
     try:
-        p = prove_build(out, pdr_timeout=20.0, timeout=timeout, progress=lambda m: None, per_prop=10.0)
+        p = prove_build(out, pdr_timeout=timeout / 2, timeout=timeout, progress=lambda m: None, per_prop=10.0)
     except ProveToolError as e:
         if "time limit" not in str(e):
             raise

@@ -12,8 +12,9 @@ The harness and models come from :mod:`kofn.codegen.formal`; the tools run throu
    and since no control decision of a dataflow build rests on two counters agreeing (the
    results carry their bank and frame end), the properties still hold there.  The assertions
    about the counters themselves (``idle_at_zero``) are proven on the RTL as it is (the
-   ``local`` model).  In order: all properties together on the abstract model, then on the RTL
-   as it is (``JOINT_S`` each); each property alone (``per_prop`` seconds per try) on the
+   ``local`` model).  In order: all properties together on the abstract model (``pdr_timeout``,
+   at most half the time: with the stages' lemmas, :data:`kofn.codegen.formal.LEMMAS`, this is
+   where the designs close), then on the RTL as it is (``JOINT_S``); each property alone (``per_prop`` seconds per try) on the
    abstract model, the RTL, and the abstract model with one stage's start freed
    (:func:`kofn.codegen.formal.property_script`); last the RTL as it is, together, for
    ``pdr_timeout`` seconds.  Where PDR finds an inductive invariant the property holds in every
@@ -26,8 +27,9 @@ The harness and models come from :mod:`kofn.codegen.formal`; the tools run throu
 4. **live**: ABC ``bmc3`` to the live depth (replayed by ``yosys-smtbmc`` on a failure): every
    frame's first input beat and last output beat in exactly the scheduled cycle.
 5. **covers**: ABC ``bmc3`` on one model per cover, in which the cover is asserted never to
-   happen: the counterexample's cycle is the first that reaches it (stalls on both ports, two
-   frames out), so a proof that holds because nothing moves would show.  (``yosys-smtbmc -c``
+   happen, to the safety depth, with inputs always offered (tready free): the counterexample's
+   cycle is the first that reaches it (stalls on both ports, two frames out), so a proof that
+   holds because nothing moves would show.  (``yosys-smtbmc -c``
    gives the same cycles, 36, 113 and 154 on the default design, in 191-272 s against 17 s.)
 
 Exit 0 when every property holds, 1 with the failing property, its cycle and the VCD, 2 on a
@@ -217,10 +219,12 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         return _abc(build, aig, f"pdr -T {max(1, int(min(budget, left())))}")
 
     n_local = sum(map(is_local, safety_names))
+    # all together first, with the stages' lemmas (where every CNN and dense chain of the fuzz
+    # campaign closes: up to pdr_timeout, at most half the time), then one at a time
+    joint = min(pdr_timeout, (deadline - time.monotonic()) / 2)
     progress(f"prove: safety, {n_safe} properties: PDR (IC3) with the counters abstracted "
-             f"({n_safe - n_local}, at most {min(pdr_timeout, JOINT_S):.0f} s together) and on the counters ({n_local})")
-    # all together first (quick where it closes), then one at a time
-    verdict, frame, s = pdr("formal/abstract.aig", min(pdr_timeout, JOINT_S))
+             f"({n_safe - n_local}, at most {joint:.0f} s together) and on the counters ({n_local})")
+    verdict, frame, s = pdr("formal/abstract.aig", joint)
     secs["safety_pdr_abstract"] = round(s, 1)
     if n_local and verdict != "failed":
         local, _, s = pdr("formal/local.aig", pdr_timeout)
@@ -311,7 +315,7 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
     covers_done = True
     if covers:
         # every cover is met by the second frame leaving (stalls on both ports come earlier)
-        cdepth = min(fp.live_depth, fp.schedule[1][1] + 3 + 4) if len(fp.schedule) > 1 else fp.live_depth
+        cdepth = fp.safety_depth
         progress(f"prove: covers, up to {cdepth} cycles (ABC bmc3)")
         t0 = time.perf_counter()
         reached: dict[str, int | None] = {}
