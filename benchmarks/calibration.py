@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -152,16 +153,27 @@ def yosys_version() -> str:
     return subprocess.run(["yosys", "-V"], capture_output=True, text=True, check=True).stdout.strip()
 
 
+#: An ``ifdef FORMAL`` block of the RTL (``kofn prove``'s properties, lemmas and their ports):
+#: synthesis never defines FORMAL, so Yosys never reads it.
+_FORMAL_BLOCK = re.compile(r"^`ifdef FORMAL\n.*?^`endif\n", re.DOTALL | re.MULTILINE)
+
+
+def synthesis_text(text: str) -> str:
+    """``text`` (an RTL file) as synthesis reads it: without its ``ifdef FORMAL`` blocks."""
+    return _FORMAL_BLOCK.sub("", text)
+
+
 def synth_key(design, family: str) -> str:
     """SHA-256 of everything the corpus's Yosys run depends on: Yosys's version, the script, and
-    the text of every RTL and ROM file of ``design`` (a :class:`kofn.codegen.Design`)."""
+    the text of every RTL and ROM file of ``design`` (a :class:`kofn.codegen.Design`) as synthesis
+    reads it (:func:`synthesis_text`: a change to ``kofn prove``'s blocks keeps the cache)."""
     from kofn.codegen.synth import synth_script
 
     h = hashlib.sha256()
     for part in (yosys_version(), synth_script(design.sources, design.top, family, timing=False)):
         h.update(part.encode() + b"\0")
     for rel in sorted(f for f in design.files if f.startswith(("rtl/", "rom/"))):
-        h.update(rel.encode() + b"\0" + design.files[rel].encode() + b"\0")
+        h.update(rel.encode() + b"\0" + synthesis_text(design.files[rel]).encode() + b"\0")
     return h.hexdigest()
 
 

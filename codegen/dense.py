@@ -131,8 +131,7 @@ class DenseHandler(MacHandler):
                 "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_full", f"full_{n}"),
                           port("out_rel", down_rel[0]), port("out_rel_bank", down_rel[1]), port("can_start", f"last_{n}"), port("start", f"start_{n}"),
                           port("bank", f"bank_{n}")]}
-        # start_tag high: every activation of a dense core is a frame (its end: kofn prove's lemmas)
-        df = {"start_bank": f"bank_{n}", "start_tag": "1'b1", "issue_last": f"last_{n}", "rel": f"rel_{n}", "rel_bank": f"relb_{n}",
+        df = {"start_bank": f"bank_{n}", "issue_last": f"last_{n}", "rel": f"rel_{n}", "rel_bank": f"relb_{n}",
               "res_valid": f"res_{n}_valid", "res_data": f"res_{n}_data", "res_pos": f"res_{n}_pos",
               "res_last": f"res_{n}_last", "res_bank": f"res_{n}_bank"}
         if mem:

@@ -106,13 +106,15 @@ def _df_lemmas(mac: Sequence[LayerPlan], insts: dict[str, dict]) -> tuple[list[d
     the nets its lemmas relate, and the nets to declare.  A stage is its reservation (``f_busy``:
     the conv front's or the dense stage's control), its conv loader's window (``f_lend``, a
     frame's end waiting for the core; ``f_lact``, the loader works on the bank), its core
-    (``f_end``, ``f_word``: a frame end, any result, in the pipeline) and its consumer's bank
+    (``f_frames`` in: each activation is a frame; ``f_end``, ``f_word``: a frame end, any
+    result, in the pipeline) and its consumer's bank
     flags (``full`` and ``f_pend``: a frame end registered there, ``full`` next)."""
     lemmas, decl = [], []
 
     def link(inst: str, port_: str, net: str) -> str:
         insts[inst].setdefault("formal", []).append(port(port_, net))
-        decl.append(net)
+        if not net.startswith("1'"):
+            decl.append(net)
         return net
 
     for i, p in enumerate(mac):
@@ -128,6 +130,8 @@ def _df_lemmas(mac: Sequence[LayerPlan], insts: dict[str, dict]) -> tuple[list[d
             "busy": link(f"u_{n}" if conv else f"u_{n}_ctrl", "f_busy", f"f_busy_{n}"),
             "lact": link(f"u_{n}", "f_lact", f"f_lact_{n}") if conv else None,
             "lend": link(f"u_{n}", "f_lend", f"f_lend_{n}") if conv else None,
+            # a dense core's every activation is a frame; a conv core's frame ends with its tag
+            "frames": link(f"u_{n}_mac", "f_frames", "1'b0" if conv else "1'b1"),
             "end": link(f"u_{n}_mac", "f_end", f"f_end_{n}"),
             "word": link(f"u_{n}_mac", "f_word", f"f_word_{n}"),
             "full": full,

@@ -134,7 +134,10 @@ module kofn_dense #(
     input  logic [P*A_W-1:0]       mem_data  // MEM only (in_flat otherwise)
     /* verilator lint_on UNUSEDSIGNAL */
 `ifdef FORMAL
-    ,  // `kofn prove` only: per output bank, a frame end / any word in the pipeline (below)
+    ,  // `kofn prove` only: each activation is a frame (a dense stage's core; a conv core's frame
+       // ends with its tagged last window); per output bank, a frame end / any word in the
+       // pipeline (below)
+    input  logic                   f_frames,
     output logic [1:0]             f_end,
     output logic [1:0]             f_word
 `endif
@@ -717,15 +720,14 @@ module kofn_dense #(
     // What `kofn prove`'s lemmas see of the pipeline: position 0 is the issue stage (an
     // activation running), 1 stage 1, 1 + i the tags' stage i.  A word at a position is valid
     // there (a row's result from the accumulator on); it is a frame end where it is its
-    // activation's last word and tagged (a dense stage ties start_tag high: each activation is a
-    // frame; a conv core's frame ends with its last window).
+    // activation's last word and tagged, or every activation is a frame (f_frames).
     localparam int NPOS = TL + 2;
     wire [NPOS-1:0] f_v, f_e, f_b;  // valid, frame end, bank
     assign f_v[0] = run;
-    assign f_e[0] = run && ftag;
+    assign f_e[0] = run && (ftag || f_frames);
     assign f_b[0] = fbank;
     assign f_v[1] = v1;
-    assign f_e[1] = v1 && end1 && tag1;
+    assign f_e[1] = v1 && end1 && (tag1 || f_frames);
     assign f_b[1] = bank1;
     for (genvar i = 1; i <= TL; i++) begin : g_fpos
         wire vi;
@@ -741,7 +743,7 @@ module kofn_dense #(
             assign vi = g_wbp.vp[i - D1 - 2];
         end
         assign f_v[1 + i] = vi;
-        assign f_e[1 + i] = vi && end_sh[i] && tag_sh[i];
+        assign f_e[1 + i] = vi && end_sh[i] && (tag_sh[i] || f_frames);
         assign f_b[1 + i] = bank_sh[i];
     end
     assign f_end = {|(f_e & f_b), |(f_e & ~f_b)};
