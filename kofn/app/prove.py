@@ -12,9 +12,10 @@ The harness and models come from :mod:`kofn.codegen.formal`; the tools run throu
    and since no control decision of a dataflow build rests on two counters agreeing (the
    results carry their bank and frame end), the properties still hold there.  The assertions
    about the counters themselves (``idle_at_zero``) are proven on the RTL as it is (the
-   ``local`` model).  In order: all properties together on the abstract model (``pdr_timeout``,
-   at most half the time: with the stages' lemmas, :data:`kofn.codegen.formal.LEMMAS`, this is
-   where the designs close), then on the RTL as it is (``JOINT_S``); each property alone (``per_prop`` seconds per try) on the
+   ``local`` model).  In order: all properties together (with the stages' lemmas,
+   :data:`kofn.codegen.formal.LEMMAS`: where the designs close) on the abstract model, then on
+   the RTL as it is (``JOINT_S`` each), then on the abstract model again for up to
+   ``pdr_timeout`` (at most half the time left); each property alone (``per_prop`` seconds per try) on the
    abstract model, the RTL, and the abstract model with one stage's start freed
    (:func:`kofn.codegen.formal.property_script`); last the RTL as it is, together, for
    ``pdr_timeout`` seconds.  Where PDR finds an inductive invariant the property holds in every
@@ -219,12 +220,12 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         return _abc(build, aig, f"pdr -T {max(1, int(min(budget, left())))}")
 
     n_local = sum(map(is_local, safety_names))
-    # all together first, with the stages' lemmas (where every CNN and dense chain of the fuzz
-    # campaign closes: up to pdr_timeout, at most half the time), then one at a time
-    joint = min(pdr_timeout, (deadline - time.monotonic()) / 2)
+    # all together first, with the stages' lemmas (where the designs close): the abstract model,
+    # then the RTL as it is (JOINT_S each: PDR's luck differs between the two), then the abstract
+    # model again for up to pdr_timeout, at most half the time left; then one at a time
     progress(f"prove: safety, {n_safe} properties: PDR (IC3) with the counters abstracted "
-             f"({n_safe - n_local}, at most {joint:.0f} s together) and on the counters ({n_local})")
-    verdict, frame, s = pdr("formal/abstract.aig", joint)
+             f"({n_safe - n_local}, at most {min(pdr_timeout, JOINT_S):.0f} s together) and on the counters ({n_local})")
+    verdict, frame, s = pdr("formal/abstract.aig", min(pdr_timeout, JOINT_S))
     secs["safety_pdr_abstract"] = round(s, 1)
     if n_local and verdict != "failed":
         local, _, s = pdr("formal/local.aig", pdr_timeout)
@@ -240,6 +241,13 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         secs["safety_pdr_rtl"] = round(s, 1)
         if rtl_joint != "undecided":
             verdict = rtl_joint
+    if verdict == "undecided" and local_ok and pdr_timeout > JOINT_S:
+        long_ = min(pdr_timeout, (deadline - time.monotonic()) / 2)
+        progress(f"prove: not closed in {JOINT_S} s; PDR with the counters abstracted again, at most {long_:.0f} s")
+        again, _, s = pdr("formal/abstract.aig", long_)
+        secs["safety_pdr_abstract_long"] = round(s, 1)
+        if again == "proven":  # a counterexample there may be the abstraction's: only a proof counts
+            verdict, abstracted = "proven", True
     if verdict == "undecided" and local_ok:
         # one property at a time, each in the abstractions of codegen.formal.property_script
         names = [n for n in safety_names if not is_local(n)]
