@@ -206,3 +206,10 @@ def test_a_property_pdr_leaves_open_is_bounded_the_rest_stay_proven(bmc_done, tm
         pv.print_proof(proof, file=out)
         row = [l for l in out.getvalue().splitlines() if l.startswith(f"| {left_open} | safety ")]
         assert row == [f"| {left_open} | safety | undecided | BMC, 17 cycles before the time limit |"]
+
+
+def test_an_abc_time_limit_is_never_zero():
+    """ABC reads ``-T 0`` as no limit: a check begun with under a second left must still stop."""
+    from kofn.app.prove import _secs
+
+    assert [_secs(t) for t in (0.0, 0.67, 1.0, 599.9)] == [1, 1, 1, 599]

@@ -108,6 +108,12 @@ class Proof:
                 "covers_complete": self.covers_complete, "seconds": self.seconds}
 
 
+def _secs(t: float) -> int:
+    """A time limit for ABC's ``-T``, at least 1 s: ``-T 0`` means none, and a check begun with
+    the time nearly spent would then run unbounded."""
+    return max(1, int(t))
+
+
 def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
     """ABC's ``engine`` (``pdr ...`` or ``bmc3 ...``) on an AIGER model (assumptions folded into
     the properties): ("proven" | "passed" | "failed" | "undecided", the failing frame (for a
@@ -217,7 +223,7 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
         return name.rsplit(".", 1)[-1] in LOCAL_PROPERTIES
 
     def pdr(aig: str, budget: float):
-        return _abc(build, aig, f"pdr -T {max(1, int(min(budget, left())))}")
+        return _abc(build, aig, f"pdr -T {_secs(min(budget, left()))}")
 
     n_local = sum(map(is_local, safety_names))
     # all together first, with the stages' lemmas (where the designs close): the abstract model,
@@ -270,7 +276,7 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
     if verdict == "undecided":
         # at most 2/3 of the time left, so that the live model and the covers still get a verdict
         progress(f"prove: PDR undecided; safety BMC to {fp.safety_depth} cycles (ABC bmc3)")
-        verdict, frame, s = _abc(build, "formal/safety.aig", f"bmc3 -F {fp.safety_depth} -T {int(left() * 2 / 3)}")
+        verdict, frame, s = _abc(build, "formal/safety.aig", f"bmc3 -F {fp.safety_depth} -T {_secs(left() * 2 / 3)}")
         secs["safety_bmc"] = round(s, 1)
         method, mdepth = "bmc", fp.safety_depth
         if verdict == "undecided":
@@ -301,7 +307,7 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
 
     # live: the schedule, exactly (a deterministic model: ABC bmc3; a failure replayed for names)
     progress(f"prove: live, BMC to {fp.live_depth} cycles: {len(fp.schedule)} frame(s) at the scheduled cycles")
-    verdict, frame, s = _abc(build, "formal/live.aig", f"bmc3 -F {fp.live_depth} -T {int(left())}")
+    verdict, frame, s = _abc(build, "formal/live.aig", f"bmc3 -F {fp.live_depth} -T {_secs(left())}")
     secs["live_bmc"] = round(s, 1)
     live_depth = fp.live_depth if verdict != "undecided" else frame or 0
     bad: set = set()
@@ -331,7 +337,7 @@ def prove_design(build: Path, plan, sources: list[str], *, depth: int | None = N
             base = n.rsplit(".", 1)[-1]
             if not (build / "formal" / f"{base}.aig").is_file():
                 raise ProveToolError(f"Yosys wrote no cover model for {n} (see formal/cover_yosys.log)")
-            verdict, frame, _ = _abc(build, f"formal/{base}.aig", f"bmc3 -F {cdepth} -T {int(min(left(), 600))}")
+            verdict, frame, _ = _abc(build, f"formal/{base}.aig", f"bmc3 -F {cdepth} -T {_secs(min(left(), 600))}")
             reached[n] = frame if verdict == "failed" else None
             covers_done = covers_done and verdict != "undecided"
         secs["covers"] = round(time.perf_counter() - t0, 1)
