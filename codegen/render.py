@@ -120,6 +120,8 @@ def _df_lemmas(mac: Sequence[LayerPlan], insts: dict[str, dict]) -> tuple[list[d
     for i, p in enumerate(mac):
         n = p.layer.name
         conv = handler(p.layer).image
+        # a dense core's every activation is a frame; a conv core's frame ends with its tag
+        link(f"u_{n}_mac", "f_frames", "1'b0" if conv else "1'b1")
         if i + 1 < len(mac):
             m = mac[i + 1].layer.name
             cons, full = (f"u_{m}" if handler(mac[i + 1].layer).image else f"u_{m}_buf"), f"full_{m}"
@@ -130,8 +132,6 @@ def _df_lemmas(mac: Sequence[LayerPlan], insts: dict[str, dict]) -> tuple[list[d
             "busy": link(f"u_{n}" if conv else f"u_{n}_ctrl", "f_busy", f"f_busy_{n}"),
             "lact": link(f"u_{n}", "f_lact", f"f_lact_{n}") if conv else None,
             "lend": link(f"u_{n}", "f_lend", f"f_lend_{n}") if conv else None,
-            # a dense core's every activation is a frame; a conv core's frame ends with its tag
-            "frames": link(f"u_{n}_mac", "f_frames", "1'b0" if conv else "1'b1"),
             "end": link(f"u_{n}_mac", "f_end", f"f_end_{n}"),
             "word": link(f"u_{n}_mac", "f_word", f"f_word_{n}"),
             "full": full,

@@ -370,7 +370,7 @@ def _one_by_one(build: Path, fp, names: list[str], env: dict, left, secs: dict, 
             continue
         if left() <= 1.0:
             break
-        verdict, _, _ = _abc(build, path, f"pdr -T {max(1, int(min(per_prop, left())))}")
+        verdict, _, _ = _abc(build, path, f"pdr -T {_secs(min(per_prop, left()))}")
         if verdict == "proven":
             how[name] = what
     secs["safety_pdr_one_by_one"] = round(time.perf_counter() - t0, 1)
