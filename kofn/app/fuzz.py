@@ -292,8 +292,9 @@ def check_flow(seed: int, out: Path, icarus: bool = False, prove: bool = False,
 
 
 def _prove(out: Path, timeout: float = 600.0) -> dict:
-    """``kofn prove`` on the build (PDR for 20 s together, 10 s per property alone, ``timeout``
-    seconds in all): passed, how many safety properties PDR proved and BMC bounded, any failure."""
+    """``kofn prove`` on the build (PDR at most ``timeout / 2`` seconds a try, 10 s per property
+    alone, ``timeout`` seconds in all): passed, how many safety properties PDR proved and BMC
+    bounded, any failure."""
     from .prove import ProveToolError, prove_build
 
     t0 = time.perf_counter()

@@ -121,7 +121,13 @@ def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
     import re
 
     t0 = time.perf_counter()
-    r = subprocess.run(["yosys-abc", "-c", f"read_aiger {aig}; fold; strash; {engine}"], cwd=cwd,
+    # before PDR, sequential SAT sweeping (``scorr``: registers equal in every reachable state
+    # merged, e.g. a valid bit and its copy in a tag chain) and AIG rewriting (``dc2``); both keep
+    # every output's value in every cycle, so a proof or a failing frame holds for the model as
+    # written.  PDR then needs the redundant copies in no invariant: fuzz seeds 19 and 22 closed
+    # in 3.3 s and 1.4 s, undecided after 600 s without
+    prep = "scorr; dc2; " if engine.startswith("pdr") else ""
+    r = subprocess.run(["yosys-abc", "-c", f"read_aiger {aig}; fold; strash; {prep}{engine}"], cwd=cwd,
                        capture_output=True, text=True)
     out = r.stdout + r.stderr
     (cwd / (aig.removesuffix(".aig") + f"_{engine.split()[0]}.log")).write_text(out)
