@@ -55,6 +55,15 @@ class ExportError(KofnError):
     what = "export"
 
 
+def _chain_only(model: Model, what: str, kinds: tuple[str, ...] = ("dense", "conv", "maxpool")) -> None:
+    """Exports lay out chains of the layer ``kinds`` they know: a clear error for the rest."""
+    bad = [L for L in model.layers if L.kind not in kinds]
+    if bad or not model.is_chain:
+        why = f"a layer of kind {bad[0].kind!r} ({bad[0].name!r})" if bad else "a graph (a layer reads other than the one before)"
+        raise ValueError(f"{what} of model {model.name!r}: it has {why}; this exporter takes chains of "
+                         f"{', '.join(kinds)} layers only so far")
+
+
 def to_torch(model: Model):
     """The IR as an ``nn.Sequential`` (float64) on NCHW images (or vectors) of real values.
 
@@ -65,6 +74,7 @@ def to_torch(model: Model):
     import torch
     from torch import nn
 
+    _chain_only(model, "torch export")
     mods: OrderedDict = OrderedDict()
     flattened = False
     for L in model.layers:
@@ -106,6 +116,7 @@ def nchw_inputs(model: Model, x_codes: np.ndarray) -> np.ndarray:
 def to_hls4ml(model: Model, out_dir: str | Path, part: str = "xc7z020clg400-1", clock_ns: float = 10.0):
     """An hls4ml ``ModelGraph`` of ``model`` (Vitis backend, io_parallel, Latency strategy,
     reuse factor 1), written to ``out_dir``; call ``.compile()`` then ``.predict()``."""
+    _chain_only(model, "hls4ml export")
     import hls4ml
 
     for L in model.layers:
@@ -187,6 +198,7 @@ def to_onnx(model: Model, path: str | Path | None = None):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    _chain_only(model, "ONNX export", ("dense", "conv", "maxpool", "gap"))
     nodes, inits = [], []
     counter = [0]
 
@@ -216,6 +228,11 @@ def to_onnx(model: Model, path: str | Path | None = None):
     x = requant("x", model.input_fmt, False, "in")
     image = model.layers[0].image
     for L in model.layers:
+        if L.kind == "gap":  # the mean of on-grid values, then the half-up requantization (exact in float32
+            # for these sizes: the sum is exact, and a mean's distance from a rounding tie, at least
+            # 1/(2 H W) of an output LSB, is far above float32's error)
+            x = requant(node("GlobalAveragePool", [x]), L.output_fmt, False, L.name)
+            continue
         if not L.weighted:
             x = node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
             continue
@@ -242,8 +259,8 @@ def to_onnx(model: Model, path: str | Path | None = None):
     bound = onnx_exactness_bound(model)
     layers_meta = {
         f"l{i}": {"name": L.name, "k": L.k, "granularity": getattr(L, "granularity", "weight"),
-                  "weight_fmt": L.weight_fmt.to_dict(), "bias_fmt": L.bias_fmt.to_dict()}
-        for i, L in enumerate(model.layers) if L.weighted
+                  "weight_fmt": L.weight_fmt.to_dict(), "bias_fmt": L.bias_fmt.to_dict()} if L.weighted else {"name": L.name}
+        for i, L in enumerate(model.layers)
     }
     for k, v in {"kofn.input_fmt": model.input_fmt.to_dict(), "kofn.output_fmt": model.output_fmt.to_dict(),
                  "kofn.exact_float32": bound["exact"], "kofn.widest_accumulator_bits": bound["widest"],
