@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from ..core.fixed import FixedFormat, accumulator_format
-from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
+from ..core.ir import Conv2dLayer, DenseLayer, GlobalAvgPoolLayer, MaxPool2dLayer, Model
 from ..core.rules import fixed_stride_rows, hwc_from_chw
 from .onnx_read import OnnxImportError, OnnxLayer, OnnxNet, load_proto, read_onnx, write_requant
 
@@ -76,6 +76,10 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
     for i, L in enumerate(net.layers):
         lname = meta.get(f"l{i}", {}).get("name", f"l{i}")
         lm = meta.get(f"l{i}", {})
+        if L.kind == "gap":
+            layers.append(GlobalAvgPoolLayer(lname, shape, fmt, L.output_fmt))
+            shape, fmt = layers[-1].out_shape, L.output_fmt
+            continue
         if not L.weighted:
             layers.append(MaxPool2dLayer(lname, shape, fmt))
             shape = layers[-1].out_shape

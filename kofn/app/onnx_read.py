@@ -48,7 +48,7 @@ class OnnxImportError(ModelFileError):
 
 @dataclass
 class OnnxLayer:
-    kind: str  # "conv", "dense" or "maxpool": a [[layers]] type (kofn.core.layers.LAYER_SPECS)
+    kind: str  # "conv", "dense", "maxpool" or "gap": a [[layers]] type (kofn.core.layers.LAYER_SPECS)
     node: str  # the ONNX node name (for messages)
     weight: np.ndarray | None = None  # float: conv [C_out, C_in, K, K] / dense [out, in]
     bias: np.ndarray | None = None
@@ -81,7 +81,8 @@ class OnnxNet:
     @property
     def quantized(self) -> bool:
         return self.input_fmt is not None and all(
-            not l.weighted or (l.weight_fmt is not None and l.output_fmt is not None) for l in self.layers
+            (not l.weighted or l.weight_fmt is not None) and (l.kind == "maxpool" or l.output_fmt is not None)
+            for l in self.layers
         )
 
 
@@ -192,7 +193,9 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
             return  # a requantization to the format the values already have: the identity
         if last is None and not net.layers and net.input_fmt is None:
             net.input_fmt = fmt  # the inputs arrive as codes: their rounding never acts
-        elif last is not None and last.weighted and last.output_fmt is None:
+        elif last is not None and (last.weighted or last.kind == "gap") and last.output_fmt is None:
+            if last.kind == "gap" and rounding != "half_up":
+                raise OnnxImportError(f"{where}: a global average pool rounds half up, not {rounding}")
             last.output_fmt, last.rounding = fmt, rounding
         elif last is not None and last.weighted:
             raise OnnxImportError(f"{where}: a second requantization ({last.output_fmt.describe()}, then "
@@ -297,6 +300,11 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
                 raise OnnxImportError(f"{where}: only 2x2 max pooling with stride 2 and no padding")
             last = OnnxLayer("maxpool", where)
             net.layers.append(last)
+        elif op == "GlobalAveragePool":
+            if not image:
+                raise OnnxImportError(f"{where}: a global average pool after the image was flattened")
+            last = OnnxLayer("gap", where)
+            net.layers.append(last)
         elif op == "Transpose":
             if list(attr(n, "perm", [])) != [0, 2, 3, 1]:
                 raise OnnxImportError(f"{where}: only the NCHW -> NHWC transpose before a flatten")
@@ -312,7 +320,7 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
             pass
         else:
             raise OnnxImportError(f"{where}: operator {op} is not supported (kofn imports Conv, Gemm/MatMul+Add, "
-                                  "Relu, MaxPool, Flatten, requantizations)")
+                                  "Relu, MaxPool, GlobalAveragePool, Flatten, requantizations)")
         cur = n.output[0]
     if pending:
         raise OnnxImportError("the graph ends inside a requantization pattern")
