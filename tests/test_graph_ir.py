@@ -160,19 +160,20 @@ def test_an_image_add_needs_images_and_a_vector_add_vectors():
         Model("res", (l0, l1, img, l2), inputs=((INPUT,), ("l0",), ("l0", "l1"), ("sum",)))
 
 
-def test_code_generation_and_the_exporters_refuse_a_graph_by_name():
+def test_code_generation_and_the_torch_and_hls4ml_exporters_refuse_a_graph_by_name():
     """Until the hardware builds graphs, every path that lays out a chain says so (no silent
-    misreading of an add as a pool)."""
-    from kofn.app.export import to_onnx, to_torch
+    misreading of an add as a pool).  ONNX export takes graphs (tests/test_onnx_graph.py)."""
+    from kofn.app.export import to_hls4ml, to_torch
     from kofn.codegen import plan_build
 
     m = small_resnet()
     with pytest.raises(ValueError, match=r"layer 'b0_add': a layer of kind 'add'; the hardware generator builds chains of "
-                                         r"dense, conv, maxpool layers only"):
+                                         r"dense, conv, maxpool, gap layers only"):
         plan_build(m)
-    for export in (to_torch, to_onnx):
-        with pytest.raises(ValueError, match=r"export of model 'random_resnet': it has a layer of kind 'add' \('b0_add'\)"):
-            export(m)
+    with pytest.raises(ValueError, match=r"torch export of model 'random_resnet': it has a layer of kind 'add' \('b0_add'\)"):
+        to_torch(m)
+    with pytest.raises(ValueError, match=r"hls4ml export of model 'random_resnet': it has a layer of kind 'add'"):
+        to_hls4ml(m, "/nonexistent")
 
 
 def test_kofn_flow_refuses_a_graph_config_before_training(tmp_path):

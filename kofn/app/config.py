@@ -56,14 +56,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "digits"  # "digits" (bundled, no download) or "mnist" (IDX folder in `path`)
-    path: str = ""  # folder of MNIST IDX files; relative paths are relative to the config file
+    dataset: str = "digits"  # "digits" (bundled), "mnist" (IDX folder in `path`) or "cifar10" (python batches in `path`)
+    path: str = ""  # folder of MNIST IDX files or CIFAR-10 batches; relative paths are relative to the config file
     test_fraction: float = 0.2  # digits only: share of the 1797 images held out for test
 
     @property
     def n_features(self) -> int:
-        """Inputs per image: 64 for the 8x8 digits, 784 for 28x28 MNIST."""
-        return {"digits": 64, "mnist": 784}[self.dataset]
+        """Inputs per image: 64 for the 8x8 digits, 784 for 28x28 MNIST, 3072 for 32x32x3 CIFAR-10."""
+        return {"digits": 64, "mnist": 784, "cifar10": 3072}[self.dataset]
 
     @property
     def n_classes(self) -> int:
@@ -72,14 +72,15 @@ class DataConfig:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """``(H, W, C)`` of one image: 8x8x1 digits, 28x28x1 MNIST."""
-        return {"digits": (8, 8, 1), "mnist": (28, 28, 1)}[self.dataset]
+        """``(H, W, C)`` of one image: 8x8x1 digits, 28x28x1 MNIST, 32x32x3 CIFAR-10."""
+        return {"digits": (8, 8, 1), "mnist": (28, 28, 1), "cifar10": (32, 32, 3)}[self.dataset]
 
     def validate(self, key: str) -> None:
-        if self.dataset not in ("digits", "mnist"):
-            _fail(f"{key}.dataset", f"must be 'digits' or 'mnist', got {self.dataset!r}")
-        if self.dataset == "mnist" and not self.path:
-            _fail(f"{key}.path", "is required for dataset 'mnist' (a folder of IDX files)")
+        if self.dataset not in ("digits", "mnist", "cifar10"):
+            _fail(f"{key}.dataset", f"must be 'digits', 'mnist' or 'cifar10', got {self.dataset!r}")
+        if self.dataset in ("mnist", "cifar10") and not self.path:
+            what = "IDX files" if self.dataset == "mnist" else "CIFAR-10's python batches"
+            _fail(f"{key}.path", f"is required for dataset {self.dataset!r} (a folder of {what})")
         if not 0.0 < self.test_fraction < 1.0:
             _fail(f"{key}.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
 

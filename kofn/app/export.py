@@ -29,6 +29,7 @@ import numpy as np
 
 from ..core.errors import KofnError
 from ..core.fixed import FixedFormat
+from ..core.names import INPUT
 from ..core.ir import Conv2dLayer, Model
 from .onnx_read import write_requant
 from ..core.rules import hwc_from_chw
@@ -55,10 +56,12 @@ class ExportError(KofnError):
     what = "export"
 
 
-def _chain_only(model: Model, what: str, kinds: tuple[str, ...] = ("dense", "conv", "maxpool")) -> None:
-    """Exports lay out chains of the layer ``kinds`` they know: a clear error for the rest."""
+def _chain_only(model: Model, what: str, kinds: tuple[str, ...] = ("dense", "conv", "maxpool"),
+                graphs: bool = False) -> None:
+    """Exports lay out chains (``graphs``: or graphs) of the layer ``kinds`` they know: a clear
+    error for the rest."""
     bad = [L for L in model.layers if L.kind not in kinds]
-    if bad or not model.is_chain:
+    if bad or not (graphs or model.is_chain):
         why = f"a layer of kind {bad[0].kind!r} ({bad[0].name!r})" if bad else "a graph (a layer reads other than the one before)"
         raise ValueError(f"{what} of model {model.name!r}: it has {why}; this exporter takes chains of "
                          f"{', '.join(kinds)} layers only so far")
@@ -198,7 +201,7 @@ def to_onnx(model: Model, path: str | Path | None = None):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    _chain_only(model, "ONNX export", ("dense", "conv", "maxpool", "gap"))
+    _chain_only(model, "ONNX export", ("dense", "conv", "maxpool", "gap", "add"), graphs=True)
     nodes, inits = [], []
     counter = [0]
 
@@ -226,26 +229,30 @@ def to_onnx(model: Model, path: str | Path | None = None):
         return const(f"{L.name}_w", w_codes * fmt.scale)  # exact in float32 up to 24-bit codes
 
     x = requant("x", model.input_fmt, False, "in")
-    image = model.layers[0].image
-    for L in model.layers:
-        if L.kind == "gap":  # the mean of on-grid values, then the half-up requantization (exact in float32
+    values = {INPUT: x}  # the ONNX tensor of every IR tensor (the layers' outputs, the input)
+    images = {INPUT: model.layers[0].image}
+    for L, srcs in zip(model.layers, model.inputs):
+        x = values[srcs[0]]
+        if L.kind == "add":  # on-grid values: the float32 sum is exact, then the half-up requantization
+            x = requant(node("Add", [x, values[srcs[1]]]), L.output_fmt, L.relu, L.name, L.rounding)
+        elif L.kind == "gap":  # the mean of on-grid values, then the half-up requantization (exact in float32
             # for these sizes: the sum is exact, and a mean's distance from a rounding tie, at least
             # 1/(2 H W) of an output LSB, is far above float32's error)
             x = requant(node("GlobalAveragePool", [x]), L.output_fmt, False, L.name)
-            continue
-        if not L.weighted:
+        elif not L.weighted:
             x = node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
-            continue
-        if isinstance(L, Conv2dLayer):
-            w = L.dense_weights().reshape(L.rows, L.kernel, L.kernel, L.in_channels).transpose(0, 3, 1, 2)
-            y = node("Conv", [x, weight(L, w), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)],
-                     kernel_shape=[L.kernel, L.kernel], strides=[L.stride, L.stride], pads=[L.pad] * 4)
         else:
-            if image:  # NCHW -> NHWC -> flatten: kofn's HWC order, no weight permutation
-                x = node("Flatten", [node("Transpose", [x], perm=[0, 2, 3, 1])], axis=1)
-                image = False
-            y = node("Gemm", [x, weight(L, L.dense_weights()), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)], transB=1)
-        x = requant(y, L.output_fmt, L.relu, L.name, L.rounding)
+            if isinstance(L, Conv2dLayer):
+                w = L.dense_weights().reshape(L.rows, L.kernel, L.kernel, L.in_channels).transpose(0, 3, 1, 2)
+                y = node("Conv", [x, weight(L, w), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)],
+                         kernel_shape=[L.kernel, L.kernel], strides=[L.stride, L.stride], pads=[L.pad] * 4)
+            else:
+                if images[srcs[0]]:  # NCHW -> NHWC -> flatten: kofn's HWC order, no weight permutation
+                    x = node("Flatten", [node("Transpose", [x], perm=[0, 2, 3, 1])], axis=1)
+                y = node("Gemm", [x, weight(L, L.dense_weights()), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)],
+                         transB=1)
+            x = requant(y, L.output_fmt, L.relu, L.name, L.rounding)
+        values[L.name], images[L.name] = x, L.image
     nodes[-1].output[0] = "y"
     in_shape = ["N", model.input_shape[2], model.input_shape[0], model.input_shape[1]] if len(model.input_shape) == 3 else ["N", model.n_inputs]
     graph = helper.make_graph(
