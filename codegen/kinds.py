@@ -3,14 +3,15 @@
     handler(layer).pack(layer, lanes)      # no dispatch on the layer's kind string
 
 Each kind's code lives in its own module (:mod:`kofn.codegen.dense`,
-:mod:`kofn.codegen.conv`, :mod:`kofn.codegen.maxpool`) behind the interface of
+:mod:`kofn.codegen.conv`, :mod:`kofn.codegen.maxpool`, :mod:`kofn.codegen.gap`) behind the interface of
 :class:`kofn.codegen.handler.Handler`.  A new layer kind is a new handler registered here."""
 
 from __future__ import annotations
 
-from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer
+from ..core.ir import Conv2dLayer, DenseLayer, GlobalAvgPoolLayer, MaxPool2dLayer
 from .conv import ConvHandler
 from .dense import DenseHandler
+from .gap import GapHandler
 from .handler import Handler
 from .maxpool import MaxPoolHandler
 
@@ -21,6 +22,7 @@ HANDLERS: dict[type, Handler] = {
     DenseLayer: DenseHandler(),
     Conv2dLayer: ConvHandler(),
     MaxPool2dLayer: MaxPoolHandler(),
+    GlobalAvgPoolLayer: GapHandler(),
 }
 
 

@@ -50,11 +50,28 @@ class LayerPlan:
         return self.layer.rows * self.roms.steps if self.roms else 0
 
 
+def check_buildable(model: Model) -> None:
+    """A :class:`ValueError` naming the first layer code generation cannot build: a layer kind
+    without a handler (add, global average pooling) or a layer that does not read the one
+    before it (a residual graph).  Those models train and run in the integer reference."""
+    from .kinds import HANDLERS
+
+    prev = "input"
+    for layer, srcs in zip(model.layers, model.inputs):
+        if type(layer) not in HANDLERS or srcs != (prev,):
+            what = f"a layer of kind {layer.kind!r}" if type(layer) not in HANDLERS else f"it reads {', '.join(map(repr, srcs))}"
+            raise ValueError(f"layer {layer.name!r}: {what}; the hardware generator builds chains of "
+                             f"{', '.join(h.kind for h in HANDLERS.values())} layers only (residual graphs train "
+                             "and run in the integer reference, kofn.core.reference, but have no RTL yet)")
+        prev = layer.name
+
+
 def plan_layers(model: Model, lanes: Sequence[int | None] | None = None) -> list[LayerPlan]:
     """Pair every layer with its lane count (``None``: :func:`default_lanes`, or a bank layer's
     banks) and pack its ROMs.
 
     Pooling layers take ``None`` (they have no lanes)."""
+    check_buildable(model)
     lanes = list(lanes) if lanes is not None else [None] * len(model.layers)
     if len(lanes) != len(model.layers):
         raise ValueError(f"{len(lanes)} lane counts given for {len(model.layers)} layers")

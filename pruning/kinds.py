@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from ..core.fixed import FixedFormat
-from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer
-from ..core.layers import ConvSpec, DenseSpec, PoolSpec
+from ..core.ir import AddLayer, Conv2dLayer, DenseLayer, GlobalAvgPoolLayer, MaxPool2dLayer
+from ..core.layers import AddSpec, ConvSpec, DenseSpec, GapSpec, PoolSpec
 from ..core.rules import conv_out_size, fixed_stride_rows, row_stride
 from .weights import BatchNormFold
 
-__all__ = ["Cursor", "Codes", "KINDS", "DenseKind", "ConvKind", "PoolKind"]
+__all__ = ["Cursor", "Codes", "KINDS", "DenseKind", "ConvKind", "PoolKind", "AddKind", "GapKind"]
 
 
 @dataclass(frozen=True)
@@ -162,5 +162,49 @@ class PoolKind:
                                                                            cur.kept, cur.fmt)
 
 
-KINDS: dict[type, type] = {DenseSpec: DenseKind, ConvSpec: ConvKind, PoolSpec: PoolKind}
+class AddKind:
+    """A residual join: ``relu(a + b)`` requantized into ``spec.output`` (``quant``: the
+    net's fake quantizer of that format).  Both inputs lie on their formats' grids, so their
+    float sum is exact and rounding it is :func:`kofn.core.fixed.add_codes`."""
+
+    @staticmethod
+    def shape(spec: AddSpec, shape: tuple) -> tuple:
+        return tuple(shape)
+
+    @staticmethod
+    def forward(spec: AddSpec, a: torch.Tensor, b: torch.Tensor, quant) -> torch.Tensor:
+        y = quant(a + b)
+        return torch.relu(y) if spec.relu else y
+
+    @staticmethod
+    def to_ir(spec: AddSpec, name: str, a: Cursor, b: Cursor) -> tuple[AddLayer, Cursor]:
+        if not np.array_equal(a.kept, b.kept):  # config validation prevents it (kofn.core.layers.validate_graph)
+            raise ValueError(f"layer {name!r}: its inputs keep different channels after feature-map pruning")
+        h, w, _ = a.shape
+        layer = AddLayer(name, (h, w, len(a.kept)), a.fmt, b.fmt, spec.output, spec.relu)
+        return layer, Cursor(a.shape, a.kept, spec.output)
+
+
+class GapKind:
+    """Global average pooling into ``spec.output``: the mean of on-grid values is their exact
+    sum over the area, divided once (correctly rounded, and never a false tie at these
+    magnitudes), so rounding it is :func:`kofn.core.fixed.avg_pool_codes`."""
+
+    @staticmethod
+    def shape(spec: GapSpec, shape: tuple) -> tuple:
+        return (1, 1, shape[2])
+
+    @staticmethod
+    def forward(spec: GapSpec, x: torch.Tensor, quant) -> torch.Tensor:
+        return quant(x.mean(dim=(2, 3), keepdim=True))
+
+    @staticmethod
+    def to_ir(spec: GapSpec, name: str, cur: Cursor) -> tuple[GlobalAvgPoolLayer, Cursor]:
+        h, w, _ = cur.shape
+        layer = GlobalAvgPoolLayer(name, (h, w, len(cur.kept)), cur.fmt, spec.output)
+        return layer, Cursor(GapKind.shape(spec, cur.shape), cur.kept, spec.output)
+
+
+KINDS: dict[type, type] = {DenseSpec: DenseKind, ConvSpec: ConvKind, PoolSpec: PoolKind, AddSpec: AddKind,
+                           GapSpec: GapKind}
 """Spec class -> its handler."""

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..core.fixed import FixedFormat, quantize
 from ..core.ir import Model
-from ..core.layers import LayerSpec, validate_chain
+from ..core.layers import INPUT, LayerSpec, validate_graph, wiring
 from .groups import Grouping, check_kofn
 from .hparams import METHODS, TrainConfig
 from .kinds import KINDS, Codes, Cursor
@@ -58,7 +58,8 @@ class KofnNet(nn.Module):
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
         self.layers = tuple(layers)
-        validate_chain(self.layers, self.input_shape)
+        validate_graph(self.layers, self.input_shape)
+        self.wired = wiring(self.layers, self.input_shape)  # names, the tensors each layer reads, shapes
         if method != "dense" and method not in METHODS and masks is None:
             raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
         self.method = "fixed" if masks is not None else method
@@ -70,10 +71,15 @@ class KofnNet(nn.Module):
         self.bns = nn.ModuleDict()
         self.bias_q = nn.ModuleList(FakeQuant(s.bias) for s in self.specs)
         self.output_q = nn.ModuleList(FakeQuant(s.output) for s in self.specs)
-        shape = self.input_shape
+        # the requantization of each add and global average pool, by layer name
+        self.join_q = nn.ModuleDict({n: FakeQuant(s.output) for n, s in zip(self.wired.names, self.layers)
+                                     if s.type in ("add", "gap")})
+        shapes = {INPUT: self.input_shape}  # torch shapes: a feature-map pruned layer keeps its rows until export
         for li, spec, kind, wi in self._walk():
+            shape = shapes[self.wired.inputs[li][0]]
+            shapes[self.wired.names[li]] = kind.shape(spec, shape)
             if wi is not None:
-                where = f"layer l{li}"
+                where = f"layer {self.wired.names[li]}"
                 mod = kind.module(spec, shape)
                 if init is not None and init[wi] is not None:
                     load_init(mod, init[wi], where)
@@ -90,7 +96,6 @@ class KofnNet(nn.Module):
                                     masks is not None, train_cfg, seed + wi,
                                     before_quant=[] if bn is None else [Fold(bn)], where=where)
                 self.mods.append(mod)
-            shape = kind.shape(spec, shape)
 
     def _walk(self) -> Iterator[tuple[int, LayerSpec, type, int | None]]:
         """``(layer index, spec, handler, weighted index or None)`` of every layer."""
@@ -175,17 +180,21 @@ class KofnNet(nn.Module):
             h, w, c = self.input_shape
             x = x.reshape(-1, h, w, c).permute(0, 3, 1, 2)  # NCHW for torch
         pruners = self.pruners()
-        for _, spec, kind, wi in self._walk():
+        values: dict[str, torch.Tensor] = {}
+        for li, spec, kind, wi in self._walk():
+            ins = self.wired.in_values(li, values, x)
+            name = self.wired.names[li]
             if wi is None:
-                x = kind.forward(spec, x)
-                continue
-            mod = self.mods[wi]
-            wgt = mod.weight  # evaluates the chain; the pruner records its mask
-            b = self._bias(wi, pruners[wi])
-            x = self.output_q[wi](kind.forward(spec, mod, self._bn(wi), x, wgt, b, self.training))
-            if spec.relu:
-                x = torch.relu(x)
-        return x
+                y = kind.forward(spec, *ins, *([self.join_q[name]] if name in self.join_q else []))
+            else:
+                mod = self.mods[wi]
+                wgt = mod.weight  # evaluates the chain; the pruner records its mask
+                b = self._bias(wi, pruners[wi])
+                y = self.output_q[wi](kind.forward(spec, mod, self._bn(wi), ins[0], wgt, b, self.training))
+                if spec.relu:
+                    y = torch.relu(y)
+            values[name] = y
+        return values[self.wired.names[-1]]
 
     # -- export ----------------------------------------------------------------------
     @torch.no_grad()
@@ -193,7 +202,7 @@ class KofnNet(nn.Module):
         """Every weighted layer's export mask at structure level ``[G, n]``, checked exactly
         k-of-n (``None`` for a layer without pruner)."""
         out = []
-        names = [f"l{li}" for li, _, _, wi in self._walk() if wi is not None]
+        names = [self.wired.names[li] for li, _, _, wi in self._walk() if wi is not None]
         for i, (spec, pruner) in enumerate(zip(self.specs, self.pruners())):
             if pruner is None:
                 out.append(None)
@@ -211,14 +220,17 @@ class KofnNet(nn.Module):
         was = self.training
         self.eval()
         shape = self.input_shape
-        cur = Cursor(shape, np.arange(shape[-1]), self.input_fmt)
+        cursors = {INPUT: Cursor(shape, np.arange(shape[-1]), self.input_fmt)}  # per tensor
         masks, pruners = self.hard_masks(), self.pruners()
         layers = []
+        names = self.wired.names
         for li, spec, kind, wi in self._walk():
+            ins = [cursors[s] for s in self.wired.inputs[li]]
             if wi is None:
-                layer, cur = kind.to_ir(spec, f"l{li}", cur)
+                layer, cursors[names[li]] = kind.to_ir(spec, names[li], *ins)
                 layers.append(layer)
                 continue
+            cur = ins[0]
             pruner, m = pruners[wi], masks[wi]
             w_codes = quantize(self.quantized_weight(wi).double().cpu().numpy(), spec.weight)
             b_codes = quantize(self._float_bias(wi).double().cpu().numpy(), spec.bias)
@@ -227,8 +239,9 @@ class KofnNet(nn.Module):
             else:
                 full, gran = pruner.grouping.expand(m).cpu().numpy().astype(bool), spec.granularity
             rows = np.flatnonzero(m.reshape(-1).cpu().numpy()) if gran == "feature_map" else np.arange(w_codes.shape[0])
-            layer, cur = kind.to_ir(spec, f"l{li}", cur, Codes(w_codes, b_codes, full, rows, gran))
+            layer, cursors[names[li]] = kind.to_ir(spec, names[li], cur, Codes(w_codes, b_codes, full, rows, gran))
             layers.append(layer)
         self.train(was)
-        return Model(name=name, layers=tuple(layers), meta={"method": self.method})
+        return Model(name=name, layers=tuple(layers), meta={"method": self.method},
+                     inputs=None if self.wired.is_chain else self.wired.inputs)
 

@@ -44,6 +44,17 @@ CNN_DESIGNS = {
     # banked weight-level conv (a 3x3x2 window of 18 in 3 banks of 6, k/P = 2), pool, banked dense
     # (36 inputs in 6 banks of 6, k/P = 1)
     "cnn_bank": ((6, 6, 2), [("conv", 4, 3, 1, 1, "bank", 6, 3), ("pool",), ("dense", 5, 6, 6)], [3, None, 6], {}),
+    # a ResNet's projection: 1x1 with stride 2 (stride > kernel: every other pixel of every other
+    # row, the trailing odd column never read), then 1x1 with stride 3 on a 4x5 image
+    "cnn_1x1_stride": ((7, 9, 2), [("conv", 3, 1, 2, 0, "weight", 1), ("conv", 4, 1, 3, 0, "weight", 2),
+                                   ("dense", 5, 6)], [1, 2, 2], {}),
+    # global average pooling over 7x6 = 42 pixels (not a power of two: the divider multiplies),
+    # one fraction bit fewer out than in (DEN = 84), a third of the means saturating
+    "cnn_gap": ((7, 6, 1), [("conv", 3, 3, 1, 1, "weight", 4), ("gap", F(6, 4)), ("dense", 3, 3)], [2, None, 2],
+                dict(hidden_fmt=F(8, 5))),
+    # global average pooling straight after s_axis on signed codes (negative sums), one
+    # fraction bit more out than in
+    "cnn_gap_first": ((5, 6, 2), [("gap", F(8, 3)), ("dense", 3, 2)], [None, 2], dict(input_fmt=F(6, 2))),
 }
 
 ALL_DESIGNS = sorted(DESIGNS) + sorted(CNN_DESIGNS)

@@ -23,7 +23,7 @@ from ..core.errors import ConfigError
 from ..core.errors import fail as _fail
 from ..core.fixed import FixedFormat
 from ..core.names import check_identifier
-from ..core.layers import LAYER_SPECS, LayerSpec, check_size, validate_chain
+from ..core.layers import INPUT, LAYER_SPECS, LayerSpec, check_size, validate_graph, wiring
 from ..pruning.hparams import (  # noqa: F401  (re-exported: the [train] table's types)
     GRANULARITIES,
     METHODS,
@@ -56,14 +56,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "digits"  # "digits" (bundled, no download) or "mnist" (IDX folder in `path`)
-    path: str = ""  # folder of MNIST IDX files; relative paths are relative to the config file
+    dataset: str = "digits"  # "digits" (bundled), "mnist" (IDX folder in `path`) or "cifar10" (python batches in `path`)
+    path: str = ""  # folder of MNIST IDX files or CIFAR-10 batches; relative paths are relative to the config file
     test_fraction: float = 0.2  # digits only: share of the 1797 images held out for test
 
     @property
     def n_features(self) -> int:
-        """Inputs per image: 64 for the 8x8 digits, 784 for 28x28 MNIST."""
-        return {"digits": 64, "mnist": 784}[self.dataset]
+        """Inputs per image: 64 for the 8x8 digits, 784 for 28x28 MNIST, 3072 for 32x32x3 CIFAR-10."""
+        return {"digits": 64, "mnist": 784, "cifar10": 3072}[self.dataset]
 
     @property
     def n_classes(self) -> int:
@@ -72,14 +72,15 @@ class DataConfig:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """``(H, W, C)`` of one image: 8x8x1 digits, 28x28x1 MNIST."""
-        return {"digits": (8, 8, 1), "mnist": (28, 28, 1)}[self.dataset]
+        """``(H, W, C)`` of one image: 8x8x1 digits, 28x28x1 MNIST, 32x32x3 CIFAR-10."""
+        return {"digits": (8, 8, 1), "mnist": (28, 28, 1), "cifar10": (32, 32, 3)}[self.dataset]
 
     def validate(self, key: str) -> None:
-        if self.dataset not in ("digits", "mnist"):
-            _fail(f"{key}.dataset", f"must be 'digits' or 'mnist', got {self.dataset!r}")
-        if self.dataset == "mnist" and not self.path:
-            _fail(f"{key}.path", "is required for dataset 'mnist' (a folder of IDX files)")
+        if self.dataset not in ("digits", "mnist", "cifar10"):
+            _fail(f"{key}.dataset", f"must be 'digits', 'mnist' or 'cifar10', got {self.dataset!r}")
+        if self.dataset in ("mnist", "cifar10") and not self.path:
+            what = "IDX files" if self.dataset == "mnist" else "CIFAR-10's python batches"
+            _fail(f"{key}.path", f"is required for dataset {self.dataset!r} (a folder of {what})")
         if not 0.0 < self.test_fraction < 1.0:
             _fail(f"{key}.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
 
@@ -196,7 +197,7 @@ class FlowConfig:
             if self.model:
                 return  # a quantized ONNX model brings its own layers (checked when it is read)
             _fail("layers", "at least one [[layers]] table is required")
-        out_shape = validate_chain(self.layers, self.input_shape)
+        out_shape = validate_graph(self.layers, self.input_shape)
         if out_shape[0] != self.data.n_classes:
             last = len(self.layers) - 1
             _fail(f"layers[{last}].out_features", f"the last layer gives the logits of the {self.data.dataset} "
@@ -216,9 +217,24 @@ class FlowConfig:
             except ValueError as e:
                 _fail("hw.max_dsp", str(e))
             object.__setattr__(self, "layers", layers)
-            validate_chain(self.layers, self.input_shape)
+            validate_graph(self.layers, self.input_shape)
         if not self.model:  # an ONNX model's formats may be its own: preflight checks them on its IR
             self.check_streams(out_shape[0])
+
+    def check_buildable(self) -> None:
+        """:class:`ConfigError` naming the first layer the hardware generator cannot build yet:
+        an ``add`` layer, or one that does not read the layer before it (a residual graph).  Such a stack validates, trains (:class:`kofn.pruning.KofnNet`) and runs in the
+        integer reference; ``kofn flow`` checks this before training so no time is lost."""
+        w = wiring(self.layers, self.input_shape)
+        prev = INPUT
+        why = ("kofn flow builds chains of dense, conv, maxpool and gap layers into hardware; residual graphs "
+               "train (kofn.pruning.KofnNet) and run in the integer reference but have no RTL yet")
+        for i, (spec, srcs) in enumerate(zip(self.layers, w.inputs)):
+            if spec.type == "add":
+                _fail(f"layers[{i}].type", f"{spec.type!r}: {why}")
+            if srcs != (prev,):
+                _fail(f"layers[{i}].inputs", f"{list(srcs)} (not the layer before): {why}")
+            prev = w.names[i]
 
     def check_streams(self, n_outputs: int) -> None:
         """``hw.stream_in`` / ``hw.stream_out`` against what one beat may carry
@@ -237,8 +253,11 @@ class FlowConfig:
         from ..codegen.handler import requant_shift
         from ..core.fixed import accumulator_format
 
-        act, shape = self.input, self.input_shape
+        wired = wiring(self.layers, self.input_shape)
+        fmts = {INPUT: self.input}
         for i, layer in enumerate(self.layers):
+            act, shape = fmts[wired.inputs[i][0]], wired.in_shapes[i][0]
+            fmts[wired.names[i]] = act if layer.type == "maxpool" else layer.output
             if layer.weighted:
                 row = layer.row_entries(shape)
                 try:
@@ -251,8 +270,6 @@ class FlowConfig:
                 except ValueError as e:
                     _fail(f"layers[{i}].output", f"{e}: {act.frac} of {act.describe()} + {layer.weight.frac} of "
                                                  f"{layer.weight.describe()}; narrow it or widen the weight or input")
-                act = layer.output
-            shape = layer.out_shape(shape)
 
     @property
     def is_image_model(self) -> bool:
@@ -302,7 +319,7 @@ def _build_layer(table: Any, key: str) -> LayerSpec:
         if name in own:
             continue
         if name == "lanes" and not cls.weighted:
-            _fail(f"{key}.lanes", "a pooling layer has no MAC lanes")
+            _fail(f"{key}.lanes", f"a {kind} layer has no MAC lanes")
         other = [t for t, c in LAYER_SPECS.items() if name in {f.name for f in dataclasses.fields(c)}]
         if other:
             _fail(f"{key}.{name}", f"only meaningful for type = {' or '.join(repr(o) for o in other)}, "

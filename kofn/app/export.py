@@ -29,6 +29,7 @@ import numpy as np
 
 from ..core.errors import KofnError
 from ..core.fixed import FixedFormat
+from ..core.names import INPUT
 from ..core.ir import Conv2dLayer, Model
 from .onnx_read import write_requant
 from ..core.rules import hwc_from_chw
@@ -55,6 +56,17 @@ class ExportError(KofnError):
     what = "export"
 
 
+def _chain_only(model: Model, what: str, kinds: tuple[str, ...] = ("dense", "conv", "maxpool"),
+                graphs: bool = False) -> None:
+    """Exports lay out chains (``graphs``: or graphs) of the layer ``kinds`` they know: a clear
+    error for the rest."""
+    bad = [L for L in model.layers if L.kind not in kinds]
+    if bad or not (graphs or model.is_chain):
+        why = f"a layer of kind {bad[0].kind!r} ({bad[0].name!r})" if bad else "a graph (a layer reads other than the one before)"
+        raise ValueError(f"{what} of model {model.name!r}: it has {why}; this exporter takes chains of "
+                         f"{', '.join(kinds)} layers only so far")
+
+
 def to_torch(model: Model):
     """The IR as an ``nn.Sequential`` (float64) on NCHW images (or vectors) of real values.
 
@@ -65,6 +77,7 @@ def to_torch(model: Model):
     import torch
     from torch import nn
 
+    _chain_only(model, "torch export")
     mods: OrderedDict = OrderedDict()
     flattened = False
     for L in model.layers:
@@ -106,6 +119,7 @@ def nchw_inputs(model: Model, x_codes: np.ndarray) -> np.ndarray:
 def to_hls4ml(model: Model, out_dir: str | Path, part: str = "xc7z020clg400-1", clock_ns: float = 10.0):
     """An hls4ml ``ModelGraph`` of ``model`` (Vitis backend, io_parallel, Latency strategy,
     reuse factor 1), written to ``out_dir``; call ``.compile()`` then ``.predict()``."""
+    _chain_only(model, "hls4ml export")
     import hls4ml
 
     for L in model.layers:
@@ -187,6 +201,7 @@ def to_onnx(model: Model, path: str | Path | None = None):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    _chain_only(model, "ONNX export", ("dense", "conv", "maxpool", "gap", "add"), graphs=True)
     nodes, inits = [], []
     counter = [0]
 
@@ -214,21 +229,30 @@ def to_onnx(model: Model, path: str | Path | None = None):
         return const(f"{L.name}_w", w_codes * fmt.scale)  # exact in float32 up to 24-bit codes
 
     x = requant("x", model.input_fmt, False, "in")
-    image = model.layers[0].image
-    for L in model.layers:
-        if not L.weighted:
+    values = {INPUT: x}  # the ONNX tensor of every IR tensor (the layers' outputs, the input)
+    images = {INPUT: model.layers[0].image}
+    for L, srcs in zip(model.layers, model.inputs):
+        x = values[srcs[0]]
+        if L.kind == "add":  # on-grid values: the float32 sum is exact, then the half-up requantization
+            x = requant(node("Add", [x, values[srcs[1]]]), L.output_fmt, L.relu, L.name, L.rounding)
+        elif L.kind == "gap":  # the mean of on-grid values, then the half-up requantization (exact in float32
+            # for these sizes: the sum is exact, and a mean's distance from a rounding tie, at least
+            # 1/(2 H W) of an output LSB, is far above float32's error)
+            x = requant(node("GlobalAveragePool", [x]), L.output_fmt, False, L.name)
+        elif not L.weighted:
             x = node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
-            continue
-        if isinstance(L, Conv2dLayer):
-            w = L.dense_weights().reshape(L.rows, L.kernel, L.kernel, L.in_channels).transpose(0, 3, 1, 2)
-            y = node("Conv", [x, weight(L, w), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)],
-                     kernel_shape=[L.kernel, L.kernel], strides=[L.stride, L.stride], pads=[L.pad] * 4)
         else:
-            if image:  # NCHW -> NHWC -> flatten: kofn's HWC order, no weight permutation
-                x = node("Flatten", [node("Transpose", [x], perm=[0, 2, 3, 1])], axis=1)
-                image = False
-            y = node("Gemm", [x, weight(L, L.dense_weights()), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)], transB=1)
-        x = requant(y, L.output_fmt, L.relu, L.name, L.rounding)
+            if isinstance(L, Conv2dLayer):
+                w = L.dense_weights().reshape(L.rows, L.kernel, L.kernel, L.in_channels).transpose(0, 3, 1, 2)
+                y = node("Conv", [x, weight(L, w), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)],
+                         kernel_shape=[L.kernel, L.kernel], strides=[L.stride, L.stride], pads=[L.pad] * 4)
+            else:
+                if images[srcs[0]]:  # NCHW -> NHWC -> flatten: kofn's HWC order, no weight permutation
+                    x = node("Flatten", [node("Transpose", [x], perm=[0, 2, 3, 1])], axis=1)
+                y = node("Gemm", [x, weight(L, L.dense_weights()), const(f"{L.name}_b", L.bias * L.bias_fmt.scale)],
+                         transB=1)
+            x = requant(y, L.output_fmt, L.relu, L.name, L.rounding)
+        values[L.name], images[L.name] = x, L.image
     nodes[-1].output[0] = "y"
     in_shape = ["N", model.input_shape[2], model.input_shape[0], model.input_shape[1]] if len(model.input_shape) == 3 else ["N", model.n_inputs]
     graph = helper.make_graph(
@@ -242,8 +266,8 @@ def to_onnx(model: Model, path: str | Path | None = None):
     bound = onnx_exactness_bound(model)
     layers_meta = {
         f"l{i}": {"name": L.name, "k": L.k, "granularity": getattr(L, "granularity", "weight"),
-                  "weight_fmt": L.weight_fmt.to_dict(), "bias_fmt": L.bias_fmt.to_dict()}
-        for i, L in enumerate(model.layers) if L.weighted
+                  "weight_fmt": L.weight_fmt.to_dict(), "bias_fmt": L.bias_fmt.to_dict()} if L.weighted else {"name": L.name}
+        for i, L in enumerate(model.layers)
     }
     for k, v in {"kofn.input_fmt": model.input_fmt.to_dict(), "kofn.output_fmt": model.output_fmt.to_dict(),
                  "kofn.exact_float32": bound["exact"], "kofn.widest_accumulator_bits": bound["widest"],

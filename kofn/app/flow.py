@@ -104,6 +104,8 @@ def preflight(cfg: FlowConfig, progress: Progress | None = None) -> Preflight:
     (:class:`~kofn.app.onnx_import.OnnxImportError`).  The config's own keys were checked when it
     was loaded."""
     progress = progress or Progress()
+    if cfg.layers:
+        cfg.check_buildable()
     with progress.stage("data"):
         ds = load_data(cfg)
         progress(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test images, {ds.n_features} features")

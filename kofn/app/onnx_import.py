@@ -20,7 +20,9 @@ import json
 import numpy as np
 
 from ..core.fixed import FixedFormat, accumulator_format
-from ..core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
+from ..core.ir import AddLayer, Conv2dLayer, DenseLayer, GlobalAvgPoolLayer, MaxPool2dLayer, Model
+from ..core.layers import wiring
+from ..core.names import INPUT
 from ..core.rules import fixed_stride_rows, hwc_from_chw
 from .onnx_read import OnnxImportError, OnnxLayer, OnnxNet, load_proto, read_onnx, write_requant
 
@@ -67,18 +69,30 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
             " has no DequantizeLinear weights or requantization; import it as a float model (config `model`) instead"
         )
     layers = []
-    fmt = net.input_fmt
     if len(net.input_shape) == 3:
         c, h, w = net.input_shape
-        shape = (h, w, c)
+        in_shape = (h, w, c)
     else:
-        shape = (net.input_shape[0],)
+        in_shape = (net.input_shape[0],)
+    names = [meta.get(f"l{i}", {}).get("name", f"l{i}") for i in range(len(net.layers))]
+    shapes, fmts = {-1: in_shape}, {-1: net.input_fmt}  # by layer index (-1: the input)
+    edges = []
     for i, L in enumerate(net.layers):
-        lname = meta.get(f"l{i}", {}).get("name", f"l{i}")
-        lm = meta.get(f"l{i}", {})
+        srcs = L.inputs or [i - 1]
+        edges.append(tuple(INPUT if j < 0 else names[j] for j in srcs))
+        shape, fmt = shapes[srcs[0]], fmts[srcs[0]]
+        lname, lm = names[i], meta.get(f"l{i}", {})
+        if L.kind == "add":
+            layers.append(AddLayer(lname, shape, fmt, fmts[srcs[1]], L.output_fmt, L.relu, L.rounding))
+            shapes[i], fmts[i] = shape, L.output_fmt
+            continue
+        if L.kind == "gap":
+            layers.append(GlobalAvgPoolLayer(lname, shape, fmt, L.output_fmt))
+            shapes[i], fmts[i] = layers[-1].out_shape, L.output_fmt
+            continue
         if not L.weighted:
             layers.append(MaxPool2dLayer(lname, shape, fmt))
-            shape = layers[-1].out_shape
+            shapes[i], fmts[i] = layers[-1].out_shape, fmt
             continue
         wf = L.weight_fmt
         codes = np.round(L.weight * 2.0 ** wf.frac).astype(np.int64)
@@ -107,7 +121,6 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
                 weights = np.take_along_axis(flat, k_idx, axis=1)
             layers.append(Conv2dLayer(lname, shape, k, L.stride, L.pad, gran, k_idx, weights, b_codes,
                                       fmt, wf, bf, L.output_fmt, L.relu, rounding=L.rounding))
-            shape = layers[-1].out_shape
         else:
             w = codes
             if L.flatten == "chw" and len(shape) == 3:  # columns in CHW order -> kofn's HWC
@@ -115,10 +128,10 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
             idx = _kofn_rows(w != 0, lm.get("k"), L.node, "weights", pad)
             layers.append(DenseLayer(lname, w.shape[1], idx, np.take_along_axis(w, idx, axis=1), b_codes,
                                      fmt, wf, bf, L.output_fmt, L.relu, rounding=L.rounding))
-            shape = (w.shape[0],)
         accumulator_format(fmt, wf, bf, layers[-1].k_eff if L.image else layers[-1].k)
-        fmt = L.output_fmt
-    return Model(name=name, layers=tuple(layers), meta={"source": "onnx"})
+        shapes[i] = layers[-1].out_shape if L.image else (layers[-1].rows,)
+        fmts[i] = L.output_fmt
+    return Model(name=name, layers=tuple(layers), meta={"source": "onnx"}, inputs=tuple(edges))
 
 
 def float_init(net: OnnxNet, layers, image_shape: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -134,12 +147,19 @@ def float_init(net: OnnxNet, layers, image_shape: tuple[int, ...]) -> list[tuple
     cfg_kinds = [l.type for l in layers]
     if kinds != cfg_kinds:
         raise OnnxImportError(f"the ONNX model's layers are {kinds}, the config's [[layers]] are {cfg_kinds}")
+    wired = wiring(layers, tuple(image_shape))  # a graph: the config's layers must read what the ONNX ones read
+    for i, L in enumerate(net.layers):
+        srcs = tuple(INPUT if j < 0 else wired.names[j] for j in (L.inputs or [i - 1]))
+        if srcs != wired.inputs[i]:
+            raise OnnxImportError(f"layers[{i}] ({L.node}): the ONNX layer reads {list(srcs)}, the config's "
+                                  f"{list(wired.inputs[i])}")
     out = []
-    shape = tuple(image_shape)
+    shapes = {-1: tuple(image_shape)}
     for i, (L, c) in enumerate(zip(net.layers, layers)):
         key = f"layers[{i}] ({L.node})"
+        shape = shapes[(L.inputs or [i - 1])[0]]
         if not L.weighted:
-            shape = (shape[0] // 2, shape[1] // 2, shape[2])
+            shapes[i] = c.out_shape(shape)
             continue
         if c.granularity == "feature_map":
             raise OnnxImportError(f"{key}: feature-map pruning of an imported model is not supported (its next layer "
@@ -152,12 +172,12 @@ def float_init(net: OnnxNet, layers, image_shape: tuple[int, ...]) -> list[tuple
                 raise OnnxImportError(f"{key}: ONNX has out_channels, kernel, stride, pad = {got}, the config {cfg}")
             h = (shape[0] + 2 * L.pad - w.shape[2]) // L.stride + 1
             ww = (shape[1] + 2 * L.pad - w.shape[2]) // L.stride + 1
-            shape = (h, ww, w.shape[0])
+            shapes[i] = (h, ww, w.shape[0])
         else:
             if w.shape[0] != c.out_features:
                 raise OnnxImportError(f"{key}: ONNX has {w.shape[0]} outputs, the config out_features = {c.out_features}")
             if L.flatten == "chw" and len(shape) == 3:
                 w = w[:, hwc_from_chw(shape)]
-            shape = (w.shape[0],)
+            shapes[i] = (w.shape[0],)
         out.append((w, np.asarray(L.bias, dtype=np.float64)))
     return out

@@ -48,7 +48,7 @@ class OnnxImportError(ModelFileError):
 
 @dataclass
 class OnnxLayer:
-    kind: str  # "conv", "dense" or "maxpool": a [[layers]] type (kofn.core.layers.LAYER_SPECS)
+    kind: str  # "conv", "dense", "maxpool", "gap" or "add": a [[layers]] type (kofn.core.layers.LAYER_SPECS)
     node: str  # the ONNX node name (for messages)
     weight: np.ndarray | None = None  # float: conv [C_out, C_in, K, K] / dense [out, in]
     bias: np.ndarray | None = None
@@ -59,6 +59,7 @@ class OnnxLayer:
     output_fmt: FixedFormat | None = None  # when a requantization follows
     rounding: str = "half_up"  # that requantization's rounding (kofn.core.fixed.ROUNDINGS)
     flatten: str | None = None  # dense after an image: "chw" or "hwc" input order
+    inputs: list[int] = field(default_factory=list)  # the layers it reads, by index (-1: the graph input)
 
     @property
     def weighted(self) -> bool:
@@ -81,7 +82,8 @@ class OnnxNet:
     @property
     def quantized(self) -> bool:
         return self.input_fmt is not None and all(
-            not l.weighted or (l.weight_fmt is not None and l.output_fmt is not None) for l in self.layers
+            (not l.weighted or l.weight_fmt is not None) and (l.kind == "maxpool" or l.output_fmt is not None)
+            for l in self.layers
         )
 
 
@@ -171,6 +173,28 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
     transposed = False
     flatten_order: str | None = None
     last: OnnxLayer | None = None
+    li = -1  # the layer whose value the current tensor holds (-1: the graph's input)
+    fmt_now: FixedFormat | None = None  # the format the current tensor's values are in, once known
+    # a graph: each tensor's state (the variables above) when a node made it; a node reads its
+    # first input's state (and an Add of two tensors, a residual join, the second's layer)
+    states: dict[str, dict] = {cur: dict(li=-1, pending={}, image=image, transposed=False, flatten_order=None,
+                                         fmt=None)}
+    uses: dict[str, int] = {}
+    for n in g.node:
+        for i in n.input:
+            if i not in consts:  # constants are read by any number of nodes
+                uses[i] = uses.get(i, 0) + 1
+
+    def store(name: str) -> None:
+        states[name] = dict(li=li, pending=dict(pending), image=image, transposed=transposed,
+                            flatten_order=flatten_order, fmt=fmt_now)
+
+    def add_layer(layer: OnnxLayer, *srcs: int) -> OnnxLayer:
+        nonlocal li, fmt_now
+        layer.inputs = list(srcs) if srcs else [li]
+        net.layers.append(layer)
+        li, fmt_now = len(net.layers) - 1, None
+        return layer
 
     def attr(n, name, default=None):
         for a in n.attribute:
@@ -186,13 +210,15 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
         raise OnnxImportError(f"{where}: input {name!r} must be a constant (an initializer or DequantizeLinear of one)")
 
     def set_fmt(fmt: FixedFormat, where: str, rounding: str = "half_up") -> None:
-        weighted = [l for l in net.layers if l.weighted]
-        current = weighted[-1].output_fmt if weighted else net.input_fmt  # what the values are in now
+        nonlocal fmt_now
+        current = net.input_fmt if last is None else fmt_now  # what the values are in now
         if current is not None and fmt == current:
             return  # a requantization to the format the values already have: the identity
-        if last is None and not net.layers and net.input_fmt is None:
+        if last is None and net.input_fmt is None:
             net.input_fmt = fmt  # the inputs arrive as codes: their rounding never acts
-        elif last is not None and last.weighted and last.output_fmt is None:
+        elif last is not None and (last.weighted or last.kind in ("gap", "add")) and last.output_fmt is None:
+            if last.kind == "gap" and rounding != "half_up":
+                raise OnnxImportError(f"{where}: a global average pool rounds half up, not {rounding}")
             last.output_fmt, last.rounding = fmt, rounding
         elif last is not None and last.weighted:
             raise OnnxImportError(f"{where}: a second requantization ({last.output_fmt.describe()}, then "
@@ -214,8 +240,19 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
             width = np.asarray(inits[n.input[0]]).dtype.itemsize * 8
             dq[n.output[0]] = (codes * 2.0 ** -frac, FixedFormat(width, width - frac, signed=True))
             continue
-        if not n.input or n.input[0] != cur:
-            raise OnnxImportError(f"{where}: kofn imports chains; this node does not consume the previous output {cur!r}")
+        if not n.input or n.input[0] not in states:
+            raise OnnxImportError(f"{where}: reads {n.input[0] if n.input else 'nothing'!r}, which no node kofn "
+                                  "imports made (the graph input, a layer or its requantization)")
+        cur = n.input[0]
+        st_ = states[cur]
+        li, pending, image = st_["li"], dict(st_["pending"]), st_["image"]
+        transposed, flatten_order, fmt_now = st_["transposed"], st_["flatten_order"], st_["fmt"]
+        last = net.layers[li] if li >= 0 else None
+        residual = op == "Add" and len(n.input) == 2 and n.input[1] in states
+        if (pending or op in ("Relu", "Mul", "Floor", "Round", "Clip", "QuantizeLinear") or (op == "Add" and not residual)) \
+                and uses.get(cur, 0) > 1:
+            raise OnnxImportError(f"{where}: modifies {cur!r}, which another node reads too (a requantization, "
+                                  "bias or ReLU on one branch of a fork); kofn requantizes a layer's output once")
         # -- requantization patterns ------------------------------------------------------
         if pending:
             step = pending["step"]
@@ -243,6 +280,7 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
             else:
                 raise OnnxImportError(f"{where}: breaks the Mul/[Add(0.5)]/Floor (or Round)/Clip/Mul requantization pattern")
             cur = n.output[0]
+            store(cur)
             continue
         if op == "Mul":
             up = float(tensor(n.input[1], where)[0].reshape(-1)[0])
@@ -269,8 +307,7 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
                 raise OnnxImportError(f"{where}: kofn takes square kernels, equal strides, symmetric pads, group 1, no dilation")
             if attr(n, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 raise OnnxImportError(f"{where}: auto_pad is not supported; export with explicit pads")
-            last = OnnxLayer("conv", where, w, b, st[0], pads[0], weight_fmt=wfmt)
-            net.layers.append(last)
+            last = add_layer(OnnxLayer("conv", where, w, b, st[0], pads[0], weight_fmt=wfmt))
         elif op in ("Gemm", "MatMul"):
             if image:
                 raise OnnxImportError(f"{where}: a dense layer on an image; flatten it first")
@@ -281,9 +318,15 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
                 raise OnnxImportError(f"{where}: Gemm with alpha, beta or transA is not supported")
             b = tensor(n.input[2], where)[0] if op == "Gemm" and len(n.input) > 2 and n.input[2] else np.zeros(w.shape[0])
             first_dense = all(l.image for l in net.layers)
-            last = OnnxLayer("dense", where, w, b, weight_fmt=wfmt,
-                             flatten=flatten_order if first_dense and len(dims) == 3 else None)
-            net.layers.append(last)
+            last = add_layer(OnnxLayer("dense", where, w, b, weight_fmt=wfmt,
+                                       flatten=flatten_order if first_dense and len(dims) == 3 else None))
+        elif residual:  # a join: both inputs are tensors of the graph
+            other = states[n.input[1]]
+            if other["pending"] or pending:
+                raise OnnxImportError(f"{where}: adds a tensor inside a requantization pattern")
+            if other["image"] != image:
+                raise OnnxImportError(f"{where}: adds an image and a vector")
+            last = add_layer(OnnxLayer("add", where), li, other["li"])
         elif op == "Add":
             if last is None or last.image or not np.all(last.bias == 0):
                 raise OnnxImportError(f"{where}: an Add that is not a MatMul's bias")
@@ -295,8 +338,13 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
         elif op == "MaxPool":
             if list(attr(n, "kernel_shape", [])) != [2, 2] or list(attr(n, "strides", [1, 1])) != [2, 2] or any(attr(n, "pads", [0])):
                 raise OnnxImportError(f"{where}: only 2x2 max pooling with stride 2 and no padding")
-            last = OnnxLayer("maxpool", where)
-            net.layers.append(last)
+            keep = fmt_now
+            last = add_layer(OnnxLayer("maxpool", where))
+            fmt_now = keep  # codes pass through
+        elif op == "GlobalAveragePool":
+            if not image:
+                raise OnnxImportError(f"{where}: a global average pool after the image was flattened")
+            last = add_layer(OnnxLayer("gap", where))
         elif op == "Transpose":
             if list(attr(n, "perm", [])) != [0, 2, 3, 1]:
                 raise OnnxImportError(f"{where}: only the NCHW -> NHWC transpose before a flatten")
@@ -312,12 +360,16 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
             pass
         else:
             raise OnnxImportError(f"{where}: operator {op} is not supported (kofn imports Conv, Gemm/MatMul+Add, "
-                                  "Relu, MaxPool, Flatten, requantizations)")
+                                  "Relu, MaxPool, GlobalAveragePool, Add of two branches, Flatten, requantizations)")
         cur = n.output[0]
-    if pending:
+        store(cur)
+    out = g.output[0].name
+    if out not in states:
+        raise OnnxImportError(f"the graph output {out!r} is made by no node kofn imports")
+    if states[out]["pending"]:
         raise OnnxImportError("the graph ends inside a requantization pattern")
-    if cur != g.output[0].name:
-        raise OnnxImportError(f"the chain ends at {cur!r}, not at the graph output {g.output[0].name!r}")
+    if states[out]["li"] != len(net.layers) - 1:
+        raise OnnxImportError(f"the graph output {out!r} is not the last layer's")
     if not net.layers or net.layers[-1].image:
         raise OnnxImportError("the last layer must be dense (Gemm or MatMul)")
     for L in net.layers:

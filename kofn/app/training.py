@@ -36,12 +36,12 @@ class Trained:
 
 def load_data(cfg: FlowConfig):
     """The dataset ``cfg`` names, split for training and test."""
-    from .data import load_digits, load_mnist
+    from .data import load_cifar10, load_digits, load_mnist
 
     if cfg.data.dataset == "digits":
         return load_digits(cfg.data.test_fraction, seed=cfg.seed)
     try:
-        return load_mnist(cfg.data.path)
+        return load_cifar10(cfg.data.path) if cfg.data.dataset == "cifar10" else load_mnist(cfg.data.path)
     except DataError as e:
         raise DataError(f"data.path: {e}") from None
 

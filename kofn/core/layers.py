@@ -5,7 +5,7 @@ designs produce.
 :class:`DenseSpec`, :class:`ConvSpec` and :class:`PoolSpec` are frozen dataclasses.  Each
 knows its shape rule and its validity rules (:meth:`validate` against the input shape,
 returning the output shape) and raises :class:`kofn.core.errors.ConfigError` naming the
-key.  :func:`validate_chain` checks a whole stack once, including the rules that span
+key.  :func:`validate_graph` checks a whole stack (a chain or a graph, :func:`wiring`) once, including the rules that span
 layers (images before vectors, the last layer dense).  The trained, integer form of a
 layer is the IR (:mod:`kofn.core.ir`).
 """
@@ -18,9 +18,10 @@ from typing import ClassVar, Sequence
 
 from .errors import fail
 from .fixed import FixedFormat
+from .names import INPUT
 from .rules import bank_lanes, conv_out_size, default_bank_lanes, row_stride
 
-__all__ = ["DenseSpec", "ConvSpec", "PoolSpec", "LayerSpec", "LAYER_SPECS", "validate_chain", "check_size",
+__all__ = ["DenseSpec", "ConvSpec", "PoolSpec", "LayerSpec", "LAYER_SPECS", "validate_graph", "wiring", "Wiring", "AddSpec", "GapSpec", "INPUT", "arity", "check_size",
            "MAX_WEIGHTS", "MAX_VALUES"]
 
 #: Sanity bounds, checked before any work (:func:`check_size`): the dense weights of the whole
@@ -97,6 +98,8 @@ class DenseSpec:
     granularity: str = "weight"
     block: int | None = None
     lanes: int | str | None = None  # P, or "auto" (kofn.codegen.folding picks it)
+    name: str | None = None  # the IR layer's name (default l<i>): what other layers' inputs name
+    inputs: tuple[str, ...] | None = None  # the tensors it reads (default: the layer before; "input": the model's)
 
     type: ClassVar[str] = "dense"
     image: ClassVar[bool] = False  # takes an image (True) or a vector (False)
@@ -185,6 +188,8 @@ class ConvSpec:
     granularity: str = "weight"
     bn: bool = False
     lanes: int | str | None = None  # P, or "auto" (kofn.codegen.folding picks it)
+    name: str | None = None  # the IR layer's name (default l<i>): what other layers' inputs name
+    inputs: tuple[str, ...] | None = None  # the tensors it reads (default: the layer before; "input": the model's)
 
     type: ClassVar[str] = "conv"
     image: ClassVar[bool] = True
@@ -237,8 +242,8 @@ class ConvSpec:
             fail(f"{key}.out_channels", f"must be >= 1, got {self.out_channels}")
         if not 1 <= self.kernel <= 7:
             fail(f"{key}.kernel", f"must be in 1..7 (a square K x K kernel), got {self.kernel}")
-        if not 1 <= self.stride <= self.kernel:
-            fail(f"{key}.stride", f"must be in 1..kernel ({self.kernel}), got {self.stride}")
+        if not 1 <= self.stride <= max(shape[0], shape[1]):  # a 1x1 conv with stride 2: a ResNet's projection
+            fail(f"{key}.stride", f"must be in 1..{max(shape[0], shape[1])} (the input's larger side), got {self.stride}")
         if self.padding not in ("valid", "same"):
             fail(f"{key}.padding", f"must be 'valid' or 'same', got {self.padding!r}")
         if self.padding == "same" and self.kernel % 2 == 0:
@@ -267,6 +272,8 @@ class PoolSpec:
     """2x2 max pooling, stride 2 (trailing odd rows and columns are dropped)."""
 
     size: int = 2
+    name: str | None = None
+    inputs: tuple[str, ...] | None = None
 
     type: ClassVar[str] = "maxpool"
     image: ClassVar[bool] = True
@@ -291,37 +298,190 @@ class PoolSpec:
         return self.out_shape(shape)
 
 
-LayerSpec = DenseSpec | ConvSpec | PoolSpec
-LAYER_SPECS: dict[str, type] = {cls.type: cls for cls in (DenseSpec, ConvSpec, PoolSpec)}
+@dataclass(frozen=True)
+class AddSpec:
+    """The join of a residual block: ``relu(inputs[0] + inputs[1])`` (the main branch first,
+    the shortcut second), both inputs the same shape, aligned to the finer of their two
+    formats by shifts, the sum rounded and saturated into ``output``
+    (:func:`kofn.core.fixed.add_codes`)."""
+
+    inputs: tuple[str, ...] | None = None
+    output: FixedFormat = FixedFormat(8, 3, signed=False)
+    relu: bool = True
+    name: str | None = None
+
+    type: ClassVar[str] = "add"
+    image: ClassVar[bool] = True  # an image add (ResNet blocks); a vector add reads vectors
+    weighted: ClassVar[bool] = False
+    lanes: ClassVar[None] = None
+    arity: ClassVar[int] = 2
+
+    def out_shape(self, shape: tuple) -> tuple:
+        return tuple(shape)
+
+    def describe(self, i: int) -> str:
+        return f"l{i} add"
+
+    def validate(self, key: str, shape: tuple, last: bool = False) -> tuple:
+        if last:
+            fail(f"{key}.type", "the last layer must be dense (the add's sum feeds a classifier)")
+        return tuple(shape)
+
+
+@dataclass(frozen=True)
+class GapSpec:
+    """Global average pooling: an ``(H, W, C)`` image to its ``C`` channel means, rounded
+    half up into ``output`` (:func:`kofn.core.fixed.avg_pool_codes`); a dense layer reads them."""
+
+    output: FixedFormat = FixedFormat(8, 3, signed=False)
+    name: str | None = None
+    inputs: tuple[str, ...] | None = None
+
+    type: ClassVar[str] = "gap"
+    image: ClassVar[bool] = True
+    weighted: ClassVar[bool] = False
+    lanes: ClassVar[None] = None
+    relu: ClassVar[bool] = False
+
+    def out_shape(self, shape: tuple) -> tuple:
+        return (1, 1, shape[2])
+
+    def describe(self, i: int) -> str:
+        return f"l{i} global average pool"
+
+    def validate(self, key: str, shape: tuple, last: bool = False) -> tuple:
+        if len(shape) != 3:
+            fail(f"{key}.type", "gap (global average pooling) needs an image; it cannot follow a dense layer")
+        return self.out_shape(shape)
+
+
+LayerSpec = DenseSpec | ConvSpec | PoolSpec | AddSpec | GapSpec
+LAYER_SPECS: dict[str, type] = {cls.type: cls for cls in (DenseSpec, ConvSpec, PoolSpec, AddSpec, GapSpec)}
 """``[[layers]]`` ``type`` -> spec class."""
 
 
-def validate_chain(layers: Sequence[LayerSpec], input_shape: tuple, key: str = "layers") -> tuple:
-    """Check a whole stack against the model's input shape (``(H, W, C)`` or ``(n,)``);
-    returns the output shape.  Errors name ``{key}[i].<field>``."""
+
+def arity(spec) -> int:
+    """How many tensors the layer reads (two for an add)."""
+    return getattr(spec, "arity", 1)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The graph of a layer stack: every layer's name, the tensors it reads, their shapes and
+    its output shape.  A chain is the case where each layer reads the one before."""
+
+    names: tuple[str, ...]
+    inputs: tuple[tuple[str, ...], ...]
+    in_shapes: tuple[tuple[tuple, ...], ...]  # per layer, the shape of each input
+    out_shapes: tuple[tuple, ...]
+
+    @property
+    def is_chain(self) -> bool:
+        prev = (INPUT,) + self.names
+        return all(e == (prev[i],) for i, e in enumerate(self.inputs))
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def readers(self, name: str) -> list[int]:
+        """The layers that read tensor ``name``."""
+        return [i for i, e in enumerate(self.inputs) if name in e]
+
+    def in_values(self, i: int, values: dict, input_value):
+        """Layer ``i``'s inputs from ``values`` (by layer name) and the model's ``input_value``."""
+        return [input_value if s == INPUT else values[s] for s in self.inputs[i]]
+
+
+def wiring(layers: Sequence[LayerSpec], input_shape: tuple, key: str = "layers") -> Wiring:
+    """Name every layer (``name`` or ``l<i>``), resolve its ``inputs`` (default: the layer
+    before) and check each layer against its input shapes (:meth:`validate`); errors name
+    ``{key}[i].<field>``."""
+    from .names import check_identifier
+
     if not layers:
         fail(key, "at least one layer is required")
-    shape = tuple(input_shape)
-    removed = None  # the last weighted layer, when feature-map pruning removes some of its outputs
-    for i, layer in enumerate(layers):
-        if layer.weighted and layer.granularity == "bank" and removed is not None:
-            fail(f"{key}[{i}].granularity", f"'bank' cannot read {key}[{removed}], whose feature-map pruning removes "
-                                            "inputs at export (the banks would shift); prune that layer at another granularity")
-        shape = layer.validate(f"{key}[{i}]", shape, last=i == len(layers) - 1)
-        if layer.weighted:
-            removed = i if layer.granularity == "feature_map" else None
-    if layers[-1].image:
-        fail(f"{key}[{len(layers) - 1}].type", "the last layer must be dense (flatten the image into a dense classifier)")
-    return shape
+    names: list[str] = []
+    for i, spec in enumerate(layers):
+        name = spec.name if spec.name is not None else f"l{i}"
+        try:
+            check_identifier(name, "layer name")
+        except ValueError as e:
+            fail(f"{key}[{i}].name", str(e))
+        if name == INPUT:
+            fail(f"{key}[{i}].name", f"{INPUT!r} names the model's input; pick another name")
+        if name in names:
+            fail(f"{key}[{i}].name", f"{name!r} is already {key}[{names.index(name)}]'s name (names are unique)")
+        names.append(name)
+    shapes = {INPUT: tuple(input_shape)}
+    removed: dict[str, int | None] = {}  # tensor -> the feature-map pruned layer whose channels it lacks
+    edges, in_shapes, out_shapes = [], [], []
+    for i, spec in enumerate(layers):
+        k = f"{key}[{i}]"
+        srcs = tuple(spec.inputs) if spec.inputs is not None else ((INPUT if i == 0 else names[i - 1]),)
+        if spec.inputs is None and arity(spec) > 1:
+            fail(f"{k}.inputs", f"an {spec.type} layer reads {arity(spec)} tensors: name them, e.g. "
+                                f"inputs = [\"{names[i - 1] if i else 'a'}\", \"{names[0]}\"]")
+        if len(srcs) != arity(spec):
+            art = "an" if spec.type[0] in "aeiou" else "a"
+            fail(f"{k}.inputs", f"{art} {spec.type} layer reads {arity(spec)} tensor{'s' * (arity(spec) > 1)}, "
+                                f"got {len(srcs)}: {list(srcs)}")
+        for s in srcs:
+            if s not in shapes:
+                later = s in names
+                fail(f"{k}.inputs", f"{s!r} is {'a later layer' if later else 'no layer'}: a layer reads "
+                                    f"{INPUT!r} or a layer listed before it"
+                                    + ("" if later else f" (layers: {', '.join(names[:i]) or 'none yet'})"))
+        ins = tuple(shapes[s] for s in srcs)
+        # feature-map pruning removes channels at export (through pooling too): no bank layer
+        # may read them (its banks would shift), no add (its two inputs must stay aligned)
+        gone = [removed[s] for s in srcs if removed.get(s) is not None]
+        if gone and spec.weighted and spec.granularity == "bank":
+            fail(f"{k}.granularity", f"'bank' cannot read {key}[{gone[0]}], whose feature-map pruning removes "
+                                     "inputs at export (the banks would shift); prune that layer at another granularity")
+        if gone and spec.type == "add":
+            fail(f"{key}[{gone[0]}].granularity", f"feature-map pruning would remove channels of one input of the add "
+                                                  f"{k} ({names[i]!r}) and not of the other; prune the first conv of "
+                                                  "the block (as DPP's paper does), or this one at another granularity")
+        if spec.weighted:
+            removed[names[i]] = i if spec.granularity == "feature_map" else None
+        elif spec.type in ("maxpool", "gap"):
+            removed[names[i]] = removed.get(srcs[0])
+        if arity(spec) > 1 and len(set(ins)) > 1:
+            fail(f"{k}.inputs", f"an add needs two inputs of one shape: {srcs[0]!r} is {ins[0]}, {srcs[1]!r} is {ins[1]}")
+        if isinstance(spec, AddSpec) and len(ins[0]) != 3:
+            fail(f"{k}.inputs", f"an add joins images (a residual block's); {srcs[0]!r} is a vector {ins[0]}")
+        out = tuple(spec.validate(k, ins[0], last=i == len(layers) - 1))
+        edges.append(srcs)
+        in_shapes.append(ins)
+        out_shapes.append(out)
+        shapes[names[i]] = out
+    return Wiring(tuple(names), tuple(edges), tuple(in_shapes), tuple(out_shapes))
 
+
+def validate_graph(layers: Sequence[LayerSpec], input_shape: tuple, key: str = "layers") -> tuple:
+    """Check a whole stack, a chain or a graph (:func:`wiring`), against the model's input
+    shape (``(H, W, C)`` or ``(n,)``); returns the output shape.  Errors name
+    ``{key}[i].<field>``.  Beyond each layer's own rules and the wiring's: the last layer is
+    dense and the only one nobody reads."""
+    w = wiring(layers, input_shape, key)
+    last = len(layers) - 1
+    if layers[last].image:
+        fail(f"{key}[{last}].type", "the last layer must be dense (flatten the image into a dense classifier)")
+    read = {s for e in w.inputs for s in e}
+    for i, name in enumerate(w.names[:-1]):
+        if name not in read:
+            fail(f"{key}[{i}].name", f"layer {name!r} feeds no other layer (only the last layer is an output)")
+    return w.out_shapes[-1]
 
 
 def check_size(layers: Sequence[LayerSpec], input_shape: tuple, key: str = "layers") -> None:
     """Refuse a (valid) stack beyond :data:`MAX_WEIGHTS` dense weights or :data:`MAX_VALUES`
     values in one layer's output, naming the largest layer and the numbers."""
-    shape, total, per = tuple(input_shape), 0, []
+    wired = wiring(layers, input_shape, key)
+    total, per = 0, []
     for i, layer in enumerate(layers):
-        out = layer.out_shape(shape)
+        shape, out = wired.in_shapes[i][0], wired.out_shapes[i]
         if layer.weighted:
             fan_in = shape[2] * layer.kernel ** 2 if isinstance(layer, ConvSpec) else int(math.prod(shape))
             rows = layer.out_channels if isinstance(layer, ConvSpec) else layer.out_features

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SV_KEYWORDS", "CPP_KEYWORDS", "check_identifier"]
+__all__ = ["SV_KEYWORDS", "CPP_KEYWORDS", "INPUT", "check_identifier"]
 
 SV_KEYWORDS = frozenset("""
 accept_on alias always always_comb always_ff always_latch and assert assign assume automatic before begin bind
@@ -56,3 +56,8 @@ def check_identifier(name: str, what: str) -> str:
     if name.startswith("__") or (name.startswith("_") and name[1:2].isupper()):
         raise ValueError(f"{what} {name!r} is not a valid Verilog/C++ identifier (reserved by C++)")
     return name
+
+
+#: The model's input tensor, as a layer's inputs name it (:class:`kofn.core.ir.Model`,
+#: ``[[layers]] inputs``); no layer may take this name.
+INPUT = "input"

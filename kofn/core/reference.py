@@ -7,7 +7,11 @@ All arithmetic comes from :mod:`kofn.core.fixed`; this module only moves data:
   where the window overlaps the padding) and applies the same
   :func:`kofn.core.fixed.dense_layer` to each window, filters as rows;
 * max pooling takes the largest code of each window (codes are monotonic in value,
-  so no arithmetic is involved).
+  so no arithmetic is involved);
+* an add is :func:`kofn.core.fixed.add_codes` on its two inputs, global average pooling
+  :func:`kofn.core.fixed.avg_pool_codes` per channel.
+
+A graph runs in the model's (topological) layer order, each layer on the tensors it names.
 
 Images are HWC vectors throughout, as they stream into the hardware.
 """
@@ -16,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fixed import dense_layer
-from .ir import Conv2dLayer, DenseLayer, MaxPool2dLayer, Model
+from .fixed import add_codes, avg_pool_codes, dense_layer
+from .ir import INPUT, AddLayer, Conv2dLayer, DenseLayer, GlobalAvgPoolLayer, MaxPool2dLayer, Model
 
-__all__ = ["run", "run_layers", "windows", "conv2d", "maxpool2d"]
+__all__ = ["run", "run_layers", "windows", "conv2d", "maxpool2d", "add", "global_avg_pool"]
 
 
 def windows(x: np.ndarray, in_shape: tuple[int, int, int], kernel: int, stride: int, pad: int) -> np.ndarray:
@@ -77,10 +81,12 @@ def run_layers(model: Model, x: np.ndarray) -> list[np.ndarray]:
     fmt = model.input_fmt
     if x.size and (x.min() < fmt.min_int or x.max() > fmt.max_int):
         raise ValueError(f"an input code is outside {fmt.describe()}")
+    values = {INPUT: x}
     outs = []
-    for L in model.layers:
-        x = OPS[type(L)](x, L)
-        outs.append(x)
+    for L, srcs in zip(model.layers, model.inputs):
+        y = OPS[type(L)](*(values[s] for s in srcs), L)
+        values[L.name] = y
+        outs.append(y)
     return outs
 
 
@@ -90,8 +96,21 @@ def dense(x: np.ndarray, L: DenseLayer) -> np.ndarray:
                        L.rounding)
 
 
-OPS = {DenseLayer: dense, Conv2dLayer: conv2d, MaxPool2dLayer: maxpool2d}
-"""The reference op of each IR layer class: ``op(codes[batch, in_size], layer) -> codes[batch, out_size]``."""
+def add(a: np.ndarray, b: np.ndarray, L: AddLayer) -> np.ndarray:
+    """Output codes ``[batch, size]`` of ``L``: :func:`kofn.core.fixed.add_codes` element by element."""
+    return add_codes(a, L.a_fmt, b, L.b_fmt, L.output_fmt, L.relu, L.rounding)
+
+
+def global_avg_pool(x: np.ndarray, L: GlobalAvgPoolLayer) -> np.ndarray:
+    """Output codes ``[batch, C]`` of ``L``: :func:`kofn.core.fixed.avg_pool_codes` over H and W."""
+    h, w, c = L.in_shape
+    return avg_pool_codes(np.asarray(x, dtype=np.int64).reshape(-1, h, w, c), L.input_fmt, L.output_fmt)
+
+
+OPS = {DenseLayer: dense, Conv2dLayer: conv2d, MaxPool2dLayer: maxpool2d, AddLayer: add,
+       GlobalAvgPoolLayer: global_avg_pool}
+"""The reference op of each IR layer class: ``op(*codes[batch, in_size], layer) -> codes[batch, out_size]``,
+one ``codes`` per input the layer reads."""
 
 
 def run(model: Model, x: np.ndarray) -> np.ndarray:

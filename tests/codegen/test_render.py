@@ -88,9 +88,9 @@ def test_write_is_atomic_per_folder(tmp_path):
 
 def test_every_ir_layer_class_has_a_handler_and_others_are_refused():
     from kofn.codegen.kinds import HANDLERS, handler
-    from kofn.core.ir import Conv2dLayer, DenseLayer, MaxPool2dLayer
+    from kofn.core.ir import Conv2dLayer, DenseLayer, GlobalAvgPoolLayer, MaxPool2dLayer
 
-    assert set(HANDLERS) == {DenseLayer, Conv2dLayer, MaxPool2dLayer}
+    assert set(HANDLERS) == {DenseLayer, Conv2dLayer, MaxPool2dLayer, GlobalAvgPoolLayer}
     for L in design("cnn_mixed")[0].layers:
         assert handler(L).kind == L.kind
 
