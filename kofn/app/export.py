@@ -63,7 +63,7 @@ def _chain_only(model: Model, what: str, kinds: tuple[str, ...] = ("dense", "con
     bad = [L for L in model.layers if L.kind not in kinds]
     if bad or not (graphs or model.is_chain):
         why = f"a layer of kind {bad[0].kind!r} ({bad[0].name!r})" if bad else "a graph (a layer reads other than the one before)"
-        raise ValueError(f"{what} of model {model.name!r}: it has {why}; this exporter takes chains of "
+        raise ExportError(f"{what} of model {model.name!r}: it has {why}; this exporter takes chains of "
                          f"{', '.join(kinds)} layers only so far")
 
 
