@@ -118,3 +118,23 @@ def test_cnn_feature_map_and_weight_level_flow(tmp_path):
     l0, l2 = r["layers"][0], r["layers"][2]
     assert l0["rows"] == 6 and l2["in_shape"] == [4, 4, 6]
     assert (l2["granularity"], l2["k"], l2["n"]) == ("weight", 20, 54)
+
+
+def test_a_global_average_pooling_config_flows_bit_exact(tmp_path):
+    """conv -> conv (1x1, stride 2: a ResNet's projection shape) -> global average pooling over
+    4x4 = 16 pixels (a power of two: the division is a shift) -> dense, from the config through
+    training, the RTL and the HLS: bit-exact on every vector and cycle-exact."""
+    cfg = tmp_path / "gap.toml"
+    cfg.write_text('name = "gap_digits"\n[train]\nepochs = 1\n[sim]\nrandom_vectors = 20\ntest_vectors = 40\n'
+                   '[[layers]]\ntype = "conv"\nout_channels = 4\nkernel = 3\npadding = "same"\nk = 4\n'
+                   '[[layers]]\ntype = "conv"\nout_channels = 6\nkernel = 1\nstride = 2\nk = 2\n'
+                   '[[layers]]\ntype = "gap"\noutput = { width = 10, int_bits = 3, signed = false }\n'
+                   '[[layers]]\nout_features = 10\nk = 3\nrelu = false\noutput = { width = 12, int_bits = 6 }\n')
+    assert main(["flow", str(cfg), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    r = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert r["bitexact"]["rtl"]["mismatches"] == 0 and r["bitexact"]["rtl"]["vectors"] == 60
+    assert r["bitexact"]["hls"] == {"vectors": 60, "mismatches": 0}
+    assert r["latency"]["measured_cycles"] == r["latency"]["estimated_cycles"]
+    assert r["latency"]["measured_ii_cycles"] == r["latency"]["ii_cycles"]
+    assert [l["kind"] for l in r["layers"]] == ["conv", "conv", "gap", "dense"]
+    assert r["layers"][1]["out_shape"] == [4, 4, 6] and r["layers"][2]["out_shape"] == [1, 1, 6]
