@@ -151,10 +151,9 @@ def resolve_bank_lanes(layers: Sequence, input_shape: tuple, target_ii: int = 0,
     feature-map pruning has settled their sizes)."""
     from dataclasses import replace
 
-    shapes, shape = [], tuple(input_shape)
-    for s in layers:
-        shapes.append(shape)
-        shape = s.out_shape(shape)
+    from ..core.layers import wiring
+
+    shapes = [ins[0] for ins in wiring(layers, tuple(input_shape)).in_shapes]  # each layer's input (a graph too)
     auto = [i for i, s in enumerate(layers) if s.weighted and s.lanes == "auto"]
     if not any(layers[i].granularity == "bank" for i in auto):
         return tuple(layers)

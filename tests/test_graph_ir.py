@@ -90,7 +90,8 @@ def test_chains_of_older_ir_versions_still_load(tmp_path, version):
         random_cnn((6, 6, 1), [("conv", 2, 3, 1, 1, "weight", 4), ("pool",), ("dense", 3, 5)], seed=3)
     ir.save(m, tmp_path)
     doc = json.loads((tmp_path / "model.json").read_text())
-    assert all("inputs" not in ld for ld in doc["layers"])  # a chain is written as before
+    assert all("inputs" not in ld for ld in doc["layers"])  # a chain is written as before,
+    assert doc["ir_version"] == 2  # as version 2, which kofn before graphs reads
     doc["ir_version"] = version
     (tmp_path / "model.json").write_text(json.dumps(doc))
     back = ir.load(tmp_path)
@@ -190,3 +191,18 @@ def test_kofn_flow_refuses_a_graph_config_before_training(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "kofn: config: layers[2].type: 'add': kofn flow builds chains" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_chain_with_a_global_average_pool_is_version_3(tmp_path):
+    m = random_cnn((4, 4, 2), [("conv", 3, 3, 1, 1, "weight", 4), ("gap",), ("dense", 3, 2)], seed=1)
+    ir.save(m, tmp_path)
+    assert json.loads((tmp_path / "model.json").read_text())["ir_version"] == 3
+    assert ir.load(tmp_path).layers[1].kind == "gap"
+
+
+def test_the_last_layer_must_be_dense_not_an_add():
+    m = random_model([6, 4, 4], [3, 2], seed=2)
+    l0, l1 = m.layers
+    add = AddLayer("sum", (4,), l0.output_fmt, l1.output_fmt, l1.output_fmt)
+    with pytest.raises(ValueError, match="the last layer must be dense"):
+        Model("res", (l0, l1, add), inputs=((INPUT,), ("l0",), ("l0", "l1")))

@@ -120,3 +120,47 @@ def test_a_requantization_on_one_branch_of_a_fork_is_refused():
         initializer=[helper.make_tensor("w", 1, [1, 1, 1, 1], [1.0])])
     with pytest.raises(OnnxImportError, match=r"node 'relu' \(Relu\): modifies 'c', which another node reads too"):
         read_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)]))
+
+
+def test_an_identical_requantization_after_a_pool_or_flatten_is_the_identity():
+    """Q/DQ pairs after MaxPool and Flatten with the format the values already have (as
+    onnxruntime's quantizer writes them) change nothing and import."""
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s_in", "z_u"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s_in", "z_u"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "s_w", "z_s"], ["w"]),
+             helper.make_node("Conv", ["xd", "w"], ["c"], name="conv", kernel_shape=[1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "s_a", "z_s"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "s_a", "z_s"], ["cd"]),
+             helper.make_node("MaxPool", ["cd"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("QuantizeLinear", ["p", "s_a", "z_s"], ["pq"], name="q_after_pool"),
+             helper.make_node("DequantizeLinear", ["pq", "s_a", "z_s"], ["pd"]),
+             helper.make_node("Flatten", ["pd"], ["f"]),
+             helper.make_node("QuantizeLinear", ["f", "s_a", "z_s"], ["fq"], name="q_after_flatten"),
+             helper.make_node("DequantizeLinear", ["fq", "s_a", "z_s"], ["fd"]),
+             helper.make_node("DequantizeLinear", ["vq", "s_w", "z_s"], ["v"]),
+             helper.make_node("Gemm", ["fd", "v"], ["g"], name="fc", transB=1),
+             helper.make_node("QuantizeLinear", ["g", "s_a", "z_s"], ["gq"]),
+             helper.make_node("DequantizeLinear", ["gq", "s_a", "z_s"], ["y"])]
+    from onnx import numpy_helper
+
+    inits = [numpy_helper.from_array(np.float32(v), n) for n, v in (("s_in", 1 / 128), ("s_w", 1 / 64), ("s_a", 1 / 16))]
+    inits += [numpy_helper.from_array(np.uint8(0), "z_u"), numpy_helper.from_array(np.int8(0), "z_s"),
+              numpy_helper.from_array(np.ones((2, 1, 1, 1), np.int8), "wq"),
+              numpy_helper.from_array(np.ones((3, 8), np.int8), "vq")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, ["N", 1, 4, 4])],
+                          [helper.make_tensor_value_info("y", 1, ["N", 3])], initializer=inits)
+    net = read_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)]))
+    assert [l.kind for l in net.layers] == ["conv", "maxpool", "dense"] and net.quantized
+    assert net.layers[0].output_fmt == net.layers[2].output_fmt == F(8, 4)
+
+
+def test_kofn_flow_refuses_a_quantized_residual_onnx_model_in_its_preflight(tmp_path, capsys):
+    from kofn.app.cli import main
+
+    m = random_resnet((8, 8, 1), 4, [(4, 1)], 10, keep=0.5, seed=3)
+    to_onnx(m, tmp_path / "r.onnx")
+    (tmp_path / "c.toml").write_text('name = "r"\nmodel = "r.onnx"\n')
+    assert main(["flow", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "r.onnx: layer 'b0_add': a layer of kind 'add'; the hardware generator builds chains" in err
+    assert not (tmp_path / "o").exists()

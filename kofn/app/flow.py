@@ -119,6 +119,10 @@ def preflight(cfg: FlowConfig, progress: Progress | None = None) -> Preflight:
     try:
         net = read_model(cfg.model)
         model_ir = onnx_to_ir(net, cfg.name) if net.quantized else None
+        if model_ir is not None:  # a residual graph imports, but the hardware builds chains only: say so now
+            from ..codegen.plan import check_buildable
+
+            check_buildable(model_ir)
     except OnnxImportError as e:
         raise OnnxImportError(str(e) if str(e).startswith(str(cfg.model)) else f"{cfg.model}: {e}") from None
     except ValueError as e:  # the IR refuses what the graph holds (a code outside its format, ...)

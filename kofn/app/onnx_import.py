@@ -63,7 +63,8 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
         if L.weighted and L.weight_fmt is None and "weight_fmt" in meta.get(f"l{i}", {}):
             L.weight_fmt = FixedFormat.from_dict(meta[f"l{i}"]["weight_fmt"])
     if not net.quantized:
-        missing = [l.node for l in net.layers if l.weighted and (l.weight_fmt is None or l.output_fmt is None)]
+        missing = [l.node for l in net.layers if (l.weighted and l.weight_fmt is None)
+                   or (l.kind != "maxpool" and l.output_fmt is None)]
         raise OnnxImportError(
             "the model is not quantized: " + (", ".join(missing) if missing else "the input") +
             " has no DequantizeLinear weights or requantization; import it as a float model (config `model`) instead"

@@ -214,17 +214,20 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
         current = net.input_fmt if last is None else fmt_now  # what the values are in now
         if current is not None and fmt == current:
             return  # a requantization to the format the values already have: the identity
+        requantized = last is not None and (last.weighted or last.kind in ("gap", "add"))
         if last is None and net.input_fmt is None:
             net.input_fmt = fmt  # the inputs arrive as codes: their rounding never acts
-        elif last is not None and (last.weighted or last.kind in ("gap", "add")) and last.output_fmt is None:
+        elif requantized and last.output_fmt is None:
             if last.kind == "gap" and rounding != "half_up":
                 raise OnnxImportError(f"{where}: a global average pool rounds half up, not {rounding}")
             last.output_fmt, last.rounding = fmt, rounding
-        elif last is not None and last.weighted:
+        elif requantized:
             raise OnnxImportError(f"{where}: a second requantization ({last.output_fmt.describe()}, then "
                                   f"{fmt.describe()}); kofn requantizes once per layer")
         else:
-            raise OnnxImportError(f"{where}: a requantization after a pool; kofn requantizes after Conv/Gemm only")
+            raise OnnxImportError(f"{where}: a requantization after a max pool into another format; kofn "
+                                  "requantizes after Conv/Gemm, an Add or a global average pool only")
+        fmt_now = fmt
 
     for n in g.node:
         where = f"node {n.name or n.output[0]!r} ({n.op_type})"
@@ -246,7 +249,8 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
         cur = n.input[0]
         st_ = states[cur]
         li, pending, image = st_["li"], dict(st_["pending"]), st_["image"]
-        transposed, flatten_order, fmt_now = st_["transposed"], st_["flatten_order"], st_["fmt"]
+        transposed, flatten_order = st_["transposed"], st_["flatten_order"]
+        fmt_now = st_["fmt"] if st_["li"] >= 0 else net.input_fmt  # the input's, once a requantization set it
         last = net.layers[li] if li >= 0 else None
         residual = op == "Add" and len(n.input) == 2 and n.input[1] in states
         if (pending or op in ("Relu", "Mul", "Floor", "Round", "Clip", "QuantizeLinear") or (op == "Add" and not residual)) \
@@ -334,6 +338,9 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
         elif op == "Relu":
             if last is None:
                 raise OnnxImportError(f"{where}: a ReLU on the input")
+            if last.kind in ("maxpool", "gap"):
+                raise OnnxImportError(f"{where}: a ReLU after a {last.kind}; kofn applies ReLU in a Conv, Gemm or Add "
+                                      "layer (move it before the pool)")
             last.relu = True
         elif op == "MaxPool":
             if list(attr(n, "kernel_shape", [])) != [2, 2] or list(attr(n, "strides", [1, 1])) != [2, 2] or any(attr(n, "pads", [0])):
@@ -370,7 +377,7 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
         raise OnnxImportError("the graph ends inside a requantization pattern")
     if states[out]["li"] != len(net.layers) - 1:
         raise OnnxImportError(f"the graph output {out!r} is not the last layer's")
-    if not net.layers or net.layers[-1].image:
+    if not net.layers or net.layers[-1].kind != "dense":
         raise OnnxImportError("the last layer must be dense (Gemm or MatMul)")
     for L in net.layers:
         for what, arr in (("weights", L.weight), ("bias", L.bias)):

@@ -127,8 +127,16 @@ def _abc(cwd: Path, aig: str, engine: str) -> tuple[str, int | None, float]:
     # written.  PDR then needs the redundant copies in no invariant: fuzz seeds 19 and 22 closed
     # in 3.3 s and 1.4 s, undecided after 600 s without
     prep = "scorr; dc2; " if engine.startswith("pdr") else ""
-    r = subprocess.run(["yosys-abc", "-c", f"read_aiger {aig}; fold; strash; {prep}{engine}"], cwd=cwd,
-                       capture_output=True, text=True)
+    # -T bounds the engine only: the whole run (the sweep included) gets the engine's limit again
+    # as a margin, then counts as undecided
+    m = re.search(r"-T (\d+)", engine)
+    try:
+        r = subprocess.run(["yosys-abc", "-c", f"read_aiger {aig}; fold; strash; {prep}{engine}"], cwd=cwd,
+                           capture_output=True, text=True, timeout=2 * int(m.group(1)) + 30 if m else None)
+    except subprocess.TimeoutExpired:
+        (cwd / (aig.removesuffix(".aig") + f"_{engine.split()[0]}.log")).write_text(
+            f"yosys-abc {prep}{engine} on {aig}: stopped past twice its time limit (the sweep included)\n")
+        return "undecided", None, time.perf_counter() - t0
     out = r.stdout + r.stderr
     (cwd / (aig.removesuffix(".aig") + f"_{engine.split()[0]}.log")).write_text(out)
     secs = time.perf_counter() - t0

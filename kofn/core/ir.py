@@ -84,7 +84,7 @@ class Model:
         object.__setattr__(self, "inputs", edges)
         if len(edges) != len(self.layers):
             raise ValueError(f"inputs lists {len(edges)} layers' inputs, the model has {len(self.layers)} layers")
-        if self.layers[-1].image:
+        if not isinstance(self.layers[-1], DenseLayer):
             raise ValueError("the last layer must be dense (flatten the image into a dense classifier)")
         index = {n: i for i, n in enumerate(names)}
         read: set[str] = set()
@@ -170,8 +170,10 @@ def save(model: Model, directory: str | Path) -> None:
     """Write ``model.json`` and ``model.npz`` into ``directory``."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
+    # a chain of the kinds IR version 2 knows is written as version 2, so that older kofn reads it
+    v2 = model.is_chain and all(isinstance(L, (DenseLayer, Conv2dLayer, MaxPool2dLayer)) for L in model.layers)
     doc = {
-        "ir_version": IR_VERSION,
+        "ir_version": 2 if v2 else IR_VERSION,
         "name": model.name,
         "meta": model.meta,
         "layers": [layer.to_json() if model.is_chain else {**layer.to_json(), "inputs": list(e)}
