@@ -102,6 +102,9 @@ def test_cifar10_reads_the_python_batches_in_hwc_order(tmp_path):
     (lambda d: (d / "data_batch_1").write_bytes(__import__("pickle").dumps({b"data": np.zeros((2, 3072), np.uint8),
                                                                            b"labels": [0, 12]})),
      r"data_batch_1: label 12"),
+    (lambda d: (d / "data_batch_5").write_bytes(__import__("pickle").dumps({b"data": np.zeros((2, 3072), np.uint8),
+                                                                           b"labels": ["cat", "dog"]})),
+     r"data_batch_5: the labels are <U3, not integers"),
     (lambda d: (d / "data_batch_4").write_bytes(__import__("pickle").dumps(__import__("collections").OrderedDict())),
      r"data_batch_4: not a CIFAR-10 batch \(UnpicklingError: refusing to load collections.OrderedDict\)"),
 ])

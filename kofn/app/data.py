@@ -183,6 +183,8 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: b'data' is {x.dtype} {' x '.join(map(str, x.shape))}; CIFAR-10's is uint8 N x 3072")
     if y.shape != (len(x),):
         raise DataError(f"{path}: {y.size:,} labels for {len(x):,} images")
+    if len(y) and not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: the labels are {y.dtype}, not integers 0..9")
     if len(y) and (y.min() < 0 or y.max() > 9):
         raise DataError(f"{path}: label {int(y.max() if y.max() > 9 else y.min())}; CIFAR-10's labels are 0..9")
     hwc = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).reshape(-1, 3072)
