@@ -20,7 +20,7 @@ from pathlib import Path
 
 #: A layer kind compared as a string: ``kind == "conv"``, ``type != "dense"`` (layer kinds only:
 #: ``scheduler.kind == "local"`` in kofn.app.sweep is where tasks run, not a layer).
-LAYER_KINDS = ("dense", "conv", "maxpool")
+LAYER_KINDS = ("dense", "conv", "maxpool", "gap", "add")
 KIND_DISPATCH = re.compile(r"""\b(kind|type)\s*[!=]=\s*["'](%s)["']""" % "|".join(LAYER_KINDS))
 
 

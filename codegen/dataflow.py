@@ -42,24 +42,37 @@ from typing import Sequence
 
 from ..core.rules import steady_ii
 
-__all__ = ["DenseStage", "ConvStage", "PoolFilter", "Schedule", "simulate", "steady_ii", "DF_VECTORS"]
+__all__ = ["DenseStage", "ConvStage", "StreamFilter", "PoolFilter", "Schedule", "simulate", "steady_ii", "DF_VECTORS"]
 
 DF_VECTORS = 12  # back-to-back inferences simulated for the steady-state II
 
 
-class PoolFilter:
-    """2x2/2 max pooling on an HWC stream: which beats of a frame pass, by index."""
+class StreamFilter:
+    """A stage on an HWC stream that passes some beats of a frame on in their own cycle (a
+    pool): :meth:`passes_beat` says which, by index in the frame."""
 
     def __init__(self, in_shape):
         self.h, self.w, self.c = in_shape
 
+    @property
+    def frame(self) -> int:
+        """Beats per input frame."""
+        return self.h * self.w * self.c
+
+    def passes_beat(self, i: int) -> bool:
+        raise NotImplementedError
+
     def passes(self, n_beats: int) -> list[int]:
-        out = []
-        for i in range(n_beats):
-            y, x = divmod(i // self.c, self.w)
-            if y < self.h // 2 * 2 and x < self.w // 2 * 2 and x % 2 and y % 2:
-                out.append(i)
-        return out
+        return [i for i in range(n_beats) if self.passes_beat(i)]
+
+
+class PoolFilter(StreamFilter):
+    """2x2/2 max pooling: the beat at the bottom-right of each window passes (trailing odd
+    rows and columns never do)."""
+
+    def passes_beat(self, i: int) -> bool:
+        y, x = divmod(i // self.c, self.w)
+        return bool(y < self.h // 2 * 2 and x < self.w // 2 * 2 and x % 2 and y % 2)
 
 
 def _through(filters, n_beats: int) -> list[int]:

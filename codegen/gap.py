@@ -1,6 +1,6 @@
 """Code generation for :class:`kofn.core.ir.GlobalAvgPoolLayer`: global average pooling as an
 image stage (``hw_templates/verilog/kofn_gap.sv``) with no MAC core and no ROMs.  Like the max
-pool it forwards beats combinationally (no cycles added): the sums of every pixel but the last
+pool it forwards beats combinationally (no cycles added, :class:`~kofn.codegen.handler.PoolHandler`): the sums of every pixel but the last
 are kept, and the last pixel's C beats leave with the channels' rounded means
 (:func:`kofn.core.fixed.avg_pool_codes`, divided as :func:`kofn.core.fixed.const_divider`)."""
 
@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from ..core.fixed import ConstDivider, const_divider
 from ..core.rules import index_bits
 from .cells import DSP_PORTS, StagePath, lutram_levels, uses_dsp
-from .handler import Handler, nets, param, port
+from .dataflow import StreamFilter
+from .handler import PoolHandler, param
 
-__all__ = ["GapHandler", "GAP_MODULE", "GapFilter", "gap_divider"]
+__all__ = ["GapHandler", "GAP_MODULE", "GapFilter", "gap_divider", "gap_params"]
 
 GAP_MODULE = "kofn_gap"
 
@@ -29,6 +30,12 @@ def gap_divider(L) -> tuple[int, ConstDivider]:
     shl, den = max(sh, 0), n << max(-sh, 0)
     fi = L.input_fmt
     return shl, const_divider(den, (fi.min_int * n) << shl, (fi.max_int * n) << shl)
+
+
+def sum_bits(L) -> int:
+    """Width of a channel's running sum in kofn_gap (its S_W): the input width, the bits of the
+    area and a sign."""
+    return L.input_fmt.width + index_bits(L.in_shape[0] * L.in_shape[1] + 1) + 1
 
 
 @dataclass(frozen=True)
@@ -58,41 +65,20 @@ def gap_params(L) -> GapParams:
     return GapParams(shl, u_w, d.offset, max(1, d.mult.bit_length()), d.mult, d.shift, q_w, d.bias, omin, omax)
 
 
-class GapFilter:
-    """Global average pooling on an HWC stream: the last pixel's C beats pass, by index."""
+class GapFilter(StreamFilter):
+    """Global average pooling on an HWC stream: the last pixel's C beats pass."""
 
-    def __init__(self, in_shape):
-        self.h, self.w, self.c = in_shape
-
-    def passes(self, n_beats: int) -> list[int]:
-        first = (self.h * self.w - 1) * self.c
-        return [i for i in range(n_beats) if first <= i % (self.h * self.w * self.c)]
+    def passes_beat(self, i: int) -> bool:
+        return i % self.frame >= (self.h * self.w - 1) * self.c
 
 
-class GapWalk:
-    """One global average pool in the sequential schedule walk: the last pixel's beats pass on."""
-
-    def __init__(self, p):
-        self.h, self.w, self.c = p.layer.in_shape
-        self.i = 0
-
-    def feed(self, t, nxt):
-        i, self.i = self.i, (self.i + 1) % (self.h * self.w * self.c)
-        return nxt(t) if i >= (self.h * self.w - 1) * self.c else 0
-
-
-class GapHandler(Handler):
+class GapHandler(PoolHandler):
     kind = "gap"
-    image = True
+    module = GAP_MODULE
+    component = "gap"
     modules = (GAP_MODULE,)
     df_modules = (GAP_MODULE,)
     hls_templates = {"cpp": "hls/layer_gap.cpp.j2", "h": "hls/layer_gap.h.j2"}
-
-    def cycles(self, plan) -> int:
-        return 0
-
-    def walker(self, plan) -> GapWalk:
-        return GapWalk(plan)
 
     def dsp(self, plan, family: str) -> int:
         """The divider's constant multiply: none where ``MULT`` is a power of two (a shift),
@@ -113,7 +99,7 @@ class GapHandler(Handler):
         L = plan.layer
         h, w, c = L.in_shape
         g = gap_params(L)
-        s_w = L.input_fmt.width + index_bits(h * w + 1) + 1
+        s_w = sum_bits(L)
         return {
             "gap_lut": {"buf": s_w * math.ceil(c / 32), "add": s_w, "div": g.u_w, "clamp": g.q_w + 1,
                         "ctr": index_bits(c) + index_bits(h * w), "one": 1.0},
@@ -123,9 +109,7 @@ class GapHandler(Handler):
     def memory(self, plan) -> dict[str, int]:
         """The channels' running sums."""
         L = plan.layer
-        h, w, c = L.in_shape
-        s_w = L.input_fmt.width + index_bits(h * w + 1) + 1
-        return {"rom": 0, "dense": 0, "csr": 0, "line_buffer": c * s_w, "window": 0}
+        return {"rom": 0, "dense": 0, "csr": 0, "line_buffer": L.in_shape[2] * sum_bits(L), "window": 0}
 
     def _desc(self, plan) -> str:
         (h, w, c), L = plan.layer.in_shape, plan.layer
@@ -141,13 +125,6 @@ class GapHandler(Handler):
                  param("MULT", g.mult, g.m_w), param("SHIFT", g.shift), param("Q_W", g.q_w),
                  param("BIAS", g.bias, g.q_w), param("OMIN", g.omin, g.q_w + 1), param("OMAX", g.omax, g.q_w + 1)]]
 
-    def verilog(self, plan, rom_prefix: str, i: int, down_idle: list[str]) -> dict:
-        L = plan.layer
-        inst = {"name": f"u_{L.name}", "module": GAP_MODULE, "params": self._params(plan),
-                "ports": self._stream_ports(i)}
-        return {"nets": self._stream_nets(i, L.output_fmt.width),
-                "block": {"comment": f"{L.name}: {self._desc(plan)}", "instances": [inst]}}
-
     def hls_ctx(self, plan, in_type_name: str) -> dict:
         L = plan.layer
         h, w, c = L.in_shape
@@ -161,33 +138,16 @@ class GapHandler(Handler):
                 "desc": self._desc(plan)}
 
     # -- dataflow ------------------------------------------------------------------------
-    def df_features(self, plan, family: str, values: int, tagged: str = "") -> list[tuple[str, str, dict]]:
-        f = self.features(plan, family)
-        return [(f"u_{plan.layer.name}", "gap", {"lut": f["gap_lut"], "ff": f["gap_ff"]})]
-
     def df_paths(self, plan, values: int) -> list[StagePath]:
         """The sum (a distributed-RAM read, then the adder) into the divider: the add of the
         offset, the constant multiply and the clamp, all in the beat's own cycle."""
         L = plan.layer
         g = gap_params(L)
         c = L.in_shape[2]
-        s_w = L.input_fmt.width + index_bits(L.in_shape[0] * L.in_shape[1] + 1) + 1
+        s_w = sum_bits(L)
         pow2 = g.mult & (g.mult - 1) == 0
         levels = lutram_levels(max(1, c)) + 2 + (0 if pow2 else math.ceil(math.log2(max(2, g.m_w)))) + 2
         return [StagePath(f"u_{L.name}", "sum and divide", levels, s_w, g.u_w + g.m_w)]
 
     def df_filter(self, plan) -> GapFilter:
         return GapFilter(plan.layer.in_shape)
-
-    def df_pool_verilog(self, plan, src: str, dst: str, reserved: bool, tags: dict | None = None) -> dict:
-        """As :meth:`kofn.codegen.maxpool.MaxPoolHandler.df_pool_verilog`: the pool between
-        stream ``src`` and a new stream ``dst``, forwarding a beat in its own cycle."""
-        L = plan.layer
-        inst = {"name": f"u_{L.name}", "module": GAP_MODULE, "params": self._params(plan),
-                "ports": [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
-                          port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"),
-                          port("out_valid", f"{dst}_valid"), port("out_ready", "1'b1" if reserved else f"{dst}_ready"),
-                          port("out_data", f"{dst}_data")]}
-        return {"nets": [nets(f"{dst}_valid", f"{dst}_ready"), nets(f"{dst}_data", width=L.output_fmt.width)],
-                "block": {"comment": f"{L.name}: {self._desc(plan)}", "instances": [inst]},
-                "out": dst, "tags": tags}

@@ -19,7 +19,7 @@ from .cells import StagePath
 from .mac_costs import MacCosts
 from .rom import LayerRoms, RomImage, pack_entries, steps_per_row, unpack_entries
 
-__all__ = ["Handler", "MacHandler", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets", "requant_shift",
+__all__ = ["Handler", "MacHandler", "PoolHandler", "FilterWalk", "CORE_MODULE", "KEEP_REG_MODULE", "param", "port", "nets", "requant_shift",
            "vecbuf_instance", "stream_tags", "end_ports"]
 
 
@@ -201,6 +201,74 @@ class Handler:
         return [port("clk", "aclk"), port("rst", "rst")] + [
             port(f"{d}_{s}", f"s{j}_{s}") for d, j in (("in", i), ("out", i + 1)) for s in ("valid", "ready", "data")
         ]
+
+
+class FilterWalk:
+    """A pool in the sequential schedule walk (:func:`kofn.codegen.timing.schedule`): the beats
+    its :class:`~kofn.codegen.dataflow.StreamFilter` passes go on at once, the others stop here."""
+
+    def __init__(self, flt):
+        self.f, self.i = flt, 0
+
+    def feed(self, t, nxt):
+        i, self.i = self.i, (self.i + 1) % self.f.frame
+        return nxt(t) if self.f.passes_beat(i) else 0
+
+
+class PoolHandler(Handler):
+    """An image stage without MAC core or ROMs that filters the stream (max pooling, global
+    average pooling): ``module`` forwards the beats it passes in their own cycle, so it adds
+    no cycles and every input beat waits for the output's ready.  A kind gives its module's
+    parameters (:meth:`_params`), its description (:meth:`_desc`), its filter
+    (:meth:`df_filter`) and its features under ``<component>_lut`` / ``<component>_ff``."""
+
+    image = True
+    module = ""
+    component = ""
+
+    def cycles(self, plan) -> int:
+        return 0
+
+    def walker(self, plan) -> FilterWalk:
+        return FilterWalk(self.df_filter(plan))
+
+    def df_filter(self, plan):
+        raise NotImplementedError
+
+    def _params(self, plan) -> list:
+        raise NotImplementedError
+
+    def _desc(self, plan) -> str:
+        raise NotImplementedError
+
+    def _instance(self, plan, ports: list[dict]) -> dict:
+        return {"name": f"u_{plan.layer.name}", "module": self.module, "params": self._params(plan), "ports": ports}
+
+    def verilog(self, plan, rom_prefix: str, i: int, down_idle: list[str]) -> dict:
+        L = plan.layer
+        return {"nets": self._stream_nets(i, L.output_fmt.width),
+                "block": {"comment": f"{L.name}: {self._desc(plan)}",
+                          "instances": [self._instance(plan, self._stream_ports(i))]}}
+
+    def df_features(self, plan, family: str, values: int, tagged: str = "") -> list[tuple[str, str, dict]]:
+        f, c = self.features(plan, family), self.component
+        return [(f"u_{plan.layer.name}", c, {"lut": f[f"{c}_lut"], "ff": f[f"{c}_ff"]})]
+
+    def df_pool_verilog(self, plan, src: str, dst: str, reserved: bool, tags: dict | None = None) -> dict:
+        """The pool between stream ``src`` and a new stream ``dst``; ``reserved``: ``src`` comes
+        from a MAC core whose output bank is reserved, so every beat is taken at once (the
+        buffer behind never refuses a pooled beat, and dropped beats must not wait either).
+        ``tags``: what ``src`` carries (:func:`stream_tags`); ``dst`` carries the same nets (the
+        pool forwards a beat in its own cycle, and the producer's end strobe does not go through
+        it: the pool may drop the frame's last beat)."""
+        L = plan.layer
+        ports = [port("clk", "aclk"), port("rst", "rst"), port("in_valid", f"{src}_valid"),
+                 port("in_ready", f"{src}_ready"), port("in_data", f"{src}_data"),
+                 port("out_valid", f"{dst}_valid"), port("out_ready", "1'b1" if reserved else f"{dst}_ready"),
+                 port("out_data", f"{dst}_data")]
+        return {"nets": [nets(f"{dst}_valid", f"{dst}_ready"), nets(f"{dst}_data", width=L.output_fmt.width)],
+                "block": {"comment": f"{L.name}: {self._desc(plan)}", "instances": [self._instance(plan, ports)]},
+                "out": dst, "tags": tags}
 
 
 class MacHandler(MacCosts, Handler):

@@ -73,7 +73,7 @@ class KofnNet(nn.Module):
         self.output_q = nn.ModuleList(FakeQuant(s.output) for s in self.specs)
         # the requantization of each add and global average pool, by layer name
         self.join_q = nn.ModuleDict({n: FakeQuant(s.output) for n, s in zip(self.wired.names, self.layers)
-                                     if s.type in ("add", "gap")})
+                                     if not s.weighted and not s.passthrough})
         shapes = {INPUT: self.input_shape}  # torch shapes: a feature-map pruned layer keeps its rows until export
         for li, spec, kind, wi in self._walk():
             shape = shapes[self.wired.inputs[li][0]]

@@ -71,18 +71,26 @@ SPECS = [
 ]
 
 
-def test_a_plain_torch_resnet_imports_as_a_graph_and_trains_bit_exact(tmp_path):
-    from kofn.app.data import load_digits
-    from kofn.app.config import TrainConfig
-    from kofn.pruning import KofnNet, train
-
+@pytest.fixture(scope="module")
+def torch_resnet(tmp_path_factory):
+    """A TinyResNet (seed 0) and its ``torch.onnx.export`` file."""
+    path = tmp_path_factory.mktemp("tiny_resnet") / "r.onnx"
     torch.manual_seed(0)
     net = TinyResNet().eval()
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated but still the plain-ONNX one
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(net, (torch.rand(1, 1, 8, 8),), str(tmp_path / "r.onnx"), dynamo=False,
+        torch.onnx.export(net, (torch.rand(1, 1, 8, 8),), str(path), dynamo=False,
                           input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}})
-    onet = read_onnx(tmp_path / "r.onnx")
+    return net, path
+
+
+def test_a_plain_torch_resnet_imports_as_a_graph_and_trains_bit_exact(torch_resnet):
+    from kofn.app.data import load_digits
+    from kofn.app.config import TrainConfig
+    from kofn.pruning import KofnNet, train
+
+    net, path = torch_resnet
+    onet = read_onnx(path)
     assert [l.kind for l in onet.layers] == ["conv", "conv", "conv", "add", "conv", "conv", "conv", "add", "gap",
                                              "dense"]
     assert [l.inputs for l in onet.layers] == [[-1], [0], [1], [2, 0], [3], [4], [3], [5, 6], [7], [8]]
@@ -98,16 +106,12 @@ def test_a_plain_torch_resnet_imports_as_a_graph_and_trains_bit_exact(tmp_path):
     assert_eval_equals_reference(model, m, ds.x_test)
 
 
-def test_the_config_must_wire_the_layers_as_the_onnx_model_does(tmp_path):
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(TinyResNet().eval(), (torch.rand(1, 1, 8, 8),), str(tmp_path / "r.onnx"), dynamo=False,
-                          input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}})
+def test_the_config_must_wire_the_layers_as_the_onnx_model_does(torch_resnet):
+    _, path = torch_resnet
     specs = list(SPECS)
     specs[6] = dataclasses.replace(specs[6], inputs=("stem",), stride=2)  # the projection reads the stem instead
     with pytest.raises(OnnxImportError, match=r"layers\[6\] .*: the ONNX layer reads \['add0'\], the config's \['stem'\]"):
-        float_init(read_onnx(tmp_path / "r.onnx"), specs, (8, 8, 1))
+        float_init(read_onnx(path), specs, (8, 8, 1))
 
 
 def test_a_requantization_on_one_branch_of_a_fork_is_refused():

@@ -23,7 +23,7 @@ from ..core.errors import ConfigError
 from ..core.errors import fail as _fail
 from ..core.fixed import FixedFormat
 from ..core.names import check_identifier
-from ..core.layers import INPUT, LAYER_SPECS, LayerSpec, check_size, validate_graph, wiring
+from ..core.layers import INPUT, LAYER_SPECS, LayerSpec, arity, check_size, validate_graph, wiring
 from ..pruning.hparams import (  # noqa: F401  (re-exported: the [train] table's types)
     GRANULARITIES,
     METHODS,
@@ -230,7 +230,7 @@ class FlowConfig:
         why = ("kofn flow builds chains of dense, conv, maxpool and gap layers into hardware; residual graphs "
                "train (kofn.pruning.KofnNet) and run in the integer reference but have no RTL yet")
         for i, (spec, srcs) in enumerate(zip(self.layers, w.inputs)):
-            if spec.type == "add":
+            if arity(spec) > 1:  # a join
                 _fail(f"layers[{i}].type", f"{spec.type!r}: {why}")
             if srcs != (prev,):
                 _fail(f"layers[{i}].inputs", f"{list(srcs)} (not the layer before): {why}")
@@ -257,7 +257,7 @@ class FlowConfig:
         fmts = {INPUT: self.input}
         for i, layer in enumerate(self.layers):
             act, shape = fmts[wired.inputs[i][0]], wired.in_shapes[i][0]
-            fmts[wired.names[i]] = act if layer.type == "maxpool" else layer.output
+            fmts[wired.names[i]] = act if layer.passthrough else layer.output
             if layer.weighted:
                 row = layer.row_entries(shape)
                 try:

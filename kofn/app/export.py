@@ -30,7 +30,7 @@ import numpy as np
 from ..core.errors import KofnError
 from ..core.fixed import FixedFormat
 from ..core.names import INPUT
-from ..core.ir import Conv2dLayer, Model
+from ..core.ir import AddLayer, Conv2dLayer, GlobalAvgPoolLayer, Model
 from .onnx_read import write_requant
 from ..core.rules import hwc_from_chw
 
@@ -233,9 +233,9 @@ def to_onnx(model: Model, path: str | Path | None = None):
     images = {INPUT: model.layers[0].image}
     for L, srcs in zip(model.layers, model.inputs):
         x = values[srcs[0]]
-        if L.kind == "add":  # on-grid values: the float32 sum is exact, then the half-up requantization
+        if isinstance(L, AddLayer):  # on-grid values: the float32 sum is exact, then the half-up requantization
             x = requant(node("Add", [x, values[srcs[1]]]), L.output_fmt, L.relu, L.name, L.rounding)
-        elif L.kind == "gap":  # the mean of on-grid values, then the half-up requantization (exact in float32
+        elif isinstance(L, GlobalAvgPoolLayer):  # the mean of on-grid values, then the half-up requantization (exact in float32
             # for these sizes: the sum is exact, and a mean's distance from a rounding tie, at least
             # 1/(2 H W) of an output LSB, is far above float32's error)
             x = requant(node("GlobalAveragePool", [x]), L.output_fmt, False, L.name)

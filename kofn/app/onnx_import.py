@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.fixed import FixedFormat, accumulator_format
 from ..core.ir import AddLayer, Conv2dLayer, DenseLayer, GlobalAvgPoolLayer, MaxPool2dLayer, Model
-from ..core.layers import wiring
+from ..core.layers import LAYER_SPECS, wiring
 from ..core.names import INPUT
 from ..core.rules import fixed_stride_rows, hwc_from_chw
 from .onnx_read import OnnxImportError, OnnxLayer, OnnxNet, load_proto, read_onnx, write_requant
@@ -64,7 +64,7 @@ def onnx_to_ir(net: OnnxNet, name: str = "onnx_model", bias_fmt: FixedFormat | N
             L.weight_fmt = FixedFormat.from_dict(meta[f"l{i}"]["weight_fmt"])
     if not net.quantized:
         missing = [l.node for l in net.layers if (l.weighted and l.weight_fmt is None)
-                   or (l.kind != "maxpool" and l.output_fmt is None)]
+                   or (not LAYER_SPECS[l.kind].passthrough and l.output_fmt is None)]
         raise OnnxImportError(
             "the model is not quantized: " + (", ".join(missing) if missing else "the input") +
             " has no DequantizeLinear weights or requantization; import it as a float model (config `model`) instead"

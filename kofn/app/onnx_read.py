@@ -35,7 +35,7 @@ import numpy as np
 
 from ..core.errors import ModelFileError
 from ..core.fixed import FixedFormat
-from ..core.layers import LAYER_SPECS
+from ..core.layers import LAYER_SPECS, arity
 
 __all__ = ["OnnxImportError", "OnnxLayer", "OnnxNet", "load_proto", "write_requant", "read_onnx"]
 
@@ -82,7 +82,7 @@ class OnnxNet:
     @property
     def quantized(self) -> bool:
         return self.input_fmt is not None and all(
-            (not l.weighted or l.weight_fmt is not None) and (l.kind == "maxpool" or l.output_fmt is not None)
+            (not l.weighted or l.weight_fmt is not None) and (LAYER_SPECS[l.kind].passthrough or l.output_fmt is not None)
             for l in self.layers
         )
 
@@ -214,7 +214,7 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
         current = net.input_fmt if last is None else fmt_now  # what the values are in now
         if current is not None and fmt == current:
             return  # a requantization to the format the values already have: the identity
-        requantized = last is not None and (last.weighted or last.kind in ("gap", "add"))
+        requantized = last is not None and not LAYER_SPECS[last.kind].passthrough
         if last is None and net.input_fmt is None:
             net.input_fmt = fmt  # the inputs arrive as codes: their rounding never acts
         elif requantized and last.output_fmt is None:
@@ -338,7 +338,7 @@ def read_onnx(path_or_proto, quantized: dict | None = None) -> OnnxNet:
         elif op == "Relu":
             if last is None:
                 raise OnnxImportError(f"{where}: a ReLU on the input")
-            if last.kind in ("maxpool", "gap"):
+            if not last.weighted and arity(LAYER_SPECS[last.kind]) == 1:  # a pool
                 raise OnnxImportError(f"{where}: a ReLU after a {last.kind}; kofn applies ReLU in a Conv, Gemm or Add "
                                       "layer (move it before the pool)")
             last.relu = True

@@ -18,7 +18,9 @@ import numpy as np
 
 from .fixed import FixedFormat
 from .names import INPUT, check_identifier
-from .ir_layers import AddLayer, Conv2dLayer, DenseLayer, GlobalAvgPoolLayer, MaxPool2dLayer
+from .wiring import arity
+from .ir_layers import Conv2dLayer, DenseLayer
+from .ir_plain import AddLayer, GlobalAvgPoolLayer, MaxPool2dLayer
 
 __all__ = [
     "DenseLayer",
@@ -38,10 +40,6 @@ IR_VERSION = 3  # 2: Conv2d and MaxPool2d layers, input_shape; 3: a graph (layer
 
 
 Layer = DenseLayer | Conv2dLayer | MaxPool2dLayer | AddLayer | GlobalAvgPoolLayer
-
-
-def _arity(layer) -> int:
-    return getattr(layer, "arity", 1)
 
 
 def _input_fmts(layer) -> tuple[FixedFormat, ...]:
@@ -78,7 +76,7 @@ class Model:
         if INPUT in names:
             raise ValueError(f"no layer may be named {INPUT!r} (it names the model's input)")
         if self.inputs is None:
-            edges = tuple((INPUT if i == 0 else names[i - 1],) * _arity(l) for i, l in enumerate(self.layers))
+            edges = tuple((INPUT if i == 0 else names[i - 1],) * arity(l) for i, l in enumerate(self.layers))
         else:
             edges = tuple(tuple(str(v) for v in e) for e in self.inputs)
         object.__setattr__(self, "inputs", edges)
@@ -89,8 +87,8 @@ class Model:
         index = {n: i for i, n in enumerate(names)}
         read: set[str] = set()
         for i, (cur, srcs) in enumerate(zip(self.layers, edges)):
-            if len(srcs) != _arity(cur):
-                raise ValueError(f"layer {cur.name!r} ({cur.kind}) reads {_arity(cur)} input(s), inputs names {len(srcs)}")
+            if len(srcs) != arity(cur):
+                raise ValueError(f"layer {cur.name!r} ({cur.kind}) reads {arity(cur)} input(s), inputs names {len(srcs)}")
             for j, (src, fmt) in enumerate(zip(srcs, _input_fmts(cur))):
                 if src != INPUT and (src not in index or index[src] >= i):
                     raise ValueError(f"layer {cur.name!r} reads {src!r}, which is not {INPUT!r} or an earlier layer "
@@ -126,7 +124,7 @@ class Model:
         elif cur.in_size != size:
             raise ValueError(f"layer {cur.name!r} has n={cur.in_size} but {what} has {size} outputs")
         if fmt != src_fmt:
-            where = f"layer {cur.name!r}" + (f" (input {j})" if _arity(cur) > 1 else "")
+            where = f"layer {cur.name!r}" + (f" (input {j})" if arity(cur) > 1 else "")
             raise ValueError(f"{where} reads {fmt.describe()} but {what} writes {src_fmt.describe()}")
 
     @property
